@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RosenBridge eBPF engine: load programs (raw instructions or clang-built ELF
+ * objects), run them in the interpreter under an instruction budget and
+ * run-time bounds checks, disassemble them.  Nothing here trusts the program:
+ * every load, store and helper argument is checked against the memory the
+ * caller granted for that run.
+ */
+#ifndef ROSEN_BPF_H
+#define ROSEN_BPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Instruction encoding (RFC 9669) ---------------------------------- */
+
+struct rb_bpf_insn {
+	uint8_t code;
+	uint8_t dst : 4;
+	uint8_t src : 4;
+	int16_t off;
+	int32_t imm;
+};
+
+#define RB_BPF_STACK_SIZE 512u      /* bytes per frame */
+#define RB_BPF_MAX_FRAMES 8u        /* entry frame + 7 nested local calls */
+#define RB_BPF_MAX_INSNS 65536u     /* largest program accepted */
+#define RB_BPF_MAX_HELPERS 256u     /* helper ids 0..255 */
+#define RB_BPF_MAX_REGIONS 8u       /* caller-granted regions per run */
+#define RB_BPF_DEFAULT_BUDGET 1000000u
+
+/* Classes (low 3 bits). */
+enum {
+	RB_BPF_LD = 0x00, RB_BPF_LDX = 0x01, RB_BPF_ST = 0x02, RB_BPF_STX = 0x03,
+	RB_BPF_ALU = 0x04, RB_BPF_JMP = 0x05, RB_BPF_JMP32 = 0x06,
+	RB_BPF_ALU64 = 0x07,
+};
+/* Source bit for ALU/JMP. */
+enum { RB_BPF_K = 0x00, RB_BPF_X = 0x08 };
+/* ALU ops (high 4 bits). */
+enum {
+	RB_BPF_ADD = 0x00, RB_BPF_SUB = 0x10, RB_BPF_MUL = 0x20, RB_BPF_DIV = 0x30,
+	RB_BPF_OR = 0x40, RB_BPF_AND = 0x50, RB_BPF_LSH = 0x60, RB_BPF_RSH = 0x70,
+	RB_BPF_NEG = 0x80, RB_BPF_MOD = 0x90, RB_BPF_XOR = 0xa0, RB_BPF_MOV = 0xb0,
+	RB_BPF_ARSH = 0xc0, RB_BPF_END = 0xd0,
+};
+/* JMP ops (high 4 bits). */
+enum {
+	RB_BPF_JA = 0x00, RB_BPF_JEQ = 0x10, RB_BPF_JGT = 0x20, RB_BPF_JGE = 0x30,
+	RB_BPF_JSET = 0x40, RB_BPF_JNE = 0x50, RB_BPF_JSGT = 0x60,
+	RB_BPF_JSGE = 0x70, RB_BPF_CALL = 0x80, RB_BPF_EXIT = 0x90,
+	RB_BPF_JLT = 0xa0, RB_BPF_JLE = 0xb0, RB_BPF_JSLT = 0xc0,
+	RB_BPF_JSLE = 0xd0,
+};
+/* Load/store sizes and modes. */
+enum { RB_BPF_W = 0x00, RB_BPF_H = 0x08, RB_BPF_B = 0x10, RB_BPF_DW = 0x18 };
+enum {
+	RB_BPF_IMM = 0x00, RB_BPF_ABS = 0x20, RB_BPF_IND = 0x40,
+	RB_BPF_MEM = 0x60, RB_BPF_MEMSX = 0x80, RB_BPF_ATOMIC = 0xc0,
+};
+/* Atomic operations (imm of STX|ATOMIC). */
+enum {
+	RB_BPF_FETCH = 0x01, RB_BPF_XCHG = 0xe0 | RB_BPF_FETCH,
+	RB_BPF_CMPXCHG = 0xf0 | RB_BPF_FETCH,
+};
+/* src_reg values of a CALL. */
+enum { RB_BPF_CALL_HELPER = 0, RB_BPF_CALL_LOCAL = 1, RB_BPF_CALL_BTF = 2 };
+/*
+ * src_reg of an lddw the ELF loader emitted for a reference into one of the
+ * program's data sections: imm of the first slot = section (enum
+ * rb_bpf_data_kind), imm of the second slot = byte offset.  The engine turns
+ * it into a host address when it prepares the program; the verifier of a
+ * later issue reads it as a typed pointer.
+ */
+#define RB_BPF_PSEUDO_DATA 2
+
+/* ---- Helpers ------------------------------------------------------------ */
+
+struct rb_bpf_call;  /* per-call view a helper gets of the running program */
+
+typedef uint64_t (*rb_bpf_helper_fn)(struct rb_bpf_call *call, uint64_t a1,
+				     uint64_t a2, uint64_t a3, uint64_t a4,
+				     uint64_t a5);
+
+struct rb_bpf_helpers;  /* id -> {name, fn}; shared by many programs */
+
+struct rb_bpf_helpers *rb_bpf_helpers_new(void);
+void rb_bpf_helpers_free(struct rb_bpf_helpers *h);
+/* Registers helper `id`.  -EINVAL for an id >= RB_BPF_MAX_HELPERS, a NULL fn
+ * or an empty name; -EEXIST when the id is taken. */
+int rb_bpf_helpers_register(struct rb_bpf_helpers *h, uint32_t id,
+			    const char *name, rb_bpf_helper_fn fn);
+/* Name of a registered helper, or NULL. */
+const char *rb_bpf_helpers_name(const struct rb_bpf_helpers *h, uint32_t id);
+
+/* For helpers: the opaque pointer the caller passed in rb_bpf_run_opts.user. */
+void *rb_bpf_call_user(const struct rb_bpf_call *call);
+/* For helpers: true when [addr, addr+len) lies inside one region the program
+ * may access (granted regions, its stack frames, its data sections); with
+ * `write`, only writable ones.  Helpers must check every pointer argument. */
+bool rb_bpf_call_mem_ok(const struct rb_bpf_call *call, uint64_t addr,
+			uint64_t len, bool write);
+/* For helpers: end the program after this helper returns, with r0 = value. */
+void rb_bpf_call_stop(struct rb_bpf_call *call, uint64_t value);
+/* For helpers: fail the program with a message (e.g. a bad argument). */
+void rb_bpf_call_fail(struct rb_bpf_call *call, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- Programs ----------------------------------------------------------- */
+
+enum rb_bpf_data_kind {
+	RB_BPF_DATA_RODATA = 0, /* read-only to the program */
+	RB_BPF_DATA_DATA = 1,   /* read-write */
+	RB_BPF_DATA_BSS = 2,    /* read-write, zero-filled */
+	RB_BPF_DATA_KINDS = 3,
+};
+
+struct rb_bpf_data_section {
+	const void *bytes; /* NULL for .bss (zero-filled) */
+	size_t len;
+};
+
+struct rb_bpf_prog;
+
+/*
+ * Validates and prepares a program from raw instructions.  Rejects (with a
+ * message naming the instruction index): unknown opcodes, bad registers,
+ * writes to r10, jumps or local calls out of range or into the middle of an
+ * lddw, an lddw split at the end, unknown helper ids (helpers may be NULL:
+ * then every helper call is unknown), BTF-id calls, a program whose last
+ * instruction can fall off the end.  `data` (may be NULL) gives the contents
+ * of the sections RB_BPF_PSEUDO_DATA lddws refer to.  Returns 0 or -errno.
+ */
+int rb_bpf_prog_new(const struct rb_bpf_insn *insns, size_t n_insns,
+		    const struct rb_bpf_helpers *helpers,
+		    const struct rb_bpf_data_section data[RB_BPF_DATA_KINDS],
+		    struct rb_bpf_prog **out, char *err, size_t errlen);
+
+/*
+ * Loads the program in section `section` of a clang -target bpf ELF object:
+ * links the .text subprograms it calls, resolves relocations against
+ * .rodata/.data/.bss, checks helper ids.  Malformed input gets -EINVAL and a
+ * message, never a crash.
+ */
+int rb_bpf_prog_load_elf(const void *elf, size_t len, const char *section,
+			 const struct rb_bpf_helpers *helpers,
+			 struct rb_bpf_prog **out, char *err, size_t errlen);
+
+void rb_bpf_prog_free(struct rb_bpf_prog *prog);
+
+size_t rb_bpf_prog_len(const struct rb_bpf_prog *prog);
+/* The program's instructions as loaded (relocated, subprograms appended). */
+const struct rb_bpf_insn *rb_bpf_prog_insns(const struct rb_bpf_prog *prog);
+
+/* Names of the executable sections of an ELF object (for tools): calls
+ * fn(name, n_insns, arg) for each.  Returns 0 or -errno with a message. */
+int rb_bpf_elf_sections(const void *elf, size_t len,
+			void (*fn)(const char *name, size_t n_insns, void *arg),
+			void *arg, char *err, size_t errlen);
+
+/* ---- Running ------------------------------------------------------------ */
+
+struct rb_bpf_region {
+	uint64_t addr; /* host address */
+	uint64_t len;
+	bool writable;
+};
+
+struct rb_bpf_run_opts {
+	uint64_t args[5];                    /* r1..r5 */
+	const struct rb_bpf_region *regions; /* memory granted for this run */
+	unsigned n_regions;                  /* <= RB_BPF_MAX_REGIONS */
+	uint64_t budget;                     /* instructions; 0 = default */
+	void *user;                          /* for helpers */
+};
+
+enum rb_bpf_status {
+	RB_BPF_OK = 0,
+	RB_BPF_E_FAULT,   /* load/store outside the granted memory */
+	RB_BPF_E_BUDGET,  /* instruction budget exhausted */
+	RB_BPF_E_HELPER,  /* a helper failed the program / unknown callx id */
+	RB_BPF_E_DEPTH,   /* local calls nested deeper than RB_BPF_MAX_FRAMES */
+	RB_BPF_E_ARG,     /* bad run options */
+};
+
+struct rb_bpf_result {
+	enum rb_bpf_status status;
+	uint64_t r0;       /* the program's return value when status == OK */
+	uint32_t pc;       /* instruction index of the fault */
+	uint64_t executed; /* instructions executed */
+	char msg[256];     /* what went wrong, for a person */
+};
+
+/* Runs the program in the interpreter.  Returns 0 when it exited normally,
+ * otherwise -EFAULT/-E2BIG/-EINVAL..., with res->status and res->msg saying
+ * why.  Never touches memory outside the granted regions. */
+int rb_bpf_run(const struct rb_bpf_prog *prog,
+	       const struct rb_bpf_run_opts *opts, struct rb_bpf_result *res);
+
+const char *rb_bpf_status_name(enum rb_bpf_status s);
+
+/* ---- Disassembly -------------------------------------------------------- */
+
+/* Formats instruction `pc` (and its lddw partner) as text; returns the number
+ * of slots consumed (1 or 2). */
+int rb_bpf_disasm_insn(const struct rb_bpf_insn *insns, size_t n, size_t pc,
+		       const struct rb_bpf_helpers *helpers, char *buf,
+		       size_t buflen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROSEN_BPF_H */

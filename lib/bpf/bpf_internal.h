@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the files of lib/bpf share: the prepared (pre-decoded) form of a
+ * program the interpreter dispatches on, the per-run call state helpers see,
+ * and the internal operation numbers.  Nothing outside lib/bpf includes it.
+ */
+#ifndef ROSEN_BPF_INTERNAL_H
+#define ROSEN_BPF_INTERNAL_H
+
+#include <rosen/bpf.h>
+#include <stdarg.h>
+
+#define RB_LIKELY(x) __builtin_expect(!!(x), 1)
+#define RB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+struct rb_bpf_helpers {
+	struct {
+		char name[32];
+		rb_bpf_helper_fn fn;
+	} slot[RB_BPF_MAX_HELPERS];
+};
+
+/*
+ * Internal operation numbers.  0..255 are plain opcodes whose meaning the
+ * opcode alone fixes; variants that the offset or imm field select (signed
+ * division, movsx, byte swaps, atomics, call kinds) get their own number so
+ * the interpreter never decodes a field twice at run time.
+ */
+enum rb_bpf_xop {
+	RB_XOP_BASE = 256,
+	RB_XOP_SDIV32_K = RB_XOP_BASE, RB_XOP_SDIV32_X, RB_XOP_SMOD32_K,
+	RB_XOP_SMOD32_X, RB_XOP_SDIV64_K, RB_XOP_SDIV64_X, RB_XOP_SMOD64_K,
+	RB_XOP_SMOD64_X,
+	RB_XOP_MOVSX32_8, RB_XOP_MOVSX32_16, RB_XOP_MOVSX64_8,
+	RB_XOP_MOVSX64_16, RB_XOP_MOVSX64_32,
+	RB_XOP_LE16, RB_XOP_LE32, RB_XOP_LE64, RB_XOP_BE16, RB_XOP_BE32,
+	RB_XOP_BE64, RB_XOP_BSWAP16, RB_XOP_BSWAP32, RB_XOP_BSWAP64,
+	RB_XOP_CALL_LOCAL, RB_XOP_CALLX,
+	RB_XOP_A32_ADD, RB_XOP_A32_OR, RB_XOP_A32_AND, RB_XOP_A32_XOR,
+	RB_XOP_A32_FADD, RB_XOP_A32_FOR, RB_XOP_A32_FAND, RB_XOP_A32_FXOR,
+	RB_XOP_A32_XCHG, RB_XOP_A32_CMPXCHG,
+	RB_XOP_A64_ADD, RB_XOP_A64_OR, RB_XOP_A64_AND, RB_XOP_A64_XOR,
+	RB_XOP_A64_FADD, RB_XOP_A64_FOR, RB_XOP_A64_FAND, RB_XOP_A64_FXOR,
+	RB_XOP_A64_XCHG, RB_XOP_A64_CMPXCHG,
+	RB_XOP_INVALID, /* never reached: validation rejects it */
+	RB_XOP_COUNT,
+};
+
+/* One prepared instruction: 16 bytes, handler address first. */
+struct rb_bpf_op {
+	const void *handler;
+	uint8_t dst;
+	uint8_t src;
+	int16_t off;
+	int32_t imm;
+};
+
+struct rb_bpf_prog {
+	struct rb_bpf_insn *insns; /* as loaded (for disasm, later verifier) */
+	size_t n_insns;
+	struct rb_bpf_op *ops;     /* prepared for the interpreter */
+	const struct rb_bpf_helpers *helpers;
+	rb_bpf_helper_fn helper_fn[RB_BPF_MAX_HELPERS]; /* snapshot at load */
+	void *data[RB_BPF_DATA_KINDS]; /* program-owned copies, 8-aligned */
+	size_t data_len[RB_BPF_DATA_KINDS];
+};
+
+/* A region as the run-time checks see it: [lo, lo + span). */
+struct rb_bpf_span {
+	uint64_t lo;
+	uint64_t span;
+	bool writable;
+};
+
+#define RB_BPF_MAX_SPANS (RB_BPF_MAX_REGIONS + RB_BPF_DATA_KINDS)
+
+struct rb_bpf_call {
+	const struct rb_bpf_prog *prog;
+	void *user;
+	struct rb_bpf_span spans[RB_BPF_MAX_SPANS];
+	unsigned n_spans;
+	uint64_t stack_lo, stack_hi; /* frames of the running call chain */
+	bool stop;
+	bool failed;
+	uint64_t stop_value;
+	char msg[128];
+};
+
+/* True when [addr, addr+len) lies inside one accessible span (or the live
+ * stack).  Overflow-safe. */
+bool rb_bpf_mem_ok(const struct rb_bpf_call *call, uint64_t addr,
+		   uint64_t len, bool write);
+
+/* The interpreter's handler table, indexed by opcode or enum rb_bpf_xop. */
+const void *const *rb_bpf_interp_handlers(void);
+
+/* Maps an instruction to its internal operation (opcode or RB_XOP_*); returns
+ * RB_XOP_INVALID for anything the engine does not accept. */
+unsigned rb_bpf_op_index(const struct rb_bpf_insn *insn);
+
+void rb_bpf_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif
