@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Local (bpf-to-bpf) calls into .text: a global subprogram that calls a
- * static one (relocated against the function symbol and against the .text
- * section symbol), and a chain of three calls.  r1 = bytes, r2 = length.
+ * Local (bpf-to-bpf) calls into .text.  The entry calls a global function
+ * (relocated against its symbol) and a static one (against the .text section
+ * symbol); inside .text, fold calls static mix (plain pc-relative call, no
+ * relocation) and chain calls global square_plus twice (relocated in
+ * .rel.text).  r1 = bytes, r2 = length.
  */
 typedef unsigned long long u64;
 typedef unsigned char u8;
@@ -25,7 +27,7 @@ __attribute__((noinline)) u64 fold(const u8 *p, u64 n)
 	return h;
 }
 
-__attribute__((noinline)) static u64 square_plus(u64 x)
+__attribute__((noinline)) u64 square_plus(u64 x)
 {
 	return x * x + 1;
 }

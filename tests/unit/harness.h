@@ -85,10 +85,11 @@ static inline void rt_register(const char *name, void (*fn)(void))
 /* Runs every registered test whose name contains argv[1] (if given). */
 static inline int rt_main(int argc, char **argv)
 {
-	int passed = 0, failed = 0;
+	/* volatile: they live across the setjmp/longjmp of REQUIRE. */
+	volatile int passed = 0, failed = 0;
 	const char *filter = argc > 1 ? argv[1] : NULL;
 
-	for (int i = 0; i < rt_n_tests; i++) {
+	for (volatile int i = 0; i < rt_n_tests; i++) {
 		if (filter && !strstr(rt_tests[i].name, filter))
 			continue;
 		rt_cur_failed = 0;

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/engine: executions per second of the BPF-KV node search (find the
+ * child of a 512-byte node of 31 keys) in the interpreter vs the same
+ * function compiled natively.  Prints CSV on stdout, a summary on stderr.
+ * Every result the interpreter returns is checked against the native one.
+ */
+#include <rosen/bpf.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bpfkv_node.h"
+
+#define TARGET_NS 400.0 /* issue 2: one node-search run in <= 400 ns */
+
+struct input {
+	struct bpfkv_node node;
+	unsigned long long key;
+} __attribute__((aligned(64)));
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	/* xorshift64*: fixed seed so runs are comparable. */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* A node like BPF-KV writes, with the searched key uniformly placed. */
+static void make_input(struct input *in)
+{
+	uint64_t k = rnd() % 1000;
+
+	memset(in, 0, sizeof(*in));
+	in->node.type = rnd() % 8 == 0 ? BPFKV_NODE_LEAF : BPFKV_NODE_INTERNAL;
+	for (int i = 0; i < BPFKV_FANOUT; i++) {
+		k += 1 + rnd() % 1000;
+		in->node.key[i] = k;
+		in->node.ptr[i] = BPFKV_PTR_TAG | ((uint64_t)(i + 1) * 512 + rnd() % 64 * 4096);
+	}
+	if (in->node.type == BPFKV_NODE_LEAF && rnd() % 2)
+		in->key = in->node.key[rnd() % BPFKV_FANOUT];
+	else
+		in->key = in->node.key[0] + rnd() % (k - in->node.key[0] + 100);
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* noinline: the compiler must not hoist the search out of the timing loop. */
+static __attribute__((noinline)) unsigned long long
+native_search(const struct input *in)
+{
+	return bpfkv_node_child(&in->node, in->key);
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	long sz;
+
+	if (!f)
+		return -errno;
+	if (fseek(f, 0, SEEK_END) || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		fclose(f);
+		return -EIO;
+	}
+	*out = malloc((size_t)sz + 1);
+	if (!*out || fread(*out, 1, (size_t)sz, f) != (size_t)sz) {
+		free(*out);
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	*len = (size_t)sz;
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: engine_bench [--obj FILE] [--runs N] [--quick]\n"
+		"  Times the BPF-KV node search (progs/bpfkv_node_search.c) in the\n"
+		"  eBPF interpreter and natively, over %s nodes, best of 5 rounds.\n"
+		"  --obj FILE  eBPF object (default: the one built with this bench)\n"
+		"  --runs N    searches per round and engine (default 2000000)\n"
+		"  --quick     200000 searches per round\n",
+		"4096");
+}
+
+int main(int argc, char **argv)
+{
+	const char *obj = PROGS_DIR "/bpfkv_node_search.o";
+	uint64_t runs = 2000000;
+	enum { N_INPUTS = 4096, ROUNDS = 5 };
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--obj") && i + 1 < argc) {
+			obj = argv[++i];
+		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+			char *end;
+			runs = strtoull(argv[++i], &end, 10);
+			if (*end || runs == 0) {
+				fprintf(stderr, "engine_bench: --runs needs a positive number\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--quick")) {
+			runs = 200000;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage();
+			return 0;
+		} else {
+			usage();
+			return 2;
+		}
+	}
+
+	uint8_t *elf = NULL;
+	size_t elf_len = 0;
+	int rc = read_file(obj, &elf, &elf_len);
+	if (rc) {
+		fprintf(stderr, "engine_bench: cannot read %s: %s\n", obj, strerror(-rc));
+		return 1;
+	}
+	struct rb_bpf_prog *prog;
+	char err[256];
+	if (rb_bpf_prog_load_elf(elf, elf_len, "bpfkv_node_search", NULL, &prog,
+				 err, sizeof(err))) {
+		fprintf(stderr, "engine_bench: %s: %s\n", obj, err);
+		return 1;
+	}
+	free(elf);
+
+	struct input *inputs = aligned_alloc(64, N_INPUTS * sizeof(*inputs));
+	if (!inputs)
+		return 1;
+	for (int i = 0; i < N_INPUTS; i++)
+		make_input(&inputs[i]);
+
+	struct rb_bpf_region region = {.len = sizeof(struct input), .writable = false};
+	struct rb_bpf_run_opts opts = {.regions = &region, .n_regions = 1,
+				       .args = {0, sizeof(struct input)}};
+	struct rb_bpf_result res;
+	uint64_t insns_total = 0;
+
+	/* Correctness first: the interpreter must agree with native code. */
+	for (int i = 0; i < N_INPUTS; i++) {
+		region.addr = opts.args[0] = (uint64_t)(uintptr_t)&inputs[i];
+		if (rb_bpf_run(prog, &opts, &res) || res.r0 != native_search(&inputs[i])) {
+			fprintf(stderr, "engine_bench: node %d: interpreter gave 0x%" PRIx64
+				" (%s), native 0x%llx\n", i, res.r0, res.msg,
+				native_search(&inputs[i]));
+			return 1;
+		}
+		insns_total += res.executed;
+	}
+
+	double best_interp = 1e300, best_native = 1e300;
+	volatile unsigned long long sink = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		double t0 = now_ns();
+		for (uint64_t r = 0; r < runs; r++) {
+			const struct input *in = &inputs[r % N_INPUTS];
+			region.addr = opts.args[0] = (uint64_t)(uintptr_t)in;
+			rb_bpf_run(prog, &opts, &res);
+			sink += res.r0;
+		}
+		double t1 = now_ns();
+		for (uint64_t r = 0; r < runs; r++)
+			sink += native_search(&inputs[r % N_INPUTS]);
+		double t2 = now_ns();
+		if ((t1 - t0) / (double)runs < best_interp)
+			best_interp = (t1 - t0) / (double)runs;
+		if ((t2 - t1) / (double)runs < best_native)
+			best_native = (t2 - t1) / (double)runs;
+	}
+	(void)sink;
+
+	double mean_insns = (double)insns_total / N_INPUTS;
+	printf("engine,program,runs,ns_per_run,runs_per_s,insns_per_run,vs_native\n");
+	printf("native,bpfkv_node_search,%" PRIu64 ",%.1f,%.0f,,1.00\n", runs,
+	       best_native, 1e9 / best_native);
+	printf("interpreter,bpfkv_node_search,%" PRIu64 ",%.1f,%.0f,%.1f,%.2f\n", runs,
+	       best_interp, 1e9 / best_interp, mean_insns, best_interp / best_native);
+
+	fprintf(stderr,
+		"\nBPF-KV node search, best of %d rounds of %" PRIu64 " runs:\n"
+		"  native C:     %7.1f ns/run\n"
+		"  interpreter:  %7.1f ns/run  (%.1f eBPF instructions/run, %.2f ns/insn)\n"
+		"  ratio:        interpreter takes %.1fx native\n"
+		"  target:       <= %.0f ns/run: %s\n",
+		ROUNDS, runs, best_native, best_interp, mean_insns,
+		best_interp / mean_insns, best_interp / best_native, TARGET_NS,
+		best_interp <= TARGET_NS ? "met" : "MISSED");
+	rb_bpf_prog_free(prog);
+	free(inputs);
+	return 0;
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs every test suite against each given build directory and adds up the
+# results.  Usage: tests/run.sh BUILD_DIR...   (default: build)
+# Each suite prints PASS/FAIL lines and its own "N passed, N failed"; this
+# script ends with the grand total in the same form.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+dirs=("$@")
+[ ${#dirs[@]} -eq 0 ] && dirs=(build)
+
+total_pass=0
+total_fail=0
+failed_suites=()
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+
+# run_suite NAME CMD...: runs a suite, shows its failures, adds its counts.
+run_suite() {
+  local name=$1; shift
+  local log="$log_dir/suite.log"
+  local start=$SECONDS
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local counts
+  counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  local p=0 f=0
+  if [ -n "$counts" ]; then
+    p=$(echo "$counts" | awk '{print $1}')
+    f=$(echo "$counts" | awk '{print $3}')
+  fi
+  if [ -z "$counts" ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then
+    # A suite that crashed or printed no count is one failure, not silence.
+    f=$((f + 1))
+    echo "  suite '$name' exited with status $rc without a clean count"
+  fi
+  total_pass=$((total_pass + p))
+  total_fail=$((total_fail + f))
+  printf '%-44s %4d passed, %d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))
+  if [ "$f" -ne 0 ]; then
+    failed_suites+=("$name")
+    grep -E '^(FAIL|    )' "$log" | head -n 60 | sed 's/^/  | /'
+    tail -n 15 "$log" | sed 's/^/  > /'
+  fi
+}
+
+for dir in "${dirs[@]}"; do
+  if [ ! -d "$dir" ]; then
+    echo "tests: build directory '$dir' does not exist (run scripts/build.sh)" >&2
+    exit 2
+  fi
+  kind=$(basename "$dir")
+  echo "== $kind"
+  for t in "$dir"/tests/unit/test_*; do
+    [ -x "$t" ] || continue
+    run_suite "$kind: unit/$(basename "$t")" "$t"
+  done
+  run_suite "$kind: conformance (rosen-bpf plugin)" \
+    python3 tests/conformance/run.py --plugin "$dir/app/rosen-bpf/rosen-bpf"
+  run_suite "$kind: cli (rosen-bpf)" \
+    python3 tests/cli/test_rosen_bpf.py --build "$dir"
+done
+
+echo
+if [ ${#failed_suites[@]} -ne 0 ]; then
+  echo "failing suites: ${failed_suites[*]}"
+fi
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
