@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ELF loader for clang -target bpf objects: picks one program section, links
- * the code sections it calls (.text subprograms) and turns references into
- * .rodata/.data/.bss into RB_BPF_PSEUDO_DATA lddws for rb_bpf_prog_new.
- * It must never trust the file: no offset, size or index read from it is
- * used before it is checked, and malformed input only ever yields an error.
+ * ELF loader: turns one program section of a clang -target bpf object (plus
+ * the .text subprograms it calls, data references rewritten) into input for
+ * rb_bpf_prog_new.  Never trusts the file: each offset, size, index is checked.
  */
 #include <errno.h>
 #include <gelf.h>
@@ -47,7 +45,7 @@ enum sec_role {
 	SEC_RODATA, /* .rodata, .rodata.* */
 	SEC_DATA,   /* .data, .data.* */
 	SEC_BSS,    /* .bss, .bss.* */
-	SEC_MAPS,   /* map definitions: recognised only to say they are unsupported */
+	SEC_MAPS,   /* map definitions: known only to say they are unsupported */
 };
 
 struct sec_info {
@@ -55,7 +53,8 @@ struct sec_info {
 	GElf_Shdr shdr;
 	enum sec_role role;
 	size_t data_off;  /* data roles: where the section starts in its image */
-	long insn_base;   /* code: first insn in the linked program, -1 if not linked */
+	/* code: index of its first insn in the linked program; -1 if unlinked */
+	long insn_base;
 };
 
 struct loader {
@@ -158,7 +157,8 @@ static int check_ident(struct loader *ld, const unsigned char *p, size_t len)
 			    "not a little-endian ELF object (data encoding %u)",
 			    p[EI_DATA]);
 	if (len < sizeof(Elf64_Ehdr))
-		return fail(ld, -EINVAL, "truncated ELF header (%zu bytes)", len);
+		return fail(ld, -EINVAL,
+			    "truncated ELF header (%zu bytes)", len);
 	return 0;
 }
 
@@ -200,7 +200,8 @@ static int read_sections(struct loader *ld)
 
 		s->insn_base = -1;
 		if (!scn || !gelf_getshdr(scn, &s->shdr))
-			return fail(ld, -EINVAL, "cannot read section header %zu: %s",
+			return fail(ld, -EINVAL,
+				    "cannot read section header %zu: %s",
 				    i, elf_errmsg(-1));
 		/* An index 0 "section" is the null entry: no name, no role. */
 		if (i == 0)
@@ -257,7 +258,8 @@ static int find_symtab(struct loader *ld)
 		if (ld->secs[i].shdr.sh_type != SHT_SYMTAB)
 			continue;
 		if (ld->symtab)
-			return fail(ld, -EINVAL, "object has two symbol tables");
+			return fail(ld, -EINVAL,
+				    "object has two symbol tables");
 		ld->symtab = i;
 	}
 	if (!ld->symtab)
@@ -267,7 +269,8 @@ static int find_symtab(struct loader *ld)
 		return rc;
 	if (size % sizeof(Elf64_Sym) != 0 ||
 	    size / sizeof(Elf64_Sym) > INT_MAX)
-		return fail(ld, -EINVAL, "symbol table size %#zx is not a whole number of symbols",
+		return fail(ld, -EINVAL,
+			    "symbol table size %#zx is not a whole number of symbols",
 			    size);
 	scn = elf_getscn(ld->elf, ld->symtab);
 	ld->syms = scn ? elf_getdata(scn, NULL) : NULL;
@@ -293,10 +296,12 @@ static int loader_open(struct loader *ld, const void *elf, size_t len)
 	if (rc)
 		return rc;
 	if (elf_version(EV_CURRENT) == EV_NONE)
-		return fail(ld, -EINVAL, "libelf is unusable: %s", elf_errmsg(-1));
+		return fail(ld, -EINVAL,
+			    "libelf is unusable: %s", elf_errmsg(-1));
 	ld->copy = malloc(len);
 	if (!ld->copy)
-		return fail(ld, -ENOMEM, "out of memory copying a %zu-byte object",
+		return fail(ld, -ENOMEM,
+			    "out of memory copying a %zu-byte object",
 			    len);
 	memcpy(ld->copy, elf, len);
 	ld->file_len = len;
@@ -339,7 +344,8 @@ static int get_sym(struct loader *ld, size_t symi, GElf_Sym *sym,
 			    "symbol '%s' is undefined (extern functions, variables and kfuncs are not supported)",
 			    n);
 	if (sym->st_shndx >= SHN_LORESERVE || sym->st_shndx >= ld->n_secs)
-		return fail(ld, -EINVAL, "symbol '%s' has section index %#x, which is not a section of this object",
+		return fail(ld, -EINVAL,
+			    "symbol '%s' has section index %#x, which is not a section of this object",
 			    n, sym->st_shndx);
 	return 0;
 }
@@ -365,17 +371,20 @@ static int for_each_rel(struct loader *ld, size_t target, rel_fn fn, void *ctx)
 		    sh->sh_info != target)
 			continue;
 		if (sh->sh_type == SHT_RELA)
-			return fail(ld, -EINVAL, "section '%s': RELA relocations are not supported (clang emits REL)",
+			return fail(ld, -EINVAL,
+				    "section '%s': RELA relocations are not supported (clang emits REL)",
 				    sec_name(ld, r));
 		if (sh->sh_link != ld->symtab || !ld->symtab)
-			return fail(ld, -EINVAL, "relocation section '%s' does not use the object's symbol table",
+			return fail(ld, -EINVAL,
+				    "relocation section '%s' does not use the object's symbol table",
 				    sec_name(ld, r));
 		rc = sec_bytes(ld, r, &bytes, &size);
 		if (rc)
 			return rc;
 		if (size % sizeof(Elf64_Rel) != 0 ||
 		    size / sizeof(Elf64_Rel) > INT_MAX)
-			return fail(ld, -EINVAL, "relocation section '%s' size %#zx is not a whole number of entries",
+			return fail(ld, -EINVAL,
+				    "relocation section '%s' size %#zx is not a whole number of entries",
 				    sec_name(ld, r), size);
 		if (!size)
 			continue;
@@ -387,7 +396,8 @@ static int for_each_rel(struct loader *ld, size_t target, rel_fn fn, void *ctx)
 			GElf_Rel rel;
 
 			if (!gelf_getrel(d, (int)i, &rel))
-				return fail(ld, -EINVAL, "cannot read relocation %zu of '%s': %s",
+				return fail(ld, -EINVAL,
+					    "cannot read relocation %zu of '%s': %s",
 					    i, sec_name(ld, r), elf_errmsg(-1));
 			if (GELF_R_TYPE(rel.r_info) == RELOC_NONE)
 				continue;
@@ -435,7 +445,8 @@ static int add_code_section(struct loader *ld, struct plan *p, size_t sec)
 			    "linking section '%s' makes the program longer than %u instructions",
 			    sec_name(ld, sec), RB_BPF_MAX_INSNS);
 	if (p->n_queue == sizeof(p->queue) / sizeof(p->queue[0]))
-		return fail(ld, -E2BIG, "program calls into too many code sections");
+		return fail(ld, -E2BIG,
+			    "program calls into too many code sections");
 	s->insn_base = (long)p->n;
 	p->n += n;
 	p->queue[p->n_queue++] = sec;
@@ -704,7 +715,8 @@ static int build_data(struct loader *ld, const struct linked *lk,
 			continue;
 		images[k] = calloc(1, sizes[k]);
 		if (!images[k])
-			return fail(ld, -ENOMEM, "out of memory for a %zu-byte data image",
+			return fail(ld, -ENOMEM,
+				    "out of memory for a %zu-byte data image",
 				    sizes[k]);
 		data[k].bytes = images[k];
 	}
@@ -751,7 +763,7 @@ static int find_program(struct loader *ld, const char *name, size_t *idx)
 	if (!*idx)
 		return fail(ld, -ENOENT,
 			    other ? "section '%s' is not an executable (program) section"
-				  : "no section named '%s' in the object",
+			    : "no section named '%s' in the object",
 			    name);
 	if (ld->secs[*idx].shdr.sh_size == 0)
 		return fail(ld, -EINVAL, "section '%s' is empty", name);
@@ -775,7 +787,8 @@ int rb_bpf_prog_load_elf(const void *elf, size_t len, const char *section,
 	if (out)
 		*out = NULL;
 	if (!out || !section)
-		return fail(&ld, -EINVAL, "no %s given", out ? "section name" : "output pointer");
+		return fail(&ld, -EINVAL,
+			    "no %s given", out ? "section name" : "output pointer");
 	rc = loader_open(&ld, elf, len);
 	if (!rc)
 		rc = find_program(&ld, section, &entry);
@@ -819,12 +832,13 @@ int rb_bpf_elf_sections(const void *elf, size_t len,
 		if (ld.secs[i].role != SEC_CODE)
 			continue;
 		if (!ld.secs[i].name)
-			rc = fail(&ld, -EINVAL, "executable section %zu has no valid name", i);
+			rc = fail(&ld, -EINVAL,
+				    "executable section %zu has no valid name", i);
 		else if (ld.secs[i].shdr.sh_size % INSN_SIZE != 0)
 			rc = fail(&ld, -EINVAL,
-				  "section '%s' size %#llx is not a multiple of 8 (one instruction)",
-				  ld.secs[i].name,
-				  (unsigned long long)ld.secs[i].shdr.sh_size);
+				    "section '%s' size %#llx is not a multiple of 8 (one instruction)",
+				    ld.secs[i].name,
+				    (unsigned long long)ld.secs[i].shdr.sh_size);
 		else
 			rc = sec_bytes(&ld, i, &bytes, &size);
 	}
