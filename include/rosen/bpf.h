@@ -144,8 +144,11 @@ int rb_bpf_prog_new(const struct rb_bpf_insn *insns, size_t n_insns,
 /*
  * Loads the program in section `section` of a clang -target bpf ELF object:
  * links the .text subprograms it calls, resolves relocations against
- * .rodata/.data/.bss, checks helper ids.  Malformed input gets -EINVAL and a
- * message, never a crash.
+ * .rodata/.data/.bss; then rb_bpf_prog_new() validates it and checks the
+ * helper ids.  -ENOENT (message names it) when there is no such executable
+ * section, -E2BIG when the linked program or a data section is too large,
+ * -EINVAL for malformed input, never a crash.  Maps, externs, function
+ * pointers and pointers in initialised data are rejected with a message.
  */
 int rb_bpf_prog_load_elf(const void *elf, size_t len, const char *section,
 			 const struct rb_bpf_helpers *helpers,
@@ -157,8 +160,9 @@ size_t rb_bpf_prog_len(const struct rb_bpf_prog *prog);
 /* The program's instructions as loaded (relocated, subprograms appended). */
 const struct rb_bpf_insn *rb_bpf_prog_insns(const struct rb_bpf_prog *prog);
 
-/* Names of the executable sections of an ELF object (for tools): calls
- * fn(name, n_insns, arg) for each.  Returns 0 or -errno with a message. */
+/* Names of the non-empty executable sections of an ELF object, .text
+ * included (for tools): calls fn(name, n_insns, arg) for each, only after
+ * checking them all.  Returns 0 or -errno with a message. */
 int rb_bpf_elf_sections(const void *elf, size_t len,
 			void (*fn)(const char *name, size_t n_insns, void *arg),
 			void *arg, char *err, size_t errlen);

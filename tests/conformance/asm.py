@@ -60,6 +60,8 @@ Calls:
     call btf N          helper by BTF id, src 2 (for rejection tests)
     callx rN            opcode 0x8d, helper id held in rN (dst_reg field)
     exit
+Repetition:
+    .rep N  ...  .endr   repeat the enclosed lines N times (no labels inside)
 Escapes for encodings the syntax cannot express:
     .raw 95 00 00 00 00 00 00 00     exactly 8 hex bytes (spaces optional)
     .insn OPCODE, DST, SRC, OFF, IMM all numeric (registers as numbers 0..15
@@ -344,9 +346,33 @@ def parse_lock(rest, lineno):
     return Item(1, lambda pc, labels: data, lineno)
 
 
+def expand_rep(text):
+    """Expand `.rep N` ... `.endr` blocks; keeps original line numbers."""
+    out, block, count, start = [], None, 0, 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        word = raw.split("#", 1)[0].strip().split(None, 1)
+        if word and word[0].lower() == ".rep":
+            if block is not None:
+                raise AsmError("line %d: nested .rep" % lineno)
+            if len(word) != 2:
+                raise AsmError("line %d: .rep needs a count" % lineno)
+            block, count, start = [], parse_int(word[1]), lineno
+            continue
+        if word and word[0].lower() == ".endr":
+            if block is None:
+                raise AsmError("line %d: .endr without .rep" % lineno)
+            out.extend(block * count)
+            block = None
+            continue
+        (out if block is None else block).append((lineno, raw))
+    if block is not None:
+        raise AsmError("line %d: .rep without .endr" % start)
+    return out
+
+
 def assemble(text):
     items, labels, pc = [], {}, 0
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in expand_rep(text):
         line = raw.split("#", 1)[0].strip()
         try:
             while True:
