@@ -56,7 +56,7 @@ for dir in "${dirs[@]}"; do
     run_suite "$kind: unit/$(basename "$t")" "$t"
   done
   run_suite "$kind: conformance (rosen-bpf plugin)" \
-    python3 tests/conformance/run.py --plugin "$dir/app/rosen-bpf/rosen-bpf"
+    python3 tests/conformance/run.py -q --bpf "$dir/app/rosen-bpf/rosen-bpf"
   run_suite "$kind: cli (rosen-bpf)" \
     python3 tests/cli/test_rosen_bpf.py --build "$dir"
 done

@@ -4,14 +4,19 @@
 Usage:
     run.py [options] [CASEFILE ...]
 
-    CASEFILE   a .t file, or a bare name such as `alu64` (= cases/alu64.t);
-               default: every cases/*.t
+    CASEFILE   a .t file, or a bare name such as `alu64` (= cases/alu64.t,
+               else strict/alu64.t); default: every cases/*.t
+               (plus strict/*.t with --strict)
 Options:
     --bpf PATH     the rosen-bpf binary (default: $ROSEN_BPF, else
                    build/app/rosen-bpf/rosen-bpf under the repository root)
-    --jit          also append `--jit` to the plugin arguments (after
-                   `--interpret`); see --args to pass something else
-    --args "A B"   replace the mode arguments entirely (default "--interpret")
+    --jit          pass `--jit` instead of `--interpret`
+    --args="A B"   replace the mode arguments entirely (default "--interpret";
+                   write it with `=` when the value starts with `--`)
+    --strict       also run strict/*.t: encodings that are well defined except
+                   for non-zero "unused" fields (RFC 9669 3: "Unused fields
+                   shall be cleared to zero"); rejecting them is a policy
+                   choice, so they are not part of the default run
     -k TEXT        only run cases whose name contains TEXT
     -q             print only FAIL lines (and the summary)
     --list         list the cases and their assembled programs; run nothing
@@ -30,6 +35,11 @@ Case file format (one file per instruction family):
                             negative: it is taken modulo 2**64)
  or -- error [note]         expect exit status 1 with a reason on stderr
 
+Protocol tests may give the exact stdin line / memory argument instead, as a
+quoted Python string literal on the section line (used by input.t):
+    -- program "b7 00  00 00 05 00 00 00 95 00 00 00 00 00 00 00 "
+    -- memarg "01  02 03 "
+
 Invocation per case: `rosen-bpf plugin [MEM] --interpret` with the program's
 hex bytes as one line on stdin.  MEM (one argv string of space-separated hex
 bytes) is passed only when the case has a non-empty `-- mem` section.
@@ -39,6 +49,7 @@ line `N passed, N failed`.  Exit status 1 if anything failed.
 """
 
 import argparse
+import ast
 import glob
 import os
 import re
@@ -46,6 +57,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True      # keep tests/conformance free of __pycache__
 sys.path.insert(0, HERE)
 import asm  # noqa: E402
 
@@ -60,6 +72,8 @@ class Case:
         self.expect = None          # int, or "error"
         self.note = ""
         self.problem = None         # corpus error (reported as FAIL)
+        self.program = None         # verbatim stdin line (-- program)
+        self.memarg = None          # verbatim memory argument (-- memarg)
 
     @property
     def label(self):
@@ -99,6 +113,15 @@ def parse_file(path):
                         cur.expect = int(arg.split("#")[0].strip(), 0) & MASK64
                     except ValueError:
                         cur.problem = "bad result %r" % arg
+                elif kind in ("program", "memarg"):
+                    section = None
+                    try:
+                        val = ast.literal_eval(arg)
+                        if not isinstance(val, str):
+                            raise ValueError
+                        setattr(cur, kind, val)
+                    except (ValueError, SyntaxError):
+                        cur.problem = "bad %s string %r" % (kind, arg)
                 elif kind == "error":
                     section = None
                     cur.expect = "error"
@@ -115,7 +138,8 @@ def parse_file(path):
     for c in cases:
         if c.problem is None and c.expect is None:
             c.problem = "no -- result / -- error"
-        if c.problem is None and not "".join(c.asm_lines).strip():
+        if c.problem is None and c.program is None and \
+                not "".join(c.asm_lines).strip():
             c.problem = "no -- asm"
     return cases
 
@@ -138,8 +162,11 @@ def run_case(case, bpf, mode_args, timeout):
     if case.problem:
         return False, "corpus problem: " + case.problem
     try:
-        prog = asm.to_hex(asm.assemble("\n".join(case.asm_lines)))
-        mem = mem_arg(case)
+        if case.program is not None:
+            prog = case.program
+        else:
+            prog = asm.to_hex(asm.assemble("\n".join(case.asm_lines)))
+        mem = case.memarg if case.memarg is not None else mem_arg(case)
     except (asm.AsmError, ValueError) as e:
         return False, "corpus problem: %s" % e
     argv = [bpf, "plugin"] + ([mem] if mem else []) + mode_args
@@ -171,6 +198,7 @@ def main():
     ap.add_argument("--bpf")
     ap.add_argument("--jit", action="store_true")
     ap.add_argument("--args", dest="mode_args")
+    ap.add_argument("--strict", action="store_true")
     ap.add_argument("-k", dest="filter")
     ap.add_argument("-q", dest="quiet", action="store_true")
     ap.add_argument("--list", action="store_true")
@@ -182,14 +210,21 @@ def main():
     if a.mode_args is not None:
         mode_args = a.mode_args.split()
     else:
-        mode_args = ["--interpret"] + (["--jit"] if a.jit else [])
+        mode_args = ["--jit"] if a.jit else ["--interpret"]
 
+    default = sorted(glob.glob(os.path.join(HERE, "cases", "*.t")))
+    if a.strict:
+        default += sorted(glob.glob(os.path.join(HERE, "strict", "*.t")))
     files = []
-    for f in a.files or sorted(glob.glob(os.path.join(HERE, "cases", "*.t"))):
+    for f in a.files or default:
         if not os.path.exists(f):
-            cand = os.path.join(HERE, "cases", f if f.endswith(".t") else f + ".t")
-            if os.path.exists(cand):
-                f = cand
+            name = f if f.endswith(".t") else f + ".t"
+            for cand in (os.path.join(HERE, name),
+                         os.path.join(HERE, "cases", name),
+                         os.path.join(HERE, "strict", name)):
+                if os.path.exists(cand):
+                    f = cand
+                    break
             else:
                 sys.exit("no such case file: %s" % f)
         files.append(f)
@@ -203,7 +238,8 @@ def main():
     if a.list:
         for c in cases:
             try:
-                prog = asm.to_hex(asm.assemble("\n".join(c.asm_lines)))
+                prog = c.program if c.program is not None else \
+                    asm.to_hex(asm.assemble("\n".join(c.asm_lines)))
             except asm.AsmError as e:
                 prog = "ASM ERROR: %s" % e
             exp = "error" if c.expect == "error" else (

@@ -305,3 +305,24 @@ add32 r9, 1
 mov r0, r9
 exit
 -- result 0
+
+== sub32-imm-0x80000000
+-- asm
+mov r0, 0
+sub32 r0, 0x80000000
+exit
+-- result 0x80000000
+
+== mul32-imm-0x80000000
+-- asm
+mov r0, 3
+mul32 r0, 0x80000000
+exit
+-- result 0x80000000
+
+== xor32-imm-0x80000000-no-sign-extension
+-- asm
+lddw r0, 0xffffffffffffffff
+xor32 r0, 0x80000000
+exit
+-- result 0x7fffffff

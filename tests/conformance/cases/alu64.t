@@ -405,3 +405,24 @@ xor r1, -1
 mov r0, r2
 exit
 -- result 0x1111111111111111
+
+== sub-imm-0x80000000-sign-extended
+-- asm
+mov r0, 0
+sub r0, 0x80000000
+exit
+-- result 0x80000000
+
+== mul-imm-0x80000000-sign-extended
+-- asm
+mov r0, 2
+mul r0, 0x80000000
+exit
+-- result 0xffffffff00000000
+
+== xor-imm-0x80000000-sign-extended
+-- asm
+mov r0, 0
+xor r0, 0x80000000
+exit
+-- result 0xffffffff80000000
