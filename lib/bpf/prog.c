@@ -186,6 +186,62 @@ static int64_t jump_target(const struct rb_bpf_insn *in, size_t pc)
 	return (int64_t)pc + 1 + in->off;
 }
 
+/*
+ * RFC 9669: "unused fields shall be cleared to zero".  A program that sets
+ * them is not one we understand; reject it rather than guess.  Returns the
+ * name of the first offending field, or NULL.
+ */
+static const char *reserved_field_set(const struct rb_bpf_insn *in, unsigned idx)
+{
+	uint8_t cls = in->code & 7, op = in->code & 0xf0;
+	bool x = in->code & RB_BPF_X;
+
+	switch (cls) {
+	case RB_BPF_ALU:
+	case RB_BPF_ALU64:
+		if (op == RB_BPF_END)
+			return in->src ? "src" : in->off ? "offset" : NULL;
+		if (op == RB_BPF_NEG)
+			return in->src ? "src" : in->imm ? "imm" : in->off ? "offset" : NULL;
+		if (x && in->imm)
+			return "imm";
+		if (!x && in->src)
+			return "src";
+		/* DIV/MOD/MOV offsets were checked by alu_index(). */
+		if (in->off && op != RB_BPF_DIV && op != RB_BPF_MOD && op != RB_BPF_MOV)
+			return "offset";
+		return NULL;
+	case RB_BPF_JMP:
+	case RB_BPF_JMP32:
+		if (op == RB_BPF_EXIT)
+			return in->dst ? "dst" : in->src ? "src" : in->off ? "offset" : in->imm ? "imm" : NULL;
+		if (op == RB_BPF_CALL) {
+			if (idx == RB_XOP_CALLX)
+				return in->src ? "src" : in->off ? "offset" : in->imm ? "imm" : NULL;
+			return in->dst ? "dst" : in->off ? "offset" : NULL;
+		}
+		if (op == RB_BPF_JA) {
+			if (in->dst || in->src)
+				return in->dst ? "dst" : "src";
+			return cls == RB_BPF_JMP ? (in->imm ? "imm" : NULL) : (in->off ? "offset" : NULL);
+		}
+		if (x && in->imm)
+			return "imm";
+		if (!x && in->src)
+			return "src";
+		return NULL;
+	case RB_BPF_LD:
+		return in->off ? "offset" : NULL;
+	case RB_BPF_LDX:
+		return in->imm ? "imm" : NULL;
+	case RB_BPF_ST:
+		return in->src ? "src" : NULL;
+	case RB_BPF_STX:
+		return (in->code & 0xe0) == RB_BPF_MEM && in->imm ? "imm" : NULL;
+	}
+	return NULL;
+}
+
 static int validate_lddw(const struct rb_bpf_insn *insns, size_t n, size_t pc,
 			 const struct rb_bpf_data_section *data, char *err,
 			 size_t errlen)
@@ -234,6 +290,13 @@ static int validate_one(const struct rb_bpf_insn *insns, size_t n, size_t pc,
 		rb_bpf_errf(err, errlen,
 			    "insn %zu: invalid instruction (opcode 0x%02x, src %u, off %d, imm %d)",
 			    pc, in->code, in->src, in->off, in->imm);
+		return -EINVAL;
+	}
+	const char *field = reserved_field_set(in, idx);
+	if (field) {
+		rb_bpf_errf(err, errlen,
+			    "insn %zu: opcode 0x%02x does not use its %s field, which must be zero",
+			    pc, in->code, field);
 		return -EINVAL;
 	}
 	if (in->dst > 10 || (writes_dst(in) && in->dst == 10)) {

@@ -13,10 +13,9 @@ Options:
     --jit          pass `--jit` instead of `--interpret`
     --args="A B"   replace the mode arguments entirely (default "--interpret";
                    write it with `=` when the value starts with `--`)
-    --strict       also run strict/*.t: encodings that are well defined except
-                   for non-zero "unused" fields (RFC 9669 3: "Unused fields
-                   shall be cleared to zero"); rejecting them is a policy
-                   choice, so they are not part of the default run
+    --strict       also run strict/*.t, for policy-dependent cases (none at
+                   present: the engine rejects non-zero unused fields, RFC
+                   9669 section 3, so those cases are in cases/reserved.t)
     -k TEXT        only run cases whose name contains TEXT
     -q             print only FAIL lines (and the summary)
     --list         list the cases and their assembled programs; run nothing

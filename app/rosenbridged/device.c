@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Glue between the vhost-user server and the disk: virtio-blk features and
+ * config space for the frontend, and rings handed to the disk's queues as
+ * virtqueues that translate guest-physical addresses through the frontend's
+ * memory table.
+ */
+#include "device.h"
+
+#include <rosen/log.h>
+#include <rosen/vhost.h>
+#include <rosen/virtio.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rb_device {
+	char name[32];
+	struct rb_disk *disk;
+	struct rb_vhost_server *srv;
+};
+
+static uint64_t dev_features(void *opaque)
+{
+	struct rb_device *d = opaque;
+
+	return rb_disk_blk_features(d->disk);
+}
+
+static unsigned dev_num_queues(void *opaque)
+{
+	struct rb_device *d = opaque;
+
+	return rb_disk_num_queues(d->disk);
+}
+
+static void dev_get_config(void *opaque, uint8_t *buf, uint32_t offset, uint32_t len)
+{
+	struct rb_device *d = opaque;
+	struct rb_virtio_blk_config cfg;
+
+	rb_disk_blk_config(d->disk, &cfg);
+	/* Bytes past our config struct read as zero (buf is pre-zeroed). */
+	if (offset < sizeof(cfg)) {
+		size_t n = sizeof(cfg) - offset < len ? sizeof(cfg) - offset : len;
+		memcpy(buf, (const uint8_t *)&cfg + offset, n);
+	}
+}
+
+static void *translate(void *ctx, uint64_t gpa, uint64_t len)
+{
+	return rb_vhost_gpa_to_host(ctx, gpa, len);
+}
+
+static int dev_ring_start(void *opaque, const struct rb_vhost_ring *r)
+{
+	struct rb_device *d = opaque;
+	struct rb_virtq vq;
+	int rc;
+
+	rc = rb_virtq_init(&vq, r->size, r->desc, r->avail, r->used, r->last_avail,
+			   r->features & (1ull << RB_VIRTIO_F_EVENT_IDX),
+			   r->features & (1ull << RB_VIRTIO_F_INDIRECT_DESC), translate,
+			   (void *)r->mem);
+	if (rc)
+		return rc;
+	return rb_disk_queue_start(d->disk, r->index, &vq, r->kick_fd, r->call_fd);
+}
+
+static uint16_t dev_ring_stop(void *opaque, unsigned index)
+{
+	struct rb_device *d = opaque;
+
+	return rb_disk_queue_stop(d->disk, index);
+}
+
+static const struct rb_vhost_dev_ops blk_ops = {
+	.features = dev_features,
+	.num_queues = dev_num_queues,
+	.get_config = dev_get_config,
+	.ring_start = dev_ring_start,
+	.ring_stop = dev_ring_stop,
+};
+
+int rb_device_new(const struct rb_device_opts *o, struct rb_workers *workers,
+		  struct rb_device **out, char *err, size_t errlen)
+{
+	struct rb_device *d = calloc(1, sizeof(*d));
+	struct rb_disk_opts dopts = o->disk;
+	int rc;
+
+	*out = NULL;
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(d->name, sizeof(d->name), "%s", o->name);
+	dopts.name = d->name;
+	rc = rb_disk_open(&dopts, workers, &d->disk, err, errlen);
+	if (rc) {
+		free(d);
+		return rc;
+	}
+	rc = rb_vhost_server_new(o->socket, &blk_ops, d, d->name, &d->srv, err, errlen);
+	if (rc) {
+		rb_disk_free(d->disk);
+		free(d);
+		return rc;
+	}
+	rb_info(d->name, "listening on %s", o->socket);
+	*out = d;
+	return 0;
+}
+
+void rb_device_free(struct rb_device *d)
+{
+	if (!d)
+		return;
+	rb_vhost_server_free(d->srv);
+	struct rb_disk_stats s;
+	rb_disk_stats(d->disk, &s);
+	rb_info(d->name, "served %llu reads (%llu MiB), %llu writes (%llu MiB), %llu flushes, %llu discards, %llu write-zeroes; %llu errors, %llu malformed requests",
+		(unsigned long long)s.reads, (unsigned long long)(s.bytes_read >> 20),
+		(unsigned long long)s.writes, (unsigned long long)(s.bytes_written >> 20),
+		(unsigned long long)s.flushes, (unsigned long long)s.discards,
+		(unsigned long long)s.write_zeroes, (unsigned long long)s.errors,
+		(unsigned long long)s.bad_chains);
+	rb_disk_free(d->disk);
+	free(d);
+}
+
+int rb_device_poll_fd(const struct rb_device *d)
+{
+	return rb_vhost_server_poll_fd(d->srv);
+}
+
+void rb_device_handle(struct rb_device *d)
+{
+	rb_vhost_server_handle(d->srv);
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A served VM disk: one rb_disk (lib/io) behind one vhost-user server
+ * (lib/vhost).  This glue is the only place that knows both.
+ */
+#ifndef ROSENBRIDGED_DEVICE_H
+#define ROSENBRIDGED_DEVICE_H
+
+#include <rosen/io.h>
+
+struct rb_device_opts {
+	struct rb_disk_opts disk;
+	const char *socket;
+	char name[32];
+};
+
+struct rb_device;
+
+int rb_device_new(const struct rb_device_opts *o, struct rb_workers *workers,
+		  struct rb_device **out, char *err, size_t errlen);
+/* Stops the rings (in-flight I/O completes), removes the socket. */
+void rb_device_free(struct rb_device *dev);
+int rb_device_poll_fd(const struct rb_device *dev);
+void rb_device_handle(struct rb_device *dev);
+
+#endif

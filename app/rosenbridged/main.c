@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rosenbridged: serves disk images to VMs as vhost-user-blk devices.  The
+ * main thread runs the control path (vhost-user sockets, signals); worker
+ * threads run the data path.  Bad input from one VM ends that VM's
+ * connection with a log line; it never stops the daemon.
+ */
+#include <rosen/io.h>
+#include <rosen/log.h>
+#include <rosen/vhost.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "device.h"
+
+#define MAX_DISKS 64
+
+struct disk_arg {
+	const char *disk;
+	const char *socket;
+	bool readonly;
+	unsigned queues;
+	enum rb_disk_cache cache;
+};
+
+struct config {
+	struct disk_arg disks[MAX_DISKS];
+	unsigned ndisks;
+	unsigned workers;
+	enum rb_io_notify mode;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rosenbridged --disk PATH --socket PATH [DISK OPTIONS]\n"
+		"                    [--disk PATH --socket PATH [DISK OPTIONS]]...\n"
+		"                    [--workers N] [--poll | --event] [--verbose]\n"
+		"\n"
+		"Serves each disk image (regular file or block device) as a vhost-user-blk\n"
+		"device on its unix socket, for QEMU's vhost-user-blk-pci or any\n"
+		"vhost-user frontend. One frontend per socket at a time; when it goes\n"
+		"away the socket accepts the next one.\n"
+		"\n"
+		"Disk options (apply to the --disk they follow):\n"
+		"  --socket PATH          unix socket to listen on (required)\n"
+		"  --readonly             refuse writes, discards and write-zeroes\n"
+		"  --queues N             virtqueues offered, 1..16 (default 4)\n"
+		"  --cache direct|buffered\n"
+		"                         direct: O_DIRECT where the filesystem allows it\n"
+		"                         (default); buffered: through the page cache\n"
+		"Daemon options:\n"
+		"  --workers N            I/O worker threads, 1..%u (default 1)\n"
+		"  --poll                 workers poll the rings, sleeping after %u us idle\n"
+		"                         (default)\n"
+		"  --event                workers never poll: they sleep on kick eventfds\n"
+		"  --verbose              debug logging\n"
+		"  --help                 this text\n"
+		"\n"
+		"Example, with QEMU (guest RAM must be shared with the daemon):\n"
+		"  rosenbridged --disk vm0.img --socket /run/vm0.sock &\n"
+		"  qemu-system-x86_64 ... \\\n"
+		"    -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\\n"
+		"    -chardev socket,id=c0,path=/run/vm0.sock \\\n"
+		"    -device vhost-user-blk-pci,chardev=c0,num-queues=2\n"
+		"\n"
+		"SIGINT/SIGTERM: in-flight I/O completes, sockets are removed, exit 0.\n",
+		RB_IO_MAX_WORKERS, 1000u);
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = s ? strtoul(s, &end, 10) : 0;
+	if (!s || !*s || *end || errno || *s == '-' || v < lo || v > hi) {
+		fprintf(stderr, "rosenbridged: %s needs a number in %u..%u, got '%s'\n", opt, lo, hi,
+			s ? s : "");
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct config *c)
+{
+	struct disk_arg *cur = NULL;
+
+	memset(c, 0, sizeof(*c));
+	c->workers = 1;
+	c->mode = RB_IO_POLL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		bool per_disk = !strcmp(a, "--socket") || !strcmp(a, "--readonly") ||
+				!strcmp(a, "--queues") || !strcmp(a, "--cache");
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			exit(0);
+		}
+		if (per_disk && !cur) {
+			fprintf(stderr, "rosenbridged: %s must follow the --disk it applies to\n", a);
+			return -1;
+		}
+		if (!strcmp(a, "--disk")) {
+			if (!v) {
+				fprintf(stderr, "rosenbridged: --disk needs a path\n");
+				return -1;
+			}
+			if (c->ndisks == MAX_DISKS) {
+				fprintf(stderr, "rosenbridged: at most %d disks\n", MAX_DISKS);
+				return -1;
+			}
+			cur = &c->disks[c->ndisks++];
+			cur->disk = v;
+			cur->queues = 4;
+			cur->cache = RB_DISK_CACHE_DIRECT;
+			i++;
+		} else if (!strcmp(a, "--socket")) {
+			if (!v) {
+				fprintf(stderr, "rosenbridged: --socket needs a path\n");
+				return -1;
+			}
+			cur->socket = v;
+			i++;
+		} else if (!strcmp(a, "--readonly")) {
+			cur->readonly = true;
+		} else if (!strcmp(a, "--queues")) {
+			if (parse_uint("--queues", v, 1, 16, &cur->queues))
+				return -1;
+			i++;
+		} else if (!strcmp(a, "--cache")) {
+			if (v && !strcmp(v, "direct")) {
+				cur->cache = RB_DISK_CACHE_DIRECT;
+			} else if (v && !strcmp(v, "buffered")) {
+				cur->cache = RB_DISK_CACHE_BUFFERED;
+			} else {
+				fprintf(stderr, "rosenbridged: --cache takes direct or buffered, got '%s'\n",
+					v ? v : "");
+				return -1;
+			}
+			i++;
+		} else if (!strcmp(a, "--workers")) {
+			if (parse_uint("--workers", v, 1, RB_IO_MAX_WORKERS, &c->workers))
+				return -1;
+			i++;
+		} else if (!strcmp(a, "--poll")) {
+			c->mode = RB_IO_POLL;
+		} else if (!strcmp(a, "--event")) {
+			c->mode = RB_IO_EVENT;
+		} else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
+			rb_log_set_level(RB_LOG_DEBUG);
+		} else {
+			fprintf(stderr, "rosenbridged: unknown option '%s' (see --help)\n", a);
+			return -1;
+		}
+	}
+	if (c->ndisks == 0) {
+		fprintf(stderr, "rosenbridged: no --disk given (see --help)\n");
+		return -1;
+	}
+	for (unsigned i = 0; i < c->ndisks; i++) {
+		if (!c->disks[i].socket) {
+			fprintf(stderr, "rosenbridged: --disk %s has no --socket\n", c->disks[i].disk);
+			return -1;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (!strcmp(c->disks[i].socket, c->disks[j].socket)) {
+				fprintf(stderr, "rosenbridged: socket %s given twice\n", c->disks[i].socket);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct rb_workers *workers = NULL;
+	struct rb_device *devs[MAX_DISKS] = {0};
+	unsigned ndevs = 0;
+	char err[512];
+	int ret = 1;
+	sigset_t mask;
+	int sfd = -1;
+
+	if (parse_args(argc, argv, &cfg))
+		return 2;
+
+	/* Signals arrive through a signalfd in the control loop; workers
+	 * inherit the blocked mask, so only the control thread sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		rb_err("rosenbridged", "signalfd: %s", strerror(errno));
+		return 1;
+	}
+
+	if (rb_workers_new(cfg.workers, cfg.mode, &workers, err, sizeof(err))) {
+		rb_err("rosenbridged", "%s", err);
+		goto out;
+	}
+	for (unsigned i = 0; i < cfg.ndisks; i++) {
+		const struct disk_arg *a = &cfg.disks[i];
+		struct rb_device_opts o = {
+			.disk = {.path = a->disk, .readonly = a->readonly, .cache = a->cache,
+				 .queues = a->queues},
+			.socket = a->socket,
+		};
+		snprintf(o.name, sizeof(o.name), "vm%u", i);
+		if (rb_device_new(&o, workers, &devs[i], err, sizeof(err))) {
+			rb_err("rosenbridged", "%s", err);
+			goto out;
+		}
+		ndevs++;
+	}
+	rb_info("rosenbridged", "serving %u disk%s with %u worker%s (%s)", ndevs,
+		ndevs == 1 ? "" : "s", cfg.workers, cfg.workers == 1 ? "" : "s",
+		cfg.mode == RB_IO_POLL ? "polling" : "event-driven");
+
+	for (;;) {
+		struct pollfd pfd[MAX_DISKS + 1];
+		pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		for (unsigned i = 0; i < ndevs; i++)
+			pfd[i + 1] = (struct pollfd){.fd = rb_device_poll_fd(devs[i]), .events = POLLIN};
+		int n = poll(pfd, ndevs + 1, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rb_err("rosenbridged", "poll: %s", strerror(errno));
+			goto out;
+		}
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGPIPE) {
+				rb_info("rosenbridged", "%s: finishing in-flight I/O and shutting down",
+					strsignal((int)si.ssi_signo));
+				ret = 0;
+				goto out;
+			}
+		}
+		for (unsigned i = 0; i < ndevs; i++)
+			if (pfd[i + 1].revents)
+				rb_device_handle(devs[i]);
+	}
+out:
+	for (unsigned i = 0; i < ndevs; i++)
+		rb_device_free(devs[i]);
+	rb_workers_free(workers);
+	if (sfd >= 0)
+		close(sfd);
+	if (ret == 0)
+		rb_info("rosenbridged", "stopped");
+	return ret;
+}

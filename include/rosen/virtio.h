@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Split virtqueues, device side, and virtio-blk request parsing.
+ * Everything the guest wrote is copied once into local memory, then
+ * validated, then used: no field of a descriptor or request header is ever
+ * read twice from guest memory.  Nothing here knows about vhost-user, io or
+ * NDP; memory translation comes in through a callback.
+ */
+#ifndef ROSEN_VIRTIO_H
+#define ROSEN_VIRTIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Split ring layout (virtio 1.x, little-endian host) ----------------- */
+
+#define RB_VRING_DESC_F_NEXT 1
+#define RB_VRING_DESC_F_WRITE 2
+#define RB_VRING_DESC_F_INDIRECT 4
+#define RB_VRING_USED_F_NO_NOTIFY 1
+#define RB_VRING_AVAIL_F_NO_INTERRUPT 1
+#define RB_VIRTQ_MAX_SIZE 32768u
+
+struct rb_vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct rb_vring_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[]; /* [size], then uint16_t used_event */
+};
+
+struct rb_vring_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct rb_vring_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct rb_vring_used_elem ring[]; /* [size], then uint16_t avail_event */
+};
+
+/* Bytes each ring part occupies for a queue of `size` entries. */
+static inline size_t rb_vring_desc_bytes(unsigned size) { return 16u * size; }
+static inline size_t rb_vring_avail_bytes(unsigned size) { return 6u + 2u * size; }
+static inline size_t rb_vring_used_bytes(unsigned size) { return 6u + 8u * size; }
+
+/* Virtio feature bits shared by every device type we serve. */
+#define RB_VIRTIO_F_INDIRECT_DESC 28
+#define RB_VIRTIO_F_EVENT_IDX 29
+#define RB_VIRTIO_F_VERSION_1 32
+
+/*
+ * Guest-physical to host translation: returns a host pointer for
+ * [gpa, gpa+len) when the whole range lies in one memory region, else NULL.
+ * len 0 still needs a valid gpa.
+ */
+typedef void *(*rb_virtio_translate_fn)(void *ctx, uint64_t gpa, uint64_t len);
+
+/* ---- Device-side virtqueue ---------------------------------------------- */
+
+struct rb_virtq {
+	/* Set up by the transport (already translated to host pointers). */
+	struct rb_vring_desc *desc;
+	struct rb_vring_avail *avail;
+	struct rb_vring_used *used;
+	uint16_t size;         /* power of two, 1..32768 */
+	bool event_idx;        /* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;         /* VIRTIO_F_INDIRECT_DESC negotiated */
+	rb_virtio_translate_fn translate;
+	void *translate_ctx;
+
+	/* Device state. */
+	uint16_t last_avail;   /* next avail entry to consume */
+	uint16_t used_idx;     /* shadow of used->idx */
+	uint16_t signalled_used;
+	bool signalled_used_valid;
+	bool broken;           /* the driver violated the ring protocol */
+};
+
+/*
+ * Maximum segments in one request chain (descriptors after indirection).
+ * virtio-blk advertises seg_max = RB_VIRTQ_MAX_SEGS - 2 (header + status).
+ */
+#define RB_VIRTQ_MAX_SEGS 256u
+
+/*
+ * A popped chain: every descriptor copied, checked and translated.  The
+ * device-readable segments come first (iov[0 .. n_read)), the writable ones
+ * after (iov[n_read .. n_segs)): a chain in any other order is rejected.
+ */
+struct rb_virtq_chain {
+	uint16_t head;      /* id to give back in rb_virtq_push() */
+	unsigned n_segs;
+	unsigned n_read;
+	uint64_t read_bytes;
+	uint64_t write_bytes;
+	struct iovec iov[RB_VIRTQ_MAX_SEGS];
+};
+
+/*
+ * Sets up a queue over rings the transport already translated.  Validates
+ * size (power of two, <= 32768) and ring alignment; returns 0 or -EINVAL.
+ */
+int rb_virtq_init(struct rb_virtq *vq, uint16_t size, void *desc, void *avail,
+		  void *used, uint16_t last_avail, bool event_idx, bool indirect,
+		  rb_virtio_translate_fn translate, void *ctx);
+
+/* Number of chains the driver made available and we have not popped. */
+uint16_t rb_virtq_pending(const struct rb_virtq *vq);
+
+/*
+ * Pops the next available chain into *chain (descriptors copied, checked and
+ * translated).  Returns 1 when a chain was popped, 0 when the ring is empty,
+ * or -EINVAL when the chain is malformed: then chain->head is valid (when
+ * the head index itself was) and chain->n_segs is 0; the caller gives the
+ * head back with rb_virtq_push(vq, head, 0) and reports `err`.  A ring whose
+ * avail index is itself corrupt (more than `size` ahead) marks the queue
+ * broken and returns -EIO.
+ */
+int rb_virtq_pop(struct rb_virtq *vq, struct rb_virtq_chain *chain,
+		 char *err, size_t errlen);
+
+/* Gives a chain back: used element {head, len}; publishes used->idx. */
+void rb_virtq_push(struct rb_virtq *vq, uint16_t head, uint32_t len);
+
+/* After pushes: must the driver be interrupted (EVENT_IDX or NO_INTERRUPT)? */
+bool rb_virtq_should_notify(struct rb_virtq *vq);
+
+/*
+ * Asks the driver to kick (enable) or not to kick (disable, while polling).
+ * With EVENT_IDX it writes avail_event; else it sets/clears NO_NOTIFY.
+ * After enabling, callers must re-check rb_virtq_pending() to close the race.
+ */
+void rb_virtq_set_kicks(struct rb_virtq *vq, bool enable);
+
+/* ---- virtio-blk ----------------------------------------------------------- */
+
+#define RB_VIRTIO_BLK_F_SIZE_MAX 1
+#define RB_VIRTIO_BLK_F_SEG_MAX 2
+#define RB_VIRTIO_BLK_F_RO 5
+#define RB_VIRTIO_BLK_F_BLK_SIZE 6
+#define RB_VIRTIO_BLK_F_FLUSH 9
+#define RB_VIRTIO_BLK_F_TOPOLOGY 10
+#define RB_VIRTIO_BLK_F_MQ 12
+#define RB_VIRTIO_BLK_F_DISCARD 13
+#define RB_VIRTIO_BLK_F_WRITE_ZEROES 14
+
+enum {
+	RB_VIRTIO_BLK_T_IN = 0,
+	RB_VIRTIO_BLK_T_OUT = 1,
+	RB_VIRTIO_BLK_T_FLUSH = 4,
+	RB_VIRTIO_BLK_T_GET_ID = 8,
+	RB_VIRTIO_BLK_T_DISCARD = 11,
+	RB_VIRTIO_BLK_T_WRITE_ZEROES = 13,
+};
+
+enum {
+	RB_VIRTIO_BLK_S_OK = 0,
+	RB_VIRTIO_BLK_S_IOERR = 1,
+	RB_VIRTIO_BLK_S_UNSUPP = 2,
+};
+
+#define RB_VIRTIO_BLK_SECTOR 512u
+#define RB_VIRTIO_BLK_ID_BYTES 20u
+
+struct rb_virtio_blk_outhdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;
+};
+
+struct rb_virtio_blk_discard_wz {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags; /* bit 0: unmap (WRITE_ZEROES); others reserved */
+};
+
+/* virtio-blk config space (the fields up to write_zeroes_may_unmap). */
+struct rb_virtio_blk_config {
+	uint64_t capacity; /* in 512-byte sectors */
+	uint32_t size_max;
+	uint32_t seg_max;
+	struct {
+		uint16_t cylinders;
+		uint8_t heads;
+		uint8_t sectors;
+	} geometry;
+	uint32_t blk_size;
+	uint8_t physical_block_exp;
+	uint8_t alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback;
+	uint8_t unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+} __attribute__((packed));
+
+/* A parsed, validated virtio-blk request.  The header and discard range
+ * are local copies; data iovecs point into guest memory (translated). */
+struct rb_blk_req {
+	struct rb_virtio_blk_outhdr hdr;        /* local copy */
+	uint8_t *status;                         /* last writable byte */
+	struct iovec *iov;                       /* data: into the chain */
+	unsigned iovcnt;
+	uint64_t data_bytes;
+	struct rb_virtio_blk_discard_wz range;   /* DISCARD / WRITE_ZEROES */
+};
+
+/*
+ * Parses a chain as a virtio-blk request: gathers the 16-byte header (it may
+ * span several readable segments, or share one with data), takes the status
+ * byte (last byte of the last writable segment), and trims both off the
+ * chain's iovecs in place so req->iov is exactly the data.  Checks the data
+ * direction against the type (IN and GET_ID: all writable; OUT, DISCARD,
+ * WRITE_ZEROES: all readable; FLUSH: none), GET_ID's 20-byte buffer, and
+ * for DISCARD/WRITE_ZEROES exactly one 16-byte range with no reserved flag.
+ * Returns RB_VIRTIO_BLK_S_OK, or the status to complete the request with
+ * (IOERR for a malformed request, UNSUPP for an unknown type) and a message
+ * in err; returns -EINVAL when there is no status byte to write (the request
+ * can then only be given back with length 0).
+ */
+int rb_blk_req_parse(struct rb_virtq_chain *chain, struct rb_blk_req *req,
+		     char *err, size_t errlen);
+
+/*
+ * Range check of a read/write/discard/write-zeroes against a disk of
+ * `capacity_sectors`: no overflow of sector*512 or sector+count.
+ * Returns true when [sector, sector + bytes/512) is inside the disk.
+ */
+bool rb_blk_range_ok(uint64_t sector, uint64_t bytes, uint64_t capacity_sectors);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROSEN_VIRTIO_H */

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/* What the files of lib/io share.  Nothing outside lib/io includes it. */
+#ifndef ROSEN_IO_INTERNAL_H
+#define ROSEN_IO_INTERNAL_H
+
+#include <rosen/io.h>
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define RB_IO_MAX_QUEUES_PER_WORKER 256u
+#define RB_IO_POLL_IDLE_US 1000u /* spin this long without work, then sleep */
+#define RB_IO_URING_ENTRIES 1024u
+#define RB_IO_LOG_BURST 10u      /* guest-triggered log lines per second */
+
+struct rb_worker;
+struct rb_io_queue;
+
+struct rb_io_req {
+	struct rb_io_queue *q;
+	struct rb_io_req *next_free;
+	struct rb_blk_req blk;
+	uint64_t expected; /* bytes the storage I/O must transfer */
+	struct rb_virtq_chain chain; /* large: last */
+};
+
+struct rb_io_queue {
+	struct rb_disk *disk;
+	unsigned index;
+	struct rb_worker *worker;
+	struct rb_virtq vq;
+	int kick_fd;
+	int call_fd;
+	bool active;   /* in its worker's list */
+	bool stopping; /* no new requests; waiting for in-flight ones */
+	bool need_notify;
+	bool broken_logged;
+	unsigned inflight;
+	struct rb_io_req *reqs;
+	unsigned n_reqs;
+	struct rb_io_req *free;
+	/* Guest-triggered log lines are rate-limited per queue. */
+	uint64_t log_window_start_us;
+	unsigned log_lines;
+	unsigned log_suppressed;
+};
+
+struct rb_disk {
+	char name[64];
+	char path[4096];
+	int fd;          /* O_DIRECT when direct */
+	int fd_buffered; /* for requests O_DIRECT cannot take (alignment) */
+	bool readonly;
+	bool direct;
+	bool is_blockdev;
+	unsigned dio_align;
+	uint64_t capacity_sectors;
+	char serial[RB_VIRTIO_BLK_ID_BYTES];
+	unsigned nqueues;
+	struct rb_io_queue queues[16];
+	/* Written only by workers, read for stats: relaxed atomics. */
+	_Atomic uint64_t st_reads, st_writes, st_flushes, st_discards, st_wz, st_ids;
+	_Atomic uint64_t st_bytes_read, st_bytes_written, st_errors, st_bad_chains;
+};
+
+struct rb_worker {
+	struct rb_workers *pool;
+	unsigned id;
+	char name[24];
+	pthread_t thread;
+	bool thread_started;
+	enum rb_io_notify mode;
+	struct io_uring ring;
+	bool ring_ready;
+	int ring_efd; /* signalled by io_uring on each completion */
+	int cmd_efd;  /* signalled by the control thread */
+	int epfd;
+	unsigned sq_pending;
+	/* One command at a time from the control thread. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool (*cmd_fn)(struct rb_worker *w, void *arg);
+	void *cmd_arg;
+	bool cmd_done;
+	atomic_int cmd_pending;
+	atomic_bool stop;
+	struct rb_io_queue *queues[RB_IO_MAX_QUEUES_PER_WORKER];
+	unsigned nq;
+};
+
+struct rb_workers {
+	unsigned n;
+	unsigned next; /* round-robin queue placement */
+	struct rb_worker *w;
+};
+
+/* Runs fn on worker w's thread and waits until it returns true (it is
+ * called again on every loop iteration until then). */
+void rb_worker_call(struct rb_worker *w, bool (*fn)(struct rb_worker *, void *), void *arg);
+/* Places a queue on its worker / takes it off after draining it. */
+int rb_io_queue_attach(struct rb_io_queue *q);
+void rb_io_queue_detach(struct rb_io_queue *q);
+/* Picks the worker for a new queue. */
+struct rb_worker *rb_workers_pick(struct rb_workers *pool);
+
+/* blk.c: turn a popped chain into storage I/O, and finish it. */
+void rb_blk_start(struct rb_worker *w, struct rb_io_req *req);
+void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
+/* Gives a request back to the ring (used length) and frees it. */
+void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
+
+/* Rate-limited log line about what a guest sent. */
+void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+uint64_t rb_io_now_us(void);
+
+#endif

@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker threads: each owns an io_uring and the queues placed on it, polls
+ * them, submits in batches and reaps completions in the same loop, and backs
+ * off to sleeping on kick/completion eventfds when idle (or always sleeps in
+ * event mode).  Queue state is only touched on the owning worker's thread:
+ * the control thread reaches it through rb_worker_call().
+ */
+#include "io_internal.h"
+
+#include <rosen/log.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t rb_io_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
+{
+	uint64_t now = rb_io_now_us();
+	char msg[512];
+	va_list ap;
+
+	if (now - q->log_window_start_us >= 1000000u) {
+		if (q->log_suppressed)
+			rb_warn(q->disk->name, "queue %u: %u more such messages suppressed",
+				q->index, q->log_suppressed);
+		q->log_window_start_us = now;
+		q->log_lines = 0;
+		q->log_suppressed = 0;
+	}
+	if (q->log_lines >= RB_IO_LOG_BURST) {
+		q->log_suppressed++;
+		return;
+	}
+	q->log_lines++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rb_warn(q->disk->name, "queue %u: %s", q->index, msg);
+}
+
+/* ---- the hot loop ------------------------------------------------------- */
+
+static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
+{
+	unsigned n = 0;
+	char err[256];
+
+	if (q->stopping || q->vq.broken)
+		return 0;
+	while (q->free) {
+		struct rb_io_req *req = q->free;
+		int rc = rb_virtq_pop(&q->vq, &req->chain, err, sizeof(err));
+
+		if (rc == 0)
+			break;
+		if (rc == -EIO) {
+			if (!q->broken_logged)
+				rb_err(q->disk->name, "queue %u: ring is corrupt (%s); no more requests are taken from it until the device is reset",
+				       q->index, err);
+			q->broken_logged = true;
+			break;
+		}
+		q->free = req->next_free;
+		q->inflight++;
+		n++;
+		if (rc < 0) {
+			rb_io_guest_log(q, "malformed descriptor chain: %s", err);
+			atomic_fetch_add_explicit(&q->disk->st_bad_chains, 1, memory_order_relaxed);
+			rb_io_req_finish(req, 0);
+			continue;
+		}
+		rb_blk_start(w, req);
+	}
+	return n;
+}
+
+static unsigned reap(struct rb_worker *w)
+{
+	struct io_uring_cqe *cqe;
+	unsigned n = 0;
+
+	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
+		struct rb_io_req *req = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&w->ring, cqe);
+		rb_blk_io_done(w, req, res);
+		n++;
+	}
+	return n;
+}
+
+static void notify(struct rb_worker *w)
+{
+	for (unsigned i = 0; i < w->nq; i++) {
+		struct rb_io_queue *q = w->queues[i];
+
+		if (!q->need_notify)
+			continue;
+		q->need_notify = false;
+		if (q->call_fd >= 0 && rb_virtq_should_notify(&q->vq))
+			eventfd_write(q->call_fd, 1);
+	}
+}
+
+static void run_cmd(struct rb_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->cmd_fn && w->cmd_fn(w, w->cmd_arg)) {
+		w->cmd_fn = NULL;
+		w->cmd_done = true;
+		atomic_store(&w->cmd_pending, 0);
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void drain_eventfd(int fd)
+{
+	eventfd_t v;
+
+	if (fd >= 0)
+		eventfd_read(fd, &v);
+}
+
+/* Asks for kicks, closes the race with the driver, and sleeps until a
+ * kick, a completion or a command arrives. */
+static void sleep_until_event(struct rb_worker *w)
+{
+	struct epoll_event ev[32];
+	bool work = false;
+
+	for (unsigned i = 0; i < w->nq; i++) {
+		struct rb_io_queue *q = w->queues[i];
+		rb_virtq_set_kicks(&q->vq, true);
+		if (!q->stopping && !q->vq.broken && q->free && rb_virtq_pending(&q->vq))
+			work = true;
+	}
+	if (!work && !io_uring_cq_ready(&w->ring) && !atomic_load(&w->stop)) {
+		int n = epoll_wait(w->epfd, ev, 32, -1);
+		for (int i = 0; i < n; i++)
+			drain_eventfd(ev[i].data.fd);
+	}
+	if (w->mode == RB_IO_POLL)
+		for (unsigned i = 0; i < w->nq; i++)
+			rb_virtq_set_kicks(&w->queues[i]->vq, false);
+}
+
+static void *worker_main(void *arg)
+{
+	struct rb_worker *w = arg;
+	uint64_t last_work = rb_io_now_us();
+
+	rb_debug(w->name, "started (%s)", w->mode == RB_IO_POLL ? "polling" : "event-driven");
+	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+		unsigned work = 0;
+
+		if (atomic_load_explicit(&w->cmd_pending, memory_order_acquire))
+			run_cmd(w);
+		for (unsigned i = 0; i < w->nq; i++)
+			work += poll_queue(w, w->queues[i]);
+		if (w->sq_pending) {
+			io_uring_submit(&w->ring);
+			w->sq_pending = 0;
+		}
+		work += reap(w);
+		notify(w);
+		if (work) {
+			last_work = 0; /* measured lazily below */
+			continue;
+		}
+		if (w->mode == RB_IO_POLL) {
+			uint64_t now = rb_io_now_us();
+			if (last_work == 0)
+				last_work = now;
+			if (now - last_work < RB_IO_POLL_IDLE_US)
+				continue;
+		}
+		sleep_until_event(w);
+		last_work = 0;
+	}
+	rb_debug(w->name, "stopped");
+	return NULL;
+}
+
+/* ---- commands from the control thread ----------------------------------- */
+
+void rb_worker_call(struct rb_worker *w, bool (*fn)(struct rb_worker *, void *), void *arg)
+{
+	pthread_mutex_lock(&w->lock);
+	w->cmd_fn = fn;
+	w->cmd_arg = arg;
+	w->cmd_done = false;
+	atomic_store_explicit(&w->cmd_pending, 1, memory_order_release);
+	eventfd_write(w->cmd_efd, 1);
+	while (!w->cmd_done)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+}
+
+struct rb_worker *rb_workers_pick(struct rb_workers *pool)
+{
+	struct rb_worker *w = &pool->w[pool->next % pool->n];
+
+	pool->next++;
+	return w;
+}
+
+/* ---- set-up and tear-down ------------------------------------------------ */
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int worker_init(struct rb_worker *w, struct rb_workers *pool, unsigned id,
+		       enum rb_io_notify mode, char *err, size_t errlen)
+{
+	int rc;
+
+	w->pool = pool;
+	w->id = id;
+	w->mode = mode;
+	snprintf(w->name, sizeof(w->name), "worker%u", id);
+	w->ring_efd = w->cmd_efd = w->epfd = -1;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	rc = io_uring_queue_init(RB_IO_URING_ENTRIES, &w->ring, 0);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: io_uring_queue_init: %s", w->name, strerror(-rc));
+		return rc;
+	}
+	w->ring_ready = true;
+	w->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	w->cmd_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->ring_efd < 0 || w->cmd_efd < 0 || w->epfd < 0 ||
+	    epoll_add(w->epfd, w->ring_efd) || epoll_add(w->epfd, w->cmd_efd)) {
+		snprintf(err, errlen, "%s: eventfd/epoll: %s", w->name, strerror(errno));
+		return -errno;
+	}
+	rc = io_uring_register_eventfd(&w->ring, w->ring_efd);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: io_uring_register_eventfd: %s", w->name, strerror(-rc));
+		return rc;
+	}
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	if (rc) {
+		snprintf(err, errlen, "%s: pthread_create: %s", w->name, strerror(rc));
+		return -rc;
+	}
+	w->thread_started = true;
+	return 0;
+}
+
+static void worker_fini(struct rb_worker *w)
+{
+	if (w->thread_started) {
+		atomic_store(&w->stop, true);
+		eventfd_write(w->cmd_efd, 1);
+		pthread_join(w->thread, NULL);
+	}
+	if (w->ring_ready)
+		io_uring_queue_exit(&w->ring);
+	if (w->ring_efd >= 0)
+		close(w->ring_efd);
+	if (w->cmd_efd >= 0)
+		close(w->cmd_efd);
+	if (w->epfd >= 0)
+		close(w->epfd);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+}
+
+int rb_workers_new(unsigned n, enum rb_io_notify mode, struct rb_workers **out, char *err,
+		   size_t errlen)
+{
+	struct rb_workers *p;
+
+	*out = NULL;
+	if (n == 0 || n > RB_IO_MAX_WORKERS) {
+		snprintf(err, errlen, "%u workers (must be 1..%u)", n, RB_IO_MAX_WORKERS);
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->w = calloc(n, sizeof(*p->w)))) {
+		free(p);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		int rc = worker_init(&p->w[i], p, i, mode, err, errlen);
+		p->n = i + 1;
+		if (rc) {
+			rb_workers_free(p);
+			return rc;
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+void rb_workers_free(struct rb_workers *p)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; i < p->n; i++)
+		worker_fini(&p->w[i]);
+	free(p->w);
+	free(p);
+}
+
+/* ---- queue placement (commands run on the worker) ------------------------ */
+
+static bool cmd_queue_add(struct rb_worker *w, void *arg)
+{
+	struct rb_io_queue *q = arg;
+
+	if (w->nq == RB_IO_MAX_QUEUES_PER_WORKER) {
+		rb_err(w->name, "too many queues on one worker");
+		return true; /* q->active stays false: the caller sees it */
+	}
+	w->queues[w->nq++] = q;
+	q->active = true;
+	if (q->kick_fd >= 0 && epoll_add(w->epfd, q->kick_fd))
+		rb_warn(w->name, "cannot watch kick fd of %s queue %u: %s", q->disk->name, q->index,
+			strerror(errno));
+	/* Polling workers ask the driver not to kick; event-driven ones do. */
+	rb_virtq_set_kicks(&q->vq, w->mode == RB_IO_EVENT);
+	return true;
+}
+
+static bool cmd_queue_remove(struct rb_worker *w, void *arg)
+{
+	struct rb_io_queue *q = arg;
+
+	q->stopping = true;
+	if (q->inflight)
+		return false; /* called again after completions */
+	for (unsigned i = 0; i < w->nq; i++) {
+		if (w->queues[i] == q) {
+			w->queues[i] = w->queues[--w->nq];
+			break;
+		}
+	}
+	if (q->kick_fd >= 0)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, q->kick_fd, NULL);
+	/* The last completions of the drain may still be unannounced. */
+	if (q->need_notify && q->call_fd >= 0)
+		eventfd_write(q->call_fd, 1);
+	q->need_notify = false;
+	q->active = false;
+	return true;
+}
+
+int rb_io_queue_attach(struct rb_io_queue *q)
+{
+	rb_worker_call(q->worker, cmd_queue_add, q);
+	return q->active ? 0 : -ENOSPC;
+}
+
+void rb_io_queue_detach(struct rb_io_queue *q)
+{
+	rb_worker_call(q->worker, cmd_queue_remove, q);
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* What the files of lib/vhost share.  Nothing outside lib/vhost includes it. */
+#ifndef ROSEN_VHOST_INTERNAL_H
+#define ROSEN_VHOST_INTERNAL_H
+
+#include <rosen/vhost.h>
+
+#define RB_VHOST_USER_MAX_RING 32768u
+
+void rb_vhost_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Maps the regions of a validated table from their fds (fstat first: a
+ * file shorter than offset + size is refused, it would SIGBUS later).
+ * Does not close the fds.  0 or -errno with a message. */
+int rb_vhost_mem_map(struct rb_vhost_mem *mem,
+		     const struct rb_vhost_mem_table_desc *desc, const int *fds,
+		     char *err, size_t errlen);
+void rb_vhost_mem_unmap(struct rb_vhost_mem *mem);
+
+#endif

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Fetches what a test guest boots: the Debian kernel that linux-image-amd64
+# currently depends on, the virtio/uio modules our tests load, and
+# busybox-static.  Nothing is installed: the .debs are fetched with
+# `apt-get download` and unpacked with `dpkg -x`.
+#
+# Usage: tests/e2e/guest/fetch-kernel.sh [--cache DIR] [--force]
+#
+# Leaves in DIR (default ${ROSEN_CACHE:-$HOME/.cache/rosenbridge}/guest):
+#   vmlinuz            the kernel image
+#   modules/NAME.ko    uncompressed modules, NAME from MODULES below
+#   busybox            the static busybox binary
+#   versions           what was fetched (the cache key)
+# and prints DIR as its last line on stdout (everything else goes to stderr).
+# A second run with the same resolved versions does nothing.  If apt cannot
+# resolve versions (no package lists) a complete cache is used as it is.
+set -euo pipefail
+
+# Load order matters: each module needs the ones before it.
+MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
+         virtio_pci virtio_blk uio uio_pci_generic)
+
+cache="${ROSEN_CACHE:-$HOME/.cache/rosenbridge}/guest"
+force=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cache) cache="$2"; shift 2 ;;
+    --force) force=1; shift ;;
+    -h|--help) sed -n '3,18p' "$0"; exit 0 ;;
+    *) echo "fetch-kernel: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "fetch-kernel: $*" >&2; }
+die() { echo "fetch-kernel: error: $*" >&2; exit 1; }
+
+for tool in apt-cache apt-get dpkg; do
+  command -v "$tool" >/dev/null || die "'$tool' not found (this script needs Debian's apt tools)"
+done
+
+cache_complete() {
+  [ -f "$cache/vmlinuz" ] && [ -x "$cache/busybox" ] && [ -f "$cache/versions" ] || return 1
+  local m
+  for m in "${MODULES[@]}"; do
+    [ -f "$cache/modules/$m.ko" ] || return 1
+  done
+}
+
+# candidate_version PKG: the version apt would fetch (from $policy), or nothing.
+candidate_version() {
+  awk -v p="$1:" '/^[^ ]/ { cur = $1 } cur == p && /^ *Candidate:/ { print $2; exit }' <<<"$policy"
+}
+
+# --- resolve what to fetch -------------------------------------------------
+kpkg="${ROSEN_GUEST_KERNEL_PKG:-}"
+if [ -z "$kpkg" ]; then
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+         awk '/^ *Depends: linux-image-[0-9]/ { print $2; exit }') || true
+fi
+kver=""
+bbver=""
+if [ -n "$kpkg" ]; then
+  policy=$(apt-cache policy "$kpkg" busybox-static 2>/dev/null) || true
+  kver=$(candidate_version "$kpkg")
+  bbver=$(candidate_version busybox-static)
+fi
+if [ -z "$kpkg" ] || [ -z "$kver" ] || [ -z "$bbver" ] || [ "$kver" = "(none)" ] || [ "$bbver" = "(none)" ]; then
+  if cache_complete && [ "$force" -eq 0 ]; then
+    log "warning: apt could not resolve the kernel (run 'apt-get update'?); using the cache as it is:"
+    sed 's/^/  /' "$cache/versions" >&2
+    echo "$cache"
+    exit 0
+  fi
+  die "cannot resolve the kernel package: 'apt-cache depends linux-image-amd64' and 'apt-cache policy' gave package='$kpkg' version='$kver', busybox-static version='$bbver'. Run 'apt-get update' (the package lists may be missing)."
+fi
+
+want=$(printf 'kernel %s %s\nbusybox-static %s\nmodules %s\n' "$kpkg" "$kver" "$bbver" "${MODULES[*]}")
+if [ "$force" -eq 0 ] && cache_complete && [ "$(cat "$cache/versions")" = "$want" ]; then
+  log "cache up to date ($kpkg $kver, busybox-static $bbver) in $cache"
+  echo "$cache"
+  exit 0
+fi
+
+# --- fetch and unpack ------------------------------------------------------
+mkdir -p "$cache" || die "cannot create cache directory $cache"
+work=$(mktemp -d "$cache/.fetch.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+log "downloading $kpkg $kver and busybox-static $bbver"
+apt_opts=()
+# As root, apt drops to the _apt user, who cannot write into our temp dir.
+[ "$(id -u)" -eq 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
+if ! (cd "$work" && apt-get "${apt_opts[@]}" download -q "$kpkg=$kver" "busybox-static=$bbver" >&2); then
+  die "apt-get download of $kpkg=$kver busybox-static=$bbver failed (is the Debian mirror reachable? is the package list current: 'apt-get update'?)"
+fi
+
+kdeb=$(ls "$work"/"$kpkg"_*.deb 2>/dev/null | head -n 1)
+bdeb=$(ls "$work"/busybox-static_*.deb 2>/dev/null | head -n 1)
+[ -n "$kdeb" ] || die "apt-get download produced no $kpkg .deb"
+[ -n "$bdeb" ] || die "apt-get download produced no busybox-static .deb"
+
+log "unpacking"
+dpkg -x "$kdeb" "$work/k" || die "dpkg -x $kdeb failed"
+dpkg -x "$bdeb" "$work/b" || die "dpkg -x $bdeb failed"
+
+vmlinuz=$(ls "$work"/k/boot/vmlinuz-* 2>/dev/null | head -n 1)
+[ -n "$vmlinuz" ] || die "no /boot/vmlinuz-* in $kpkg"
+moddir=$(ls -d "$work"/k/lib/modules/*/ 2>/dev/null | head -n 1)
+[ -n "$moddir" ] || die "no /lib/modules/<version>/ in $kpkg"
+[ -x "$work/b/bin/busybox" ] || die "no /bin/busybox in busybox-static"
+
+mkdir -p "$work/out/modules"
+cp "$vmlinuz" "$work/out/vmlinuz"
+cp "$work/b/bin/busybox" "$work/out/busybox"
+for m in "${MODULES[@]}"; do
+  # Debian 12 ships plain .ko files, later kernels may compress them.
+  # Busybox insmod loads only plain ELF here, so decompress on the host.
+  f=$(find "$moddir" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" \) | head -n 1)
+  if [ -z "$f" ]; then
+    if grep -q "/$m\.ko" "$moddir/modules.builtin" 2>/dev/null; then
+      die "module $m is built into $kpkg; the guest /init expects it as a module (adjust MODULES and mkinitramfs.sh)"
+    fi
+    die "module $m not found in $kpkg"
+  fi
+  case "$f" in
+    *.ko)     cp "$f" "$work/out/modules/$m.ko" ;;
+    *.ko.xz)  command -v xz >/dev/null || die "xz is needed to decompress $f (apt-get install xz-utils)"
+              xz -dc "$f" >"$work/out/modules/$m.ko" ;;
+    *.ko.zst) command -v zstd >/dev/null || die "zstd is needed to decompress $f (apt-get install zstd)"
+              zstd -qdc "$f" >"$work/out/modules/$m.ko" ;;
+    *.ko.gz)  gzip -dc "$f" >"$work/out/modules/$m.ko" ;;
+  esac
+done
+echo "$want" >"$work/out/versions"
+
+# Replace the cache contents only once everything is in place.
+rm -rf "$cache/modules" "$cache/vmlinuz" "$cache/busybox" "$cache/versions"
+mv "$work/out/modules" "$work/out/vmlinuz" "$work/out/busybox" "$cache/"
+mv "$work/out/versions" "$cache/versions"
+log "ready: $kpkg $kver ($(basename "$vmlinuz")), ${#MODULES[@]} modules, busybox-static $bbver in $cache"
+echo "$cache"
