@@ -7,6 +7,7 @@ PACKAGES=(
   gcc libc6-dev pkg-config meson ninja-build python3
   libelf-dev zlib1g-dev liburing-dev libbpf-dev linux-libc-dev
   clang-19 llvm-19
+  qemu-system-x86 qemu-system-common cpio xz-utils
 )
 
 missing=()

@@ -117,22 +117,27 @@ int rb_virtq_init(struct rb_virtq *vq, uint16_t size, void *desc, void *avail,
 		  void *used, uint16_t last_avail, bool event_idx, bool indirect,
 		  rb_virtio_translate_fn translate, void *ctx);
 
-/* Number of chains the driver made available and we have not popped. */
+/* Number of chains the driver made available and we have not popped; 0 on a
+ * broken queue.  More than `size` means a corrupt index: the next pop says so. */
 uint16_t rb_virtq_pending(const struct rb_virtq *vq);
 
 /*
  * Pops the next available chain into *chain (descriptors copied, checked and
  * translated).  Returns 1 when a chain was popped, 0 when the ring is empty,
- * or -EINVAL when the chain is malformed: then chain->head is valid (when
- * the head index itself was) and chain->n_segs is 0; the caller gives the
- * head back with rb_virtq_push(vq, head, 0) and reports `err`.  A ring whose
- * avail index is itself corrupt (more than `size` ahead) marks the queue
- * broken and returns -EIO.
+ * or -EINVAL when the chain is malformed: then the avail entry is consumed,
+ * chain->head is valid and chain->n_segs is 0; the caller gives the head
+ * back with rb_virtq_push(vq, head, 0) and reports `err`.  A ring whose
+ * avail index is itself corrupt (more than `size` ahead) or whose avail
+ * entry names a head >= size marks the queue broken and returns -EIO; every
+ * later pop returns -EIO too (the transport must reset the queue).
+ * Zero-length descriptors are checked (address must translate) but not
+ * stored, so every iovec of a popped chain has iov_len >= 1.
  */
 int rb_virtq_pop(struct rb_virtq *vq, struct rb_virtq_chain *chain,
 		 char *err, size_t errlen);
 
-/* Gives a chain back: used element {head, len}; publishes used->idx. */
+/* Gives a chain back: used element {head, len}; publishes used->idx.
+ * `head` must be one rb_virtq_pop() returned. */
 void rb_virtq_push(struct rb_virtq *vq, uint16_t head, uint32_t len);
 
 /* After pushes: must the driver be interrupted (EVENT_IDX or NO_INTERRUPT)? */
@@ -140,8 +145,10 @@ bool rb_virtq_should_notify(struct rb_virtq *vq);
 
 /*
  * Asks the driver to kick (enable) or not to kick (disable, while polling).
- * With EVENT_IDX it writes avail_event; else it sets/clears NO_NOTIFY.
- * After enabling, callers must re-check rb_virtq_pending() to close the race.
+ * With EVENT_IDX, enabling writes avail_event = last_avail and disabling
+ * writes nothing (the driver then kicks at most once more); without it, it
+ * sets/clears NO_NOTIFY.  After enabling, callers must re-check
+ * rb_virtq_pending() to close the race: chains already pending bring no kick.
  */
 void rb_virtq_set_kicks(struct rb_virtq *vq, bool enable);
 
@@ -229,22 +236,27 @@ struct rb_blk_req {
  * Parses a chain as a virtio-blk request: gathers the 16-byte header (it may
  * span several readable segments, or share one with data), takes the status
  * byte (last byte of the last writable segment), and trims both off the
- * chain's iovecs in place so req->iov is exactly the data.  Checks the data
- * direction against the type (IN and GET_ID: all writable; OUT, DISCARD,
- * WRITE_ZEROES: all readable; FLUSH: none), GET_ID's 20-byte buffer, and
- * for DISCARD/WRITE_ZEROES exactly one 16-byte range with no reserved flag.
- * Returns RB_VIRTIO_BLK_S_OK, or the status to complete the request with
- * (IOERR for a malformed request, UNSUPP for an unknown type) and a message
- * in err; returns -EINVAL when there is no status byte to write (the request
- * can then only be given back with length 0).
+ * chain's iovecs in place so req->iov is exactly the data (the chain's own
+ * counters are stale afterwards: use req).  Checks the data direction
+ * against the type (IN and GET_ID: all writable; OUT, DISCARD,
+ * WRITE_ZEROES: all readable), whole 512-byte sectors for IN/OUT, GET_ID's
+ * 20-byte buffer, and for DISCARD/WRITE_ZEROES exactly one 16-byte range,
+ * gathered into req->range (req->iov is then empty).  FLUSH ignores any
+ * data buffers (req->iov empty).  Returns RB_VIRTIO_BLK_S_OK, or the status
+ * to complete the request with (IOERR for a malformed request; UNSUPP for an
+ * unknown type, an unknown range flag, or unmap on a DISCARD, as virtio 1.2
+ * 5.2.6.2 requires) and a message in err; req->status is set whenever the
+ * return is not -EINVAL.  Returns -EINVAL when there is no status byte to
+ * write (the request can then only be given back with length 0).
  */
 int rb_blk_req_parse(struct rb_virtq_chain *chain, struct rb_blk_req *req,
 		     char *err, size_t errlen);
 
 /*
  * Range check of a read/write/discard/write-zeroes against a disk of
- * `capacity_sectors`: no overflow of sector*512 or sector+count.
- * Returns true when [sector, sector + bytes/512) is inside the disk.
+ * `capacity_sectors`: no overflow of sector*512, sector*512 + bytes or
+ * sector+count.  Returns true when [sector, sector + ceil(bytes/512)) is
+ * inside the disk (a partial sector counts as touched).
  */
 bool rb_blk_range_ok(uint64_t sector, uint64_t bytes, uint64_t capacity_sectors);
 

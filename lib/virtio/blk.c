@@ -10,11 +10,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 
 _Static_assert(sizeof(struct rb_virtio_blk_outhdr) == 16, "header layout");
 _Static_assert(sizeof(struct rb_virtio_blk_discard_wz) == 16, "range layout");
-_Static_assert(sizeof(struct rb_virtio_blk_config) == 60, "config layout");
+/* QEMU 7.2 reads config bytes [0, 57): up to write_zeroes_may_unmap. */
+_Static_assert(offsetof(struct rb_virtio_blk_config, write_zeroes_may_unmap) == 56,
+	       "config layout");
 
 /*
  * Copies up to `len` bytes from iov[*at .. end) into `dst`, taking them off

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Device side of the split virtqueue (virtio 1.2, 2.7): pops the chains the
- * driver made available, gives them back through the used ring, and decides
- * when to interrupt.  Whatever the driver wrote, it must never read a
- * guest-written field twice, touch a guest buffer it has not translated for
- * its whole length, or walk a chain further than the ring or table allows.
+ * Device side of the split virtqueue (virtio 1.2, 2.7): pop chains, push
+ * them back, decide when to interrupt.  Whatever the driver wrote, it must
+ * never read a guest field twice, touch a buffer not translated for its
+ * whole length, or walk a chain further than the ring or table allows.
  */
 #include "virtio_internal.h"
 
