@@ -59,6 +59,8 @@ for dir in "${dirs[@]}"; do
     python3 tests/conformance/run.py -q --bpf "$dir/app/rosen-bpf/rosen-bpf"
   run_suite "$kind: cli (rosen-bpf)" \
     python3 tests/cli/test_rosen_bpf.py --build "$dir"
+  run_suite "$kind: cli (rosenbridged)" \
+    python3 tests/cli/test_rosenbridged.py --build "$dir"
 done
 
 echo

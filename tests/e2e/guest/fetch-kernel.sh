@@ -8,7 +8,10 @@
 # Usage: tests/e2e/guest/fetch-kernel.sh [--cache DIR] [--force]
 #
 # Leaves in DIR (default ${ROSEN_CACHE:-$HOME/.cache/rosenbridge}/guest):
-#   vmlinuz            the kernel image
+#   vmlinuz            the kernel image (bzImage)
+#   vmlinux            the same kernel decompressed (ELF), when it has the
+#                      PVH entry point (CONFIG_PVH=y): QEMU boots it directly,
+#                      which skips the slow decompression under TCG (about 3 s)
 #   modules/NAME.ko    uncompressed modules, NAME from MODULES below
 #   busybox            the static busybox binary
 #   versions           what was fetched (the cache key)
@@ -27,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --cache) cache="$2"; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '3,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '3,/^set -e/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "fetch-kernel: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +44,7 @@ done
 
 cache_complete() {
   [ -f "$cache/vmlinuz" ] && [ -x "$cache/busybox" ] && [ -f "$cache/versions" ] || return 1
+  grep -q '^vmlinux no$' "$cache/versions" || [ -f "$cache/vmlinux" ] || return 1
   local m
   for m in "${MODULES[@]}"; do
     [ -f "$cache/modules/$m.ko" ] || return 1
@@ -51,6 +55,32 @@ cache_complete() {
 candidate_version() {
   awk -v p="$1:" '/^[^ ]/ { cur = $1 } cur == p && /^ *Candidate:/ { print $2; exit }' <<<"$policy"
 }
+
+# extract_vmlinux BZIMAGE OUT: finds the compressed payload in a bzImage and
+# decompresses it; succeeds only if the result is an ELF file.
+extract_vmlinux() {
+  local img=$1 out=$2 magic tool off
+  for pair in 'fd377a585a00:xz -dcq' '28b52ffd:zstd -dcq' '1f8b0800:gzip -dcq'; do
+    magic=${pair%%:*}
+    tool=${pair#*:}
+    command -v "${tool%% *}" >/dev/null || continue
+    # byte offsets of the magic; try each (the first may be a false hit)
+    for off in $(LC_ALL=C grep -obUaP "$(echo "$magic" | sed 's/../\\x&/g')" "$img" 2>/dev/null | cut -d: -f1 | head -n 4); do
+      # the decompressor complains about the data after the stream: ignore it
+      tail -c +$((off + 1)) "$img" | $tool >"$out" 2>/dev/null || true
+      if [ "$(head -c 4 "$out" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
+        return 0
+      fi
+    done
+  done
+  rm -f "$out"
+  return 1
+}
+
+# One fetch at a time per cache (parallel test runs share it).
+mkdir -p "$cache" || die "cannot create cache directory $cache"
+exec 9>"$cache/.lock"
+flock 9 || die "cannot lock $cache/.lock"
 
 # --- resolve what to fetch -------------------------------------------------
 kpkg="${ROSEN_GUEST_KERNEL_PKG:-}"
@@ -76,14 +106,13 @@ if [ -z "$kpkg" ] || [ -z "$kver" ] || [ -z "$bbver" ] || [ "$kver" = "(none)" ]
 fi
 
 want=$(printf 'kernel %s %s\nbusybox-static %s\nmodules %s\n' "$kpkg" "$kver" "$bbver" "${MODULES[*]}")
-if [ "$force" -eq 0 ] && cache_complete && [ "$(cat "$cache/versions")" = "$want" ]; then
+if [ "$force" -eq 0 ] && cache_complete && [ "$(grep -v '^vmlinux ' "$cache/versions")" = "$want" ]; then
   log "cache up to date ($kpkg $kver, busybox-static $bbver) in $cache"
   echo "$cache"
   exit 0
 fi
 
 # --- fetch and unpack ------------------------------------------------------
-mkdir -p "$cache" || die "cannot create cache directory $cache"
 work=$(mktemp -d "$cache/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -112,6 +141,15 @@ moddir=$(ls -d "$work"/k/lib/modules/*/ 2>/dev/null | head -n 1)
 
 mkdir -p "$work/out/modules"
 cp "$vmlinuz" "$work/out/vmlinuz"
+have_vmlinux=no
+if grep -q '^CONFIG_PVH=y' "$work"/k/boot/config-* 2>/dev/null; then
+  if extract_vmlinux "$vmlinuz" "$work/out/vmlinux"; then
+    have_vmlinux=yes
+  else
+    log "warning: could not decompress $(basename "$vmlinuz"); guests boot the slower bzImage"
+  fi
+fi
+want="$want"$'\n'"vmlinux $have_vmlinux"
 cp "$work/b/bin/busybox" "$work/out/busybox"
 for m in "${MODULES[@]}"; do
   # Debian 12 ships plain .ko files, later kernels may compress them.
@@ -135,8 +173,9 @@ done
 echo "$want" >"$work/out/versions"
 
 # Replace the cache contents only once everything is in place.
-rm -rf "$cache/modules" "$cache/vmlinuz" "$cache/busybox" "$cache/versions"
+rm -rf "$cache/modules" "$cache/vmlinuz" "$cache/vmlinux" "$cache/busybox" "$cache/versions"
 mv "$work/out/modules" "$work/out/vmlinuz" "$work/out/busybox" "$cache/"
+[ "$have_vmlinux" = yes ] && mv "$work/out/vmlinux" "$cache/vmlinux"
 mv "$work/out/versions" "$cache/versions"
-log "ready: $kpkg $kver ($(basename "$vmlinuz")), ${#MODULES[@]} modules, busybox-static $bbver in $cache"
+log "ready: $kpkg $kver ($(basename "$vmlinuz"), PVH vmlinux: $have_vmlinux), ${#MODULES[@]} modules, busybox-static $bbver in $cache"
 echo "$cache"

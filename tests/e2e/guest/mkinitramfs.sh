@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --cache) cache="$2"; shift 2 ;;
     --add) adds+=("$2"); shift 2 ;;
     --modules) modules="$2"; shift 2 ;;
-    -h|--help) sed -n '3,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '3,/^set -e/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
