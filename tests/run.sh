@@ -52,7 +52,7 @@ for dir in "${dirs[@]}"; do
   kind=$(basename "$dir")
   echo "== $kind"
   for t in "$dir"/tests/unit/test_*; do
-    [ -x "$t" ] || continue
+    [ -f "$t" ] && [ -x "$t" ] || continue
     run_suite "$kind: unit/$(basename "$t")" "$t"
   done
   run_suite "$kind: conformance (rosen-bpf plugin)" \
