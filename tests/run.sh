@@ -61,6 +61,9 @@ for dir in "${dirs[@]}"; do
     python3 tests/cli/test_rosen_bpf.py --build "$dir"
   run_suite "$kind: cli (rosenbridged)" \
     python3 tests/cli/test_rosenbridged.py --build "$dir"
+  run_suite "$kind: e2e (QEMU guest on rosenbridged)" \
+    python3 tests/e2e/test_guest_blk.py --backend rosenbridged \
+      --daemon "$dir/app/rosenbridged/rosenbridged"
 done
 
 echo

@@ -27,7 +27,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import stat
 import struct
 import subprocess
@@ -258,6 +257,23 @@ class RosenBackend(Backend):
 
 SCRIPT_HEAD = """. /lib/e2e.sh
 echo "guest: kernel $(uname -r), $(nproc) cpu(s)"
+
+# irq_count NAME: interrupts of the vector called NAME, summed over the CPUs
+irq_count() {
+  awk -v n="$1" '$NF == n { s = 0; for (i = 2; i <= NF; i++) { if ($i ~ /^[0-9]+$/) s += $i; else break }; print s }' /proc/interrupts
+}
+
+# queues_used DEV N: each of the N request queues of virtio device DEV
+# (e.g. virtio0) completed something (its MSI-X vector fired)
+queues_used() {
+  q=0
+  while [ "$q" -lt "$2" ]; do
+    n=$(irq_count "$1-req.$q")
+    echo "$1-req.$q: ${n:-no} interrupts"
+    [ "${n:-0}" -gt 0 ] || return 1
+    q=$((q + 1))
+  done
+}
 """
 
 
@@ -305,12 +321,7 @@ def write_plan(layout, discard_zeroes, smp):
         lines.append("check verify-parallel-%d %s" % (cpu, blk("verify", d, off, length, seed)))
         layout.put(off, length, seed)
     if smp >= 2:
-        # each request queue's MSI-X vector (virtio0-req.N) saw completions
-        lines.append("grep virtio0-req /proc/interrupts")
-        lines.append("check both-queues-used sh -c "
-                     "'for q in 0 1; do n=$(grep \"virtio0-req.$q$\" /proc/interrupts | "
-                     "awk \"{print \\$2 + \\$3}\"); echo \"queue $q: $n interrupts\"; "
-                     "[ \"${n:-0}\" -gt 0 ] || exit 1; done'")
+        lines.append("check both-queues-used queues_used virtio0 2")
 
     lines.append("check flush %s" % blk("flush", d))
     lines.append('echo "discard_max_bytes=$(cat /sys/block/vda/queue/discard_max_bytes) '

@@ -59,13 +59,15 @@ candidate_version() {
 # extract_vmlinux BZIMAGE OUT: finds the compressed payload in a bzImage and
 # decompresses it; succeeds only if the result is an ELF file.
 extract_vmlinux() {
-  local img=$1 out=$2 magic tool off
+  local img=$1 out=$2 magic tool off pat i
   for pair in 'fd377a585a00:xz -dcq' '28b52ffd:zstd -dcq' '1f8b0800:gzip -dcq'; do
     magic=${pair%%:*}
     tool=${pair#*:}
     command -v "${tool%% *}" >/dev/null || continue
+    pat=""
+    for ((i = 0; i < ${#magic}; i += 2)); do pat+="\\x${magic:i:2}"; done
     # byte offsets of the magic; try each (the first may be a false hit)
-    for off in $(LC_ALL=C grep -obUaP "$(echo "$magic" | sed 's/../\\x&/g')" "$img" 2>/dev/null | cut -d: -f1 | head -n 4); do
+    for off in $(LC_ALL=C grep -obUaP "$pat" "$img" 2>/dev/null | cut -d: -f1 | head -n 4); do
       # the decompressor complains about the data after the stream: ignore it
       tail -c +$((off + 1)) "$img" | $tool >"$out" 2>/dev/null || true
       if [ "$(head -c 4 "$out" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
@@ -124,19 +126,19 @@ if ! (cd "$work" && apt-get "${apt_opts[@]}" download -q "$kpkg=$kver" "busybox-
   die "apt-get download of $kpkg=$kver busybox-static=$bbver failed (is the Debian mirror reachable? is the package list current: 'apt-get update'?)"
 fi
 
-kdeb=$(ls "$work"/"$kpkg"_*.deb 2>/dev/null | head -n 1)
-bdeb=$(ls "$work"/busybox-static_*.deb 2>/dev/null | head -n 1)
-[ -n "$kdeb" ] || die "apt-get download produced no $kpkg .deb"
-[ -n "$bdeb" ] || die "apt-get download produced no busybox-static .deb"
+found=("$work"/"$kpkg"_*.deb); kdeb=${found[0]}
+found=("$work"/busybox-static_*.deb); bdeb=${found[0]}
+[ -f "$kdeb" ] || die "apt-get download produced no $kpkg .deb"
+[ -f "$bdeb" ] || die "apt-get download produced no busybox-static .deb"
 
 log "unpacking"
 dpkg -x "$kdeb" "$work/k" || die "dpkg -x $kdeb failed"
 dpkg -x "$bdeb" "$work/b" || die "dpkg -x $bdeb failed"
 
-vmlinuz=$(ls "$work"/k/boot/vmlinuz-* 2>/dev/null | head -n 1)
-[ -n "$vmlinuz" ] || die "no /boot/vmlinuz-* in $kpkg"
-moddir=$(ls -d "$work"/k/lib/modules/*/ 2>/dev/null | head -n 1)
-[ -n "$moddir" ] || die "no /lib/modules/<version>/ in $kpkg"
+found=("$work"/k/boot/vmlinuz-*); vmlinuz=${found[0]}
+[ -f "$vmlinuz" ] || die "no /boot/vmlinuz-* in $kpkg"
+found=("$work"/k/lib/modules/*/); moddir=${found[0]}
+[ -d "$moddir" ] || die "no /lib/modules/<version>/ in $kpkg"
 [ -x "$work/b/bin/busybox" ] || die "no /bin/busybox in busybox-static"
 
 mkdir -p "$work/out/modules"

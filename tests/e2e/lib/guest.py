@@ -28,7 +28,6 @@ import argparse
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
