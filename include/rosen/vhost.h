@@ -218,6 +218,24 @@ void rb_vhost_server_handle(struct rb_vhost_server *srv);
 
 bool rb_vhost_server_connected(const struct rb_vhost_server *srv);
 
+/* ---- Frontend (client) side, for librosen's vhost-user transport ---------- */
+
+struct rb_vhost_client;
+
+int rb_vhost_client_connect(const char *path, struct rb_vhost_client **out, char *err,
+			    size_t errlen);
+void rb_vhost_client_close(struct rb_vhost_client *c);
+
+/*
+ * Sends one request (payload and fds) and, when reply_size is not 0, reads
+ * a reply that must carry the same request code, the reply flag and exactly
+ * reply_size bytes.  With need_ack, asks for a REPLY_ACK and fails unless
+ * the backend acknowledged with 0.  0 or -errno with a message.
+ */
+int rb_vhost_client_request(struct rb_vhost_client *c, uint32_t request, const void *payload,
+			    uint32_t size, const int *fds, unsigned nfds, void *reply,
+			    uint32_t reply_size, bool need_ack, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

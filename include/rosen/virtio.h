@@ -152,6 +152,60 @@ bool rb_virtq_should_notify(struct rb_virtq *vq);
  */
 void rb_virtq_set_kicks(struct rb_virtq *vq, bool enable);
 
+/* ---- Driver-side virtqueue (librosen) ------------------------------------ */
+
+/*
+ * The driver's view of a split ring it owns: it fills descriptors and the
+ * avail ring and validates everything the device writes into the used
+ * ring (ids in range and outstanding, lengths within the buffers).
+ */
+struct rb_virtq_drv {
+	struct rb_vring_desc *desc;
+	struct rb_vring_avail *avail;
+	struct rb_vring_used *used;
+	uint16_t size;
+	bool event_idx;
+	uint16_t free_head;
+	uint16_t num_free;
+	uint16_t avail_idx;    /* shadow of avail->idx */
+	uint16_t kicked_idx;   /* avail_idx at the last kick decision */
+	uint16_t last_used;
+	bool broken;           /* the device returned garbage */
+	uint16_t *next;        /* free list links */
+	uint16_t *chain_len;   /* descriptors per outstanding head, 0 = free */
+	uint32_t *writable;    /* device-writable bytes per outstanding head */
+	void **cookie;
+};
+
+struct rb_virtq_buf {
+	uint64_t addr; /* device address (guest-physical) */
+	uint32_t len;
+	bool write;    /* device-writable */
+};
+
+/* Lays out and zeroes a ring in memory the caller provides (desc 16-byte,
+ * avail 2-byte, used 4-byte aligned).  0, -EINVAL or -ENOMEM. */
+int rb_virtq_drv_init(struct rb_virtq_drv *q, uint16_t size, void *desc, void *avail,
+		      void *used, bool event_idx);
+void rb_virtq_drv_fini(struct rb_virtq_drv *q);
+
+/* Adds one chain (readable buffers first) and publishes it.  -ENOSPC when
+ * there are not enough free descriptors, -EINVAL for a bad chain. */
+int rb_virtq_drv_add(struct rb_virtq_drv *q, const struct rb_virtq_buf *bufs, unsigned n,
+		     void *cookie);
+
+/* Must the device be kicked for what was added since the last call?
+ * (EVENT_IDX's avail_event, or the device's NO_NOTIFY flag.) */
+bool rb_virtq_drv_need_kick(struct rb_virtq_drv *q);
+
+/* Takes one used element: 1 with *cookie and *len set, 0 when none, -EIO
+ * when the device wrote an invalid element (the queue is then broken). */
+int rb_virtq_drv_get(struct rb_virtq_drv *q, void **cookie, uint32_t *len, char *err,
+		     size_t errlen);
+
+/* Ask the device to interrupt (call) on completions, or not. */
+void rb_virtq_drv_set_interrupts(struct rb_virtq_drv *q, bool enable);
+
 /* ---- virtio-blk ----------------------------------------------------------- */
 
 #define RB_VIRTIO_BLK_F_SIZE_MAX 1

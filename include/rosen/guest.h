@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * librosen: what an application uses to reach a virtio-blk / virtio-ndp
+ * device from user space, the same API over two transports:
+ *   vhost-user:/path/to.sock   the process is the vhost-user frontend and
+ *                              the virtio driver ("virtio-user")
+ *   pci:0000:00:05.0           a virtio-pci device inside a VM, bound to
+ *                              uio_pci_generic (see docs/librosen.md)
+ * Each queue belongs to one thread at a time: calls on different queues may
+ * run concurrently, calls on one queue may not.  Every error is a negative
+ * errno; rb_guest_errmsg() then says what happened, for a person.
+ */
+#ifndef ROSEN_GUEST_H
+#define ROSEN_GUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum rb_guest_notify {
+	RB_GUEST_NOTIFY_POLL = 0, /* skip kicks the device declined; poll used rings */
+	RB_GUEST_NOTIFY_EVENT,    /* kick on every submission; sleep on the call fd */
+};
+
+struct rb_guest_opts {
+	unsigned num_queues;  /* 0: all the device offers (at most 16) */
+	unsigned queue_size;  /* power of two; 0: 256 */
+	enum rb_guest_notify notify;
+	size_t dma_bytes;     /* DMA memory for buffers; 0: 64 MiB */
+};
+
+struct rb_guest_dev;
+
+/* Opens a device by URI.  0 or -errno (see rb_guest_errmsg()). */
+int rb_guest_open(const char *uri, const struct rb_guest_opts *opts,
+		  struct rb_guest_dev **out);
+void rb_guest_close(struct rb_guest_dev *dev);
+
+/* The message of the last error on this thread. */
+const char *rb_guest_errmsg(void);
+
+struct rb_guest_info {
+	uint64_t capacity_bytes;
+	uint32_t block_size;
+	unsigned num_queues;  /* queues set up (<= what the device offers) */
+	unsigned max_queues;  /* queues the device offers */
+	unsigned queue_size;
+	uint64_t features;    /* negotiated virtio features */
+	bool ndp;             /* the device answers the NDP capability probe */
+	bool readonly;
+	const char *transport; /* "vhost-user" or "pci" */
+};
+void rb_guest_info(const struct rb_guest_dev *dev, struct rb_guest_info *info);
+
+/* Buffers for I/O must come from here (memory the device can reach).
+ * Page-aligned, zeroed; NULL when the DMA memory is exhausted. */
+void *rb_guest_dma_alloc(struct rb_guest_dev *dev, size_t len);
+void rb_guest_dma_free(struct rb_guest_dev *dev, void *buf);
+
+/* Synchronous I/O on queue q.  offset and len are multiples of 512 and
+ * inside the device; buf is DMA memory.  0, or -EINVAL (arguments),
+ * -EFAULT (buf is not DMA memory), -EIO/-ENOTSUP (device status), -EPROTO
+ * (the device broke the virtio protocol), -ETIMEDOUT. */
+int rb_guest_read(struct rb_guest_dev *dev, unsigned q, void *buf, uint64_t offset,
+		  size_t len);
+int rb_guest_write(struct rb_guest_dev *dev, unsigned q, const void *buf,
+		   uint64_t offset, size_t len);
+int rb_guest_flush(struct rb_guest_dev *dev, unsigned q);
+
+/* ---- Asynchronous interface: submit many, poll completions ------------- */
+
+enum rb_guest_op { RB_GUEST_OP_READ, RB_GUEST_OP_WRITE, RB_GUEST_OP_FLUSH };
+
+struct rb_guest_cpl {
+	void *user;   /* as given to rb_guest_submit() */
+	int status;   /* 0, -EIO or -ENOTSUP */
+	uint32_t len; /* bytes the device wrote (reads) */
+};
+
+/* Queues one request; -EAGAIN when the queue is full (poll first). */
+int rb_guest_submit(struct rb_guest_dev *dev, unsigned q, enum rb_guest_op op, void *buf,
+		    uint64_t offset, size_t len, void *user);
+/* Returns up to max completions without waiting (0 when none), or -EPROTO
+ * when the device returned something invalid (the queue is then dead). */
+int rb_guest_poll(struct rb_guest_dev *dev, unsigned q, struct rb_guest_cpl *cpl,
+		  unsigned max);
+/* Like rb_guest_poll() but waits for at least one completion: spins in
+ * poll mode, sleeps on the call fd in event mode.  timeout_ms < 0: forever.
+ * -ETIMEDOUT when nothing came. */
+int rb_guest_wait(struct rb_guest_dev *dev, unsigned q, struct rb_guest_cpl *cpl,
+		  unsigned max, int timeout_ms);
+/* Requests submitted and not yet completed on queue q. */
+unsigned rb_guest_inflight(const struct rb_guest_dev *dev, unsigned q);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROSEN_GUEST_H */

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What librosen's files share: the device and queue state, the DMA memory
+ * allocator, and the transport interface.  A transport (vhost-user, pci)
+ * brings the device up to the point where queues can be described to it;
+ * everything above (requests, completions, DMA buffers) is common.
+ * Nothing outside lib/guest includes it.
+ */
+#ifndef ROSEN_GUEST_INTERNAL_H
+#define ROSEN_GUEST_INTERNAL_H
+
+#include <rosen/guest.h>
+#include <rosen/virtio.h>
+
+#include <pthread.h>
+
+#define RB_GUEST_MAX_QUEUES 16u
+#define RB_GUEST_PAGE 4096u
+
+/* What the device sees of one request: header and status, in DMA memory. */
+struct rb_guest_req_hdr {
+	struct rb_virtio_blk_outhdr hdr;
+	uint8_t status;
+	uint8_t pad[15];
+};
+
+struct rb_guest_req {
+	void *user;
+	enum rb_guest_op op;
+	struct rb_guest_req_hdr *dma; /* this request's header/status */
+	struct rb_guest_req *next_free;
+};
+
+struct rb_guest_queue {
+	struct rb_virtq_drv vq;
+	void *ring;          /* DMA memory holding desc, avail, used */
+	size_t ring_bytes;
+	uint64_t desc_addr, avail_addr, used_addr; /* device addresses */
+	struct rb_guest_req *reqs;
+	struct rb_guest_req_hdr *hdrs; /* DMA memory, one per request */
+	struct rb_guest_req *free;
+	unsigned inflight;
+	/* Transport notification handles. */
+	int kick_fd;                 /* vhost-user: eventfd (-1: none) */
+	int call_fd;                 /* vhost-user: eventfd (-1: none) */
+	volatile uint16_t *notify;   /* pci: queue notify register */
+};
+
+struct rb_guest_dev;
+
+struct rb_guest_transport {
+	const char *name;
+	/*
+	 * Brings the device up: connect/map, negotiate features (the common
+	 * code's rb_guest_wanted_features()), read the config space into
+	 * dev->cfg and dev->max_queues, provide DMA memory with
+	 * rb_guest_dma_init(), set up dev->nq queues with rb_guest_queues_alloc()
+	 * and describe them to the device, then start it.  On error: set the
+	 * message with rb_guest_seterr(), clean up, return -errno.
+	 */
+	int (*open)(struct rb_guest_dev *dev, const char *addr);
+	void (*close)(struct rb_guest_dev *dev);
+	void (*kick)(struct rb_guest_dev *dev, unsigned q);
+	/* Sleeps until the device signals queue q (event mode); -ENOTSUP when
+	 * the transport cannot (the caller then polls). */
+	int (*wait)(struct rb_guest_dev *dev, unsigned q, int timeout_ms);
+	/* Device address of [p, p+len) in DMA memory, or UINT64_MAX when the
+	 * range is not DMA memory or not contiguous for the device. */
+	uint64_t (*dma_addr)(struct rb_guest_dev *dev, const void *p, size_t len);
+};
+
+struct rb_guest_dev {
+	const struct rb_guest_transport *t;
+	void *tp; /* the transport's private state */
+	struct rb_guest_opts opts;
+	uint64_t features;
+	struct rb_virtio_blk_config cfg;
+	unsigned max_queues;
+	unsigned nq;
+	uint16_t qsize;
+	bool ndp;
+	/* DMA memory: [dma_base, dma_base + dma_size), 4 KiB pages. */
+	uint8_t *dma_base;
+	size_t dma_size;
+	pthread_mutex_t dma_lock;
+	uint32_t *dma_pages; /* per page: 0 free, else pages in the block at its head */
+	uint8_t *dma_used;   /* per page: 1 when part of an allocated block */
+	struct rb_guest_queue q[RB_GUEST_MAX_QUEUES];
+};
+
+extern const struct rb_guest_transport rb_guest_vhost_user;
+extern const struct rb_guest_transport rb_guest_pci;
+
+void rb_guest_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Features librosen drives: from what the device offers, keep the ones we
+ * implement (VERSION_1, EVENT_IDX, MQ, RO, BLK_SIZE, FLUSH, SEG_MAX, ...). */
+uint64_t rb_guest_wanted_features(uint64_t offered);
+
+/* Makes [base, base+size) the device's DMA memory (page-aligned). */
+int rb_guest_dma_init(struct rb_guest_dev *dev, void *base, size_t size);
+void rb_guest_dma_fini(struct rb_guest_dev *dev);
+
+/* Allocates rings and request headers for dev->nq queues of dev->qsize in
+ * DMA memory, initialises the driver rings, fills q->*_addr.  Notification
+ * handles stay for the transport to fill. */
+int rb_guest_queues_alloc(struct rb_guest_dev *dev);
+void rb_guest_queues_free(struct rb_guest_dev *dev);
+
+#endif

@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * librosen's vhost-user transport ("virtio-user"): the process is both the
+ * vhost-user frontend and the virtio driver.  Its DMA memory is one memfd
+ * shared with the backend, described with guest-physical address = the
+ * process's own virtual address, so buffers need no translation.  Works
+ * with rosenbridged and with qemu-storage-daemon's vhost-user-blk export.
+ */
+#include "guest_internal.h"
+
+#include <rosen/vhost.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define WANTED_PROTOCOL                                                     \
+	((1ull << RB_VHOST_USER_PROTOCOL_F_MQ) |                            \
+	 (1ull << RB_VHOST_USER_PROTOCOL_F_REPLY_ACK) |                     \
+	 (1ull << RB_VHOST_USER_PROTOCOL_F_CONFIG))
+
+struct vu {
+	struct rb_vhost_client *c;
+	int memfd;
+	void *mem;
+	size_t mem_size;
+	uint64_t protocol;
+	bool has_protocol; /* VHOST_USER_F_PROTOCOL_FEATURES negotiated */
+	bool ack;
+};
+
+static int req(struct rb_guest_dev *d, uint32_t code, const void *payload, uint32_t size,
+	       const int *fds, unsigned nfds, void *reply, uint32_t reply_size, bool ack)
+{
+	struct vu *v = d->tp;
+	char err[256];
+	int rc = rb_vhost_client_request(v->c, code, payload, size, fds, nfds, reply, reply_size,
+					 ack && v->ack, err, sizeof(err));
+	if (rc)
+		rb_guest_seterr("vhost-user: %s", err);
+	return rc;
+}
+
+static int req_u64(struct rb_guest_dev *d, uint32_t code, uint64_t *val, bool get)
+{
+	return get ? req(d, code, NULL, 0, NULL, 0, val, sizeof(*val), false)
+		   : req(d, code, val, sizeof(*val), NULL, 0, NULL, 0, true);
+}
+
+static int vring_state(struct rb_guest_dev *d, uint32_t code, unsigned q, uint32_t num)
+{
+	struct rb_vhost_vring_state s = {q, num};
+	return req(d, code, &s, sizeof(s), NULL, 0, NULL, 0, true);
+}
+
+static int vring_fd(struct rb_guest_dev *d, uint32_t code, unsigned q, int fd)
+{
+	uint64_t v = q | (fd < 0 ? RB_VHOST_USER_VRING_NOFD : 0);
+	return req(d, code, &v, sizeof(v), fd < 0 ? NULL : &fd, fd < 0 ? 0 : 1, NULL, 0, true);
+}
+
+static void vu_close(struct rb_guest_dev *d)
+{
+	struct vu *v = d->tp;
+
+	if (!v)
+		return;
+	/* Stop the rings so the backend drains before the memory goes. */
+	if (v->c) {
+		for (unsigned i = 0; i < d->nq; i++) {
+			struct rb_vhost_vring_state s = {i, 0}, r;
+			if (d->q[i].kick_fd >= 0)
+				req(d, RB_VHOST_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &r,
+				    sizeof(r), false);
+		}
+		rb_vhost_client_close(v->c);
+	}
+	for (unsigned i = 0; i < RB_GUEST_MAX_QUEUES; i++) {
+		if (d->q[i].kick_fd >= 0)
+			close(d->q[i].kick_fd);
+		if (d->q[i].call_fd >= 0)
+			close(d->q[i].call_fd);
+		d->q[i].kick_fd = d->q[i].call_fd = -1;
+	}
+	rb_guest_queues_free(d);
+	rb_guest_dma_fini(d);
+	if (v->mem)
+		munmap(v->mem, v->mem_size);
+	if (v->memfd >= 0)
+		close(v->memfd);
+	free(v);
+	d->tp = NULL;
+}
+
+static int negotiate(struct rb_guest_dev *d, const char *path)
+{
+	struct vu *v = d->tp;
+	uint64_t offered, f, qnum = 1;
+	int rc;
+
+	if ((rc = req_u64(d, RB_VHOST_USER_GET_FEATURES, &offered, true)))
+		return rc;
+	if (!(offered & (1ull << RB_VIRTIO_F_VERSION_1))) {
+		rb_guest_seterr("vhost-user %s: the backend does not offer VIRTIO_F_VERSION_1", path);
+		return -ENOTSUP;
+	}
+	if (offered & (1ull << RB_VHOST_USER_F_PROTOCOL_FEATURES)) {
+		uint64_t p;
+		v->has_protocol = true;
+		if ((rc = req_u64(d, RB_VHOST_USER_GET_PROTOCOL_FEATURES, &p, true)))
+			return rc;
+		v->protocol = p & WANTED_PROTOCOL;
+		if ((rc = req_u64(d, RB_VHOST_USER_SET_PROTOCOL_FEATURES, &v->protocol, false)))
+			return rc;
+		v->ack = v->protocol & (1ull << RB_VHOST_USER_PROTOCOL_F_REPLY_ACK);
+	}
+	if (!(v->protocol & (1ull << RB_VHOST_USER_PROTOCOL_F_CONFIG))) {
+		rb_guest_seterr("vhost-user %s: the backend has no CONFIG protocol feature (needed for the disk size)",
+				path);
+		return -ENOTSUP;
+	}
+	if ((v->protocol & (1ull << RB_VHOST_USER_PROTOCOL_F_MQ)) &&
+	    (rc = req_u64(d, RB_VHOST_USER_GET_QUEUE_NUM, &qnum, true)))
+		return rc;
+	if ((rc = req(d, RB_VHOST_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, 0, false)))
+		return rc;
+
+	uint8_t cfg[sizeof(struct rb_vhost_config_hdr) + sizeof(d->cfg)] = {0};
+	struct rb_vhost_config_hdr *ch = (void *)cfg;
+	ch->offset = 0;
+	ch->size = sizeof(d->cfg);
+	if ((rc = req(d, RB_VHOST_USER_GET_CONFIG, cfg, sizeof(cfg), NULL, 0, cfg, sizeof(cfg), false)))
+		return rc;
+	memcpy(&d->cfg, cfg + sizeof(*ch), sizeof(d->cfg));
+
+	f = rb_guest_wanted_features(offered);
+	d->features = f;
+	d->max_queues = (f & (1ull << RB_VIRTIO_BLK_F_MQ)) && d->cfg.num_queues ? d->cfg.num_queues : 1;
+	if (qnum < d->max_queues)
+		d->max_queues = (unsigned)qnum;
+	if (d->max_queues > RB_GUEST_MAX_QUEUES)
+		d->max_queues = RB_GUEST_MAX_QUEUES;
+	d->nq = d->opts.num_queues ? d->opts.num_queues : d->max_queues;
+	if (d->nq > d->max_queues) {
+		rb_guest_seterr("vhost-user %s: %u queues asked, the device offers %u", path,
+				d->opts.num_queues, d->max_queues);
+		return -EINVAL;
+	}
+	d->qsize = (uint16_t)d->opts.queue_size;
+	/* The protocol-features bit must be acknowledged for the backend to
+	 * keep rings disabled until SET_VRING_ENABLE. */
+	f |= offered & (1ull << RB_VHOST_USER_F_PROTOCOL_FEATURES);
+	return req_u64(d, RB_VHOST_USER_SET_FEATURES, &f, false);
+}
+
+static int setup_memory(struct rb_guest_dev *d)
+{
+	struct vu *v = d->tp;
+	size_t size = (d->opts.dma_bytes + RB_GUEST_PAGE - 1) & ~(size_t)(RB_GUEST_PAGE - 1);
+
+	v->memfd = memfd_create("librosen-dma", MFD_CLOEXEC);
+	if (v->memfd < 0 || ftruncate(v->memfd, (off_t)size) < 0) {
+		rb_guest_seterr("cannot create %zu bytes of shared memory: %s", size, strerror(errno));
+		return -errno;
+	}
+	v->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, v->memfd, 0);
+	if (v->mem == MAP_FAILED) {
+		v->mem = NULL;
+		rb_guest_seterr("cannot map %zu bytes of shared memory: %s", size, strerror(errno));
+		return -errno;
+	}
+	v->mem_size = size;
+	return rb_guest_dma_init(d, v->mem, size);
+}
+
+static int vu_open(struct rb_guest_dev *d, const char *path)
+{
+	struct vu *v = calloc(1, sizeof(*v));
+	char err[256];
+	int rc;
+
+	if (!v) {
+		rb_guest_seterr("out of memory");
+		return -ENOMEM;
+	}
+	v->memfd = -1;
+	d->tp = v;
+	rc = rb_vhost_client_connect(path, &v->c, err, sizeof(err));
+	if (rc) {
+		rb_guest_seterr("%s", err);
+		goto fail;
+	}
+	if ((rc = negotiate(d, path)) || (rc = setup_memory(d)) || (rc = rb_guest_queues_alloc(d)))
+		goto fail;
+	for (unsigned i = 0; i < d->nq; i++) {
+		d->q[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		d->q[i].call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (d->q[i].kick_fd < 0 || d->q[i].call_fd < 0) {
+			rb_guest_seterr("eventfd: %s", strerror(errno));
+			rc = -errno;
+			goto fail;
+		}
+		if ((rc = vring_fd(d, RB_VHOST_USER_SET_VRING_CALL, i, d->q[i].call_fd)))
+			goto fail;
+	}
+	struct rb_vhost_mem_table_desc mt = {.nregions = 1};
+	mt.regions[0] = (struct rb_vhost_mem_region_desc){
+		.gpa = (uint64_t)(uintptr_t)v->mem, .size = v->mem_size,
+		.uva = (uint64_t)(uintptr_t)v->mem, .mmap_offset = 0};
+	if ((rc = req(d, RB_VHOST_USER_SET_MEM_TABLE, &mt, 8 + sizeof(mt.regions[0]), &v->memfd, 1,
+		      NULL, 0, true)))
+		goto fail;
+	for (unsigned i = 0; i < d->nq; i++) {
+		struct rb_guest_queue *q = &d->q[i];
+		struct rb_vhost_vring_addr a = {
+			.index = i, .desc_uva = q->desc_addr, .used_uva = q->used_addr,
+			.avail_uva = q->avail_addr};
+		if ((rc = vring_state(d, RB_VHOST_USER_SET_VRING_NUM, i, d->qsize)) ||
+		    (rc = vring_state(d, RB_VHOST_USER_SET_VRING_BASE, i, 0)) ||
+		    (rc = req(d, RB_VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0, true)) ||
+		    (rc = vring_fd(d, RB_VHOST_USER_SET_VRING_KICK, i, q->kick_fd)))
+			goto fail;
+		/* With protocol features, rings start disabled. */
+		if (v->has_protocol && (rc = vring_state(d, RB_VHOST_USER_SET_VRING_ENABLE, i, 1)))
+			goto fail;
+	}
+	return 0;
+fail:
+	vu_close(d);
+	return rc ? rc : -EIO;
+}
+
+static void vu_kick(struct rb_guest_dev *d, unsigned q)
+{
+	eventfd_write(d->q[q].kick_fd, 1);
+}
+
+static int vu_wait(struct rb_guest_dev *d, unsigned q, int timeout_ms)
+{
+	struct pollfd p = {.fd = d->q[q].call_fd, .events = POLLIN};
+	int n = poll(&p, 1, timeout_ms);
+	eventfd_t val;
+
+	if (n < 0)
+		return errno == EINTR ? -EINTR : -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	eventfd_read(d->q[q].call_fd, &val);
+	return 0;
+}
+
+static uint64_t vu_dma_addr(struct rb_guest_dev *d, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	if (b < d->dma_base || len > d->dma_size || (size_t)(b - d->dma_base) > d->dma_size - len)
+		return UINT64_MAX;
+	return (uint64_t)(uintptr_t)p; /* guest-physical = our virtual address */
+}
+
+const struct rb_guest_transport rb_guest_vhost_user = {
+	.name = "vhost-user",
+	.open = vu_open,
+	.close = vu_close,
+	.kick = vu_kick,
+	.wait = vu_wait,
+	.dma_addr = vu_dma_addr,
+};
