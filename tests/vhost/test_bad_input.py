@@ -422,7 +422,7 @@ def t_truncated_header_stall(c):
     conn = c.conn()
     conn.send_raw(struct.pack("<III", vc.GET_FEATURES, 1, 0)[:6])
     c.closed(conn, timeout=3.0)
-    c.log(r"header|not received|timed out")
+    c.log(r"header")
 
 
 def mem_case(regions, nfds=None, memsize=1 * MiB, nregions=None, payload_cut=None, regex="SET_MEM_TABLE",
@@ -609,7 +609,7 @@ def t_ring_misaligned(c):
     uvas = (m.uva(probe.desc + 8), m.uva(probe.used), m.uva(probe.avail))
     setup_ring_raw(c, m, conn, addrs=uvas)
     c.closed(conn)
-    c.log(r"ring 0")
+    c.log(r"ring 0: device refused to start it")
 
 
 def config_case(offset, size, data_len, regex=r"GET_CONFIG"):
@@ -690,6 +690,20 @@ def t_set_features_unoffered(c):
     conn.send(vc.SET_FEATURES, U64.pack(f | (1 << 34)))
     c.closed(conn)
     c.log(r"SET_FEATURES: .*never offered")
+
+
+def t_set_features_short(c):
+    conn = c.conn(negotiate=False)
+    conn.send(vc.SET_FEATURES, b"\0" * 4)
+    c.closed(conn)
+    c.log(r"SET_FEATURES: payload of 4 bytes")
+
+
+def t_vring_addr_index(c):
+    conn = c.conn()
+    conn.send(vc.SET_VRING_ADDR, vc.VRING_ADDR.pack(QUEUES, 0, 0, 0, 0, 0))
+    c.closed(conn)
+    c.log(r"SET_VRING_ADDR: ring %d does not exist" % QUEUES)
 
 
 def t_set_protocol_features_unoffered(c):
@@ -783,7 +797,6 @@ def t_repeated_vring_num(c):
         if i % 5 == 4:
             with open("/proc/%d/status" % c.d.pid) as f:
                 rss.append(int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)))
-        fe.mem.data_next = fe.mem.data_start = None or fe.mem.brk  # rings keep growing
     check(c.fds() == f1, "fd count went from %d to %d" % (f1, c.fds()))
     check(rss[-1] - rss[1] < 8 * 1024, "RSS grew from %d to %d KiB over the cycles" % (rss[1], rss[-1]))
 
@@ -1140,6 +1153,12 @@ def s_range(type_, ranges, flags=0, split=False):
     return b
 
 
+def s_short_range(fe, vq):
+    r = BlkReq(fe.mem, vc.T_DISCARD, 0)
+    g, _, _ = blk_range(fe.mem, 0, 8)
+    return req_chain(vq, r, [r.segs[0], (g, 8, False), r.segs[-1]])
+
+
 def s_type(type_, in_len=0):
     def b(fe, vq):
         return req_chain(vq, BlkReq(fe.mem, type_, 0, in_len=in_len))
@@ -1345,9 +1364,7 @@ def main():
         R("set_config_refused", t_set_config_refused)
         R("set_features_unoffered_bit", t_set_features_unoffered)
         R("set_protocol_features_unoffered_bit", t_set_protocol_features_unoffered)
-        R("set_features_short_payload",
-          lambda c: (lambda conn: (conn.send(vc.SET_FEATURES, b"\0" * 4), c.closed(conn),
-                                   c.log(r"SET_FEATURES: payload of 4 bytes")))(c.conn(False)))
+        R("set_features_short_payload", t_set_features_short)
 
         # -- SET_MEM_TABLE
         R("mem_table_0_regions", mem_case([], nfds=0, nregions=0, regex=r"SET_MEM_TABLE: 0 regions"))
@@ -1386,9 +1403,7 @@ def main():
         R("vring_enable_2", vring_state_case(vc.SET_VRING_ENABLE, 0, 2, r"SET_VRING_ENABLE: ring 0 value 2"))
         R("get_vring_base_index_out_of_range",
           vring_state_case(vc.GET_VRING_BASE, 200, 0, r"GET_VRING_BASE: ring 200 does not exist"))
-        R("vring_addr_index_out_of_range",
-          lambda c: (lambda conn: (conn.send(vc.SET_VRING_ADDR, vc.VRING_ADDR.pack(QUEUES, 0, 0, 0, 0, 0)),
-                                   c.closed(conn), c.log(r"SET_VRING_ADDR: ring %d does not exist" % QUEUES)))(c.conn()))
+        R("vring_addr_index_out_of_range", t_vring_addr_index)
         R("vring_kick_reserved_bits", kick_case(0x200, 1, r"reserved bits set in 0x200"))
         R("vring_kick_index_0x10000", kick_case(0x10000, 1, r"reserved bits set in 0x10000"))
         R("vring_kick_index_out_of_range", kick_case(QUEUES, 1, r"ring %d does not exist" % QUEUES))
@@ -1459,10 +1474,7 @@ def main():
                                                   r"discard of 4294967295 sectors .*outside the disk"))
         R("write_zeroes_sector_overflow", status_case(s_range(vc.T_WRITE_ZEROES, [(M64 - 3, 8)]), S_IOERR, 1,
                                                       r"write-zeroes .*outside the disk"))
-        R("discard_short_range", status_case(s_range(vc.T_DISCARD, [(0, 8)], split=False)
-                                             if False else
-                                             (lambda fe, vq: (lambda r: req_chain(vq, r, [r.segs[0], blk_range(fe.mem, 0, 8)[:1] + (8, False), r.segs[-1]]))(BlkReq(fe.mem, vc.T_DISCARD, 0))),
-                                             S_IOERR, 1, r"range data is 8 bytes"))
+        R("discard_short_range", status_case(s_short_range, S_IOERR, 1, r"DISCARD range data is 8 bytes"))
         R("discard_range_split_over_2_descs", t_discard_split_range)
         R("req_unknown_type", status_case(s_type(99), S_UNSUPP, 1, r"unknown request type 99"))
         R("req_get_id_buffer_too_small", status_case(s_type(vc.T_GET_ID, in_len=10), S_IOERR, 1, r"GET_ID buffer is 10"))

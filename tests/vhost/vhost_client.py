@@ -312,21 +312,28 @@ class GuestMemory:
     """A memfd mapped here: bytes [0, size) are guest-physical
     [gpa, gpa + size) and frontend-virtual [uva, uva + size)."""
 
-    def __init__(self, size=32 << 20, gpa=GPA_BASE, uva=UVA_BASE, name="guest-ram"):
+    def __init__(self, size=32 << 20, gpa=GPA_BASE, uva=UVA_BASE, name="guest-ram",
+                 ring_area=None):
         self.size = size
         self.gpa = gpa
         self.uva_base = uva
         self.fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         os.ftruncate(self.fd, size)
         self.mm = mmap.mmap(self.fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        # Rings come from [0, ring_area), request buffers from the rest.
+        if ring_area is None:
+            ring_area = min(size // 4, 4 << 20)
+        self.ring_area = ring_area
         self.brk = 0
-        self.data_start = None
+        self.data_next = ring_area
 
     def close(self):
         if self.mm is not None:
             self.mm.close()
-            os.close(self.fd)
             self.mm = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def region(self):
         """(gpa, size, uva, mmap_offset) of the whole memfd."""
@@ -348,20 +355,17 @@ class GuestMemory:
     def alloc(self, n, align=64):
         """Bump allocation for long-lived things (rings)."""
         start = (self.brk + align - 1) & ~(align - 1)
-        if start + n > self.size:
-            raise MemoryError("guest memory exhausted")
+        if start + n > self.ring_area:
+            raise MemoryError("ring area of guest memory exhausted")
         self.brk = start + n
         return self.gpa + start
 
     def alloc_data(self, n, align=4096):
-        """Buffers for requests: a ring allocator over what the rings left,
+        """Buffers for requests: a ring allocator over the rest of memory,
         wrapping around (callers complete requests before it laps them)."""
-        if self.data_start is None:
-            self.data_start = (self.brk + 4095) & ~4095
-            self.data_next = self.data_start
         start = (self.data_next + align - 1) & ~(align - 1)
         if start + n > self.size:
-            start = self.data_start
+            start = self.ring_area
             if start + n > self.size:
                 raise MemoryError("request of %d bytes does not fit" % n)
         self.data_next = start + n
