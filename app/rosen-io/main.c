@@ -372,8 +372,13 @@ static int cmd_bench(const char *uri, int argc, char **argv, enum rb_guest_notif
 					     : !strcmp(rw, "read")	    ? SEQREAD
 									    : SEQWRITE;
 	b.threads = (unsigned)threads;
+	/* Each request takes 3 descriptors (header, data, status; no indirect
+	 * tables), so the ring needs 3 * qd of them. */
+	unsigned qsize = 256;
+	while (qsize < 3 * b.qd)
+		qsize *= 2;
 	struct rb_guest_opts o = {.notify = notify, .num_queues = b.threads,
-				  .queue_size = b.qd > 256 ? 1024 : 256,
+				  .queue_size = qsize,
 				  .dma_bytes = (size_t)(b.qd * b.threads * b.bs + (16u << 20))};
 	if (rb_guest_open(uri, &o, &b.dev)) {
 		fprintf(stderr, "rosen-io: %s: %s\n", uri, rb_guest_errmsg());

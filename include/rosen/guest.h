@@ -96,6 +96,53 @@ int rb_guest_wait(struct rb_guest_dev *dev, unsigned q, struct rb_guest_cpl *cpl
 /* Requests submitted and not yet completed on queue q. */
 unsigned rb_guest_inflight(const struct rb_guest_dev *dev, unsigned q);
 
+/* ---- NDP: programs next to the storage (virtio-ndp) ------------------------ */
+
+/* Program types: 1 sq, 2 cq, 3 xrp (enum rb_ndp_prog_type). */
+
+/*
+ * Loads a clang-built eBPF object's section as a program of `prog_type` into
+ * the device (it belongs to the VM's disk until unloaded).  0 with *handle
+ * set; -ENOTSUP when the device does not speak NDP; -EINVAL when it was
+ * rejected (log says why); -ENOSPC at the VM's program limit.  log (may be
+ * NULL) receives the device's load log.
+ */
+int rb_guest_ndp_load(struct rb_guest_dev *dev, unsigned q, const void *elf, size_t elf_len,
+		      const char *section, uint32_t prog_type, uint32_t *handle, char *log,
+		      size_t loglen);
+/* 0, -ENOENT (no such handle), -ENOTSUP. */
+int rb_guest_ndp_unload(struct rb_guest_dev *dev, unsigned q, uint32_t handle);
+
+struct rb_guest_nd {
+	uint32_t handle;
+	uint64_t offset;        /* first I/O: byte offset, multiple of 512 */
+	uint32_t io_len;        /* first I/O: bytes, multiple of 512, <= 4096 */
+	const void *meta;       /* read-only to the program */
+	uint32_t meta_len;      /* <= 4096 */
+	void *scratch;          /* in and out */
+	uint32_t scratch_len;   /* <= 4096 */
+	void *data;             /* READ_ND: the data buffer's final contents;
+				 * WRITE_ND: the io_len bytes to write */
+	uint32_t data_len;      /* <= 4096 */
+	uint32_t max_hops;      /* 0: 64 */
+};
+
+struct rb_guest_nd_result {
+	uint32_t status;  /* enum rb_ndp_status (rosen/virtio_ndp.h) */
+	uint32_t hops;    /* storage I/Os the device performed */
+	uint64_t retval;  /* the program's last return value */
+	uint64_t bytes;
+};
+
+/* READ_ND / WRITE_ND, synchronous: one round trip to the device whatever
+ * the number of hops.  Plain buffers (copied to and from DMA memory).
+ * 0 when the request reached the device (res->status says how it ended),
+ * or -errno for transport problems. */
+int rb_guest_read_nd(struct rb_guest_dev *dev, unsigned q, const struct rb_guest_nd *nd,
+		     struct rb_guest_nd_result *res);
+int rb_guest_write_nd(struct rb_guest_dev *dev, unsigned q, const struct rb_guest_nd *nd,
+		      struct rb_guest_nd_result *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,9 +17,6 @@
 
 static __thread char errmsg[512];
 
-/* TEMPORARY until lib/guest/pci.c lands: lets the library link without it. */
-extern const struct rb_guest_transport rb_guest_pci __attribute__((weak));
-
 void rb_guest_seterr(const char *fmt, ...)
 {
 	va_list ap;
@@ -211,10 +208,6 @@ int rb_guest_open(const char *uri, const struct rb_guest_opts *opts, struct rb_g
 		t = &rb_guest_vhost_user;
 		addr = uri + 11;
 	} else if (!strncmp(uri, "pci:", 4)) {
-		if (!&rb_guest_pci) {
-			rb_guest_seterr("the pci transport is not built in");
-			return -ENOTSUP;
-		}
 		t = &rb_guest_pci;
 		addr = uri + 4;
 	} else {
@@ -251,6 +244,13 @@ int rb_guest_open(const char *uri, const struct rb_guest_opts *opts, struct rb_g
 	if (d->opts.notify == RB_GUEST_NOTIFY_POLL)
 		for (unsigned i = 0; i < d->nq; i++)
 			rb_virtq_drv_set_interrupts(&d->q[i].vq, false);
+	/* A plain virtio-blk backend answers the probe UNSUPP: no NDP. */
+	rc = rb_guest_ndp_probe(d);
+	if (rc) {
+		t->close(d);
+		free(d);
+		return rc;
+	}
 	*out = d;
 	return 0;
 }

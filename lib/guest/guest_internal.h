@@ -107,4 +107,7 @@ void rb_guest_dma_fini(struct rb_guest_dev *dev);
 int rb_guest_queues_alloc(struct rb_guest_dev *dev);
 void rb_guest_queues_free(struct rb_guest_dev *dev);
 
+/* ndp.c: asks the device whether it speaks virtio-ndp; sets dev->ndp. */
+int rb_guest_ndp_probe(struct rb_guest_dev *dev);
+
 #endif

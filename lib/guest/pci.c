@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,7 +121,7 @@ struct rb_pci {
 	size_t dma_size;
 	uint64_t *hp_phys;
 	size_t hp_count;
-	bool dma_inited, queues_alloced;
+	bool dma_inited;
 };
 
 /* ---- MMIO accessors ------------------------------------------------------
@@ -584,6 +585,15 @@ static int pci_probe(struct rb_pci *pci)
 				e == EACCES ? " (run as root)" : "");
 		return -e;
 	}
+	/* Two drivers resetting one device under each other's rings would
+	 * corrupt both: one process at a time (released when it dies). */
+	if (flock(pci->cfg_fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		rb_guest_seterr("pci:%s: %s", pci->bdf,
+				e == EWOULDBLOCK ? "the device is in use by another librosen user"
+						 : strerror(e));
+		return e == EWOULDBLOCK ? -EBUSY : -e;
+	}
 	n = pread(pci->cfg_fd, cfg, sizeof(cfg), 0);
 	if (n != (ssize_t)sizeof(cfg)) {
 		/* Non-root readers get only the first 64 bytes. */
@@ -736,21 +746,19 @@ static int pci_pick_queues(struct rb_guest_dev *dev, struct rb_pci *pci)
 		rb_guest_seterr("pci:%s: the device has no virtqueues", pci->bdf);
 		return -EIO;
 	}
+	/* Like the vhost-user transport: a zero num_queues means one, and no
+	 * more than the device has virtqueues or librosen can drive. */
 	dev->max_queues = 1;
-	if (dev->features & (1ull << RB_VIRTIO_BLK_F_MQ)) {
-		if (dev->cfg.num_queues == 0 || dev->cfg.num_queues > dev_nq) {
-			rb_guest_seterr("pci:%s: the device says num_queues %u with %u virtqueues",
-					pci->bdf, dev->cfg.num_queues, dev_nq);
-			return -EIO;
-		}
+	if ((dev->features & (1ull << RB_VIRTIO_BLK_F_MQ)) && dev->cfg.num_queues)
 		dev->max_queues = dev->cfg.num_queues;
-	}
-	want_nq = dev->opts.num_queues;
-	if (want_nq == 0)
-		want_nq = dev->max_queues < RB_GUEST_MAX_QUEUES ? dev->max_queues : RB_GUEST_MAX_QUEUES;
-	if (want_nq > dev->max_queues || want_nq > RB_GUEST_MAX_QUEUES) {
-		rb_guest_seterr("pci:%s: %u queues asked for, the device offers %u (librosen at most %u)",
-				pci->bdf, want_nq, dev->max_queues, RB_GUEST_MAX_QUEUES);
+	if (dev->max_queues > dev_nq)
+		dev->max_queues = dev_nq;
+	if (dev->max_queues > RB_GUEST_MAX_QUEUES)
+		dev->max_queues = RB_GUEST_MAX_QUEUES;
+	want_nq = dev->opts.num_queues ? dev->opts.num_queues : dev->max_queues;
+	if (want_nq > dev->max_queues) {
+		rb_guest_seterr("pci:%s: %u queues asked for, the device offers %u", pci->bdf, want_nq,
+				dev->max_queues);
 		return -EINVAL;
 	}
 	want_qs = dev->opts.queue_size ? dev->opts.queue_size : 256;
@@ -884,10 +892,12 @@ static void pci_free(struct rb_guest_dev *dev, struct rb_pci *pci)
 		for (int i = 0; i < RESET_TIMEOUT_MS && rd8(&pci->common, COMMON_STATUS); i++)
 			nanosleep(&(struct timespec){0, 1000000}, NULL);
 	}
-	if (pci->queues_alloced)
+	/* Safe for queues never allocated (all NULL); before dma_fini,
+	 * which the ring frees need. */
+	if (pci->dma_inited) {
 		rb_guest_queues_free(dev);
-	if (pci->dma_inited)
 		rb_guest_dma_fini(dev);
+	}
 	for (unsigned i = 0; i < RB_GUEST_MAX_QUEUES; i++)
 		dev->q[i].notify = NULL;
 	if (pci->dma)
@@ -907,8 +917,6 @@ static int pci_open(struct rb_guest_dev *dev, const char *addr)
 	struct rb_pci *pci;
 	int rc;
 
-	if (strncmp(addr, "pci:", 4) == 0)
-		addr += 4;
 	pci = calloc(1, sizeof(*pci));
 	if (!pci) {
 		rb_guest_seterr("pci: out of memory");
@@ -956,7 +964,6 @@ static int pci_open(struct rb_guest_dev *dev, const char *addr)
 	rc = rb_guest_queues_alloc(dev);
 	if (rc < 0)
 		goto fail;
-	pci->queues_alloced = true;
 	for (unsigned i = 0; i < dev->nq; i++) {
 		rc = pci_setup_queue(dev, pci, i);
 		if (rc < 0)

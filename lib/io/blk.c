@@ -66,7 +66,7 @@ static size_t copy_to_iov(const struct iovec *iov, unsigned n, const void *src, 
  * per-VM throttling (a later issue) charges here, for requests from the
  * guest and, later, for I/O that NDP programs issue.
  */
-static struct io_uring_sqe *submit_point(struct rb_worker *w, struct rb_io_req *req)
+struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *req)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 
@@ -115,7 +115,7 @@ static void start_rw(struct rb_worker *w, struct rb_io_req *req)
 	if (d->direct && (!iov_aligned(b->iov, b->iovcnt, d->dio_align) ||
 			  (off | b->data_bytes) & (d->dio_align - 1)))
 		fd = d->fd_buffered;
-	struct io_uring_sqe *sqe = submit_point(w, req);
+	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
 	if (!sqe) {
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
@@ -161,7 +161,7 @@ static void start_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 	 * back as zeros); plain write-zeroes keeps the blocks allocated. */
 	int mode = FALLOC_FL_KEEP_SIZE |
 		   (wz && !(r->flags & 1) ? FALLOC_FL_ZERO_RANGE : FALLOC_FL_PUNCH_HOLE);
-	struct io_uring_sqe *sqe = submit_point(w, req);
+	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
 	if (!sqe) {
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
@@ -176,6 +176,19 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 	struct rb_io_queue *q = req->q;
 	struct rb_disk *d = q->disk;
 	char err[256];
+	uint32_t type = UINT32_MAX;
+
+	/* NDP requests use vendor types; peek at the type (copied once) and
+	 * hand them over.  The NDP parser gathers and re-checks it. */
+	if (req->chain.n_read && req->chain.iov[0].iov_len >= sizeof(type)) {
+		memcpy(&type, req->chain.iov[0].iov_base, sizeof(type));
+		__asm__ __volatile__("" ::: "memory");
+	}
+	req->ndp = NULL;
+	if (type >= RB_NDP_T_BASE && type < RB_NDP_T_BASE + 0x100) {
+		rb_ndp_io_start(w, req, type);
+		return;
+	}
 	int st = rb_blk_req_parse(&req->chain, &req->blk, err, sizeof(err));
 
 	if (st < 0) {
@@ -195,7 +208,7 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 		start_rw(w, req);
 		return;
 	case RB_VIRTIO_BLK_T_FLUSH: {
-		struct io_uring_sqe *sqe = submit_point(w, req);
+		struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
 		if (!sqe) {
 			complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
 			return;
@@ -240,7 +253,10 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	struct rb_disk *d = req->q->disk;
 	struct rb_blk_req *b = &req->blk;
 
-	(void)w;
+	if (req->ndp) {
+		rb_ndp_io_done(w, req, res);
+		return;
+	}
 	switch (b->hdr.type) {
 	case RB_VIRTIO_BLK_T_IN:
 	case RB_VIRTIO_BLK_T_OUT: {

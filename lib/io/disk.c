@@ -130,6 +130,12 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 			(unsigned long long)(bytes % RB_VIRTIO_BLK_SECTOR));
 	d->capacity_sectors = bytes / RB_VIRTIO_BLK_SECTOR;
 	make_serial(d);
+	d->progs = rb_ndp_table_new(d->name);
+	if (!d->progs) {
+		snprintf(err, errlen, "out of memory");
+		rb_disk_free(d);
+		return -ENOMEM;
+	}
 
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		struct rb_io_queue *q = &d->queues[i];
@@ -153,6 +159,7 @@ void rb_disk_free(struct rb_disk *d)
 		return;
 	for (unsigned i = 0; i < d->nqueues; i++)
 		free(d->queues[i].reqs);
+	rb_ndp_table_free(d->progs);
 	if (d->fd >= 0 && d->fd != d->fd_buffered)
 		close(d->fd);
 	if (d->fd_buffered >= 0)

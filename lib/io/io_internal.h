@@ -4,6 +4,7 @@
 #define ROSEN_IO_INTERNAL_H
 
 #include <rosen/io.h>
+#include <rosen/ndp.h>
 
 #include <liburing.h>
 #include <pthread.h>
@@ -17,11 +18,14 @@
 struct rb_worker;
 struct rb_io_queue;
 
+struct rb_io_ndp; /* ndp_io.c: state of an NDP request */
+
 struct rb_io_req {
 	struct rb_io_queue *q;
 	struct rb_io_req *next_free;
 	struct rb_blk_req blk;
 	uint64_t expected; /* bytes the storage I/O must transfer */
+	struct rb_io_ndp *ndp; /* NULL for virtio-blk requests */
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -57,11 +61,13 @@ struct rb_disk {
 	unsigned dio_align;
 	uint64_t capacity_sectors;
 	char serial[RB_VIRTIO_BLK_ID_BYTES];
+	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
 	unsigned nqueues;
 	struct rb_io_queue queues[16];
 	/* Written only by workers, read for stats: relaxed atomics. */
 	_Atomic uint64_t st_reads, st_writes, st_flushes, st_discards, st_wz, st_ids;
 	_Atomic uint64_t st_bytes_read, st_bytes_written, st_errors, st_bad_chains;
+	_Atomic uint64_t st_ndp_requests, st_ndp_hops;
 };
 
 struct rb_worker {
@@ -107,6 +113,11 @@ struct rb_worker *rb_workers_pick(struct rb_workers *pool);
 /* blk.c: turn a popped chain into storage I/O, and finish it. */
 void rb_blk_start(struct rb_worker *w, struct rb_io_req *req);
 void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
+/* ndp_io.c: NDP request types (RB_NDP_T_*). */
+void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type);
+void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
+/* The one submission point of every storage I/O (blk.c). */
+struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *req);
 /* Gives a request back to the ring (used length) and frees it. */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
 

@@ -112,9 +112,9 @@ static int ring_maybe_start(struct rb_vhost_server *s, unsigned i)
 	r.size = (uint16_t)v->num; /* num <= 32768 was validated */
 	r.last_avail = v->base;
 	r.desc = rb_vhost_uva_to_host(&s->mem, v->addr.desc_uva, rb_vring_desc_bytes(v->num));
-	r.avail = rb_vhost_uva_to_host(&s->mem, v->addr.avail_uva,
-				       rb_vring_avail_bytes(v->num) + 2);
-	r.used = rb_vhost_uva_to_host(&s->mem, v->addr.used_uva, rb_vring_used_bytes(v->num) + 2);
+	/* rb_vring_*_bytes() already count the event-index words. */
+	r.avail = rb_vhost_uva_to_host(&s->mem, v->addr.avail_uva, rb_vring_avail_bytes(v->num));
+	r.used = rb_vhost_uva_to_host(&s->mem, v->addr.used_uva, rb_vring_used_bytes(v->num));
 	if (!r.desc || !r.avail || !r.used) {
 		rb_err(s->name, "ring %u: %s table at 0x%llx is not inside guest memory", i,
 		       !r.desc ? "descriptor" : !r.avail ? "avail" : "used",
@@ -179,8 +179,10 @@ static int read_full(int fd, void *buf, size_t len)
 		ssize_t n = recv(fd, p, len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* The receive timeout expiring is not a refusal (-EAGAIN to
+		 * the handlers): the stream lost its framing, so it ends. */
 		if (n < 0)
-			return -errno;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 		if (n == 0)
 			return -ECONNRESET;
 		p += n;
@@ -226,8 +228,11 @@ static int recv_msg(struct rb_vhost_server *s, struct msg *m)
 	}
 	if ((size_t)n < sizeof(m->hdr)) {
 		int rc = read_full(s->conn_fd, (uint8_t *)&m->hdr + n, sizeof(m->hdr) - (size_t)n);
-		if (rc)
+		if (rc) {
+			rb_err(s->name, "message header truncated after %zd of %zu bytes: %s", n,
+			       sizeof(m->hdr), strerror(-rc));
 			return rc;
+		}
 	}
 	if (rb_vhost_check_hdr(&m->hdr, err, sizeof(err))) {
 		rb_err(s->name, "%s", err);
@@ -404,6 +409,19 @@ static int h_vring_fd(struct rb_vhost_server *s, struct msg *m)
 	}
 	int fd = has_fd ? m->fds[0] : -1;
 	m->nfds = 0; /* ownership moves to the ring state (or is closed below) */
+	/* Workers read kicks and write calls on these fds: a blocking one
+	 * would let the frontend stall a worker, and with it every VM on it
+	 * and the control thread (a call eventfd whose counter is full
+	 * blocks its writer forever). */
+	if (fd >= 0 && m->hdr.request != RB_VHOST_USER_SET_VRING_ERR) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			rb_err(s->name, "ring %u: cannot make the notification fd non-blocking: %s", idx,
+			       strerror(errno));
+			close_fd(&fd);
+			return -EINVAL;
+		}
+	}
 	struct vring_state *v = &s->vr[idx];
 	switch (m->hdr.request) {
 	case RB_VHOST_USER_SET_VRING_ERR:
@@ -505,6 +523,8 @@ static int dispatch(struct rb_vhost_server *s, struct msg *m)
 			return -EINVAL;
 		}
 		/* Nothing in our config space is writable (no CONFIG_WCE). */
+		rb_warn(s->name, "SET_CONFIG of %u bytes at offset %u: the config space is read-only; refused",
+			c.size, c.offset);
 		return -EAGAIN;
 	}
 	}

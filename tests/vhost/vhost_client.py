@@ -320,6 +320,10 @@ class GuestMemory:
         self.fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         os.ftruncate(self.fd, size)
         self.mm = mmap.mmap(self.fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        # Ring indexes the device reads while we write them must be stored
+        # in one 16-bit access: struct.pack_into() zeroes its target before
+        # packing, and a device can see that 0 (a corrupt avail index).
+        self.h = memoryview(self.mm).cast("H")
         # Rings come from [0, ring_area), request buffers from the rest.
         if ring_area is None:
             ring_area = min(size // 4, 4 << 20)
@@ -327,10 +331,14 @@ class GuestMemory:
         self.brk = 0
         self.data_next = ring_area
 
-    def close(self):
+    def unmap(self):
         if self.mm is not None:
+            self.h.release()
             self.mm.close()
             self.mm = None
+
+    def close(self):
+        self.unmap()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -383,10 +391,12 @@ class GuestMemory:
         self.write(gpa, bytes([byte]) * n)
 
     def u16(self, gpa):
-        return struct.unpack_from("<H", self.mm, self.off(gpa, 2))[0]
+        """One 16-bit load (gpa even)."""
+        return self.h[self.off(gpa, 2) >> 1]
 
     def put_u16(self, gpa, v):
-        struct.pack_into("<H", self.mm, self.off(gpa, 2), v & 0xFFFF)
+        """One 16-bit store (gpa even)."""
+        self.h[self.off(gpa, 2) >> 1] = v & 0xFFFF
 
     def u32(self, gpa):
         return struct.unpack_from("<I", self.mm, self.off(gpa, 4))[0]
@@ -545,7 +555,7 @@ class VirtQueue:
                                                                          self.last_used))
         while self.last_used != idx:
             e = self.used + 4 + 8 * (self.last_used % self.size)
-            uid, ulen = struct.unpack_from("<II", self.mem.mm, self.mem.off(e, 8))
+            uid, ulen = struct.unpack("<II", self.mem.read(e, 8))
             if uid >= self.size:
                 raise ProtocolError("queue %d: used id %d >= size %d" % (self.index, uid, self.size))
             lst = self.outstanding.get(uid)

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The NDP executor: a VM's program table (LOAD/UNLOAD, reference-counted so
+ * requests in flight keep their program), the hooks that run a program on
+ * the data of a request (sq, cq, xrp), and the parsing of NDP requests.
+ * It does no I/O itself: it tells the caller which I/Os to issue next, and
+ * range-checks every one against the VM's disk first.  Programs are
+ * untrusted: they run in the eBPF engine under a budget with every memory
+ * access checked against the buffers of their own request.
+ */
+#ifndef ROSEN_NDP_H
+#define ROSEN_NDP_H
+
+#include <rosen/virtio.h>
+#include <rosen/virtio_ndp.h>
+#include <rosen/xrp.h>
+#include <rosen/prog.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RB_NDP_BUDGET 1000000u /* instructions per program run */
+
+/* ---- program table (one per VM disk) ------------------------------------- */
+
+struct rb_ndp_table;
+struct rb_ndp_prog;
+
+struct rb_ndp_table *rb_ndp_table_new(const char *vm_name);
+/* Drops the table's references; programs still in use live until released. */
+void rb_ndp_table_free(struct rb_ndp_table *t);
+
+/* LOAD.  Returns an enum rb_ndp_status; on RB_NDP_S_OK *handle is set.
+ * log receives the loader's message (always NUL-terminated).  Thread-safe. */
+uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t prog_type, const void *elf, size_t len,
+		     const char *section, uint32_t *handle, char *log, size_t loglen);
+/* UNLOAD: RB_NDP_S_OK or RB_NDP_S_NO_PROGRAM.  Requests in flight finish
+ * with the program; new ones no longer find it. */
+uint32_t rb_ndp_unload(struct rb_ndp_table *t, uint32_t handle);
+/* A reference to a loaded program, or NULL (unknown handle). */
+struct rb_ndp_prog *rb_ndp_acquire(struct rb_ndp_table *t, uint32_t handle);
+void rb_ndp_release(struct rb_ndp_prog *p);
+uint32_t rb_ndp_prog_type(const struct rb_ndp_prog *p);
+unsigned rb_ndp_table_count(struct rb_ndp_table *t);
+
+/* ---- requests ---------------------------------------------------------------- */
+
+/* Gathered, validated form of a READ_ND/WRITE_ND request.  Everything the
+ * guest sent is copied here once; the writable part is located but not
+ * touched until the request completes. */
+struct rb_ndp_req {
+	uint32_t type;       /* RB_NDP_T_* */
+	uint64_t sector;
+	struct rb_ndp_io io;
+	uint8_t *meta;       /* into buf */
+	uint8_t *scratch_in; /* into buf */
+	uint8_t *wdata;      /* WRITE_ND data, into buf */
+	/* Writable part: data | scratch out | result | status. */
+	struct iovec *wiov;
+	unsigned wiovcnt;
+	uint8_t *status;
+	uint8_t buf[16 + sizeof(struct rb_ndp_io) + RB_NDP_MAX_META + RB_NDP_MAX_SCRATCH +
+		    RB_NDP_MAX_DATA];
+};
+
+/* Byte-wise copy into a scatter list at `offset` (bounded by the list). */
+size_t rb_iov_scatter(const struct iovec *iov, unsigned n, size_t offset, const void *src,
+		      size_t len);
+/* Byte-wise copy out of a scatter list. */
+size_t rb_iov_gather(const struct iovec *iov, unsigned n, size_t offset, void *dst, size_t len);
+
+/*
+ * Parses a READ_ND/WRITE_ND chain.  0 when valid; otherwise -EINVAL with a
+ * message, and *can_reply tells whether the result struct and status byte
+ * could be located (then the caller answers BAD_REQUEST through them).
+ */
+int rb_ndp_req_parse(struct rb_virtq_chain *chain, struct rb_ndp_req *r, bool *can_reply,
+		     char *err, size_t errlen);
+
+/* ---- execution of one request ------------------------------------------------- */
+
+struct rb_ndp_exec {
+	struct rb_ndp_prog *prog;
+	uint64_t capacity_bytes;   /* the VM's disk */
+	uint32_t max_hops;
+	uint32_t hops;
+	uint32_t status;           /* enum rb_ndp_status once done */
+	uint64_t retval;
+	uint64_t bytes;            /* data bytes produced */
+	const uint8_t *meta;
+	uint32_t meta_len;
+	uint8_t *data;             /* RB_NDP_MAX_DATA bytes, 4096-aligned */
+	uint8_t *scratch;          /* RB_NDP_MAX_SCRATCH bytes */
+	uint32_t scratch_len;
+	union {
+		struct bpf_xrp xrp;
+		struct rb_ndp_ctx ctx;
+	} c;
+	/* I/Os to issue next: each lands in data at data_off[i]. */
+	unsigned n_io;
+	uint64_t io_off[RB_NDP_MAX_NEXT_IOS];
+	uint32_t io_len[RB_NDP_MAX_NEXT_IOS];
+	uint32_t data_off[RB_NDP_MAX_NEXT_IOS];
+	char msg[320];             /* why it failed, for the log */
+};
+
+enum rb_ndp_step {
+	RB_NDP_STEP_DONE = 0, /* status/retval/bytes are final */
+	RB_NDP_STEP_IO = 1,   /* issue n_io I/Os, then call rb_ndp_exec_io_done() */
+};
+
+/* Begins a request whose first I/O is [off, off + len): runs the sq hook for
+ * sq programs.  Returns an enum rb_ndp_step. */
+int rb_ndp_exec_start(struct rb_ndp_exec *x, uint64_t off, uint32_t len);
+/* All n_io I/Os finished (res = 0, or the first -errno): runs the cq/xrp
+ * hook.  Returns an enum rb_ndp_step. */
+int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROSEN_NDP_H */

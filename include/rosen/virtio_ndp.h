@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-ndp wire format, shared by guest (librosen) and host (rosenbridged).
+ * NDP requests ride the virtio-blk queues with request types in a vendor
+ * range no virtio-blk type uses; a plain virtio-blk backend answers them
+ * UNSUPP, which is how the capability probe tells the two apart.
+ * All fields little-endian.  Described in docs/virtio-ndp.md.
+ */
+#ifndef ROSEN_VIRTIO_NDP_H
+#define ROSEN_VIRTIO_NDP_H
+
+#include <stdint.h>
+
+/* Request types (struct rb_virtio_blk_outhdr.type). */
+#define RB_NDP_T_BASE 0x52420000u /* "RB" << 16: far above virtio-blk's */
+enum {
+	RB_NDP_T_PROBE = RB_NDP_T_BASE + 1,
+	RB_NDP_T_LOAD = RB_NDP_T_BASE + 2,
+	RB_NDP_T_UNLOAD = RB_NDP_T_BASE + 3,
+	RB_NDP_T_READ_ND = RB_NDP_T_BASE + 4,
+	RB_NDP_T_WRITE_ND = RB_NDP_T_BASE + 5,
+	RB_NDP_T_REG_MEM = RB_NDP_T_BASE + 6,
+	RB_NDP_T_UNREG_MEM = RB_NDP_T_BASE + 7,
+};
+
+#define RB_NDP_MAGIC 0x5044534eu /* "NDSP" */
+#define RB_NDP_VERSION 1u
+
+/* Program types, named "sq", "cq" and "xrp" everywhere. */
+enum rb_ndp_prog_type {
+	RB_NDP_PROG_SQ = 1,  /* before submission: may rewrite the I/O */
+	RB_NDP_PROG_CQ = 2,  /* on each completion: OK or RESUBMIT next I/Os */
+	RB_NDP_PROG_XRP = 3, /* XRP-compatible completion hook (struct bpf_xrp) */
+};
+
+/* Limits (also reported by PROBE). */
+#define RB_NDP_MAX_PROGRAMS 16u        /* per VM */
+#define RB_NDP_MAX_ELF_BYTES (1u << 20)
+#define RB_NDP_MAX_META 4096u
+#define RB_NDP_MAX_SCRATCH 4096u
+#define RB_NDP_MAX_DATA 4096u          /* per-request data buffer */
+#define RB_NDP_MAX_HOPS 1024u
+#define RB_NDP_DEFAULT_HOPS 64u
+#define RB_NDP_MAX_NEXT_IOS 16u        /* next I/Os per hop (cq type) */
+#define RB_NDP_SECTION_MAX 64u
+#define RB_NDP_LOG_MAX 4096u
+
+/* PROBE: device-writable reply. */
+struct rb_ndp_probe {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t max_programs;
+	uint32_t max_elf_bytes;
+	uint32_t max_meta;
+	uint32_t max_scratch;
+	uint32_t max_data;
+	uint32_t max_hops;
+	uint32_t prog_types; /* bit n: enum rb_ndp_prog_type n supported */
+	uint32_t reserved[7];
+};
+
+/*
+ * LOAD: readable = header, struct rb_ndp_load, then elf_len bytes of ELF;
+ * writable = struct rb_ndp_load_result, then log_cap bytes for the loader /
+ * verifier log (NUL-terminated text), then the status byte.
+ */
+struct rb_ndp_load {
+	uint32_t prog_type; /* enum rb_ndp_prog_type */
+	uint32_t elf_len;
+	char section[RB_NDP_SECTION_MAX]; /* NUL-terminated */
+};
+
+struct rb_ndp_load_result {
+	uint32_t handle;  /* valid when status == RB_NDP_S_OK */
+	uint32_t status;  /* enum rb_ndp_status */
+	uint32_t log_len; /* bytes of log written after this struct */
+	uint32_t reserved;
+};
+
+/* UNLOAD: readable = header, struct rb_ndp_unload; writable = a uint32_t
+ * enum rb_ndp_status, then the status byte.
+ * PROBE: readable = header; writable = struct rb_ndp_probe, status byte. */
+struct rb_ndp_unload {
+	uint32_t handle;
+	uint32_t reserved;
+};
+
+/*
+ * READ_ND / WRITE_ND: header.sector = first sector of the first I/O.
+ * readable = header, struct rb_ndp_io, meta_len bytes of metadata,
+ *            scratch_len bytes of scratch (in), [WRITE_ND: data_len bytes]
+ * writable = [READ_ND: data_len bytes of data], scratch_len bytes of
+ *            scratch (out), struct rb_ndp_result, status byte.
+ */
+struct rb_ndp_io {
+	uint32_t handle;
+	uint32_t io_len;      /* bytes of the first I/O (multiple of 512) */
+	uint32_t meta_len;
+	uint32_t scratch_len;
+	uint32_t data_len;
+	uint32_t max_hops;    /* 0: RB_NDP_DEFAULT_HOPS */
+	uint32_t flags;       /* none defined: must be 0 */
+	uint32_t reserved;
+};
+
+struct rb_ndp_result {
+	uint32_t status;  /* enum rb_ndp_status */
+	uint32_t hops;    /* storage I/Os performed */
+	uint64_t retval;  /* the program's last return value */
+	uint64_t bytes;   /* data bytes produced */
+};
+
+/* Outcomes the guest can tell apart (rb_ndp_result.status, load status). */
+enum rb_ndp_status {
+	RB_NDP_S_OK = 0,
+	RB_NDP_S_BAD_REQUEST = 1, /* malformed NDP request */
+	RB_NDP_S_NO_PROGRAM = 2,  /* unknown handle (or another VM's) */
+	RB_NDP_S_HOP_LIMIT = 3,   /* more I/Os than max_hops */
+	RB_NDP_S_BUDGET = 4,      /* instruction budget exhausted */
+	RB_NDP_S_FAULT = 5,       /* the program faulted */
+	RB_NDP_S_IO_ERROR = 6,    /* a storage I/O failed */
+	RB_NDP_S_OUT_OF_RANGE = 7, /* the program asked for I/O outside the disk */
+	RB_NDP_S_REJECTED = 8,    /* LOAD: the program was rejected (see log) */
+	RB_NDP_S_LIMIT = 9,       /* LOAD: too many or too large programs */
+	RB_NDP_S_WRONG_TYPE = 10, /* the program's type does not fit the request */
+};
+
+static inline const char *rb_ndp_status_name(uint32_t s)
+{
+	switch (s) {
+	case RB_NDP_S_OK: return "ok";
+	case RB_NDP_S_BAD_REQUEST: return "bad-request";
+	case RB_NDP_S_NO_PROGRAM: return "no-program";
+	case RB_NDP_S_HOP_LIMIT: return "hop-limit";
+	case RB_NDP_S_BUDGET: return "budget";
+	case RB_NDP_S_FAULT: return "fault";
+	case RB_NDP_S_IO_ERROR: return "io-error";
+	case RB_NDP_S_OUT_OF_RANGE: return "out-of-range";
+	case RB_NDP_S_REJECTED: return "rejected";
+	case RB_NDP_S_LIMIT: return "limit";
+	case RB_NDP_S_WRONG_TYPE: return "wrong-type";
+	}
+	return "unknown";
+}
+
+#endif /* ROSEN_VIRTIO_NDP_H */

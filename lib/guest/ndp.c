@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * librosen's NDP requests: PROBE (at open), LOAD, UNLOAD, READ_ND and
+ * WRITE_ND, laid out as docs/virtio-ndp.md says.  Each request is staged in
+ * one block of DMA memory (a readable part and a writable part) and sent as
+ * one two-descriptor chain plus the status byte.
+ */
+#include "guest_internal.h"
+
+#include <rosen/virtio_ndp.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Sends one chain on an idle queue and waits for it.  0 with *used_len and
+ * *status set, or -errno. */
+static int raw_sync(struct rb_guest_dev *d, unsigned qi, const struct rb_virtq_buf *bufs,
+		    unsigned n, uint8_t *status_byte, uint32_t *used_len, int timeout_ms)
+{
+	struct rb_guest_queue *q;
+	char err[256];
+	static int marker;
+	struct timespec t0, t;
+	int rc;
+
+	if (qi >= d->nq) {
+		rb_guest_seterr("queue %u does not exist", qi);
+		return -EINVAL;
+	}
+	q = &d->q[qi];
+	if (q->inflight) {
+		rb_guest_seterr("queue %u has requests in flight; NDP control calls need an idle queue", qi);
+		return -EBUSY;
+	}
+	*status_byte = 0xff;
+	rc = rb_virtq_drv_add(&q->vq, bufs, n, &marker);
+	if (rc) {
+		rb_guest_seterr("queue %u: cannot add request: %s", qi, strerror(-rc));
+		return rc;
+	}
+	q->vq.kicked_idx = q->vq.avail_idx;
+	d->t->kick(d, qi);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned spins = 0;; spins++) {
+		void *cookie;
+		rc = rb_virtq_drv_get(&q->vq, &cookie, used_len, err, sizeof(err));
+		if (rc < 0) {
+			rb_guest_seterr("queue %u: the device broke the virtio protocol: %s", qi, err);
+			return -EPROTO;
+		}
+		if (rc == 1)
+			return cookie == &marker ? 0 : -EPROTO;
+		if (d->opts.notify == RB_GUEST_NOTIFY_EVENT && d->t->wait) {
+			rb_virtq_drv_set_interrupts(&q->vq, true);
+			rc = rb_virtq_drv_get(&q->vq, &cookie, used_len, err, sizeof(err));
+			if (rc == 1)
+				return cookie == &marker ? 0 : -EPROTO;
+			if (rc == 0 && d->t->wait(d, qi, 100) == -ENOTSUP)
+				d->opts.notify = RB_GUEST_NOTIFY_POLL;
+		}
+		if (spins % 1024 == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms) {
+				rb_guest_seterr("queue %u: no answer from the device within %d ms", qi,
+						timeout_ms);
+				return -ETIMEDOUT;
+			}
+		}
+	}
+}
+
+/* A staging block: [readable rlen][writable wlen][status]. */
+struct stage {
+	uint8_t *mem;
+	size_t rlen, wlen;
+};
+
+static int stage_alloc(struct rb_guest_dev *d, struct stage *s, size_t rlen, size_t wlen)
+{
+	s->rlen = rlen;
+	s->wlen = wlen;
+	s->mem = rb_guest_dma_alloc(d, rlen + wlen + 1);
+	return s->mem ? 0 : -ENOMEM;
+}
+
+static int stage_send(struct rb_guest_dev *d, unsigned q, struct stage *s, uint32_t *used,
+		      uint8_t *status)
+{
+	struct rb_virtq_buf b[3];
+	unsigned n = 0;
+
+	b[n++] = (struct rb_virtq_buf){d->t->dma_addr(d, s->mem, s->rlen), (uint32_t)s->rlen, false};
+	if (s->wlen)
+		b[n++] = (struct rb_virtq_buf){d->t->dma_addr(d, s->mem + s->rlen, s->wlen),
+					       (uint32_t)s->wlen, true};
+	b[n++] = (struct rb_virtq_buf){d->t->dma_addr(d, s->mem + s->rlen + s->wlen, 1), 1, true};
+	for (unsigned i = 0; i < n; i++)
+		if (b[i].addr == UINT64_MAX) {
+			rb_guest_seterr("NDP staging memory is not contiguous for the device");
+			return -EFAULT;
+		}
+	int rc = raw_sync(d, q, b, n, s->mem + s->rlen + s->wlen, used, 30000);
+	*status = s->mem[s->rlen + s->wlen];
+	return rc;
+}
+
+static void put_hdr(uint8_t *p, uint32_t type, uint64_t sector)
+{
+	struct rb_virtio_blk_outhdr h = {.type = type, .ioprio = 0, .sector = sector};
+	memcpy(p, &h, sizeof(h));
+}
+
+int rb_guest_ndp_probe(struct rb_guest_dev *d)
+{
+	struct stage s;
+	struct rb_ndp_probe p;
+	uint32_t used;
+	uint8_t st;
+
+	d->ndp = false;
+	if (stage_alloc(d, &s, 16, sizeof(p)))
+		return -ENOMEM;
+	put_hdr(s.mem, RB_NDP_T_PROBE, 0);
+	int rc = stage_send(d, 0, &s, &used, &st);
+	if (rc == 0 && st == RB_VIRTIO_BLK_S_OK) {
+		memcpy(&p, s.mem + 16, sizeof(p));
+		d->ndp = p.magic == RB_NDP_MAGIC && p.version == RB_NDP_VERSION;
+	}
+	rb_guest_dma_free(d, s.mem);
+	/* A plain virtio-blk device answers UNSUPP (or IOERR): no NDP. */
+	return rc;
+}
+
+static int need_ndp(struct rb_guest_dev *d)
+{
+	if (!d->ndp) {
+		rb_guest_seterr("the device does not speak virtio-ndp (plain virtio-blk backend?)");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+int rb_guest_ndp_load(struct rb_guest_dev *d, unsigned q, const void *elf, size_t elf_len,
+		      const char *section, uint32_t prog_type, uint32_t *handle, char *log,
+		      size_t loglen)
+{
+	struct rb_ndp_load ld = {.prog_type = prog_type, .elf_len = (uint32_t)elf_len};
+	struct rb_ndp_load_result res;
+	struct stage s;
+	uint32_t used;
+	uint8_t st;
+	int rc = need_ndp(d);
+
+	if (log && loglen)
+		log[0] = 0;
+	if (rc)
+		return rc;
+	if (elf_len > RB_NDP_MAX_ELF_BYTES || !section || strlen(section) >= sizeof(ld.section)) {
+		rb_guest_seterr("object of %zu bytes (max %u) or section name too long", elf_len,
+				RB_NDP_MAX_ELF_BYTES);
+		return -EINVAL;
+	}
+	strcpy(ld.section, section);
+	if (stage_alloc(d, &s, 16 + sizeof(ld) + elf_len, sizeof(res) + RB_NDP_LOG_MAX)) {
+		rb_guest_seterr("no DMA memory for a %zu-byte object", elf_len);
+		return -ENOMEM;
+	}
+	put_hdr(s.mem, RB_NDP_T_LOAD, 0);
+	memcpy(s.mem + 16, &ld, sizeof(ld));
+	memcpy(s.mem + 16 + sizeof(ld), elf, elf_len);
+	rc = stage_send(d, q, &s, &used, &st);
+	if (rc == 0 && st != RB_VIRTIO_BLK_S_OK) {
+		rb_guest_seterr("the device failed the LOAD request (status %u)", st);
+		rc = -EIO;
+	}
+	if (rc == 0) {
+		memcpy(&res, s.mem + s.rlen, sizeof(res));
+		if (log && loglen && res.log_len) {
+			size_t n = res.log_len < RB_NDP_LOG_MAX ? res.log_len : RB_NDP_LOG_MAX;
+			if (n > loglen)
+				n = loglen;
+			memcpy(log, s.mem + s.rlen + sizeof(res), n);
+			log[n - 1] = 0;
+		}
+		if (res.status == RB_NDP_S_OK) {
+			*handle = res.handle;
+		} else {
+			rb_guest_seterr("program not loaded (%s)%s%s", rb_ndp_status_name(res.status),
+					log && log[0] ? ": " : "", log ? log : "");
+			rc = res.status == RB_NDP_S_LIMIT ? -ENOSPC : -EINVAL;
+		}
+	}
+	rb_guest_dma_free(d, s.mem);
+	return rc;
+}
+
+int rb_guest_ndp_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle)
+{
+	struct rb_ndp_unload u = {.handle = handle};
+	struct stage s;
+	uint32_t used, ndp_st = 0;
+	uint8_t st;
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (stage_alloc(d, &s, 16 + sizeof(u), sizeof(ndp_st)))
+		return -ENOMEM;
+	put_hdr(s.mem, RB_NDP_T_UNLOAD, 0);
+	memcpy(s.mem + 16, &u, sizeof(u));
+	rc = stage_send(d, q, &s, &used, &st);
+	if (rc == 0) {
+		memcpy(&ndp_st, s.mem + s.rlen, sizeof(ndp_st));
+		if (st != RB_VIRTIO_BLK_S_OK) {
+			rb_guest_seterr("the device failed the UNLOAD request (status %u)", st);
+			rc = -EIO;
+		} else if (ndp_st != RB_NDP_S_OK) {
+			rb_guest_seterr("no program with handle %u", handle);
+			rc = -ENOENT;
+		}
+	}
+	rb_guest_dma_free(d, s.mem);
+	return rc;
+}
+
+static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct rb_guest_nd *nd,
+		 struct rb_guest_nd_result *out)
+{
+	bool write = type == RB_NDP_T_WRITE_ND;
+	struct rb_ndp_io io = {
+		.handle = nd->handle, .io_len = nd->io_len, .meta_len = nd->meta_len,
+		.scratch_len = nd->scratch_len, .data_len = nd->data_len, .max_hops = nd->max_hops};
+	struct rb_ndp_result res;
+	struct stage s;
+	uint32_t used;
+	uint8_t st;
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (nd->offset % 512 || nd->meta_len > RB_NDP_MAX_META || nd->scratch_len > RB_NDP_MAX_SCRATCH ||
+	    nd->data_len > RB_NDP_MAX_DATA || (nd->meta_len && !nd->meta) ||
+	    (nd->scratch_len && !nd->scratch) || (nd->data_len && !nd->data)) {
+		rb_guest_seterr("bad NDP request: offset %llu, meta %u, scratch %u, data %u",
+				(unsigned long long)nd->offset, nd->meta_len, nd->scratch_len,
+				nd->data_len);
+		return -EINVAL;
+	}
+	size_t rlen = 16 + sizeof(io) + nd->meta_len + nd->scratch_len + (write ? nd->data_len : 0);
+	size_t wlen = (write ? 0 : nd->data_len) + nd->scratch_len + sizeof(res);
+	if (stage_alloc(d, &s, rlen, wlen)) {
+		rb_guest_seterr("no DMA memory for an NDP request");
+		return -ENOMEM;
+	}
+	uint8_t *p = s.mem;
+	put_hdr(p, type, nd->offset / 512);
+	memcpy(p + 16, &io, sizeof(io));
+	p += 16 + sizeof(io);
+	if (nd->meta_len)
+		memcpy(p, nd->meta, nd->meta_len);
+	p += nd->meta_len;
+	if (nd->scratch_len)
+		memcpy(p, nd->scratch, nd->scratch_len);
+	p += nd->scratch_len;
+	if (write && nd->data_len)
+		memcpy(p, nd->data, nd->data_len);
+	rc = stage_send(d, q, &s, &used, &st);
+	if (rc == 0 && st != RB_VIRTIO_BLK_S_OK) {
+		rb_guest_seterr("the device failed the %s request (status %u%s)",
+				write ? "WRITE_ND" : "READ_ND", st,
+				st == RB_VIRTIO_BLK_S_UNSUPP ? ": unsupported" : "");
+		rc = st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
+	}
+	if (rc == 0) {
+		uint8_t *w = s.mem + s.rlen;
+		if (!write && nd->data_len)
+			memcpy(nd->data, w, nd->data_len);
+		w += write ? 0 : nd->data_len;
+		if (nd->scratch_len)
+			memcpy(nd->scratch, w, nd->scratch_len);
+		w += nd->scratch_len;
+		memcpy(&res, w, sizeof(res));
+		out->status = res.status;
+		out->hops = res.hops;
+		out->retval = res.retval;
+		out->bytes = res.bytes;
+		if (res.status != RB_NDP_S_OK)
+			rb_guest_seterr("the request ended with status %s after %u hops",
+					rb_ndp_status_name(res.status), res.hops);
+	}
+	rb_guest_dma_free(d, s.mem);
+	return rc;
+}
+
+int rb_guest_read_nd(struct rb_guest_dev *d, unsigned q, const struct rb_guest_nd *nd,
+		     struct rb_guest_nd_result *res)
+{
+	return do_nd(d, q, RB_NDP_T_READ_ND, nd, res);
+}
+
+int rb_guest_write_nd(struct rb_guest_dev *d, unsigned q, const struct rb_guest_nd *nd,
+		      struct rb_guest_nd_result *res)
+{
+	return do_nd(d, q, RB_NDP_T_WRITE_ND, nd, res);
+}

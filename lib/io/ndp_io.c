@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NDP requests in the worker: PROBE, LOAD, UNLOAD, and READ_ND/WRITE_ND
+ * whose whole chain of dependent I/Os runs here: the program decides the
+ * next I/O, it is range-checked (lib/ndp), submitted through the same
+ * submission point as every other I/O, and the program runs again on
+ * completion, without a trip back to the guest.  Every request ends with a
+ * status in its result and is given back exactly once.
+ */
+#include "io_internal.h"
+
+#include <rosen/log.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rb_io_ndp {
+	uint8_t data[RB_NDP_MAX_DATA];       /* first: 4096-aligned for O_DIRECT */
+	uint8_t scratch[RB_NDP_MAX_SCRATCH];
+	struct rb_ndp_exec x;
+	unsigned pending; /* I/Os of the current round still in flight */
+	int first_err;
+	uint64_t got;     /* bytes the current round transferred */
+	bool write_first; /* WRITE_ND: the first I/O writes the guest's data */
+	struct rb_ndp_req r; /* large: last */
+};
+
+static void count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Writes the virtio status byte, gives the chain back, frees the state. */
+static void finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t used)
+{
+	if (status)
+		*status = st;
+	if (req->ndp) {
+		if (req->ndp->x.prog)
+			rb_ndp_release(req->ndp->x.prog);
+		free(req->ndp);
+		req->ndp = NULL;
+	}
+	rb_io_req_finish(req, status ? used : 0);
+}
+
+/* ---- control requests: PROBE, LOAD, UNLOAD ----------------------------------- */
+
+static void do_probe(struct rb_io_req *req)
+{
+	struct rb_virtq_chain *c = &req->chain;
+	struct iovec *w = c->iov + c->n_read;
+	unsigned nw = c->n_segs - c->n_read;
+	struct rb_ndp_probe p = {
+		.magic = RB_NDP_MAGIC, .version = RB_NDP_VERSION,
+		.max_programs = RB_NDP_MAX_PROGRAMS, .max_elf_bytes = RB_NDP_MAX_ELF_BYTES,
+		.max_meta = RB_NDP_MAX_META, .max_scratch = RB_NDP_MAX_SCRATCH,
+		.max_data = RB_NDP_MAX_DATA, .max_hops = RB_NDP_MAX_HOPS,
+		.prog_types = (1u << RB_NDP_PROG_SQ) | (1u << RB_NDP_PROG_CQ) | (1u << RB_NDP_PROG_XRP),
+	};
+
+	if (nw == 0) {
+		rb_io_guest_log(req->q, "NDP PROBE without a status byte");
+		finish(req, NULL, 0, 0);
+		return;
+	}
+	uint8_t *status = (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1;
+	if (c->write_bytes != sizeof(p) + 1) {
+		rb_io_guest_log(req->q, "NDP PROBE: %llu writable bytes, expected %zu",
+				(unsigned long long)c->write_bytes, sizeof(p) + 1);
+		finish(req, status, RB_VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	rb_iov_scatter(w, nw, 0, &p, sizeof(p));
+	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(p) + 1);
+}
+
+static void do_load(struct rb_io_req *req)
+{
+	struct rb_disk *d = req->q->disk;
+	struct rb_virtq_chain *c = &req->chain;
+	struct iovec *w = c->iov + c->n_read;
+	unsigned nw = c->n_segs - c->n_read;
+	struct rb_ndp_load ld;
+	struct rb_ndp_load_result res = {0};
+	const size_t fixed = 16 + sizeof(ld);
+
+	if (nw == 0 || c->write_bytes < sizeof(res) + 1) {
+		rb_io_guest_log(req->q, "NDP LOAD without room for its result");
+		finish(req, nw ? (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1 : NULL,
+		       RB_VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	uint8_t *status = (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1;
+	size_t log_cap = (size_t)c->write_bytes - sizeof(res) - 1;
+	char log[RB_NDP_LOG_MAX];
+	log[0] = 0;
+	if (c->read_bytes < fixed) {
+		snprintf(log, sizeof(log), "LOAD request of %llu bytes is truncated",
+			 (unsigned long long)c->read_bytes);
+		res.status = RB_NDP_S_BAD_REQUEST;
+	} else {
+		rb_iov_gather(c->iov, c->n_read, 16, &ld, sizeof(ld));
+		ld.section[sizeof(ld.section) - 1] = 0;
+		if (ld.elf_len > RB_NDP_MAX_ELF_BYTES) {
+			snprintf(log, sizeof(log), "object of %u bytes exceeds the %u-byte limit", ld.elf_len,
+				 RB_NDP_MAX_ELF_BYTES);
+			res.status = RB_NDP_S_LIMIT;
+		} else if (c->read_bytes != fixed + ld.elf_len) {
+			snprintf(log, sizeof(log), "LOAD announces %u object bytes but carries %llu",
+				 ld.elf_len, (unsigned long long)(c->read_bytes - fixed));
+			res.status = RB_NDP_S_BAD_REQUEST;
+		} else {
+			uint8_t *elf = malloc(ld.elf_len ? ld.elf_len : 1);
+			if (!elf) {
+				snprintf(log, sizeof(log), "out of memory");
+				res.status = RB_NDP_S_LIMIT;
+			} else {
+				/* One copy out of guest memory; the loader reads only it. */
+				rb_iov_gather(c->iov, c->n_read, fixed, elf, ld.elf_len);
+				res.status = rb_ndp_load(d->progs, ld.prog_type, elf, ld.elf_len, ld.section,
+							 &res.handle, log, sizeof(log));
+				free(elf);
+			}
+		}
+	}
+	size_t n = strlen(log) + 1;
+	if (n > log_cap)
+		n = log_cap;
+	res.log_len = (uint32_t)n;
+	rb_iov_scatter(w, nw, 0, &res, sizeof(res));
+	if (n) {
+		char *t = log;
+		if (n <= strlen(log))
+			t[n - 1] = 0; /* truncated, still NUL-terminated */
+		rb_iov_scatter(w, nw, sizeof(res), t, n);
+	}
+	finish(req, status, RB_VIRTIO_BLK_S_OK, (uint32_t)(sizeof(res) + n + 1));
+}
+
+static void do_unload(struct rb_io_req *req)
+{
+	struct rb_virtq_chain *c = &req->chain;
+	struct iovec *w = c->iov + c->n_read;
+	unsigned nw = c->n_segs - c->n_read;
+	struct rb_ndp_unload u;
+	uint32_t st;
+
+	if (nw == 0) {
+		finish(req, NULL, 0, 0);
+		return;
+	}
+	uint8_t *status = (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1;
+	if (c->read_bytes != 16 + sizeof(u) || c->write_bytes != sizeof(st) + 1) {
+		rb_io_guest_log(req->q, "NDP UNLOAD with wrong lengths");
+		finish(req, status, RB_VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	rb_iov_gather(c->iov, c->n_read, 16, &u, sizeof(u));
+	st = rb_ndp_unload(req->q->disk->progs, u.handle);
+	rb_iov_scatter(w, nw, 0, &st, sizeof(st));
+	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(st) + 1);
+}
+
+/* ---- READ_ND / WRITE_ND ------------------------------------------------------- */
+
+/* Completes an ND request: data, scratch and result into the guest's
+ * buffers, then the status byte. */
+static void nd_complete(struct rb_io_req *req)
+{
+	struct rb_io_ndp *n = req->ndp;
+	struct rb_ndp_req *r = &n->r;
+	struct rb_ndp_result res = {
+		.status = n->x.status, .hops = n->x.hops, .retval = n->x.retval, .bytes = n->x.bytes};
+	size_t at = 0;
+	uint32_t used = 0;
+
+	if (n->x.status != RB_NDP_S_OK && n->x.msg[0])
+		rb_io_guest_log(req->q, "NDP request ended with %s: %s", rb_ndp_status_name(n->x.status),
+				n->x.msg);
+	if (r->type == RB_NDP_T_READ_ND) {
+		rb_iov_scatter(r->wiov, r->wiovcnt, 0, n->data, r->io.data_len);
+		at += r->io.data_len;
+	}
+	rb_iov_scatter(r->wiov, r->wiovcnt, at, n->scratch, r->io.scratch_len);
+	at += r->io.scratch_len;
+	rb_iov_scatter(r->wiov, r->wiovcnt, at, &res, sizeof(res));
+	used = (uint32_t)(at + sizeof(res) + 1);
+	count(&req->q->disk->st_ndp_requests, 1);
+	count(&req->q->disk->st_ndp_hops, n->x.hops);
+	finish(req, r->status, RB_VIRTIO_BLK_S_OK, used);
+}
+
+/* Issues the I/Os the executor queued; completes the request on failure. */
+static void nd_submit(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_io_ndp *n = req->ndp;
+	struct rb_disk *d = req->q->disk;
+
+	n->pending = 0;
+	n->first_err = 0;
+	n->got = 0;
+	for (unsigned i = 0; i < n->x.n_io; i++) {
+		struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
+		if (!sqe) {
+			/* Nothing of this round is in flight yet only if i == 0. */
+			n->first_err = -EBUSY;
+			if (n->pending == 0)
+				rb_ndp_io_done(w, req, -EBUSY);
+			return;
+		}
+		uint8_t *buf = n->data + n->x.data_off[i];
+		if (n->write_first)
+			io_uring_prep_write(sqe, d->fd, buf, n->x.io_len[i], n->x.io_off[i]);
+		else
+			io_uring_prep_read(sqe, d->fd, buf, n->x.io_len[i], n->x.io_off[i]);
+		n->pending++;
+	}
+}
+
+static void nd_start(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_disk *d = req->q->disk;
+	struct rb_io_ndp *n = aligned_alloc(4096, (sizeof(struct rb_io_ndp) + 4095) & ~(size_t)4095);
+	char err[256];
+	bool can_reply;
+
+	if (!n) {
+		rb_err(d->name, "out of memory for an NDP request");
+		rb_io_req_finish(req, 0);
+		return;
+	}
+	memset(n, 0, offsetof(struct rb_io_ndp, r));
+	req->ndp = n;
+	if (rb_ndp_req_parse(&req->chain, &n->r, &can_reply, err, sizeof(err)) ||
+	    (n->r.type != RB_NDP_T_READ_ND && n->r.type != RB_NDP_T_WRITE_ND)) {
+		rb_io_guest_log(req->q, "malformed NDP request: %s",
+				n->r.type != RB_NDP_T_READ_ND && n->r.type != RB_NDP_T_WRITE_ND
+					? "type changed under us" : err);
+		if (!can_reply) {
+			finish(req, NULL, 0, 0);
+			return;
+		}
+		n->x.status = RB_NDP_S_BAD_REQUEST;
+		/* Only the result struct is certain to exist: answer through it. */
+		struct rb_ndp_result res = {.status = RB_NDP_S_BAD_REQUEST};
+		size_t wb = 0;
+		for (unsigned i = 0; i < n->r.wiovcnt; i++)
+			wb += n->r.wiov[i].iov_len;
+		rb_iov_scatter(n->r.wiov, n->r.wiovcnt, wb - 1 - sizeof(res), &res, sizeof(res));
+		finish(req, n->r.status, RB_VIRTIO_BLK_S_OK, (uint32_t)wb);
+		return;
+	}
+	struct rb_ndp_exec *x = &n->x;
+	x->prog = rb_ndp_acquire(d->progs, n->r.io.handle);
+	if (!x->prog) {
+		x->status = RB_NDP_S_NO_PROGRAM;
+		snprintf(x->msg, sizeof(x->msg), "no program with handle %u on this disk", n->r.io.handle);
+		nd_complete(req);
+		return;
+	}
+	x->capacity_bytes = d->capacity_sectors * RB_VIRTIO_BLK_SECTOR;
+	x->max_hops = n->r.io.max_hops;
+	x->meta = n->r.meta;
+	x->meta_len = n->r.io.meta_len;
+	x->data = n->data;
+	x->scratch = n->scratch;
+	x->scratch_len = n->r.io.scratch_len;
+	memcpy(n->scratch, n->r.scratch_in, n->r.io.scratch_len);
+	if (n->r.type == RB_NDP_T_WRITE_ND) {
+		if (d->readonly) {
+			x->status = RB_NDP_S_OUT_OF_RANGE;
+			snprintf(x->msg, sizeof(x->msg), "WRITE_ND on a read-only disk");
+			nd_complete(req);
+			return;
+		}
+		memcpy(n->data, n->r.wdata, n->r.io.data_len);
+		n->write_first = true;
+	}
+	if (n->r.sector > UINT64_MAX / RB_VIRTIO_BLK_SECTOR) {
+		x->status = RB_NDP_S_OUT_OF_RANGE;
+		nd_complete(req);
+		return;
+	}
+	if (rb_ndp_exec_start(x, n->r.sector * RB_VIRTIO_BLK_SECTOR, n->r.io.io_len) ==
+	    RB_NDP_STEP_DONE) {
+		nd_complete(req);
+		return;
+	}
+	nd_submit(w, req);
+}
+
+void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
+{
+	struct rb_io_ndp *n = req->ndp;
+
+	if (res < 0 && !n->first_err)
+		n->first_err = res;
+	if (res > 0)
+		n->got += (uint64_t)res;
+	if (n->pending)
+		n->pending--;
+	if (n->pending)
+		return;
+	/* A short transfer is an error too: the program must not see stale
+	 * bytes as if the device had returned them. */
+	int round = n->first_err;
+	uint64_t want = 0;
+	for (unsigned i = 0; i < n->x.n_io; i++)
+		want += n->x.io_len[i];
+	if (!round && n->got != want)
+		round = -EIO;
+	n->write_first = false;
+	if (rb_ndp_exec_io_done(&n->x, round) == RB_NDP_STEP_DONE) {
+		nd_complete(req);
+		return;
+	}
+	nd_submit(w, req);
+}
+
+void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)
+{
+	req->ndp = NULL;
+	switch (type) {
+	case RB_NDP_T_PROBE:
+		do_probe(req);
+		return;
+	case RB_NDP_T_LOAD:
+		do_load(req);
+		return;
+	case RB_NDP_T_UNLOAD:
+		do_unload(req);
+		return;
+	case RB_NDP_T_READ_ND:
+	case RB_NDP_T_WRITE_ND:
+		nd_start(w, req);
+		return;
+	}
+	/* REG_MEM/UNREG_MEM and unknown vendor types are not served (yet). */
+	struct rb_virtq_chain *c = &req->chain;
+	unsigned nw = c->n_segs - c->n_read;
+	uint8_t *status = nw ? (uint8_t *)c->iov[c->n_segs - 1].iov_base +
+				       c->iov[c->n_segs - 1].iov_len - 1
+			     : NULL;
+	rb_io_guest_log(req->q, "NDP request type 0x%x is not supported", type);
+	finish(req, status, RB_VIRTIO_BLK_S_UNSUPP, 1);
+}

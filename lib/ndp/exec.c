@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Running the hooks of one NDP request: the sq hook before the first I/O,
+ * the cq/xrp hook after each round of I/O, and the checks on what a program
+ * asks for next (alignment, size, the VM's disk bounds, the hop limit).
+ * A program only ever sees its context and the buffers of its own request.
+ */
+#include "ndp_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static int done(struct rb_ndp_exec *x, uint32_t status)
+{
+	x->status = status;
+	x->n_io = 0;
+	return RB_NDP_STEP_DONE;
+}
+
+/* Checks and queues the next I/Os; the data of I/O i lands at data_off[i]. */
+static int queue_ios(struct rb_ndp_exec *x, unsigned n, const uint64_t *off, const uint32_t *len)
+{
+	uint32_t at = 0;
+
+	if (n == 0 || n > RB_NDP_MAX_NEXT_IOS) {
+		snprintf(x->msg, sizeof(x->msg), "program asked for %u next I/Os (1..%u)", n,
+			 RB_NDP_MAX_NEXT_IOS);
+		return done(x, RB_NDP_S_OUT_OF_RANGE);
+	}
+	if (x->hops + n > x->max_hops) {
+		snprintf(x->msg, sizeof(x->msg), "hop limit of %u reached", x->max_hops);
+		return done(x, RB_NDP_S_HOP_LIMIT);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (len[i] == 0 || len[i] % RB_VIRTIO_BLK_SECTOR || off[i] % RB_VIRTIO_BLK_SECTOR ||
+		    len[i] > RB_NDP_MAX_DATA - at || !rb_blk_range_ok(off[i] / RB_VIRTIO_BLK_SECTOR, len[i],
+									x->capacity_bytes / RB_VIRTIO_BLK_SECTOR)) {
+			snprintf(x->msg, sizeof(x->msg),
+				 "I/O of %u bytes at offset %" PRIu64 " is not 512-aligned, exceeds the %u-byte buffer or leaves the %" PRIu64 "-byte disk",
+				 len[i], off[i], RB_NDP_MAX_DATA, x->capacity_bytes);
+			return done(x, RB_NDP_S_OUT_OF_RANGE);
+		}
+		x->io_off[i] = off[i];
+		x->io_len[i] = len[i];
+		x->data_off[i] = at;
+		at += len[i];
+	}
+	x->n_io = n;
+	return RB_NDP_STEP_IO;
+}
+
+/* Runs the program with r1 = ctx; maps engine failures to NDP statuses. */
+static int run(struct rb_ndp_exec *x, void *ctx, size_t ctx_len, uint64_t *r0)
+{
+	struct rb_bpf_region regions[4];
+	unsigned n = 0;
+	struct rb_bpf_result res;
+
+	regions[n++] = (struct rb_bpf_region){(uintptr_t)ctx, ctx_len, true};
+	regions[n++] = (struct rb_bpf_region){(uintptr_t)x->data, RB_NDP_MAX_DATA, true};
+	regions[n++] = (struct rb_bpf_region){(uintptr_t)x->scratch, RB_NDP_MAX_SCRATCH, true};
+	if (x->meta_len)
+		regions[n++] = (struct rb_bpf_region){(uintptr_t)x->meta, x->meta_len, false};
+	struct rb_bpf_run_opts o = {
+		.args = {(uintptr_t)ctx},
+		.regions = regions,
+		.n_regions = n,
+		.budget = RB_NDP_BUDGET,
+	};
+	if (rb_bpf_run(x->prog->bpf, &o, &res) == 0) {
+		*r0 = res.r0;
+		x->retval = res.r0;
+		return 0;
+	}
+	snprintf(x->msg, sizeof(x->msg), "program %u: %s", x->prog->handle, res.msg);
+	return res.status == RB_BPF_E_BUDGET ? RB_NDP_S_BUDGET : RB_NDP_S_FAULT;
+}
+
+static void fill_ctx(struct rb_ndp_exec *x, uint64_t off, uint32_t len)
+{
+	struct rb_ndp_ctx *c = &x->c.ctx;
+
+	memset(c, 0, sizeof(*c));
+	c->meta = (uintptr_t)x->meta;
+	c->meta_end = (uintptr_t)x->meta + x->meta_len;
+	c->data = (uintptr_t)x->data;
+	c->data_end = (uintptr_t)x->data + RB_NDP_MAX_DATA;
+	c->scratch = (uintptr_t)x->scratch;
+	c->scratch_end = (uintptr_t)x->scratch + x->scratch_len;
+	c->offset = off;
+	c->len = len;
+	c->hop = x->hops;
+}
+
+/* A cq/sq program's verdict: done, or its next I/Os. */
+static int native_verdict(struct rb_ndp_exec *x, uint64_t r0)
+{
+	struct rb_ndp_ctx *c = &x->c.ctx;
+
+	if (r0 == RB_NDP_OK)
+		return done(x, RB_NDP_S_OK);
+	if (r0 != RB_NDP_RESUBMIT) {
+		snprintf(x->msg, sizeof(x->msg), "program %u returned %" PRIu64 " (0 = OK, 1 = RESUBMIT)",
+			 x->prog->handle, r0);
+		return done(x, RB_NDP_S_FAULT);
+	}
+	/* Copy what the program wrote before checking it: the context is
+	 * program-writable memory. */
+	uint64_t off[RB_NDP_MAX_NEXT_IOS];
+	uint32_t len[RB_NDP_MAX_NEXT_IOS];
+	unsigned n = c->n_next;
+	if (n > RB_NDP_MAX_NEXT_IOS)
+		n = RB_NDP_MAX_NEXT_IOS + 1; /* rejected by queue_ios */
+	for (unsigned i = 0; i < n && i < RB_NDP_MAX_NEXT_IOS; i++) {
+		off[i] = c->next_off[i];
+		len[i] = c->next_len[i];
+	}
+	return queue_ios(x, n, off, len);
+}
+
+int rb_ndp_exec_start(struct rb_ndp_exec *x, uint64_t off, uint32_t len)
+{
+	uint64_t r0;
+	int st;
+
+	x->hops = 0;
+	x->status = RB_NDP_S_OK;
+	x->retval = 0;
+	x->bytes = 0;
+	x->msg[0] = 0;
+	if (!x->max_hops || x->max_hops > RB_NDP_MAX_HOPS)
+		x->max_hops = x->max_hops ? RB_NDP_MAX_HOPS : RB_NDP_DEFAULT_HOPS;
+	if (x->prog->type != RB_NDP_PROG_SQ)
+		return queue_ios(x, 1, &off, &len);
+	fill_ctx(x, off, len);
+	x->c.ctx.n_next = 1;
+	x->c.ctx.next_off[0] = off;
+	x->c.ctx.next_len[0] = len;
+	st = run(x, &x->c.ctx, sizeof(x->c.ctx), &r0);
+	if (st)
+		return done(x, (uint32_t)st);
+	return native_verdict(x, r0);
+}
+
+int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res)
+{
+	uint64_t r0;
+	int st;
+
+	x->hops += x->n_io;
+	if (res < 0) {
+		snprintf(x->msg, sizeof(x->msg), "storage I/O failed: %s", strerror(-res));
+		return done(x, RB_NDP_S_IO_ERROR);
+	}
+	x->bytes = x->data_off[x->n_io - 1] + x->io_len[x->n_io - 1];
+	switch (x->prog->type) {
+	case RB_NDP_PROG_SQ:
+		/* An sq program shapes the I/O; there is no completion hook. */
+		return done(x, RB_NDP_S_OK);
+	case RB_NDP_PROG_CQ:
+		fill_ctx(x, x->io_off[0], (uint32_t)x->bytes);
+		st = run(x, &x->c.ctx, sizeof(x->c.ctx), &r0);
+		if (st)
+			return done(x, (uint32_t)st);
+		return native_verdict(x, r0);
+	case RB_NDP_PROG_XRP: {
+		struct bpf_xrp *c = &x->c.xrp;
+		memset(c, 0, sizeof(*c));
+		c->data = (char *)x->data;
+		c->scratch = (char *)x->scratch;
+		st = run(x, c, sizeof(*c), &r0);
+		if (st)
+			return done(x, (uint32_t)st);
+		/* XRP semantics: done, or exactly one next read (size 0: none). */
+		uint64_t off = c->next_addr[0], len = c->size[0];
+		if (c->done || len == 0)
+			return done(x, RB_NDP_S_OK);
+		if (len > RB_NDP_MAX_DATA) {
+			snprintf(x->msg, sizeof(x->msg), "program asked for a %" PRIu64 "-byte read", len);
+			return done(x, RB_NDP_S_OUT_OF_RANGE);
+		}
+		uint32_t l = (uint32_t)len;
+		return queue_ios(x, 1, &off, &l);
+	}
+	}
+	return done(x, RB_NDP_S_WRONG_TYPE);
+}

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A VM's program table: LOAD (parse the ELF, validate, keep), UNLOAD, and
+ * reference-counted lookups for requests.  Programs belong to the disk, so
+ * they outlive frontend reconnects; handles carry a generation so a stale
+ * handle never reaches a newer program in the same slot.
+ */
+#include "ndp_internal.h"
+
+#include <rosen/log.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rb_ndp_table {
+	pthread_mutex_t lock;
+	char name[32];
+	uint32_t generation;
+	struct rb_ndp_prog *slot[RB_NDP_MAX_PROGRAMS];
+	struct rb_bpf_helpers *helpers;
+};
+
+#define SLOT_BITS 4u /* RB_NDP_MAX_PROGRAMS == 16 */
+
+struct rb_ndp_table *rb_ndp_table_new(const char *vm_name)
+{
+	struct rb_ndp_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->helpers = rb_bpf_helpers_new();
+	if (!t->helpers) {
+		free(t);
+		return NULL;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	snprintf(t->name, sizeof(t->name), "%s", vm_name ? vm_name : "vm");
+	return t;
+}
+
+void rb_ndp_table_free(struct rb_ndp_table *t)
+{
+	if (!t)
+		return;
+	for (unsigned i = 0; i < RB_NDP_MAX_PROGRAMS; i++)
+		if (t->slot[i])
+			rb_ndp_release(t->slot[i]);
+	rb_bpf_helpers_free(t->helpers);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static const char *type_name(uint32_t type)
+{
+	return type == RB_NDP_PROG_SQ ? "sq" : type == RB_NDP_PROG_CQ ? "cq"
+				      : type == RB_NDP_PROG_XRP ? "xrp" : "?";
+}
+
+uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, size_t len,
+		     const char *section, uint32_t *handle, char *log, size_t loglen)
+{
+	struct rb_ndp_prog *p;
+	struct rb_bpf_prog *bpf;
+	unsigned free_slot = RB_NDP_MAX_PROGRAMS;
+
+	if (type != RB_NDP_PROG_SQ && type != RB_NDP_PROG_CQ && type != RB_NDP_PROG_XRP) {
+		snprintf(log, loglen, "unknown program type %u (sq=1, cq=2, xrp=3)", type);
+		return RB_NDP_S_BAD_REQUEST;
+	}
+	if (len > RB_NDP_MAX_ELF_BYTES) {
+		snprintf(log, loglen, "object of %zu bytes exceeds the %u-byte limit", len,
+			 RB_NDP_MAX_ELF_BYTES);
+		return RB_NDP_S_LIMIT;
+	}
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < RB_NDP_MAX_PROGRAMS; i++)
+		if (!t->slot[i]) {
+			free_slot = i;
+			break;
+		}
+	pthread_mutex_unlock(&t->lock);
+	if (free_slot == RB_NDP_MAX_PROGRAMS) {
+		snprintf(log, loglen, "this VM already has %u programs loaded", RB_NDP_MAX_PROGRAMS);
+		return RB_NDP_S_LIMIT;
+	}
+	/* Parse and validate outside the lock: it is the slow part. */
+	if (rb_bpf_prog_load_elf(elf, len, section, t->helpers, &bpf, log, loglen)) {
+		rb_warn(t->name, "LOAD of section '%s' (%s) rejected: %s", section, type_name(type), log);
+		return RB_NDP_S_REJECTED;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		rb_bpf_prog_free(bpf);
+		snprintf(log, loglen, "out of memory");
+		return RB_NDP_S_LIMIT;
+	}
+	atomic_init(&p->refs, 1);
+	p->type = type;
+	p->bpf = bpf;
+	pthread_mutex_lock(&t->lock);
+	/* Another LOAD may have taken the slot meanwhile: look again. */
+	free_slot = RB_NDP_MAX_PROGRAMS;
+	for (unsigned i = 0; i < RB_NDP_MAX_PROGRAMS; i++)
+		if (!t->slot[i]) {
+			free_slot = i;
+			break;
+		}
+	if (free_slot < RB_NDP_MAX_PROGRAMS) {
+		t->generation++;
+		p->handle = (t->generation << SLOT_BITS) | free_slot;
+		t->slot[free_slot] = p;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (free_slot == RB_NDP_MAX_PROGRAMS) {
+		rb_ndp_release(p);
+		snprintf(log, loglen, "this VM already has %u programs loaded", RB_NDP_MAX_PROGRAMS);
+		return RB_NDP_S_LIMIT;
+	}
+	*handle = p->handle;
+	snprintf(log, loglen, "loaded section '%s' as a %s program: %zu instructions", section,
+		 type_name(type), rb_bpf_prog_len(bpf));
+	rb_info(t->name, "program %u: %s", p->handle, log);
+	return RB_NDP_S_OK;
+}
+
+static struct rb_ndp_prog **find(struct rb_ndp_table *t, uint32_t handle)
+{
+	struct rb_ndp_prog **s = &t->slot[handle & ((1u << SLOT_BITS) - 1)];
+
+	return *s && (*s)->handle == handle ? s : NULL;
+}
+
+uint32_t rb_ndp_unload(struct rb_ndp_table *t, uint32_t handle)
+{
+	struct rb_ndp_prog *p = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	struct rb_ndp_prog **s = find(t, handle);
+	if (s) {
+		p = *s;
+		*s = NULL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (!p)
+		return RB_NDP_S_NO_PROGRAM;
+	rb_info(t->name, "program %u unloaded", handle);
+	rb_ndp_release(p);
+	return RB_NDP_S_OK;
+}
+
+struct rb_ndp_prog *rb_ndp_acquire(struct rb_ndp_table *t, uint32_t handle)
+{
+	struct rb_ndp_prog *p = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	struct rb_ndp_prog **s = find(t, handle);
+	if (s) {
+		p = *s;
+		atomic_fetch_add(&p->refs, 1);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return p;
+}
+
+void rb_ndp_release(struct rb_ndp_prog *p)
+{
+	if (p && atomic_fetch_sub(&p->refs, 1) == 1) {
+		rb_bpf_prog_free(p->bpf);
+		free(p);
+	}
+}
+
+uint32_t rb_ndp_prog_type(const struct rb_ndp_prog *p)
+{
+	return p->type;
+}
+
+unsigned rb_ndp_table_count(struct rb_ndp_table *t)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < RB_NDP_MAX_PROGRAMS; i++)
+		n += t->slot[i] != NULL;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}

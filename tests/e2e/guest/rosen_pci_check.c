@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: MIT
+// rosen_pci_check: drives a virtio-blk device through librosen's public API
+// inside the e2e test guest (tests/e2e/test_guest_pci.py); built by meson,
+// statically linked.  It only reports: the host checks the image.
+//
+//   rosen_pci_check io URI DISK_BYTES QUEUES
+//       sync and async (QD 8) writes of known patterns, read back and
+//       verified, flush, argument errors, a close and reopen; the plan is
+//       mirrored by PLAN in test_guest_pci.py, which checks the image.
+//   rosen_pci_check open-error URI ERRNO SUBSTRING
+//       rb_guest_open() must fail with -ERRNO (a name: ENOENT, EBUSY, ...)
+//       and a message containing SUBSTRING.
+//
+// Each check prints `ROSEN-E2E-CHECK: PASS name` or `ROSEN-E2E-CHECK: FAIL
+// name: reason` (the harness collects them); exits 1 if any failed, 2 on
+// bad usage.  The pattern is blkcheck's (seed, absolute byte offset).
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <rosen/guest.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KiB 1024ull
+#define MiB (1024ull * KiB)
+#define QD 8u
+#define ASYNC_BS (16 * KiB)
+
+static unsigned passed, failed;
+
+static void report(int ok, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void report(int ok, const char *name, const char *fmt, ...)
+{
+    if (ok) {
+        printf("ROSEN-E2E-CHECK: PASS %s\n", name);
+        passed++;
+    } else {
+        va_list ap;
+        printf("ROSEN-E2E-CHECK: FAIL %s: ", name);
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        printf("\n");
+        failed++;
+    }
+    fflush(stdout);
+}
+
+static uint64_t pattern_word(uint64_t seed, uint64_t off)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + (off >> 3);
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 29;
+    return x;
+}
+
+static void fill(unsigned char *buf, size_t len, uint64_t seed, uint64_t off)
+{
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t w = pattern_word(seed, off + i);
+        for (int b = 0; b < 8; b++)
+            buf[i + b] = (unsigned char)(w >> (8 * b));
+    }
+}
+
+// -1 when buf holds the pattern (seed 0: zeros), else the first bad byte.
+static long long mismatch(const unsigned char *buf, size_t len, uint64_t seed, uint64_t off)
+{
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t w = seed ? pattern_word(seed, off + i) : 0;
+        for (int b = 0; b < 8; b++)
+            if (buf[i + b] != (unsigned char)(w >> (8 * b)))
+                return (long long)(i + b);
+    }
+    return -1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+// The synchronous writes: mirrored by PLAN in test_guest_pci.py.  queue
+// -1 means the last queue.  Offsets < 0 count from the end of the disk.
+struct step {
+    const char *name;
+    int queue;
+    long long off;
+    uint64_t len, seed;
+};
+static const struct step plan[] = {
+    {"first-4k", 0, 0, 4 * KiB, 41},
+    {"sub-page-unaligned", 0, 1 * MiB + 512, 3 * 512, 42},
+    {"1m", 0, 2 * MiB, 1 * MiB, 43},
+    {"last-64k", -1, -64 * (long long)KiB, 64 * KiB, 44},
+    {"queue-last-128k", -1, 4 * MiB, 128 * KiB, 45},
+    {"overwrite", 0, 4 * MiB + 64 * KiB, 8 * KiB, 46},
+};
+#define ASYNC_OFF (8 * MiB)
+#define ASYNC_LEN (2 * MiB) /* per queue: seed 47 on queue 0, 48 on the last */
+
+static unsigned qidx(int q, unsigned nq)
+{
+    return q < 0 ? nq - 1 : (unsigned)q;
+}
+
+static uint64_t step_off(const struct step *s, uint64_t disk)
+{
+    return s->off < 0 ? disk - (uint64_t)(-s->off) : (uint64_t)s->off;
+}
+
+// Read [off, off+len) in pieces of at most 1 MiB and compare.
+static int verify_range(struct rb_guest_dev *dev, unsigned q, unsigned char *buf, uint64_t off,
+                        uint64_t len, uint64_t seed, char *why, size_t whylen)
+{
+    for (uint64_t done = 0; done < len;) {
+        uint64_t n = len - done < MiB ? len - done : MiB;
+        int rc = rb_guest_read(dev, q, buf, off + done, n);
+        if (rc) {
+            snprintf(why, whylen, "read %" PRIu64 "+%" PRIu64 ": %s (%s)", off + done, n,
+                     strerror(-rc), rb_guest_errmsg());
+            return -1;
+        }
+        long long bad = mismatch(buf, n, seed, off + done);
+        if (bad >= 0) {
+            snprintf(why, whylen, "byte %" PRIu64 " differs from pattern %" PRIu64,
+                     off + done + (uint64_t)bad, seed);
+            return -1;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+// QD 8 on queue q over [off, off+len) in ASYNC_BS requests; writes fill
+// the pattern, reads verify each completion.  Requests go out in an order
+// that is not the disk order (odd blocks first) so completions interleave.
+static int async_run(struct rb_guest_dev *dev, unsigned q, int write, uint64_t off, uint64_t len,
+                     uint64_t seed, char *why, size_t whylen)
+{
+    unsigned nblk = (unsigned)(len / ASYNC_BS), next = 0, done = 0, inflight = 0;
+    unsigned char *bufs[QD];
+    unsigned slot_blk[QD];
+    int free_slot[QD], nfree = QD, rc = 0;
+
+    for (unsigned i = 0; i < QD; i++) {
+        bufs[i] = rb_guest_dma_alloc(dev, ASYNC_BS);
+        if (!bufs[i]) {
+            snprintf(why, whylen, "rb_guest_dma_alloc: %s", rb_guest_errmsg());
+            for (unsigned j = 0; j < i; j++)
+                rb_guest_dma_free(dev, bufs[j]);
+            return -1;
+        }
+        free_slot[i] = (int)i;
+    }
+    while (done < nblk && rc == 0) {
+        while (next < nblk && nfree > 0) {
+            // odd blocks first, then even ones
+            unsigned blk = next < nblk / 2 ? 2 * next + 1 : 2 * (next - nblk / 2);
+            int s = free_slot[--nfree];
+            uint64_t o = off + (uint64_t)blk * ASYNC_BS;
+            if (write)
+                fill(bufs[s], ASYNC_BS, seed, o);
+            else
+                memset(bufs[s], 0xa5, ASYNC_BS);
+            int r = rb_guest_submit(dev, q, write ? RB_GUEST_OP_WRITE : RB_GUEST_OP_READ, bufs[s],
+                                    o, ASYNC_BS, (void *)(uintptr_t)s);
+            if (r) {
+                snprintf(why, whylen, "submit block %u: %s (%s)", blk, strerror(-r),
+                         rb_guest_errmsg());
+                rc = -1;
+                nfree++;
+                break;
+            }
+            slot_blk[s] = blk;
+            inflight++;
+            next++;
+        }
+        if (rc)
+            break;
+        if (inflight > QD || rb_guest_inflight(dev, q) != inflight) {
+            snprintf(why, whylen, "in flight: librosen says %u, we count %u (QD %u)",
+                     rb_guest_inflight(dev, q), inflight, QD);
+            rc = -1;
+            break;
+        }
+        struct rb_guest_cpl cpl[QD];
+        int n = rb_guest_wait(dev, q, cpl, QD, 30000);
+        if (n < 0) {
+            snprintf(why, whylen, "rb_guest_wait: %s (%s)", strerror(-n), rb_guest_errmsg());
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            uintptr_t s = (uintptr_t)cpl[i].user;
+            if (s >= QD) {
+                snprintf(why, whylen, "completion with a user pointer we never gave");
+                rc = -1;
+                break;
+            }
+            uint64_t o = off + (uint64_t)slot_blk[s] * ASYNC_BS;
+            if (cpl[i].status) {
+                snprintf(why, whylen, "block at %" PRIu64 ": status %s", o, strerror(-cpl[i].status));
+                rc = -1;
+            } else if (!write) {
+                long long bad = mismatch(bufs[s], ASYNC_BS, seed, o);
+                if (cpl[i].len != ASYNC_BS) {
+                    snprintf(why, whylen, "read at %" PRIu64 ": completion says %u bytes", o,
+                             cpl[i].len);
+                    rc = -1;
+                } else if (bad >= 0) {
+                    snprintf(why, whylen, "byte %" PRIu64 " differs from pattern %" PRIu64,
+                             o + (uint64_t)bad, seed);
+                    rc = -1;
+                }
+            }
+            free_slot[nfree++] = (int)s;
+            inflight--;
+            done++;
+        }
+    }
+    // Drain whatever is still out before the buffers go back.
+    while (inflight > 0) {
+        struct rb_guest_cpl cpl[QD];
+        int n = rb_guest_wait(dev, q, cpl, QD, 30000);
+        if (n <= 0)
+            break;
+        inflight -= (unsigned)n;
+    }
+    for (unsigned i = 0; i < QD; i++)
+        rb_guest_dma_free(dev, bufs[i]);
+    return rc;
+}
+
+static const struct rb_guest_opts opts = {
+    .num_queues = 0,      // all the device offers
+    .queue_size = 0,      // 256, or what the device allows
+    .notify = RB_GUEST_NOTIFY_POLL,
+    .dma_bytes = 16 << 20, // 8 hugepages
+};
+
+static int cmd_io(const char *uri, uint64_t disk, unsigned want_nq)
+{
+    struct rb_guest_dev *dev;
+    struct rb_guest_info info;
+    char why[256];
+    int rc;
+
+    double t0 = now_s();
+    rc = rb_guest_open(uri, &opts, &dev);
+    report(rc == 0, "open", "rb_guest_open(%s): %s: %s", uri, strerror(-rc), rb_guest_errmsg());
+    if (rc)
+        return 1;
+    printf("rosen_pci_check: open took %.3f s\n", now_s() - t0);
+    rb_guest_info(dev, &info);
+    printf("rosen_pci_check: transport %s capacity %" PRIu64 " block_size %u queues %u/%u "
+           "queue_size %u features 0x%" PRIx64 " readonly %d\n",
+           info.transport, info.capacity_bytes, info.block_size, info.num_queues,
+           info.max_queues, info.queue_size, info.features, info.readonly);
+    report(strcmp(info.transport, "pci") == 0, "info-transport", "transport is %s", info.transport);
+    report(info.capacity_bytes == disk, "info-capacity", "capacity %" PRIu64 ", want %" PRIu64,
+           info.capacity_bytes, disk);
+    report(info.num_queues == want_nq && info.max_queues == want_nq, "info-queues",
+           "queues %u/%u, want %u", info.num_queues, info.max_queues, want_nq);
+    report((info.features >> 32) & 1, "info-version-1", "features 0x%" PRIx64, info.features);
+    report(info.queue_size >= QD && (info.queue_size & (info.queue_size - 1)) == 0,
+           "info-queue-size", "queue size %u", info.queue_size);
+    unsigned nq = info.num_queues ? info.num_queues : 1;
+    {
+        struct rb_guest_dev *dev2 = NULL;
+        rc = rb_guest_open(uri, &opts, &dev2);
+        report(rc == -EBUSY, "second-open-ebusy", "got %d (%s)", rc, rc ? rb_guest_errmsg() : "opened");
+        if (rc == 0)
+            rb_guest_close(dev2);
+    }
+
+    unsigned char *buf = rb_guest_dma_alloc(dev, 1 * MiB);
+    unsigned char *rbuf = rb_guest_dma_alloc(dev, 1 * MiB);
+    report(buf && rbuf, "dma-alloc", "rb_guest_dma_alloc(1 MiB): %s", rb_guest_errmsg());
+    if (!buf || !rbuf) {
+        rb_guest_close(dev);
+        return 1;
+    }
+
+    // Synchronous writes, each read back at once.
+    for (size_t i = 0; i < sizeof(plan) / sizeof(plan[0]); i++) {
+        const struct step *s = &plan[i];
+        uint64_t off = step_off(s, disk);
+        unsigned q = qidx(s->queue, nq);
+        char name[64];
+
+        fill(buf, s->len, s->seed, off);
+        rc = rb_guest_write(dev, q, buf, off, s->len);
+        snprintf(name, sizeof(name), "write-%s", s->name);
+        report(rc == 0, name, "queue %u %" PRIu64 "+%" PRIu64 ": %s (%s)", q, off, s->len,
+               strerror(-rc), rb_guest_errmsg());
+        snprintf(name, sizeof(name), "verify-%s", s->name);
+        rc = verify_range(dev, q, rbuf, off, s->len, s->seed, why, sizeof(why));
+        report(rc == 0, name, "%s", why);
+    }
+    // The overwrite left the rest of the region intact.
+    rc = verify_range(dev, 0, rbuf, 4 * MiB, 64 * KiB, 45, why, sizeof(why)) ||
+         verify_range(dev, 0, rbuf, 4 * MiB + 72 * KiB, 56 * KiB, 45, why, sizeof(why));
+    report(rc == 0, "overwrite-keeps-neighbours", "%s", why);
+    rc = verify_range(dev, 0, rbuf, 12 * MiB, 1 * MiB, 0, why, sizeof(why));
+    report(rc == 0, "untouched-reads-zeros", "%s", why);
+
+    // Asynchronous, QD 8, on the first and the last queue.
+    t0 = now_s();
+    rc = async_run(dev, 0, 1, ASYNC_OFF, ASYNC_LEN, 47, why, sizeof(why));
+    report(rc == 0, "async-qd8-write-q0", "%s", why);
+    rc = async_run(dev, nq - 1, 1, ASYNC_OFF + ASYNC_LEN, ASYNC_LEN, 48, why, sizeof(why));
+    report(rc == 0, "async-qd8-write-qlast", "%s", why);
+    double tw = now_s() - t0;
+    t0 = now_s();
+    rc = async_run(dev, nq - 1, 0, ASYNC_OFF, ASYNC_LEN, 47, why, sizeof(why));
+    report(rc == 0, "async-qd8-read-q0-data", "%s", why);
+    rc = async_run(dev, 0, 0, ASYNC_OFF + ASYNC_LEN, ASYNC_LEN, 48, why, sizeof(why));
+    report(rc == 0, "async-qd8-read-qlast-data", "%s", why);
+    double tr = now_s() - t0;
+    printf("rosen_pci_check: async QD%u %llu KiB requests: writes %.0f IOPS, reads %.0f IOPS "
+           "(TCG guest: for orientation only)\n",
+           QD, ASYNC_BS / KiB, 2.0 * ASYNC_LEN / ASYNC_BS / tw, 2.0 * ASYNC_LEN / ASYNC_BS / tr);
+
+    rc = rb_guest_flush(dev, 0);
+    report(rc == 0 || rc == -ENOTSUP, "flush", "%s (%s)", strerror(-rc), rb_guest_errmsg());
+
+    // Argument errors: refused before anything reaches the device.
+    static unsigned char not_dma[4096] __attribute__((aligned(4096)));
+    rc = rb_guest_write(dev, 0, not_dma, 0, sizeof(not_dma));
+    report(rc == -EFAULT, "non-dma-buffer-efault", "got %d (%s)", rc, rb_guest_errmsg());
+    rc = rb_guest_read(dev, 0, rbuf, 100, 512);
+    report(rc == -EINVAL, "unaligned-offset-einval", "got %d (%s)", rc, rb_guest_errmsg());
+    rc = rb_guest_read(dev, 0, rbuf, disk, 512);
+    report(rc == -EINVAL, "past-end-einval", "got %d (%s)", rc, rb_guest_errmsg());
+    rc = rb_guest_read(dev, nq, rbuf, 0, 512);
+    report(rc == -EINVAL, "bad-queue-einval", "got %d (%s)", rc, rb_guest_errmsg());
+
+    // Fill a queue until librosen says -EAGAIN, then drain it all.
+    {
+        unsigned n = 0;
+        while (n <= info.queue_size) {
+            rc = rb_guest_submit(dev, 0, RB_GUEST_OP_READ, rbuf, 0, 4096, NULL);
+            if (rc)
+                break;
+            n++;
+        }
+        report(rc == -EAGAIN && n > 0 && rb_guest_inflight(dev, 0) == n, "queue-full-eagain",
+               "after %u submissions: %d (%s), in flight %u", n, rc, rb_guest_errmsg(),
+               rb_guest_inflight(dev, 0));
+        unsigned got = 0, bad = 0;
+        while (got < n) {
+            struct rb_guest_cpl cpl[QD];
+            int k = rb_guest_wait(dev, 0, cpl, QD, 30000);
+            if (k <= 0)
+                break;
+            for (int i = 0; i < k; i++)
+                bad += cpl[i].status != 0;
+            got += (unsigned)k;
+        }
+        report(got == n && bad == 0 && rb_guest_inflight(dev, 0) == 0, "queue-full-drains",
+               "%u of %u completed, %u failed", got, n, bad);
+    }
+    rb_guest_dma_free(dev, buf);
+    rb_guest_dma_free(dev, rbuf);
+    rb_guest_close(dev);
+
+    // A second open (device reset and set up again) sees all the data.
+    rc = rb_guest_open(uri, &opts, &dev);
+    report(rc == 0, "reopen", "%s (%s)", strerror(-rc), rb_guest_errmsg());
+    if (rc == 0) {
+        rbuf = rb_guest_dma_alloc(dev, 1 * MiB);
+        rc = rbuf ? 0 : -1;
+        snprintf(why, sizeof(why), "no DMA memory");
+        for (size_t i = 0; i < sizeof(plan) / sizeof(plan[0]) && rc == 0; i++) {
+            const struct step *s = &plan[i];
+            uint64_t off = step_off(s, disk), len = s->len;
+            if (i == 4) // the overwrite's region: its untouched head only
+                len = 64 * KiB;
+            rc = verify_range(dev, 0, rbuf, off, len, s->seed, why, sizeof(why));
+        }
+        if (rc == 0)
+            rc = async_run(dev, 0, 0, ASYNC_OFF, ASYNC_LEN, 47, why, sizeof(why));
+        report(rc == 0, "reopen-reads-back", "%s", why);
+        rb_guest_dma_free(dev, rbuf);
+        rb_guest_close(dev);
+    }
+
+    printf("rosen_pci_check: %u passed, %u failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+static const struct {
+    const char *name;
+    int err;
+} errnames[] = {
+    {"ENOENT", ENOENT}, {"EINVAL", EINVAL}, {"EBUSY", EBUSY},     {"ENODEV", ENODEV},
+    {"ENOMEM", ENOMEM}, {"EPERM", EPERM},   {"ENOTSUP", ENOTSUP}, {"EACCES", EACCES},
+};
+
+static int cmd_open_error(const char *uri, const char *ename, const char *substr)
+{
+    struct rb_guest_dev *dev;
+    char name[96];
+    int want = 0;
+
+    for (size_t i = 0; i < sizeof(errnames) / sizeof(errnames[0]); i++)
+        if (strcmp(errnames[i].name, ename) == 0)
+            want = errnames[i].err;
+    if (!want) {
+        fprintf(stderr, "rosen_pci_check: unknown errno name %s\n", ename);
+        return 2;
+    }
+    int rc = rb_guest_open(uri, &opts, &dev);
+    if (rc == 0)
+        rb_guest_close(dev);
+    printf("rosen_pci_check: open %s: %d %s\n", uri, rc, rc ? rb_guest_errmsg() : "(opened)");
+    snprintf(name, sizeof(name), "open-error-%s", ename);
+    report(rc == -want && strstr(rb_guest_errmsg(), substr), name,
+           "want -%s and a message with '%s', got %d: %s", ename, substr, rc,
+           rc ? rb_guest_errmsg() : "(opened)");
+    return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 5 && strcmp(argv[1], "io") == 0)
+        return cmd_io(argv[2], strtoull(argv[3], NULL, 0), (unsigned)strtoul(argv[4], NULL, 0));
+    if (argc == 5 && strcmp(argv[1], "open-error") == 0)
+        return cmd_open_error(argv[2], argv[3], argv[4]);
+    fprintf(stderr, "usage: rosen_pci_check io URI DISK_BYTES QUEUES\n"
+                    "       rosen_pci_check open-error URI ERRNO SUBSTRING\n");
+    return 2;
+}
