@@ -6,6 +6,7 @@
  * everything meant for people goes to stderr.
  */
 #include <rosen/guest.h>
+#include <rosen/virtio_ndp.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +36,18 @@ static void usage(FILE *f)
 		"  read OFFSET LENGTH      LENGTH bytes from OFFSET to stdout\n"
 		"  write OFFSET            stdin to the device at OFFSET (its size must be a\n"
 		"                          multiple of 512)\n"
+		"  ndp-load OBJECT SECTION TYPE\n"
+		"                          load an eBPF program (TYPE sq, cq or xrp) into the\n"
+		"                          device; prints its handle (it stays loaded)\n"
+		"  ndp-unload HANDLE       unload a program\n"
+		"  xrp OBJECT SECTION OFFSET --scratch-in FILE --scratch-out FILE\n"
+		"      [--max-hops N]      load an xrp program, run one READ_ND whose first\n"
+		"                          read is 512 bytes at OFFSET with that 4096-byte\n"
+		"                          scratch, write the final scratch, print\n"
+		"                          hops=N status=NAME on stderr, unload; exit 0 only\n"
+		"                          on success (default hop limit 64)\n"
+		"                          OBJECT may be a bare name (bpfkv_xrp_lookup.o):\n"
+		"                          the project's programs are found from anywhere\n"
 		"  bench --rw randread|randwrite|read|write --bs N --qd N --seconds S\n"
 		"        [--threads T] [--notify event|poll]\n"
 		"                          one CSV header and one row on stdout:\n"
@@ -170,6 +183,174 @@ static int cmd_write(struct rb_guest_dev *d, uint64_t off)
 	}
 	fprintf(stderr, "rosen-io: wrote %" PRIu64 " bytes\n", total);
 	return 0;
+}
+
+/* ---- NDP ----------------------------------------------------------------- */
+
+/* The project's own programs are found from any working directory: next to
+ * the build tree's binary, or in the installed data directory. */
+static char *find_object(const char *name)
+{
+	char exe[4096], path[4200];
+	ssize_t n;
+
+	if (access(name, R_OK) == 0 || strchr(name, '/'))
+		return strdup(name);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return strdup(name);
+	exe[n] = 0;
+	char *slash = strrchr(exe, '/');
+	if (slash)
+		*slash = 0;
+	const char *dirs[] = {"/../../progs/", "/../share/rosenbridge/progs/"};
+	for (unsigned i = 0; i < 2; i++) {
+		for (int ext = 0; ext < 2; ext++) {
+			snprintf(path, sizeof(path), "%s%s%s%s", exe, dirs[i], name, ext ? ".o" : "");
+			if (access(path, R_OK) == 0)
+				return strdup(path);
+		}
+	}
+	return strdup(name);
+}
+
+static int read_whole(const char *path, uint8_t **out, size_t *len, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf;
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "rosen-io: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	buf = malloc(max + 1);
+	n = buf ? fread(buf, 1, max + 1, f) : 0;
+	fclose(f);
+	if (!buf || n > max) {
+		fprintf(stderr, "rosen-io: %s is larger than %zu bytes\n", path, max);
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int parse_type(const char *s, uint32_t *type)
+{
+	if (!strcmp(s, "sq"))
+		*type = 1;
+	else if (!strcmp(s, "cq"))
+		*type = 2;
+	else if (!strcmp(s, "xrp"))
+		*type = 3;
+	else {
+		fprintf(stderr, "rosen-io: program type '%s' is not sq, cq or xrp\n", s);
+		return -1;
+	}
+	return 0;
+}
+
+static int load_prog(struct rb_guest_dev *d, const char *obj_name, const char *section,
+		     uint32_t type, uint32_t *handle)
+{
+	char *obj = find_object(obj_name), log[4096];
+	uint8_t *elf;
+	size_t len;
+	int rc;
+
+	if (read_whole(obj, &elf, &len, 1u << 20)) {
+		free(obj);
+		return -1;
+	}
+	rc = rb_guest_ndp_load(d, 0, elf, len, section, type, handle, log, sizeof(log));
+	free(elf);
+	if (rc) {
+		fprintf(stderr, "rosen-io: %s: %s\n", obj, rb_guest_errmsg());
+		free(obj);
+		return -1;
+	}
+	free(obj);
+	return 0;
+}
+
+static int cmd_ndp_load(struct rb_guest_dev *d, char **args)
+{
+	uint32_t type, handle;
+
+	if (parse_type(args[2], &type) || load_prog(d, args[0], args[1], type, &handle))
+		return 1;
+	printf("%u\n", handle);
+	return 0;
+}
+
+static int cmd_xrp(struct rb_guest_dev *d, int argc, char **argv)
+{
+	const char *in = NULL, *out = NULL;
+	uint64_t off, hops = 64;
+	uint8_t *scratch = NULL;
+	size_t slen;
+	uint32_t handle;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: rosen-io URI xrp OBJECT SECTION OFFSET --scratch-in FILE --scratch-out FILE [--max-hops N]\n");
+		return 2;
+	}
+	if (parse_aligned("OFFSET", argv[2], &off))
+		return 2;
+	for (int i = 3; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(argv[i], "--scratch-in") && v)
+			in = argv[++i];
+		else if (!strcmp(argv[i], "--scratch-out") && v)
+			out = argv[++i];
+		else if (!strcmp(argv[i], "--max-hops") && v) {
+			if (parse_u64("--max-hops", argv[++i], &hops) || hops == 0 || hops > 1024) {
+				fprintf(stderr, "rosen-io: --max-hops must be 1..1024\n");
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "rosen-io xrp: unknown or incomplete option '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!in || !out) {
+		fprintf(stderr, "rosen-io xrp: --scratch-in and --scratch-out are required\n");
+		return 2;
+	}
+	if (read_whole(in, &scratch, &slen, 4096))
+		return 1;
+	if (slen != 4096) {
+		fprintf(stderr, "rosen-io xrp: scratch %s is %zu bytes; it must be exactly 4096\n", in, slen);
+		free(scratch);
+		return 1;
+	}
+	if (load_prog(d, argv[0], argv[1], 3, &handle)) {
+		free(scratch);
+		return 1;
+	}
+	static uint8_t data[4096];
+	struct rb_guest_nd nd = {.handle = handle, .offset = off, .io_len = 512, .scratch = scratch,
+				 .scratch_len = 4096, .data = data, .data_len = 4096,
+				 .max_hops = (uint32_t)hops};
+	struct rb_guest_nd_result res = {0};
+	int rc = rb_guest_read_nd(d, 0, &nd, &res);
+	rb_guest_ndp_unload(d, 0, handle);
+	if (rc) {
+		fprintf(stderr, "rosen-io xrp: %s\n", rb_guest_errmsg());
+		free(scratch);
+		return 1;
+	}
+	FILE *f = fopen(out, "wb");
+	if (!f || fwrite(scratch, 1, 4096, f) != 4096 || fclose(f)) {
+		fprintf(stderr, "rosen-io xrp: cannot write %s: %s\n", out, strerror(errno));
+		free(scratch);
+		return 1;
+	}
+	free(scratch);
+	fprintf(stderr, "hops=%u status=%s\n", res.hops, rb_ndp_status_name(res.status));
+	return res.status == RB_NDP_S_OK ? 0 : 1;
 }
 
 /* ---- bench ------------------------------------------------------------------ */
@@ -485,6 +666,29 @@ int main(int argc, char **argv)
 		}
 		if (parse_aligned("OFFSET", args[2], &off))
 			return 2;
+	} else if (!strcmp(cmd, "ndp-load") || !strcmp(cmd, "ndp-unload") || !strcmp(cmd, "xrp")) {
+		uint64_t h = 0;
+		if ((!strcmp(cmd, "ndp-load") && nargs != 5) || (!strcmp(cmd, "ndp-unload") && nargs != 3)) {
+			fprintf(stderr, "usage: rosen-io URI ndp-load OBJECT SECTION TYPE | ndp-unload HANDLE\n");
+			return 2;
+		}
+		if (!strcmp(cmd, "ndp-unload") && (parse_u64("HANDLE", args[2], &h) || h > UINT32_MAX))
+			return 2;
+		struct rb_guest_dev *d = open_dev(uri, notify, 1);
+		if (!d)
+			return 1;
+		int ret;
+		if (!strcmp(cmd, "ndp-load")) {
+			ret = cmd_ndp_load(d, args + 2);
+		} else if (!strcmp(cmd, "xrp")) {
+			ret = cmd_xrp(d, nargs - 2, args + 2);
+		} else {
+			ret = rb_guest_ndp_unload(d, 0, (uint32_t)h) ? 1 : 0;
+			if (ret)
+				fprintf(stderr, "rosen-io: %s\n", rb_guest_errmsg());
+		}
+		rb_guest_close(d);
+		return ret;
 	} else if (strcmp(cmd, "info")) {
 		fprintf(stderr, "rosen-io: unknown command '%s'\n", cmd);
 		usage(stderr);

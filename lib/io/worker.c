@@ -339,7 +339,13 @@ static bool cmd_queue_add(struct rb_worker *w, void *arg)
 	}
 	w->queues[w->nq++] = q;
 	q->active = true;
-	if (q->kick_fd >= 0 && epoll_add(w->epfd, q->kick_fd))
+	/* Edge-triggered: a kick is only a hint (the rings are re-checked on
+	 * every wake-up), and a frontend's fd that stays readable (a pipe
+	 * whose writer is gone, a semaphore eventfd with a huge count) must
+	 * not keep the worker spinning.  A kick already pending is reported
+	 * once when the fd is added. */
+	struct epoll_event kev = {.events = EPOLLIN | EPOLLET, .data.fd = q->kick_fd};
+	if (q->kick_fd >= 0 && epoll_ctl(w->epfd, EPOLL_CTL_ADD, q->kick_fd, &kev))
 		rb_warn(w->name, "cannot watch kick fd of %s queue %u: %s", q->disk->name, q->index,
 			strerror(errno));
 	/* Polling workers ask the driver not to kick; event-driven ones do. */
