@@ -61,9 +61,13 @@ for dir in "${dirs[@]}"; do
     python3 tests/cli/test_rosen_bpf.py --build "$dir"
   run_suite "$kind: cli (rosenbridged)" \
     python3 tests/cli/test_rosenbridged.py --build "$dir"
+  run_suite "$kind: ndp (vhost-user, rosenbridged)" \
+    "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
+      "$dir/progs" "$dir/tests/programs"
   run_suite "$kind: e2e (QEMU guest on rosenbridged)" \
     python3 tests/e2e/test_guest_blk.py --backend rosenbridged \
       --daemon "$dir/app/rosenbridged/rosenbridged"
+  run_suite "$kind: e2e (librosen pci:BDF in a QEMU guest)" python3 tests/e2e/test_guest_pci.py --build "$dir"
 done
 
 echo

@@ -69,7 +69,9 @@ static int parse_u64(const char *what, const char *s, uint64_t *out)
 		fprintf(stderr, "rosen-io: %s: expected a number, got '%s'\n", what, s ? s : "");
 		return -1;
 	}
-	unsigned long long v = strtoull(s, &end, 0);
+	/* Decimal, or hex with 0x: base 0 would read "01000" as octal 512. */
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	unsigned long long v = strtoull(hex ? s + 2 : s, &end, hex ? 16 : 10);
 	if (errno || *end) {
 		fprintf(stderr, "rosen-io: %s: expected a number, got '%s'\n", what, s);
 		return -1;

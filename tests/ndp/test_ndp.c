@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End-to-end tests of virtio-ndp through the vhost-user transport: a real
+ * rosenbridged serving two VMs' disks, librosen as the guest driver, and
+ * clang-built programs.  A B+-tree lookup in one READ_ND must give the same
+ * answers as a guest-driven walk; every hostile case must end with its own
+ * status and leave the daemon serving.
+ *
+ * Usage: test_ndp DAEMON PROGS_DIR TEST_PROGS_DIR
+ */
+#include <rosen/guest.h>
+#include <rosen/virtio_ndp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../progs/bpfkv_node.h"
+#include "../unit/harness.h"
+
+static char dir[256], kv_path[300], img_path[300], sock0[300], sock1[300], log_path[300];
+static const char *daemon_bin, *progs_dir, *test_progs_dir;
+static pid_t daemon_pid;
+static struct rb_guest_dev *vm0, *vm1; /* vm0 serves kv.db, vm1 serves img */
+static uint8_t *img;                   /* the host's copy of vm1's image */
+#define LEVELS 3
+#define IMG_BYTES (4u << 20)
+
+/* ---- fixtures --------------------------------------------------------------- */
+
+static uint64_t ipow(uint64_t b, unsigned e)
+{
+	uint64_t r = 1;
+	while (e--)
+		r *= b;
+	return r;
+}
+
+/* Writes a BPF-KV database (shared/reference/bpf-kv.md); returns #keys. */
+static uint64_t build_kv(const char *path)
+{
+	FILE *f = fopen(path, "wb");
+	uint64_t first[LEVELS], total = 0;
+
+	for (unsigned l = 0; l < LEVELS; l++) {
+		first[l] = total;
+		total += ipow(BPFKV_FANOUT, l);
+	}
+	for (unsigned l = 0; l < LEVELS; l++) {
+		uint64_t span = ipow(BPFKV_FANOUT, LEVELS - l), step = span / BPFKV_FANOUT;
+		for (uint64_t j = 0; j < ipow(BPFKV_FANOUT, l); j++) {
+			struct bpfkv_node n = {0};
+			bool leaf = l == LEVELS - 1;
+			n.type = leaf;
+			n.next = j + 1 == ipow(BPFKV_FANOUT, l) ? 0 : (first[l] + j + 1) * 512;
+			for (unsigned k = 0; k < BPFKV_FANOUT; k++) {
+				n.key[k] = j * span + k * step;
+				n.ptr[k] = BPFKV_PTR_TAG |
+					   (leaf ? total * 512 + 64 * n.key[k]
+						 : (first[l + 1] + j * BPFKV_FANOUT + k) * 512);
+			}
+			fwrite(&n, sizeof(n), 1, f);
+		}
+	}
+	uint64_t keys = ipow(BPFKV_FANOUT, LEVELS);
+	char v[64];
+	for (uint64_t k = 0; k < keys; k++) {
+		snprintf(v, sizeof(v), "%63llu", (unsigned long long)k);
+		fwrite(v, 64, 1, f);
+	}
+	static const char pad[512];
+	fwrite(pad, (512 - (keys * 64) % 512) % 512, 1, f);
+	fclose(f);
+	return keys;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st))
+		return NULL;
+	uint8_t *b = malloc((size_t)st.st_size + 1);
+	if (read(fd, b, (size_t)st.st_size) != st.st_size) {
+		free(b);
+		b = NULL;
+	}
+	close(fd);
+	*len = (size_t)st.st_size;
+	return b;
+}
+
+static int load(struct rb_guest_dev *d, const char *obj_dir, const char *obj, const char *section,
+		uint32_t type, uint32_t *handle, char *log, size_t loglen)
+{
+	char path[512];
+	size_t len;
+	snprintf(path, sizeof(path), "%s/%s", obj_dir, obj);
+	uint8_t *elf = read_file(path, &len);
+	if (!elf)
+		return -ENOENT;
+	int rc = rb_guest_ndp_load(d, 0, elf, len, section, type, handle, log, loglen);
+	free(elf);
+	return rc;
+}
+
+static uint32_t must_load(struct rb_guest_dev *d, const char *section, uint32_t type)
+{
+	char log[1024];
+	uint32_t h = 0;
+	int rc = load(d, test_progs_dir, "ndp_progs.o", section, type, &h, log, sizeof(log));
+	if (rc)
+		fprintf(stderr, "    load %s: %s\n", section, rb_guest_errmsg());
+	return rc ? UINT32_MAX : h;
+}
+
+static bool daemon_alive(void)
+{
+	return waitpid(daemon_pid, NULL, WNOHANG) == 0;
+}
+
+static bool log_contains(const char *needle)
+{
+	size_t len;
+	uint8_t *b = read_file(log_path, &len);
+	bool found = b && memmem(b, len, needle, strlen(needle));
+	free(b);
+	return found;
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+TEST(probe_finds_ndp_on_rosenbridged)
+{
+	struct rb_guest_info i;
+	rb_guest_info(vm0, &i);
+	CHECK(i.ndp);
+	rb_guest_info(vm1, &i);
+	CHECK(i.ndp);
+}
+
+TEST(load_rejects_garbage_with_a_log)
+{
+	char log[1024];
+	uint32_t h;
+	static const char junk[] = "this is not an ELF object";
+	CHECK(rb_guest_ndp_load(vm0, 0, junk, sizeof(junk), "x", 3, &h, log, sizeof(log)) == -EINVAL);
+	CHECK(strlen(log) > 0);
+	CHECK_STR_CONTAINS(rb_guest_errmsg(), "rejected");
+	CHECK(load(vm0, test_progs_dir, "ndp_progs.o", "no_such_section", 3, &h, log, sizeof(log)) == -EINVAL);
+	CHECK_STR_CONTAINS(log, "no_such_section");
+	CHECK(load(vm0, test_progs_dir, "ndp_progs.o", "xrp_peek", 9, &h, log, sizeof(log)) == -EINVAL);
+	CHECK(daemon_alive());
+}
+
+TEST(load_limit_per_vm_and_unload)
+{
+	uint32_t h[RB_NDP_MAX_PROGRAMS + 1];
+	unsigned n = 0;
+	for (; n < RB_NDP_MAX_PROGRAMS; n++) {
+		h[n] = must_load(vm1, "xrp_peek", RB_NDP_PROG_XRP);
+		if (h[n] == UINT32_MAX)
+			break;
+	}
+	CHECK_EQ_U64(n, RB_NDP_MAX_PROGRAMS);
+	char log[256];
+	uint32_t extra;
+	CHECK(load(vm1, test_progs_dir, "ndp_progs.o", "xrp_peek", 3, &extra, log, sizeof(log)) == -ENOSPC);
+	for (unsigned i = 0; i < n; i++)
+		CHECK(rb_guest_ndp_unload(vm1, 0, h[i]) == 0);
+	CHECK(rb_guest_ndp_unload(vm1, 0, h[0]) == -ENOENT);
+}
+
+/* Guest-driven walk: one read per level plus the value, as an
+ * application without NDP does it. */
+static bool walk(struct rb_guest_dev *d, uint64_t key, char value[64])
+{
+	uint8_t *buf = rb_guest_dma_alloc(d, 512);
+	uint64_t off = 0;
+	bool found = false;
+	for (;;) {
+		if (rb_guest_read(d, 0, buf, off, 512))
+			break;
+		struct bpfkv_node *n = (void *)buf;
+		uint64_t next = bpfkv_node_child(n, key);
+		if (n->type == BPFKV_NODE_LEAF) {
+			if (next != BPFKV_NOT_FOUND && !rb_guest_read(d, 0, buf, next & ~511ull, 512)) {
+				memcpy(value, buf + (next & 511), 64);
+				found = true;
+			}
+			break;
+		}
+		off = next;
+	}
+	rb_guest_dma_free(d, buf);
+	return found;
+}
+
+struct kv_scratch {
+	uint64_t key, stage, value_off, found;
+	char value[64];
+};
+
+TEST(btree_lookup_in_one_round_trip_matches_guest_walk)
+{
+	char log[1024];
+	uint32_t h;
+	REQUIRE(load(vm0, progs_dir, "bpfkv_xrp_lookup.o", "bpfkv_xrp_lookup", RB_NDP_PROG_XRP, &h, log,
+		     sizeof(log)) == 0);
+	uint64_t keys = ipow(BPFKV_FANOUT, LEVELS);
+	uint64_t rng = 42;
+	static uint8_t scratch[4096], data[4096];
+	for (int i = 0; i < 300; i++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t key = i < 2 ? (i ? keys - 1 : 0) : i % 10 == 9 ? keys + rng % 1000 : (rng >> 11) % keys;
+		memset(scratch, 0, sizeof(scratch));
+		memcpy(scratch, &key, 8);
+		struct rb_guest_nd nd = {.handle = h, .offset = 0, .io_len = 512, .scratch = scratch,
+					 .scratch_len = 4096, .data = data, .data_len = 4096};
+		struct rb_guest_nd_result res;
+		REQUIRE(rb_guest_read_nd(vm0, 0, &nd, &res) == 0);
+		struct kv_scratch *s = (void *)scratch;
+		char want[64];
+		bool found = walk(vm0, key, want);
+		CHECK_EQ_U64(res.status, RB_NDP_S_OK);
+		CHECK_EQ_U64(s->found, found);
+		CHECK_EQ_U64(res.hops, found ? LEVELS + 1 : LEVELS);
+		if (found && memcmp(s->value, want, 64)) {
+			RT_FAIL_AT("key %llu: NDP value differs from the guest walk",
+				   (unsigned long long)key);
+			break;
+		}
+	}
+	CHECK(rb_guest_ndp_unload(vm0, 0, h) == 0);
+}
+
+static uint32_t run_xrp(struct rb_guest_dev *d, uint32_t h, uint64_t off, uint32_t hops,
+			struct rb_guest_nd_result *res)
+{
+	static uint8_t scratch[4096], data[4096];
+	struct rb_guest_nd nd = {.handle = h, .offset = off, .io_len = 512, .scratch = scratch,
+				 .scratch_len = 4096, .data = data, .data_len = 4096, .max_hops = hops};
+	memset(res, 0, sizeof(*res));
+	if (rb_guest_read_nd(d, 0, &nd, res))
+		return UINT32_MAX;
+	return res->status;
+}
+
+TEST(unknown_handle_gives_no_program)
+{
+	struct rb_guest_nd_result r;
+	CHECK_EQ_U64(run_xrp(vm1, 0xdead, 0, 0, &r), RB_NDP_S_NO_PROGRAM);
+	CHECK_EQ_U64(r.hops, 0);
+}
+
+TEST(handle_of_another_vm_gives_no_program)
+{
+	struct rb_guest_nd_result r;
+	uint32_t h = must_load(vm0, "xrp_peek", RB_NDP_PROG_XRP);
+	REQUIRE(h != UINT32_MAX);
+	CHECK_EQ_U64(run_xrp(vm0, h, 0, 0, &r), RB_NDP_S_OK);
+	CHECK_EQ_U64(run_xrp(vm1, h, 0, 0, &r), RB_NDP_S_NO_PROGRAM);
+	rb_guest_ndp_unload(vm0, 0, h);
+}
+
+TEST(io_outside_the_disk_gives_out_of_range)
+{
+	struct rb_guest_nd_result r;
+	uint32_t h = must_load(vm1, "xrp_out_of_range", RB_NDP_PROG_XRP);
+	REQUIRE(h != UINT32_MAX);
+	CHECK_EQ_U64(run_xrp(vm1, h, 0, 0, &r), RB_NDP_S_OUT_OF_RANGE);
+	CHECK_EQ_U64(r.hops, 1);
+	/* The first I/O itself past the end. */
+	CHECK_EQ_U64(run_xrp(vm1, h, IMG_BYTES, 0, &r), RB_NDP_S_OUT_OF_RANGE);
+	CHECK_EQ_U64(r.hops, 0);
+	rb_guest_ndp_unload(vm1, 0, h);
+	CHECK(log_contains("leaves the"));
+}
+
+TEST(hop_limit_stops_the_chain)
+{
+	struct rb_guest_nd_result r;
+	uint32_t h = must_load(vm1, "xrp_forever", RB_NDP_PROG_XRP);
+	REQUIRE(h != UINT32_MAX);
+	CHECK_EQ_U64(run_xrp(vm1, h, 0, 10, &r), RB_NDP_S_HOP_LIMIT);
+	CHECK_EQ_U64(r.hops, 10);
+	CHECK_EQ_U64(run_xrp(vm1, h, 0, 0, &r), RB_NDP_S_HOP_LIMIT);
+	CHECK_EQ_U64(r.hops, RB_NDP_DEFAULT_HOPS);
+	rb_guest_ndp_unload(vm1, 0, h);
+}
+
+TEST(program_fault_and_budget_have_their_own_statuses)
+{
+	struct rb_guest_nd_result r;
+	uint32_t f = must_load(vm1, "xrp_fault", RB_NDP_PROG_XRP);
+	uint32_t s = must_load(vm1, "xrp_spin", RB_NDP_PROG_XRP);
+	uint32_t w = must_load(vm1, "cq_write_meta", RB_NDP_PROG_CQ);
+	uint32_t b = must_load(vm1, "cq_bad_return", RB_NDP_PROG_CQ);
+	REQUIRE(f != UINT32_MAX && s != UINT32_MAX && w != UINT32_MAX && b != UINT32_MAX);
+	CHECK_EQ_U64(run_xrp(vm1, f, 0, 0, &r), RB_NDP_S_FAULT);
+	CHECK_EQ_U64(run_xrp(vm1, s, 0, 0, &r), RB_NDP_S_BUDGET);
+	uint64_t meta = 5;
+	static uint8_t data[512];
+	struct rb_guest_nd nd = {.handle = w, .io_len = 512, .meta = &meta, .meta_len = 8,
+				 .data = data, .data_len = 512};
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_FAULT);
+	nd.handle = b;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_FAULT);
+	rb_guest_ndp_unload(vm1, 0, f);
+	rb_guest_ndp_unload(vm1, 0, s);
+	rb_guest_ndp_unload(vm1, 0, w);
+	rb_guest_ndp_unload(vm1, 0, b);
+	CHECK(daemon_alive());
+}
+
+TEST(cq_program_issues_several_ios_per_hop)
+{
+	uint32_t h = must_load(vm1, "cq_sum", RB_NDP_PROG_CQ);
+	REQUIRE(h != UINT32_MAX);
+	struct {
+		uint32_t nblocks, stride;
+	} meta = {9, 3};
+	uint64_t scratch[2] = {0, 0};
+	struct rb_guest_nd nd = {.handle = h, .offset = 512 * 4, .io_len = 512, .meta = &meta,
+				 .meta_len = sizeof(meta), .scratch = scratch, .scratch_len = 16};
+	struct rb_guest_nd_result r;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_OK);
+	uint64_t want = 0;
+	for (unsigned i = 0; i < 9; i++)
+		for (unsigned b = 0; b < 512; b++)
+			want += img[(4 + i * 3) * 512 + b];
+	CHECK_EQ_U64(scratch[0], want);
+	CHECK_EQ_U64(scratch[1], 9);
+	CHECK_EQ_U64(r.hops, 9);
+	rb_guest_ndp_unload(vm1, 0, h);
+}
+
+TEST(sq_program_rewrites_the_first_io)
+{
+	uint32_t h = must_load(vm1, "sq_redirect", RB_NDP_PROG_SQ);
+	REQUIRE(h != UINT32_MAX);
+	uint64_t meta = 512 * 7;
+	static uint8_t data[512];
+	struct rb_guest_nd nd = {.handle = h, .offset = 0, .io_len = 512, .meta = &meta,
+				 .meta_len = 8, .data = data, .data_len = 512};
+	struct rb_guest_nd_result r;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_OK);
+	CHECK(memcmp(data, img + 512 * 7, 512) == 0);
+	/* Redirected outside the disk: refused. */
+	meta = (uint64_t)IMG_BYTES;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_OUT_OF_RANGE);
+	rb_guest_ndp_unload(vm1, 0, h);
+}
+
+TEST(write_nd_writes_then_runs_the_program)
+{
+	uint32_t h = must_load(vm1, "xrp_peek", RB_NDP_PROG_XRP);
+	REQUIRE(h != UINT32_MAX);
+	static uint8_t data[1024], scratch[4096];
+	for (unsigned i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 13 + 1);
+	struct rb_guest_nd nd = {.handle = h, .offset = 512 * 100, .io_len = 1024, .scratch = scratch,
+				 .scratch_len = 4096, .data = data, .data_len = 1024};
+	struct rb_guest_nd_result r;
+	REQUIRE(rb_guest_write_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_OK);
+	CHECK(memcmp(scratch, data, 16) == 0);
+	memcpy(img + 512 * 100, data, sizeof(data));
+	size_t len;
+	uint8_t *now = read_file(img_path, &len);
+	REQUIRE(now);
+	CHECK(memcmp(now + 512 * 100, data, sizeof(data)) == 0);
+	free(now);
+	rb_guest_ndp_unload(vm1, 0, h);
+}
+
+struct unload_arg {
+	uint32_t handle;
+	int rc;
+};
+
+static void *unload_later(void *arg)
+{
+	struct unload_arg *a = arg;
+	struct timespec ts = {0, 2000000};
+	nanosleep(&ts, NULL);
+	a->rc = rb_guest_ndp_unload(vm1, 1, a->handle);
+	return NULL;
+}
+
+TEST(unload_during_io_lets_the_request_finish)
+{
+	struct rb_guest_nd_result r;
+	uint32_t h = must_load(vm1, "xrp_forever", RB_NDP_PROG_XRP);
+	REQUIRE(h != UINT32_MAX);
+	struct unload_arg a = {h, -1};
+	pthread_t t;
+	pthread_create(&t, NULL, unload_later, &a);
+	uint32_t st = run_xrp(vm1, h, 0, 1024, &r);
+	pthread_join(t, NULL);
+	/* Either the request saw the program and ran to its hop limit, or the
+	 * unload came first: never anything in between. */
+	CHECK(st == RB_NDP_S_HOP_LIMIT || st == RB_NDP_S_NO_PROGRAM);
+	if (st == RB_NDP_S_HOP_LIMIT)
+		CHECK_EQ_U64(r.hops, 1024);
+	CHECK_EQ_U64(a.rc, 0);
+	CHECK_EQ_U64(run_xrp(vm1, h, 0, 0, &r), RB_NDP_S_NO_PROGRAM);
+}
+
+TEST(programs_belong_to_the_disk_and_survive_reconnects)
+{
+	struct rb_guest_nd_result r;
+	uint32_t h = must_load(vm1, "xrp_peek", RB_NDP_PROG_XRP);
+	REQUIRE(h != UINT32_MAX);
+	rb_guest_close(vm1);
+	struct rb_guest_opts o = {.num_queues = 2};
+	vm1 = NULL;
+	char uri[320];
+	snprintf(uri, sizeof(uri), "vhost-user:%s", sock1);
+	REQUIRE(rb_guest_open(uri, &o, &vm1) == 0);
+	CHECK_EQ_U64(run_xrp(vm1, h, 0, 0, &r), RB_NDP_S_OK);
+	rb_guest_ndp_unload(vm1, 0, h);
+}
+
+TEST(normal_io_still_served_after_all_of_it)
+{
+	uint8_t *b = rb_guest_dma_alloc(vm1, 4096);
+	REQUIRE(b);
+	memset(b, 0x3c, 4096);
+	CHECK(rb_guest_write(vm1, 0, b, 8192, 4096) == 0);
+	memset(b, 0, 4096);
+	CHECK(rb_guest_read(vm1, 0, b, 8192, 4096) == 0);
+	CHECK(b[0] == 0x3c && b[4095] == 0x3c);
+	rb_guest_dma_free(vm1, b);
+	CHECK(daemon_alive());
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static int start_daemon(void)
+{
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 2);
+		execl(daemon_bin, daemon_bin, "--disk", kv_path, "--socket", sock0, "--cache",
+		      "buffered", "--disk", img_path, "--socket", sock1, "--queues", "2", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		if (access(sock0, F_OK) == 0 && access(sock1, F_OK) == 0)
+			return 0;
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: test_ndp DAEMON PROGS_DIR TEST_PROGS_DIR\n");
+		return 2;
+	}
+	daemon_bin = argv[1];
+	progs_dir = argv[2];
+	test_progs_dir = argv[3];
+	snprintf(dir, sizeof(dir), "/var/tmp/rosen-ndp-XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(kv_path, sizeof(kv_path), "%s/kv.db", dir);
+	snprintf(img_path, sizeof(img_path), "%s/img", dir);
+	snprintf(sock0, sizeof(sock0), "%s/vm0.sock", dir);
+	snprintf(sock1, sizeof(sock1), "%s/vm1.sock", dir);
+	snprintf(log_path, sizeof(log_path), "%s/daemon.log", dir);
+	build_kv(kv_path);
+	img = malloc(IMG_BYTES);
+	for (size_t i = 0; i < IMG_BYTES; i++)
+		img[i] = (uint8_t)((i * 2654435761u) >> 13);
+	FILE *f = fopen(img_path, "wb");
+	fwrite(img, 1, IMG_BYTES, f);
+	fclose(f);
+	if (start_daemon()) {
+		fprintf(stderr, "rosenbridged did not start (log: %s)\n", log_path);
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	char u0[320], u1[320];
+	snprintf(u0, sizeof(u0), "vhost-user:%s", sock0);
+	snprintf(u1, sizeof(u1), "vhost-user:%s", sock1);
+	struct rb_guest_opts o = {.num_queues = 1}, o2 = {.num_queues = 2};
+	if (rb_guest_open(u0, &o, &vm0) || rb_guest_open(u1, &o2, &vm1)) {
+		fprintf(stderr, "cannot open the devices: %s\n", rb_guest_errmsg());
+		kill(daemon_pid, SIGTERM);
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	int rc = rt_main(1, argv);
+	rb_guest_close(vm0);
+	rb_guest_close(vm1);
+	kill(daemon_pid, SIGTERM);
+	int status = 0;
+	waitpid(daemon_pid, &status, 0);
+	if (rc == 0) {
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd))
+			fprintf(stderr, "could not remove %s\n", dir);
+	} else {
+		fprintf(stderr, "kept %s (daemon log: %s)\n", dir, log_path);
+	}
+	return rc;
+}
