@@ -41,6 +41,39 @@ struct rb_ndp_ctx {
 	__u32 next_len[RB_NDP_CTX_MAX_NEXT];
 };
 
+/* One I/O as the helpers describe it. */
+struct rb_ndp_sqe {
+	__u64 off; /* byte offset on the VM's disk */
+	__u32 len; /* bytes */
+	__u32 reserved;
+};
+
+#define RB_NDP_SQE_CURRENT 0xffffffffu
+
+/*
+ * Helpers (ids 200..203).  They range-check as they go, so a program learns
+ * of a bad I/O when it asks, not only when the request ends.
+ *   get_sqe:    copies the current I/O (idx RB_NDP_SQE_CURRENT) or next I/O
+ *               idx into *out; 0 or -22 (EINVAL)
+ *   new_sqe:    adds a next I/O slot; its index, or -28 (ENOSPC)
+ *   set_sqe:    sets next I/O idx; the offset is checked against this VM's
+ *               disk (512-aligned, len 512..4096); 0, -22 or -34 (ERANGE)
+ *   disk_trans: the host offset of a disk offset (identity on a raw image),
+ *               or (__u64)-34 when it is outside the disk
+ */
+#ifdef __bpf__
+static long (*const rb_ndp_get_sqe)(struct rb_ndp_ctx *ctx, __u32 idx,
+				    struct rb_ndp_sqe *out) = (void *)200;
+static long (*const rb_ndp_new_sqe)(struct rb_ndp_ctx *ctx) = (void *)201;
+static long (*const rb_ndp_set_sqe)(struct rb_ndp_ctx *ctx, __u32 idx, __u64 off,
+				    __u32 len) = (void *)202;
+static __u64 (*const rb_ndp_disk_trans)(struct rb_ndp_ctx *ctx, __u64 off) = (void *)203;
+#endif
+#define RB_NDP_HELPER_GET_SQE 200
+#define RB_NDP_HELPER_NEW_SQE 201
+#define RB_NDP_HELPER_SET_SQE 202
+#define RB_NDP_HELPER_DISK_TRANS 203
+
 #ifndef SEC
 #define SEC(name) __attribute__((section(name), used))
 #endif

@@ -68,6 +68,7 @@ static int run(struct rb_ndp_exec *x, void *ctx, size_t ctx_len, uint64_t *r0)
 		.regions = regions,
 		.n_regions = n,
 		.budget = RB_NDP_BUDGET,
+		.user = x,
 	};
 	if (rb_bpf_run(x->prog->bpf, &o, &res) == 0) {
 		*r0 = res.r0;
@@ -186,4 +187,104 @@ int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res)
 	}
 	}
 	return done(x, RB_NDP_S_WRONG_TYPE);
+}
+
+/* ---- helpers (ids in rosen/prog.h) ------------------------------------------ */
+
+static bool io_ok(const struct rb_ndp_exec *x, uint64_t off, uint64_t len)
+{
+	return len && len <= RB_NDP_MAX_DATA && !(len % RB_VIRTIO_BLK_SECTOR) &&
+	       !(off % RB_VIRTIO_BLK_SECTOR) &&
+	       rb_blk_range_ok(off / RB_VIRTIO_BLK_SECTOR, len, x->capacity_bytes / RB_VIRTIO_BLK_SECTOR);
+}
+
+/* The helpers work on the native context; xrp programs have another one. */
+static struct rb_ndp_exec *native_exec(struct rb_bpf_call *call)
+{
+	struct rb_ndp_exec *x = rb_bpf_call_user(call);
+
+	if (x->prog->type == RB_NDP_PROG_XRP) {
+		rb_bpf_call_fail(call, "NDP helpers serve sq and cq programs only");
+		return NULL;
+	}
+	return x;
+}
+
+static uint64_t h_get_sqe(struct rb_bpf_call *call, uint64_t ctx, uint64_t idx, uint64_t out,
+			  uint64_t a4, uint64_t a5)
+{
+	struct rb_ndp_exec *x = native_exec(call);
+	struct rb_ndp_sqe sqe = {0};
+
+	(void)ctx, (void)a4, (void)a5;
+	if (!x)
+		return 0;
+	if (!rb_bpf_call_mem_ok(call, out, sizeof(sqe), true))
+		return (uint64_t)-EINVAL;
+	if (idx == RB_NDP_SQE_CURRENT) {
+		sqe.off = x->c.ctx.offset;
+		sqe.len = x->c.ctx.len;
+	} else if (idx < RB_NDP_CTX_MAX_NEXT && idx < x->c.ctx.n_next) {
+		sqe.off = x->c.ctx.next_off[idx];
+		sqe.len = x->c.ctx.next_len[idx];
+	} else {
+		return (uint64_t)-EINVAL;
+	}
+	memcpy((void *)(uintptr_t)out, &sqe, sizeof(sqe));
+	return 0;
+}
+
+static uint64_t h_new_sqe(struct rb_bpf_call *call, uint64_t ctx, uint64_t a2, uint64_t a3,
+			  uint64_t a4, uint64_t a5)
+{
+	struct rb_ndp_exec *x = native_exec(call);
+
+	(void)ctx, (void)a2, (void)a3, (void)a4, (void)a5;
+	if (!x)
+		return 0;
+	if (x->c.ctx.n_next >= RB_NDP_CTX_MAX_NEXT)
+		return (uint64_t)-ENOSPC;
+	x->c.ctx.next_off[x->c.ctx.n_next] = 0;
+	x->c.ctx.next_len[x->c.ctx.n_next] = 0;
+	return x->c.ctx.n_next++;
+}
+
+static uint64_t h_set_sqe(struct rb_bpf_call *call, uint64_t ctx, uint64_t idx, uint64_t off,
+			  uint64_t len, uint64_t a5)
+{
+	struct rb_ndp_exec *x = native_exec(call);
+
+	(void)ctx, (void)a5;
+	if (!x)
+		return 0;
+	if (idx >= RB_NDP_CTX_MAX_NEXT || idx >= x->c.ctx.n_next)
+		return (uint64_t)-EINVAL;
+	if (!io_ok(x, off, len))
+		return (uint64_t)-ERANGE;
+	x->c.ctx.next_off[idx] = off;
+	x->c.ctx.next_len[idx] = (uint32_t)len;
+	return 0;
+}
+
+static uint64_t h_disk_trans(struct rb_bpf_call *call, uint64_t ctx, uint64_t off, uint64_t a3,
+			     uint64_t a4, uint64_t a5)
+{
+	struct rb_ndp_exec *x = rb_bpf_call_user(call);
+
+	(void)ctx, (void)a3, (void)a4, (void)a5;
+	/* A raw image maps disk offsets 1:1; a later file-extent digest
+	 * (RosenXRP on a filesystem) translates here. */
+	return off < x->capacity_bytes ? off : (uint64_t)-ERANGE;
+}
+
+int rb_ndp_register_helpers(struct rb_bpf_helpers *h)
+{
+	int rc = 0;
+
+	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_GET_SQE, "rb_ndp_get_sqe", h_get_sqe);
+	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_NEW_SQE, "rb_ndp_new_sqe", h_new_sqe);
+	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_SET_SQE, "rb_ndp_set_sqe", h_set_sqe);
+	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_DISK_TRANS, "rb_ndp_disk_trans",
+					       h_disk_trans);
+	return rc;
 }

@@ -31,7 +31,8 @@ struct rb_ndp_table *rb_ndp_table_new(const char *vm_name)
 	if (!t)
 		return NULL;
 	t->helpers = rb_bpf_helpers_new();
-	if (!t->helpers) {
+	if (!t->helpers || rb_ndp_register_helpers(t->helpers)) {
+		rb_bpf_helpers_free(t->helpers);
 		free(t);
 		return NULL;
 	}

@@ -346,6 +346,26 @@ TEST(cq_program_issues_several_ios_per_hop)
 	rb_guest_ndp_unload(vm1, 0, h);
 }
 
+TEST(helpers_describe_and_range_check_ios)
+{
+	uint32_t h = must_load(vm1, "cq_helpers", RB_NDP_PROG_CQ);
+	REQUIRE(h != UINT32_MAX);
+	int64_t scratch[8] = {0};
+	struct rb_guest_nd nd = {.handle = h, .offset = 512 * 20, .io_len = 512, .scratch = scratch,
+				 .scratch_len = sizeof(scratch)};
+	struct rb_guest_nd_result r;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_OK);
+	CHECK_EQ_U64(r.hops, 4);
+	CHECK_EQ_U64(scratch[0], 4);
+	CHECK_EQ_U64(scratch[1], -ERANGE);
+	CHECK_EQ_U64(scratch[2], -ERANGE);
+	CHECK_EQ_U64(scratch[3], -EINVAL);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ_U64(scratch[4 + i], 512 * (20 + i));
+	rb_guest_ndp_unload(vm1, 0, h);
+}
+
 TEST(sq_program_rewrites_the_first_io)
 {
 	uint32_t h = must_load(vm1, "sq_redirect", RB_NDP_PROG_SQ);

@@ -109,3 +109,36 @@ int xrp_peek_prog(struct bpf_xrp *ctx)
 }
 
 char LICENSE[] SEC("license") = "MIT";
+
+/* cq with helpers: walks 4 consecutive blocks one per hop; records in
+ * scratch what the helpers answered for bad requests. */
+struct helper_scratch {
+	__s64 hops;
+	__s64 set_bad;     /* set_sqe outside the disk */
+	__s64 disk_trans_bad;
+	__s64 get_bad;     /* get_sqe of a slot that does not exist */
+	__u64 cur_off[4];
+};
+
+SEC("cq_helpers")
+int cq_helpers_prog(struct rb_ndp_ctx *ctx)
+{
+	struct helper_scratch *s = (struct helper_scratch *)ctx->scratch;
+	struct rb_ndp_sqe cur;
+
+	if (rb_ndp_get_sqe(ctx, RB_NDP_SQE_CURRENT, &cur))
+		return 7;
+	s->cur_off[s->hops & 3] = cur.off;
+	s->hops++;
+	s->get_bad = rb_ndp_get_sqe(ctx, 5, &cur);
+	s->disk_trans_bad = (__s64)rb_ndp_disk_trans(ctx, 1ULL << 50);
+	if (s->hops >= 4)
+		return RB_NDP_OK;
+	long idx = rb_ndp_new_sqe(ctx);
+	if (idx < 0)
+		return 8;
+	s->set_bad = rb_ndp_set_sqe(ctx, idx, 1ULL << 50, 512);
+	if (rb_ndp_set_sqe(ctx, idx, cur.off + 512, 512))
+		return 9;
+	return RB_NDP_RESUBMIT;
+}
