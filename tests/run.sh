@@ -61,6 +61,8 @@ for dir in "${dirs[@]}"; do
     python3 tests/cli/test_rosen_bpf.py --build "$dir"
   run_suite "$kind: cli (rosenbridged)" \
     python3 tests/cli/test_rosenbridged.py --build "$dir"
+  run_suite "$kind: rosen-io (rosenbridged, qsd)" \
+    python3 tests/guest/test_rosen_io.py --build "$dir"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \
     "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
       "$dir/progs" "$dir/tests/programs"

@@ -113,6 +113,17 @@ int rb_guest_ndp_load(struct rb_guest_dev *dev, unsigned q, const void *elf, siz
 /* 0, -ENOENT (no such handle), -ENOTSUP. */
 int rb_guest_ndp_unload(struct rb_guest_dev *dev, unsigned q, uint32_t handle);
 
+/* Registers DMA memory (from rb_guest_dma_alloc) with the device: programs
+ * of this VM reach it through the mem_trans helper with the returned key.
+ * 0, -EFAULT (not DMA memory), -ENOSPC (limit), -ENOTSUP. */
+int rb_guest_ndp_reg_mem(struct rb_guest_dev *dev, unsigned q, const void *buf, size_t len,
+			 uint32_t *key);
+/* The same by guest-physical address (what the device checks: it refuses
+ * memory the guest does not have with -EFAULT). */
+int rb_guest_ndp_reg_gpa(struct rb_guest_dev *dev, unsigned q, uint64_t gpa, uint64_t len,
+			 uint32_t *key);
+int rb_guest_ndp_unreg_mem(struct rb_guest_dev *dev, unsigned q, uint32_t key);
+
 struct rb_guest_nd {
 	uint32_t handle;
 	uint64_t offset;        /* first I/O: byte offset, multiple of 512 */

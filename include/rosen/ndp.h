@@ -48,6 +48,15 @@ void rb_ndp_release(struct rb_ndp_prog *p);
 uint32_t rb_ndp_prog_type(const struct rb_ndp_prog *p);
 unsigned rb_ndp_table_count(struct rb_ndp_table *t);
 
+/* ---- memory registration (per VM) ------------------------------------------- */
+
+/* Registers a guest-physical range (the caller checked it translates).
+ * RB_NDP_S_OK with *key, or RB_NDP_S_LIMIT. */
+uint32_t rb_ndp_reg_mem(struct rb_ndp_table *t, uint64_t gpa, uint64_t len, uint32_t *key);
+uint32_t rb_ndp_unreg_mem(struct rb_ndp_table *t, uint32_t key);
+/* Copies out the VM's registrations (at most RB_NDP_MAX_REGIONS). */
+unsigned rb_ndp_regions(struct rb_ndp_table *t, uint32_t *keys, uint64_t *gpa, uint64_t *len);
+
 /* ---- requests ---------------------------------------------------------------- */
 
 /* Gathered, validated form of a READ_ND/WRITE_ND request.  Everything the
@@ -101,6 +110,12 @@ struct rb_ndp_exec {
 		struct bpf_xrp xrp;
 		struct rb_ndp_ctx ctx;
 	} c;
+	/* Registered guest memory, translated for this request: granted to
+	 * the program and reachable with the mem_trans helper. */
+	unsigned n_mem;
+	uint32_t mem_key[RB_NDP_MAX_REGIONS];
+	uint8_t *mem_host[RB_NDP_MAX_REGIONS];
+	uint64_t mem_len[RB_NDP_MAX_REGIONS];
 	/* I/Os to issue next: each lands in data at data_off[i]. */
 	unsigned n_io;
 	uint64_t io_off[RB_NDP_MAX_NEXT_IOS];

@@ -60,6 +60,7 @@ struct rb_ndp_sqe {
  *               disk (512-aligned, len 512..4096); 0, -22 or -34 (ERANGE)
  *   disk_trans: the host offset of a disk offset (identity on a raw image),
  *               or (__u64)-34 when it is outside the disk
+ *   mem_trans:  (id 204) a pointer into guest memory the VM registered
  */
 #ifdef __bpf__
 static long (*const rb_ndp_get_sqe)(struct rb_ndp_ctx *ctx, __u32 idx,
@@ -68,11 +69,16 @@ static long (*const rb_ndp_new_sqe)(struct rb_ndp_ctx *ctx) = (void *)201;
 static long (*const rb_ndp_set_sqe)(struct rb_ndp_ctx *ctx, __u32 idx, __u64 off,
 				    __u32 len) = (void *)202;
 static __u64 (*const rb_ndp_disk_trans)(struct rb_ndp_ctx *ctx, __u64 off) = (void *)203;
+/* mem_trans: a pointer to [off, off + len) of the guest memory registered
+ * under key (REG_MEM), or 0 (NULL) when it is not inside it. */
+static void *(*const rb_ndp_mem_trans)(struct rb_ndp_ctx *ctx, __u32 key, __u64 off,
+				       __u64 len) = (void *)204;
 #endif
 #define RB_NDP_HELPER_GET_SQE 200
 #define RB_NDP_HELPER_NEW_SQE 201
 #define RB_NDP_HELPER_SET_SQE 202
 #define RB_NDP_HELPER_DISK_TRANS 203
+#define RB_NDP_HELPER_MEM_TRANS 204
 
 #ifndef SEC
 #define SEC(name) __attribute__((section(name), used))

@@ -103,6 +103,31 @@ struct rb_ndp_io {
 	uint32_t reserved;
 };
 
+/*
+ * REG_MEM: readable = header, struct rb_ndp_reg_mem; writable = struct
+ * rb_ndp_reg_result, status byte.  Registers [gpa, gpa + len) of the guest's
+ * memory (it must be memory the guest has) and returns a key; programs of
+ * this VM reach it with the mem_trans helper.  UNREG_MEM: readable = header,
+ * struct rb_ndp_unreg_mem; writable = u32 NDP status, status byte.
+ */
+#define RB_NDP_MAX_REGIONS 4u /* registered regions per VM */
+#define RB_NDP_MAX_REGION_BYTES (1u << 30)
+
+struct rb_ndp_reg_mem {
+	uint64_t gpa;
+	uint64_t len;
+};
+
+struct rb_ndp_reg_result {
+	uint32_t status; /* enum rb_ndp_status */
+	uint32_t key;
+};
+
+struct rb_ndp_unreg_mem {
+	uint32_t key;
+	uint32_t reserved;
+};
+
 struct rb_ndp_result {
 	uint32_t status;  /* enum rb_ndp_status */
 	uint32_t hops;    /* storage I/Os performed */
@@ -123,6 +148,7 @@ enum rb_ndp_status {
 	RB_NDP_S_REJECTED = 8,    /* LOAD: the program was rejected (see log) */
 	RB_NDP_S_LIMIT = 9,       /* LOAD: too many or too large programs */
 	RB_NDP_S_WRONG_TYPE = 10, /* the program's type does not fit the request */
+	RB_NDP_S_NO_MEMORY = 11,  /* REG_MEM: not memory the guest has */
 };
 
 static inline const char *rb_ndp_status_name(uint32_t s)
@@ -139,6 +165,7 @@ static inline const char *rb_ndp_status_name(uint32_t s)
 	case RB_NDP_S_REJECTED: return "rejected";
 	case RB_NDP_S_LIMIT: return "limit";
 	case RB_NDP_S_WRONG_TYPE: return "wrong-type";
+	case RB_NDP_S_NO_MEMORY: return "no-memory";
 	}
 	return "unknown";
 }

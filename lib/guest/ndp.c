@@ -305,3 +305,76 @@ int rb_guest_write_nd(struct rb_guest_dev *d, unsigned q, const struct rb_guest_
 {
 	return do_nd(d, q, RB_NDP_T_WRITE_ND, nd, res);
 }
+
+int rb_guest_ndp_reg_gpa(struct rb_guest_dev *d, unsigned q, uint64_t gpa, uint64_t len,
+			 uint32_t *key)
+{
+	struct rb_ndp_reg_mem m = {.gpa = gpa, .len = len};
+	struct rb_ndp_reg_result res;
+	struct stage s;
+	uint32_t used;
+	uint8_t st;
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (stage_alloc(d, &s, 16 + sizeof(m), sizeof(res)))
+		return -ENOMEM;
+	put_hdr(s.mem, RB_NDP_T_REG_MEM, 0);
+	memcpy(s.mem + 16, &m, sizeof(m));
+	rc = stage_send(d, q, &s, &used, &st);
+	if (rc == 0 && st != RB_VIRTIO_BLK_S_OK) {
+		rb_guest_seterr("the device failed the REG_MEM request (status %u)", st);
+		rc = st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
+	}
+	if (rc == 0) {
+		memcpy(&res, s.mem + s.rlen, sizeof(res));
+		if (res.status == RB_NDP_S_OK) {
+			*key = res.key;
+		} else {
+			rb_guest_seterr("memory 0x%llx+%llu not registered (%s)", (unsigned long long)gpa,
+					(unsigned long long)len, rb_ndp_status_name(res.status));
+			rc = res.status == RB_NDP_S_LIMIT ? -ENOSPC : -EFAULT;
+		}
+	}
+	rb_guest_dma_free(d, s.mem);
+	return rc;
+}
+
+int rb_guest_ndp_reg_mem(struct rb_guest_dev *d, unsigned q, const void *buf, size_t len,
+			 uint32_t *key)
+{
+	uint64_t gpa = d->t->dma_addr(d, buf, len);
+
+	if (gpa == UINT64_MAX) {
+		rb_guest_seterr("buffer %p+%zu is not DMA memory from rb_guest_dma_alloc()", buf, len);
+		return -EFAULT;
+	}
+	return rb_guest_ndp_reg_gpa(d, q, gpa, len, key);
+}
+
+int rb_guest_ndp_unreg_mem(struct rb_guest_dev *d, unsigned q, uint32_t key)
+{
+	struct rb_ndp_unreg_mem u = {.key = key};
+	struct stage s;
+	uint32_t used, ndp_st = 0;
+	uint8_t st;
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (stage_alloc(d, &s, 16 + sizeof(u), sizeof(ndp_st)))
+		return -ENOMEM;
+	put_hdr(s.mem, RB_NDP_T_UNREG_MEM, 0);
+	memcpy(s.mem + 16, &u, sizeof(u));
+	rc = stage_send(d, q, &s, &used, &st);
+	if (rc == 0) {
+		memcpy(&ndp_st, s.mem + s.rlen, sizeof(ndp_st));
+		if (st != RB_VIRTIO_BLK_S_OK || ndp_st != RB_NDP_S_OK) {
+			rb_guest_seterr("no registered memory with key %u", key);
+			rc = -ENOENT;
+		}
+	}
+	rb_guest_dma_free(d, s.mem);
+	return rc;
+}

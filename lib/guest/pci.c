@@ -527,10 +527,12 @@ static int pci_map_bar(struct rb_pci *pci, unsigned bar)
 static int cfg_rw16(struct rb_pci *pci, unsigned off, uint16_t *v, bool write)
 {
 	ssize_t n = write ? pwrite(pci->cfg_fd, v, 2, off) : pread(pci->cfg_fd, v, 2, off);
+	int e = n < 0 ? errno : EIO;
+
 	if (n != 2) {
 		rb_guest_seterr("pci:%s: %s config space at 0x%x failed: %s", pci->bdf,
-				write ? "writing" : "reading", off, n < 0 ? strerror(errno) : "short");
-		return n < 0 ? -errno : -EIO;
+				write ? "writing" : "reading", off, n < 0 ? strerror(e) : "short");
+		return -e;
 	}
 	return 0;
 }
@@ -596,10 +598,12 @@ static int pci_probe(struct rb_pci *pci)
 	}
 	n = pread(pci->cfg_fd, cfg, sizeof(cfg), 0);
 	if (n != (ssize_t)sizeof(cfg)) {
+		int e = n < 0 ? errno : EACCES;
+
 		/* Non-root readers get only the first 64 bytes. */
-		rb_guest_seterr("pci:%s: read %zd of %u bytes of config space%s", pci->bdf, n,
-				PCI_CFG_SIZE, n >= 0 && n < 256 ? " (run as root)" : "");
-		return n < 0 ? -errno : -EACCES;
+		rb_guest_seterr("pci:%s: reading config space: %s", pci->bdf,
+				n < 0 ? strerror(e) : "only the first bytes are readable (run as root)");
+		return -e;
 	}
 	memcpy(&vendor, cfg + PCI_VENDOR_ID, 2);
 	memcpy(&device, cfg + PCI_DEVICE_ID, 2);

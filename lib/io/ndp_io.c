@@ -165,6 +165,69 @@ static void do_unload(struct rb_io_req *req)
 	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(st) + 1);
 }
 
+static void do_reg_mem(struct rb_io_req *req, bool reg)
+{
+	struct rb_virtq_chain *c = &req->chain;
+	struct rb_virtq *vq = &req->q->vq;
+	struct iovec *w = c->iov + c->n_read;
+	unsigned nw = c->n_segs - c->n_read;
+	struct rb_ndp_reg_result res = {0};
+	size_t in_len = reg ? sizeof(struct rb_ndp_reg_mem) : sizeof(struct rb_ndp_unreg_mem);
+	size_t out_len = reg ? sizeof(res) : sizeof(uint32_t);
+
+	if (nw == 0) {
+		finish(req, NULL, 0, 0);
+		return;
+	}
+	uint8_t *status = (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1;
+	if (c->read_bytes != 16 + in_len || c->write_bytes != out_len + 1) {
+		rb_io_guest_log(req->q, "NDP %s with wrong lengths", reg ? "REG_MEM" : "UNREG_MEM");
+		finish(req, status, RB_VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	if (reg) {
+		struct rb_ndp_reg_mem m;
+		rb_iov_gather(c->iov, c->n_read, 16, &m, sizeof(m));
+		/* Only memory the guest has, as its own memory table says. */
+		if (m.len == 0 || m.len > RB_NDP_MAX_REGION_BYTES ||
+		    !vq->translate(vq->translate_ctx, m.gpa, m.len)) {
+			rb_io_guest_log(req->q, "REG_MEM of 0x%llx+%llu: not memory this guest has",
+					(unsigned long long)m.gpa, (unsigned long long)m.len);
+			res.status = RB_NDP_S_NO_MEMORY;
+		} else {
+			res.status = rb_ndp_reg_mem(req->q->disk->progs, m.gpa, m.len, &res.key);
+		}
+		rb_iov_scatter(w, nw, 0, &res, sizeof(res));
+	} else {
+		struct rb_ndp_unreg_mem u;
+		rb_iov_gather(c->iov, c->n_read, 16, &u, sizeof(u));
+		uint32_t st = rb_ndp_unreg_mem(req->q->disk->progs, u.key);
+		rb_iov_scatter(w, nw, 0, &st, sizeof(st));
+	}
+	finish(req, status, RB_VIRTIO_BLK_S_OK, (uint32_t)(out_len + 1));
+}
+
+/* Grants the VM's registered memory to this request's program runs. */
+static void map_registrations(struct rb_io_req *req, struct rb_ndp_exec *x)
+{
+	uint32_t keys[RB_NDP_MAX_REGIONS];
+	uint64_t gpa[RB_NDP_MAX_REGIONS], len[RB_NDP_MAX_REGIONS];
+	struct rb_virtq *vq = &req->q->vq;
+	unsigned n = rb_ndp_regions(req->q->disk->progs, keys, gpa, len);
+
+	x->n_mem = 0;
+	for (unsigned i = 0; i < n; i++) {
+		/* Translated now, in the memory table of this request's ring. */
+		uint8_t *host = vq->translate(vq->translate_ctx, gpa[i], len[i]);
+		if (!host)
+			continue;
+		x->mem_key[x->n_mem] = keys[i];
+		x->mem_host[x->n_mem] = host;
+		x->mem_len[x->n_mem] = len[i];
+		x->n_mem++;
+	}
+}
+
 /* ---- READ_ND / WRITE_ND ------------------------------------------------------- */
 
 /* Completes an ND request: data, scratch and result into the guest's
@@ -263,6 +326,7 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 		return;
 	}
 	x->capacity_bytes = d->capacity_sectors * RB_VIRTIO_BLK_SECTOR;
+	map_registrations(req, x);
 	x->max_hops = n->r.io.max_hops;
 	x->meta = n->r.meta;
 	x->meta_len = n->r.io.meta_len;
@@ -338,8 +402,11 @@ void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)
 	case RB_NDP_T_WRITE_ND:
 		nd_start(w, req);
 		return;
+	case RB_NDP_T_REG_MEM:
+	case RB_NDP_T_UNREG_MEM:
+		do_reg_mem(req, type == RB_NDP_T_REG_MEM);
+		return;
 	}
-	/* REG_MEM/UNREG_MEM and unknown vendor types are not served (yet). */
 	struct rb_virtq_chain *c = &req->chain;
 	unsigned nw = c->n_segs - c->n_read;
 	uint8_t *status = nw ? (uint8_t *)c->iov[c->n_segs - 1].iov_base +

@@ -54,7 +54,7 @@ static int queue_ios(struct rb_ndp_exec *x, unsigned n, const uint64_t *off, con
 /* Runs the program with r1 = ctx; maps engine failures to NDP statuses. */
 static int run(struct rb_ndp_exec *x, void *ctx, size_t ctx_len, uint64_t *r0)
 {
-	struct rb_bpf_region regions[4];
+	struct rb_bpf_region regions[4 + RB_NDP_MAX_REGIONS];
 	unsigned n = 0;
 	struct rb_bpf_result res;
 
@@ -63,6 +63,8 @@ static int run(struct rb_ndp_exec *x, void *ctx, size_t ctx_len, uint64_t *r0)
 	regions[n++] = (struct rb_bpf_region){(uintptr_t)x->scratch, RB_NDP_MAX_SCRATCH, true};
 	if (x->meta_len)
 		regions[n++] = (struct rb_bpf_region){(uintptr_t)x->meta, x->meta_len, false};
+	for (unsigned i = 0; i < x->n_mem && i < RB_NDP_MAX_REGIONS; i++)
+		regions[n++] = (struct rb_bpf_region){(uintptr_t)x->mem_host[i], x->mem_len[i], true};
 	struct rb_bpf_run_opts o = {
 		.args = {(uintptr_t)ctx},
 		.regions = regions,
@@ -277,6 +279,22 @@ static uint64_t h_disk_trans(struct rb_bpf_call *call, uint64_t ctx, uint64_t of
 	return off < x->capacity_bytes ? off : (uint64_t)-ERANGE;
 }
 
+static uint64_t h_mem_trans(struct rb_bpf_call *call, uint64_t ctx, uint64_t key, uint64_t off,
+			    uint64_t len, uint64_t a5)
+{
+	struct rb_ndp_exec *x = rb_bpf_call_user(call);
+
+	(void)ctx, (void)a5;
+	for (unsigned i = 0; i < x->n_mem; i++) {
+		if (x->mem_key[i] != key)
+			continue;
+		if (off > x->mem_len[i] || len > x->mem_len[i] - off)
+			return 0;
+		return (uint64_t)(uintptr_t)(x->mem_host[i] + off);
+	}
+	return 0;
+}
+
 int rb_ndp_register_helpers(struct rb_bpf_helpers *h)
 {
 	int rc = 0;
@@ -286,5 +304,7 @@ int rb_ndp_register_helpers(struct rb_bpf_helpers *h)
 	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_SET_SQE, "rb_ndp_set_sqe", h_set_sqe);
 	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_DISK_TRANS, "rb_ndp_disk_trans",
 					       h_disk_trans);
+	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_MEM_TRANS, "rb_ndp_mem_trans",
+					       h_mem_trans);
 	return rc;
 }

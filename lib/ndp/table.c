@@ -20,6 +20,11 @@ struct rb_ndp_table {
 	uint32_t generation;
 	struct rb_ndp_prog *slot[RB_NDP_MAX_PROGRAMS];
 	struct rb_bpf_helpers *helpers;
+	struct {
+		uint32_t key; /* 0: free */
+		uint64_t gpa, len;
+	} reg[RB_NDP_MAX_REGIONS];
+	uint32_t next_key;
 };
 
 #define SLOT_BITS 4u /* RB_NDP_MAX_PROGRAMS == 16 */
@@ -185,6 +190,61 @@ unsigned rb_ndp_table_count(struct rb_ndp_table *t)
 	pthread_mutex_lock(&t->lock);
 	for (unsigned i = 0; i < RB_NDP_MAX_PROGRAMS; i++)
 		n += t->slot[i] != NULL;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+uint32_t rb_ndp_reg_mem(struct rb_ndp_table *t, uint64_t gpa, uint64_t len, uint32_t *key)
+{
+	uint32_t st = RB_NDP_S_LIMIT;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < RB_NDP_MAX_REGIONS; i++) {
+		if (t->reg[i].key)
+			continue;
+		t->next_key++;
+		if (!t->next_key)
+			t->next_key = 1;
+		t->reg[i].key = t->next_key;
+		t->reg[i].gpa = gpa;
+		t->reg[i].len = len;
+		*key = t->next_key;
+		st = RB_NDP_S_OK;
+		break;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (st == RB_NDP_S_OK)
+		rb_info(t->name, "guest memory 0x%llx+%llu registered as key %u",
+			(unsigned long long)gpa, (unsigned long long)len, *key);
+	return st;
+}
+
+uint32_t rb_ndp_unreg_mem(struct rb_ndp_table *t, uint32_t key)
+{
+	uint32_t st = RB_NDP_S_NO_MEMORY;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; key && i < RB_NDP_MAX_REGIONS; i++)
+		if (t->reg[i].key == key) {
+			t->reg[i].key = 0;
+			st = RB_NDP_S_OK;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return st;
+}
+
+unsigned rb_ndp_regions(struct rb_ndp_table *t, uint32_t *keys, uint64_t *gpa, uint64_t *len)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < RB_NDP_MAX_REGIONS; i++)
+		if (t->reg[i].key) {
+			keys[n] = t->reg[i].key;
+			gpa[n] = t->reg[i].gpa;
+			len[n] = t->reg[i].len;
+			n++;
+		}
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }

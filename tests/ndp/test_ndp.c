@@ -366,6 +366,55 @@ TEST(helpers_describe_and_range_check_ios)
 	rb_guest_ndp_unload(vm1, 0, h);
 }
 
+TEST(registered_guest_memory_is_reachable_through_mem_trans)
+{
+	uint32_t h = must_load(vm1, "cq_mem_copy", RB_NDP_PROG_CQ);
+	REQUIRE(h != UINT32_MAX);
+	uint8_t *target = rb_guest_dma_alloc(vm1, 4096);
+	uint32_t key = 0;
+	REQUIRE(target);
+	REQUIRE(rb_guest_ndp_reg_mem(vm1, 0, target, 4096, &key) == 0);
+	static uint8_t data[512];
+	struct rb_guest_nd nd = {.handle = h, .offset = 512 * 33, .io_len = 512, .meta = &key,
+				 .meta_len = 4, .data = data, .data_len = 512};
+	struct rb_guest_nd_result r;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_OK);
+	CHECK(memcmp(target, img + 512 * 33, 64) == 0); /* written by the program */
+	/* Another key (not registered): refused, memory untouched. */
+	memset(target, 0, 64);
+	uint32_t bad = key + 1000;
+	nd.meta = &bad;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK_EQ_U64(r.status, RB_NDP_S_OK);
+	CHECK(target[0] == 0 && target[63] == 0);
+	CHECK(rb_guest_ndp_unreg_mem(vm1, 0, key) == 0);
+	CHECK(rb_guest_ndp_unreg_mem(vm1, 0, key) == -ENOENT);
+	/* After unregistering, the program can no longer reach it. */
+	nd.meta = &key;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	CHECK(target[0] == 0);
+	rb_guest_dma_free(vm1, target);
+	rb_guest_ndp_unload(vm1, 0, h);
+}
+
+TEST(registering_memory_the_guest_does_not_have_is_refused)
+{
+	uint32_t key;
+	CHECK(rb_guest_ndp_reg_gpa(vm1, 0, 0x10, 4096, &key) == -EFAULT);
+	CHECK(rb_guest_ndp_reg_gpa(vm1, 0, UINT64_MAX - 100, 4096, &key) == -EFAULT);
+	CHECK(rb_guest_ndp_reg_gpa(vm1, 0, 0, 0, &key) == -EFAULT);
+	/* The limit per VM. */
+	uint8_t *b = rb_guest_dma_alloc(vm1, 4096);
+	uint32_t keys[RB_NDP_MAX_REGIONS];
+	for (unsigned i = 0; i < RB_NDP_MAX_REGIONS; i++)
+		CHECK(rb_guest_ndp_reg_mem(vm1, 0, b, 4096, &keys[i]) == 0);
+	CHECK(rb_guest_ndp_reg_mem(vm1, 0, b, 4096, &key) == -ENOSPC);
+	for (unsigned i = 0; i < RB_NDP_MAX_REGIONS; i++)
+		CHECK(rb_guest_ndp_unreg_mem(vm1, 0, keys[i]) == 0);
+	rb_guest_dma_free(vm1, b);
+}
+
 TEST(sq_program_rewrites_the_first_io)
 {
 	uint32_t h = must_load(vm1, "sq_redirect", RB_NDP_PROG_SQ);

@@ -142,3 +142,20 @@ int cq_helpers_prog(struct rb_ndp_ctx *ctx)
 		return 9;
 	return RB_NDP_RESUBMIT;
 }
+
+/* cq with mem_trans: meta = {u32 key}; copies the first 64 bytes read into
+ * the guest memory registered under key; returns 1 if mem_trans refused. */
+SEC("cq_mem_copy")
+int cq_mem_copy_prog(struct rb_ndp_ctx *ctx)
+{
+	__u32 key = *(const __u32 *)ctx->meta;
+	char *dst = rb_ndp_mem_trans(ctx, key, 0, 64);
+
+	if (!dst)
+		return RB_NDP_OK; /* retval 0 tells the test it was refused */
+	__builtin_memcpy(dst, (const char *)ctx->data, 64);
+	/* Beyond the region: must be refused. */
+	if (rb_ndp_mem_trans(ctx, key, 1ULL << 40, 64))
+		return 5;
+	return RB_NDP_OK;
+}

@@ -422,7 +422,15 @@ def t_truncated_header_stall(c):
     conn = c.conn()
     conn.send_raw(struct.pack("<III", vc.GET_FEATURES, 1, 0)[:6])
     c.closed(conn, timeout=3.0)
-    c.log(r"header")
+    c.log(r"message header truncated after 6 of 12 bytes")
+
+
+def t_truncated_header_close(c):
+    conn = c.conn()
+    conn.send_raw(struct.pack("<III", vc.GET_FEATURES, 1, 0)[:7])
+    conn.sock.shutdown(socket.SHUT_WR)
+    c.closed(conn)
+    c.log(r"message header truncated after 7 of 12 bytes")
 
 
 def mem_case(regions, nfds=None, memsize=1 * MiB, nregions=None, payload_cut=None, regex="SET_MEM_TABLE",
@@ -464,8 +472,10 @@ M64 = (1 << 64) - 1
 
 def t_mem_table_repeated(c):
     fe = c.frontend(mem_size=4 * MiB)
-    st, _ = fe.write(0, 100, os.urandom(4096))
+    first = os.urandom(4096)
+    st, _ = fe.write(0, 100, first)
     check(st == S_OK, "first write failed")
+    c.d.img.update(100 * SECTOR, first)
     f1, m1 = c.fds(), c.d.memfd_maps()
     for i in range(60):
         fe.conn.set_mem_table([fe.mem.region()], [fe.mem.fd])
@@ -479,7 +489,8 @@ def t_mem_table_repeated(c):
         st, _, got = fe.read(q, 200 + 16 * q, len(data))
         check(st == S_OK and got == data, "read back on queue %d after remapping" % q)
         c.d.img.update((200 + 16 * q) * SECTOR, data)
-    c.d.img.update(100 * SECTOR, bytes(c.d.img.read(100 * SECTOR, 4096)))
+    st, _, got = fe.read(1, 100, 4096)
+    check(st == S_OK and got == first, "data written before the remapping reads back wrong")
 
 
 def t_mem_table_two_regions(c):
@@ -1425,6 +1436,7 @@ def main():
         R("truncated_payload_then_close", t_truncated_payload_close)
         R("truncated_payload_stall_1s", t_truncated_payload_stall)
         R("truncated_header_stall_1s", t_truncated_header_stall)
+        R("truncated_header_then_close", t_truncated_header_close)
         R("nine_fds", t_nine_fds)
         R("extra_fds_on_get_features", t_extra_fds_no_fd_message)
         R("unknown_request_code", t_unknown_request)
