@@ -63,6 +63,8 @@ for dir in "${dirs[@]}"; do
     python3 tests/cli/test_rosenbridged.py --build "$dir"
   run_suite "$kind: rosen-io (rosenbridged, qsd)" \
     python3 tests/guest/test_rosen_io.py --build "$dir"
+  run_suite "$kind: vhost bad input (hostile frontend)" \
+    python3 tests/vhost/test_bad_input.py --daemon "$dir/app/rosenbridged/rosenbridged"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \
     "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
       "$dir/progs" "$dir/tests/programs"

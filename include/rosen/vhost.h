@@ -158,6 +158,7 @@ struct rb_vhost_mem_region {
 struct rb_vhost_mem {
 	unsigned n;
 	struct rb_vhost_mem_region r[RB_VHOST_MAX_MEM_REGIONS];
+	bool unsealed; /* a region is a file that could shrink under us */
 };
 
 /* Host pointer for [gpa, gpa+len) when the whole range lies in one region. */

@@ -11,6 +11,7 @@
 #include <rosen/vhost.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,8 +164,11 @@ static int setup_memory(struct rb_guest_dev *d)
 	struct vu *v = d->tp;
 	size_t size = (d->opts.dma_bytes + RB_GUEST_PAGE - 1) & ~(size_t)(RB_GUEST_PAGE - 1);
 
-	v->memfd = memfd_create("librosen-dma", MFD_CLOEXEC);
-	if (v->memfd < 0 || ftruncate(v->memfd, (off_t)size) < 0) {
+	v->memfd = memfd_create("librosen-dma", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	/* Sealed against resizing: the backend refuses memory that could
+	 * shrink under it. */
+	if (v->memfd < 0 || ftruncate(v->memfd, (off_t)size) < 0 ||
+	    fcntl(v->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
 		rb_guest_seterr("cannot create %zu bytes of shared memory: %s", size, strerror(errno));
 		return -errno;
 	}

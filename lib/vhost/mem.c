@@ -8,6 +8,7 @@
 #include "vhost_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,6 +82,21 @@ int rb_vhost_mem_map(struct rb_vhost_mem *mem,
 				      (unsigned long long)d->size);
 			goto fail;
 		}
+		/* A frontend that shrinks its memory file after we map it would
+		 * make our next access to guest memory raise SIGBUS and take
+		 * down every VM: memfds must be sealed against shrinking (QEMU
+		 * seals them by default).  Other memory files (hugetlbfs)
+		 * cannot be sealed; for them the risk stays and is logged. */
+		int seals = fcntl(fds[i], F_GET_SEALS);
+		if (seals >= 0 && !(seals & F_SEAL_SHRINK) &&
+		    fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
+			rb_vhost_errf(err, errlen,
+				      "region %u: memfd can be shrunk under us and cannot be sealed (create it with MFD_ALLOW_SEALING, or QEMU's memory-backend-memfd with seal=on)",
+				      i);
+			goto fail;
+		}
+		if (seals < 0)
+			mem->unsealed = true;
 		/* Map from an offset aligned to the file's page size (hugetlbfs
 		 * reports its huge page size in st_blksize). */
 		uint64_t align = (uint64_t)sysconf(_SC_PAGESIZE);

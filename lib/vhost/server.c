@@ -330,6 +330,8 @@ static int h_set_mem_table(struct rb_vhost_server *s, struct msg *m)
 		total += mem.r[i].size;
 	rb_info(s->name, "guest memory: %u region%s, %llu MiB", mem.n, mem.n == 1 ? "" : "s",
 		(unsigned long long)(total >> 20));
+	if (mem.unsealed)
+		rb_warn(s->name, "guest memory is not a sealable memfd: a frontend that truncates it could crash the daemon");
 	return start_all_rings(s);
 }
 

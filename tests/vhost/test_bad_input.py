@@ -442,6 +442,13 @@ def mem_case(regions, nfds=None, memsize=1 * MiB, nregions=None, payload_cut=Non
         for _ in range(len(regions) if nfds is None else nfds):
             if fd_kind == "memfd":
                 fds.append(m.fd)
+            elif fd_kind == "unsealable-memfd":
+                # A memfd created without MFD_ALLOW_SEALING could be shrunk
+                # under the daemon at any time.
+                e = os.memfd_create("unsealable", os.MFD_CLOEXEC)
+                os.ftruncate(e, memsize)
+                c.keep(FdCloser(e))
+                fds.append(e)
             else:
                 e = os.eventfd(0, os.EFD_CLOEXEC)
                 c.keep(FdCloser(e))
@@ -932,11 +939,16 @@ def t_memfd_shrunk_after_mapping(c):
     data_off = fe.mem.off(r.data)
     head = vq.add_chain(r.segs)
     # Drop everything past the rings (the data buffer lives there).
-    fe.mem.unmap()
     try:
         os.ftruncate(fe.mem.fd, data_off & ~4095)
     except PermissionError:
-        return  # the daemon sealed the memory file against shrinking: safe
+        # The memory file is sealed against shrinking (the daemon insists
+        # on it): the request is an ordinary write and must complete.
+        os.eventfd_write(vq.kick_fd, 1)
+        expect_used(vq, head, 1)
+        c.d.img.update(901 * SECTOR, bytes(512))
+        return
+    fe.mem.unmap()
     os.eventfd_write(vq.kick_fd, 1)
     time.sleep(0.3)
     check(c.d.alive(), "the daemon died (SIGBUS) when the frontend shrank its memory file")
@@ -1469,6 +1481,8 @@ def main():
           mem_case([(G, MiB, U, 0), (G + MiB // 2, MiB // 2, U + 4 * MiB, 0)], memsize=MiB,
                    regex=r"SET_MEM_TABLE: regions 0 and 1 overlap"))
         R("mem_table_fd_not_memory", mem_case([REG], fd_kind="eventfd", regex=r"not a memory file"))
+        R("mem_table_unsealable_memfd", mem_case([REG], fd_kind="unsealable-memfd",
+                                                 regex=r"cannot be sealed"))
         R("mem_table_repeated_no_leak", t_mem_table_repeated)
 
         # -- rings: SET_VRING_*
