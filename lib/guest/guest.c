@@ -185,8 +185,11 @@ void rb_guest_queues_free(struct rb_guest_dev *d)
 			rb_guest_dma_free(d, q->ring);
 		if (q->hdrs)
 			rb_guest_dma_free(d, q->hdrs);
+		if (q->ndp_stage)
+			rb_guest_dma_free(d, q->ndp_stage);
 		q->ring = NULL;
 		q->hdrs = NULL;
+		q->ndp_stage = NULL;
 	}
 }
 

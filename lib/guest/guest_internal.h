@@ -40,6 +40,7 @@ struct rb_guest_queue {
 	struct rb_guest_req_hdr *hdrs; /* DMA memory, one per request */
 	struct rb_guest_req *free;
 	unsigned inflight;
+	uint8_t *ndp_stage;          /* DMA staging for NDP requests (ndp.c) */
 	/* Transport notification handles. */
 	int kick_fd;                 /* vhost-user: eventfd (-1: none) */
 	int call_fd;                 /* vhost-user: eventfd (-1: none) */

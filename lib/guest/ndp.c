@@ -75,14 +75,43 @@ static int raw_sync(struct rb_guest_dev *d, unsigned qi, const struct rb_virtq_b
 struct stage {
 	uint8_t *mem;
 	size_t rlen, wlen;
+	bool owned; /* allocated for this request (else the queue's) */
 };
 
-static int stage_alloc(struct rb_guest_dev *d, struct stage *s, size_t rlen, size_t wlen)
+/* The largest READ_ND/WRITE_ND: header, io, meta, scratch in, data,
+ * scratch out, result, status.  Such requests reuse one block per queue. */
+#define ND_STAGE_MAX (16 + sizeof(struct rb_ndp_io) + RB_NDP_MAX_META + 2 * RB_NDP_MAX_SCRATCH + \
+		      RB_NDP_MAX_DATA + sizeof(struct rb_ndp_result) + 1)
+
+/* With q, small requests reuse that queue's staging block. */
+static int stage_alloc_in(struct rb_guest_dev *d, struct rb_guest_queue *q, struct stage *s,
+			  size_t rlen, size_t wlen)
 {
 	s->rlen = rlen;
 	s->wlen = wlen;
+	s->owned = true;
+	if (q && rlen + wlen + 1 <= ND_STAGE_MAX) {
+		if (!q->ndp_stage)
+			q->ndp_stage = rb_guest_dma_alloc(d, ND_STAGE_MAX);
+		if (q->ndp_stage) {
+			s->mem = q->ndp_stage;
+			s->owned = false;
+			return 0;
+		}
+	}
 	s->mem = rb_guest_dma_alloc(d, rlen + wlen + 1);
 	return s->mem ? 0 : -ENOMEM;
+}
+
+static int stage_alloc(struct rb_guest_dev *d, struct stage *s, size_t rlen, size_t wlen)
+{
+	return stage_alloc_in(d, NULL, s, rlen, wlen);
+}
+
+static void stage_free(struct rb_guest_dev *d, struct stage *s)
+{
+	if (s->owned)
+		rb_guest_dma_free(d, s->mem);
 }
 
 static int stage_send(struct rb_guest_dev *d, unsigned q, struct stage *s, uint32_t *used,
@@ -128,7 +157,7 @@ int rb_guest_ndp_probe(struct rb_guest_dev *d)
 		memcpy(&p, s.mem + 16, sizeof(p));
 		d->ndp = p.magic == RB_NDP_MAGIC && p.version == RB_NDP_VERSION;
 	}
-	rb_guest_dma_free(d, s.mem);
+	stage_free(d, &s);
 	/* A plain virtio-blk device answers UNSUPP (or IOERR): no NDP. */
 	return rc;
 }
@@ -192,7 +221,7 @@ int rb_guest_ndp_load(struct rb_guest_dev *d, unsigned q, const void *elf, size_
 			rc = res.status == RB_NDP_S_LIMIT ? -ENOSPC : -EINVAL;
 		}
 	}
-	rb_guest_dma_free(d, s.mem);
+	stage_free(d, &s);
 	return rc;
 }
 
@@ -221,7 +250,7 @@ int rb_guest_ndp_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle)
 			rc = -ENOENT;
 		}
 	}
-	rb_guest_dma_free(d, s.mem);
+	stage_free(d, &s);
 	return rc;
 }
 
@@ -250,7 +279,11 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 	}
 	size_t rlen = 16 + sizeof(io) + nd->meta_len + nd->scratch_len + (write ? nd->data_len : 0);
 	size_t wlen = (write ? 0 : nd->data_len) + nd->scratch_len + sizeof(res);
-	if (stage_alloc(d, &s, rlen, wlen)) {
+	if (q >= d->nq) {
+		rb_guest_seterr("queue %u does not exist", q);
+		return -EINVAL;
+	}
+	if (stage_alloc_in(d, &d->q[q], &s, rlen, wlen)) {
 		rb_guest_seterr("no DMA memory for an NDP request");
 		return -ENOMEM;
 	}
@@ -290,7 +323,7 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 			rb_guest_seterr("the request ended with status %s after %u hops",
 					rb_ndp_status_name(res.status), res.hops);
 	}
-	rb_guest_dma_free(d, s.mem);
+	stage_free(d, &s);
 	return rc;
 }
 
@@ -337,7 +370,7 @@ int rb_guest_ndp_reg_gpa(struct rb_guest_dev *d, unsigned q, uint64_t gpa, uint6
 			rc = res.status == RB_NDP_S_LIMIT ? -ENOSPC : -EFAULT;
 		}
 	}
-	rb_guest_dma_free(d, s.mem);
+	stage_free(d, &s);
 	return rc;
 }
 
@@ -375,6 +408,6 @@ int rb_guest_ndp_unreg_mem(struct rb_guest_dev *d, unsigned q, uint32_t key)
 			rc = -ENOENT;
 		}
 	}
-	rb_guest_dma_free(d, s.mem);
+	stage_free(d, &s);
 	return rc;
 }

@@ -157,8 +157,10 @@ void rb_disk_free(struct rb_disk *d)
 {
 	if (!d)
 		return;
-	for (unsigned i = 0; i < d->nqueues; i++)
+	for (unsigned i = 0; i < d->nqueues; i++) {
+		rb_ndp_io_free_cache(&d->queues[i]);
 		free(d->queues[i].reqs);
+	}
 	rb_ndp_table_free(d->progs);
 	if (d->fd >= 0 && d->fd != d->fd_buffered)
 		close(d->fd);
@@ -220,6 +222,7 @@ int rb_disk_queue_start(struct rb_disk *d, unsigned qi, const struct rb_virtq *v
 	if (q->active)
 		return -EBUSY;
 	if (q->n_reqs != vq->size) {
+		rb_ndp_io_free_cache(q);
 		free(q->reqs);
 		q->reqs = calloc(vq->size, sizeof(*q->reqs));
 		if (!q->reqs) {
@@ -231,6 +234,7 @@ int rb_disk_queue_start(struct rb_disk *d, unsigned qi, const struct rb_virtq *v
 	q->free = NULL;
 	for (unsigned i = 0; i < q->n_reqs; i++) {
 		q->reqs[i].q = q;
+		q->reqs[i].ndp = NULL;
 		q->reqs[i].next_free = q->free;
 		q->free = &q->reqs[i];
 	}

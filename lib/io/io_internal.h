@@ -26,6 +26,9 @@ struct rb_io_req {
 	struct rb_blk_req blk;
 	uint64_t expected; /* bytes the storage I/O must transfer */
 	struct rb_io_ndp *ndp; /* NULL for virtio-blk requests */
+	/* NDP state kept for this slot across requests (allocated on first
+	 * use; it only ever holds this queue's, this VM's, data). */
+	struct rb_io_ndp *ndp_cache;
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -118,6 +121,8 @@ void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type);
 void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* The one submission point of every storage I/O (blk.c). */
 struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *req);
+/* Frees the NDP state cached in a queue's request slots. */
+void rb_ndp_io_free_cache(struct rb_io_queue *q);
 /* Gives a request back to the ring (used length) and frees it. */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
 

@@ -41,8 +41,8 @@ static void finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t 
 	if (req->ndp) {
 		if (req->ndp->x.prog)
 			rb_ndp_release(req->ndp->x.prog);
-		free(req->ndp);
-		req->ndp = NULL;
+		req->ndp->x.prog = NULL;
+		req->ndp = NULL; /* the state stays cached in the slot */
 	}
 	rb_io_req_finish(req, status ? used : 0);
 }
@@ -287,16 +287,28 @@ static void nd_submit(struct rb_worker *w, struct rb_io_req *req)
 static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 {
 	struct rb_disk *d = req->q->disk;
-	struct rb_io_ndp *n = aligned_alloc(4096, (sizeof(struct rb_io_ndp) + 4095) & ~(size_t)4095);
+	struct rb_io_ndp *n = req->ndp_cache;
 	char err[256];
 	bool can_reply;
 
 	if (!n) {
-		rb_err(d->name, "out of memory for an NDP request");
-		rb_io_req_finish(req, 0);
-		return;
+		size_t sz = (sizeof(struct rb_io_ndp) + 4095) & ~(size_t)4095;
+		n = aligned_alloc(4096, sz);
+		if (!n) {
+			rb_err(d->name, "out of memory for an NDP request");
+			rb_io_req_finish(req, 0);
+			return;
+		}
+		/* Zeroed once: later requests of this slot see only what this
+		 * VM's earlier requests left, never another VM's data. */
+		memset(n, 0, sz);
+		req->ndp_cache = n;
 	}
-	memset(n, 0, offsetof(struct rb_io_ndp, r));
+	memset(&n->x, 0, sizeof(n->x));
+	n->pending = 0;
+	n->first_err = 0;
+	n->got = 0;
+	n->write_first = false;
 	req->ndp = n;
 	if (rb_ndp_req_parse(&req->chain, &n->r, &can_reply, err, sizeof(err)) ||
 	    (n->r.type != RB_NDP_T_READ_ND && n->r.type != RB_NDP_T_WRITE_ND)) {
@@ -414,4 +426,12 @@ void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)
 			     : NULL;
 	rb_io_guest_log(req->q, "NDP request type 0x%x is not supported", type);
 	finish(req, status, RB_VIRTIO_BLK_S_UNSUPP, 1);
+}
+
+void rb_ndp_io_free_cache(struct rb_io_queue *q)
+{
+	for (unsigned i = 0; q->reqs && i < q->n_reqs; i++) {
+		free(q->reqs[i].ndp_cache);
+		q->reqs[i].ndp_cache = NULL;
+	}
 }
