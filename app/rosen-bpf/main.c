@@ -31,8 +31,8 @@ static void usage(FILE *f)
 		"  plugin [MEMORY] [--interpret | --jit]\n"
 		"      bpf_conformance plugin: reads one line of hex bytes (the\n"
 		"      program) from stdin, MEMORY in the same form, runs with\n"
-		"      r1 = MEMORY, r2 = its length, prints r0 in hex.  --jit uses the\n"
-		"      interpreter until the JIT exists.\n"
+		"      r1 = MEMORY, r2 = its length, prints r0 in hex.  --jit compiles\n"
+		"      to x86-64 (with run-time memory checks) instead of interpreting.\n"
 		"\n"
 		"Programs may call the conformance test helpers: 0 gather_bytes,\n"
 		"1 memfrob, 2 no_op, 3 sqrti, 4 strcmp_ext, 5 unwind.\n"
@@ -176,9 +176,13 @@ static int cmd_plugin(int argc, char **argv)
 	char err[256];
 	int ret = 1;
 
+	bool jit = false;
+
 	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--interpret") || !strcmp(argv[i], "--jit"))
+		if (!strcmp(argv[i], "--interpret") || !strcmp(argv[i], "--jit")) {
+			jit = !strcmp(argv[i], "--jit");
 			continue;
+		}
 		if (!strncmp(argv[i], "--", 2)) {
 			fprintf(stderr, "rosen-bpf plugin: unknown option %s\n", argv[i]);
 			return 2;
@@ -214,6 +218,11 @@ static int cmd_plugin(int argc, char **argv)
 			    code_len / sizeof(struct rb_bpf_insn), h, NULL, &prog,
 			    err, sizeof(err))) {
 		fprintf(stderr, "rosen-bpf plugin: program rejected: %s\n", err);
+		goto out;
+	}
+	/* Unverified programs: the JIT keeps run-time checks. */
+	if (jit && rb_bpf_jit(prog, RB_BPF_JIT_CHECKED, err, sizeof(err))) {
+		fprintf(stderr, "rosen-bpf plugin: cannot compile: %s\n", err);
 		goto out;
 	}
 	ret = run_and_print(prog, mem, mem_len, 0, false);

@@ -208,6 +208,28 @@ int rb_bpf_run(const struct rb_bpf_prog *prog,
 
 const char *rb_bpf_status_name(enum rb_bpf_status s);
 
+/* The interpreter, even when the program has been compiled (the reference). */
+int rb_bpf_run_interp(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+		      struct rb_bpf_result *res);
+
+/* ---- x86-64 JIT ----------------------------------------------------------------- */
+
+enum rb_bpf_jit_mode {
+	RB_BPF_JIT_CHECKED,   /* every load/store checked at run time, like the
+			       * interpreter: for programs nobody verified */
+	RB_BPF_JIT_UNCHECKED, /* no per-access checks: only for programs the
+			       * verifier accepted */
+};
+
+/*
+ * Compiles the program to x86-64 machine code (in memory never writable
+ * and executable at once); rb_bpf_run() then runs the code.  The budget is
+ * charged per basic block, so a program may stop up to one block earlier
+ * than in the interpreter.  0 or -errno with a message.
+ */
+int rb_bpf_jit(struct rb_bpf_prog *prog, enum rb_bpf_jit_mode mode, char *err, size_t errlen);
+bool rb_bpf_prog_is_jitted(const struct rb_bpf_prog *prog);
+
 /* ---- Disassembly -------------------------------------------------------- */
 
 /* Formats instruction `pc` (and its lddw partner) as text; returns the number

@@ -63,6 +63,9 @@ struct rb_bpf_prog {
 	rb_bpf_helper_fn helper_fn[RB_BPF_MAX_HELPERS]; /* snapshot at load */
 	void *data[RB_BPF_DATA_KINDS]; /* program-owned copies, 8-aligned */
 	size_t data_len[RB_BPF_DATA_KINDS];
+	void *jit_code;  /* x86-64 code (read+exec), or NULL */
+	size_t jit_size;
+	bool jit_checked;
 };
 
 /* A region as the run-time checks see it: [lo, lo + span). */
@@ -90,6 +93,14 @@ struct rb_bpf_call {
  * stack).  Overflow-safe. */
 bool rb_bpf_mem_ok(const struct rb_bpf_call *call, uint64_t addr,
 		   uint64_t len, bool write);
+
+/* Grants the caller's regions and the program's data sections. */
+void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
+		       const struct rb_bpf_run_opts *opts);
+/* jit.c */
+int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+		   struct rb_bpf_result *res);
+void rb_bpf_jit_free(struct rb_bpf_prog *prog);
 
 /* The interpreter's handler table, indexed by opcode or enum rb_bpf_xop. */
 const void *const *rb_bpf_interp_handlers(void);

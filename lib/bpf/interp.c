@@ -82,7 +82,7 @@ static inline uint32_t smod32(uint32_t a, uint32_t b)
 	return (uint32_t)((int32_t)a % (int32_t)b);
 }
 
-static void fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
+void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
 		       const struct rb_bpf_run_opts *opts)
 {
 	c->n_spans = 0;
@@ -310,7 +310,7 @@ static int interp(const struct rb_bpf_prog *prog,
 	/* Zero each frame as it comes into use: a program must never read
 	 * what an earlier run (of another VM's program) left there. */
 	memset((void *)(uintptr_t)call.stack_lo, 0, RB_BPF_STACK_SIZE);
-	fill_spans(&call, prog, opts);
+	rb_bpf_fill_spans(&call, prog, opts);
 	uint64_t rlo = call.stack_lo, rspan = RB_BPF_STACK_SIZE;
 	uint64_t wlo = rlo, wspan = rspan;
 
@@ -533,8 +533,8 @@ const void *const *rb_bpf_interp_handlers(void)
 	return table;
 }
 
-int rb_bpf_run(const struct rb_bpf_prog *prog,
-	       const struct rb_bpf_run_opts *opts, struct rb_bpf_result *res)
+static int check_opts(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+		      struct rb_bpf_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	if (!prog || !opts || opts->n_regions > RB_BPF_MAX_REGIONS ||
@@ -543,7 +543,27 @@ int rb_bpf_run(const struct rb_bpf_prog *prog,
 		snprintf(res->msg, sizeof(res->msg), "bad run options");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int rb_bpf_run(const struct rb_bpf_prog *prog,
+	       const struct rb_bpf_run_opts *opts, struct rb_bpf_result *res)
+{
+	int rc = check_opts(prog, opts, res);
+
+	if (rc)
+		return rc;
+	if (prog->jit_code)
+		return rb_bpf_run_jit(prog, opts, res);
 	return interp(prog, opts, res, NULL);
+}
+
+int rb_bpf_run_interp(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+		      struct rb_bpf_result *res)
+{
+	int rc = check_opts(prog, opts, res);
+
+	return rc ? rc : interp(prog, opts, res, NULL);
 }
 
 const char *rb_bpf_status_name(enum rb_bpf_status s)

@@ -512,6 +512,7 @@ void rb_bpf_prog_free(struct rb_bpf_prog *p)
 {
 	if (!p)
 		return;
+	rb_bpf_jit_free(p);
 	for (int k = 0; k < RB_BPF_DATA_KINDS; k++)
 		free(p->data[k]);
 	free(p->ops);

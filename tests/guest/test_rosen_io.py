@@ -13,6 +13,7 @@ import argparse
 import csv
 import ctypes
 import io
+import math
 import os
 import shutil
 import signal
@@ -123,9 +124,10 @@ def bench_problem(rio, uri, rw, notify, threads=2, qd=8):
         if k in ("rw", "notify"):
             continue
         try:
-            float(v)
+            if not math.isfinite(float(v)):
+                raise ValueError
         except ValueError:
-            return f"{k}={v!r} is not a number"
+            return f"{k}={v!r} is not a finite number"
     if not (row["rw"] == rw and row["notify"] == notify and row["threads"] == str(threads)
             and row["bs"] == "4096" and row["qd"] == str(qd) and int(row["ios"]) > 0
             and float(row["iops"]) > 0 and float(row["seconds"]) >= 0.9):

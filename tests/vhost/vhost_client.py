@@ -783,3 +783,221 @@ def proc_cpu_ticks(pid):
 def proc_maps_count(pid, name):
     with open("/proc/%d/maps" % pid) as f:
         return sum(1 for line in f if name in line)
+
+
+# ---- virtio-ndp requests (docs/virtio-ndp.md, include/rosen/virtio_ndp.h) -----------
+
+NDP_T_BASE = 0x52420000
+NDP_T_PROBE = NDP_T_BASE + 1
+NDP_T_LOAD = NDP_T_BASE + 2
+NDP_T_UNLOAD = NDP_T_BASE + 3
+NDP_T_READ_ND = NDP_T_BASE + 4
+NDP_T_WRITE_ND = NDP_T_BASE + 5
+NDP_T_REG_MEM = NDP_T_BASE + 6
+NDP_T_UNREG_MEM = NDP_T_BASE + 7
+NDP_MAGIC = 0x5044534E
+NDP_VERSION = 1
+
+NDP_PROG_SQ = 1
+NDP_PROG_CQ = 2
+NDP_PROG_XRP = 3
+
+NDP_MAX_PROGRAMS = 16
+NDP_MAX_ELF_BYTES = 1 << 20
+NDP_MAX_META = 4096
+NDP_MAX_SCRATCH = 4096
+NDP_MAX_DATA = 4096
+NDP_MAX_HOPS = 1024
+NDP_DEFAULT_HOPS = 64
+NDP_SECTION_MAX = 64
+NDP_MAX_REGIONS = 4
+NDP_MAX_REGION_BYTES = 1 << 30
+
+NDP_S_OK = 0
+NDP_S_BAD_REQUEST = 1
+NDP_S_NO_PROGRAM = 2
+NDP_S_HOP_LIMIT = 3
+NDP_S_BUDGET = 4
+NDP_S_FAULT = 5
+NDP_S_IO_ERROR = 6
+NDP_S_OUT_OF_RANGE = 7
+NDP_S_REJECTED = 8
+NDP_S_LIMIT = 9
+NDP_S_WRONG_TYPE = 10
+NDP_S_NO_MEMORY = 11
+NDP_STATUS_NAMES = ("ok", "bad-request", "no-program", "hop-limit", "budget", "fault",
+                    "io-error", "out-of-range", "rejected", "limit", "wrong-type", "no-memory")
+
+NDP_PROBE = struct.Struct("<9I28x")        # magic version max_programs max_elf_bytes
+                                           # max_meta max_scratch max_data max_hops prog_types
+NDP_LOAD = struct.Struct("<II64s")         # prog_type elf_len section
+NDP_LOAD_RESULT = struct.Struct("<IIII")   # handle status log_len reserved
+NDP_UNLOAD = struct.Struct("<II")          # handle reserved
+NDP_IO = struct.Struct("<8I")              # handle io_len meta_len scratch_len data_len
+                                           # max_hops flags reserved
+NDP_RESULT = struct.Struct("<IIQQ")        # status hops retval bytes
+NDP_REG_MEM = struct.Struct("<QQ")         # gpa len
+NDP_REG_RESULT = struct.Struct("<II")      # status key
+NDP_UNREG_MEM = struct.Struct("<II")       # key reserved
+U32 = struct.Struct("<I")
+
+
+def ndp_status_name(s):
+    return NDP_STATUS_NAMES[s] if 0 <= s < len(NDP_STATUS_NAMES) else "unknown(%d)" % s
+
+
+def split_lengths(total, sizes):
+    """Descriptor lengths covering `total` bytes: `sizes` repeated (cycled)
+    until the bytes run out, the last one cut to fit."""
+    out, left, k = [], total, 0
+    while left > 0:
+        n = min(sizes[k % len(sizes)], left)
+        out.append(n)
+        left -= n
+        k += 1
+    return out
+
+
+class NdpReq:
+    """One NDP request laid out raw in guest memory, usable with
+    Frontend.run()/submit() like a BlkReq.
+
+    Readable bytes: the 16-byte virtio-blk header {type, ioprio, sector}
+    followed by `rparts` (bytes objects, sent as given: lengths need not
+    match anything).  Writable bytes: `wparts` (byte counts, pre-filled
+    with 0xA5 so untouched bytes can be told) followed by the status byte
+    (pre-set to 0xff) unless status=False.
+
+    Layout: by default one descriptor for the header, one per non-empty
+    readable part, one per non-empty writable part and one for the status
+    byte.  rsplit / wsplit (lists of lengths, which must add up to the
+    readable / writable byte count) lay the bytes out over any descriptors
+    instead: parts may be split across descriptors or share one.  Every
+    descriptor's buffer is allocated separately (`gap` bytes apart), so a
+    device that assumes contiguity reads the wrong bytes."""
+
+    def __init__(self, mem, type_, rparts=(), wparts=(), sector=0, ioprio=0, status=True,
+                 rsplit=None, wsplit=None, gap=64):
+        self.mem = mem
+        self.type = type_
+        self.sector = sector
+        self.rbytes = BLK_HDR.pack(type_ & 0xFFFFFFFF, ioprio, sector & (2**64 - 1)) + \
+            b"".join(bytes(p) for p in rparts)
+        self.wparts = list(wparts)
+        self.has_status = status
+        self.wlen = sum(self.wparts) + (1 if status else 0)
+        if rsplit is None:
+            rsplit = [16] + [len(p) for p in rparts if len(p)]
+        if wsplit is None:
+            wsplit = [n for n in self.wparts if n] + ([1] if status else [])
+        if sum(rsplit) != len(self.rbytes) or any(n < 0 for n in rsplit):
+            raise ValueError("rsplit %r does not cover %d readable bytes" % (rsplit, len(self.rbytes)))
+        if sum(wsplit) != self.wlen or any(n < 0 for n in wsplit):
+            raise ValueError("wsplit %r does not cover %d writable bytes" % (wsplit, self.wlen))
+        self.segs = []
+        at = 0
+        for n in rsplit:
+            g = mem.alloc_data(n + gap, 64)
+            mem.write(g, self.rbytes[at:at + n])
+            self.segs.append((g, n, False))
+            at += n
+        self.wsegs = []   # (gpa, len) of the writable descriptors, in order
+        for n in wsplit:
+            g = mem.alloc_data(n + gap, 64)
+            mem.fill(g, n, 0xA5)
+            self.segs.append((g, n, True))
+            self.wsegs.append((g, n))
+        if status:
+            g, n = self.wsegs[-1]
+            mem.write(g + n - 1, b"\xff")
+
+    # -- reading what the device wrote --
+
+    def read_w(self, off, n):
+        """n bytes at offset `off` of the writable part (across descriptors)."""
+        out = b""
+        for g, ln in self.wsegs:
+            if off >= ln:
+                off -= ln
+                continue
+            c = min(ln - off, n - len(out))
+            out += self.mem.read(g + off, c)
+            off = 0
+            if len(out) == n:
+                break
+        if len(out) != n:
+            raise ValueError("writable part has no %d bytes at that offset" % n)
+        return out
+
+    def wpart(self, i):
+        """The bytes of writable part i, as they are now."""
+        return self.read_w(sum(self.wparts[:i]), self.wparts[i])
+
+    def status_byte(self):
+        if not self.has_status:
+            raise ValueError("request without a status byte")
+        return self.read_w(self.wlen - 1, 1)[0]
+
+    def before_status(self, n):
+        """The n writable bytes right before the status byte."""
+        return self.read_w(self.wlen - 1 - n, n)
+
+    def result(self):
+        """READ_ND/WRITE_ND: (status, hops, retval, bytes) before the status byte."""
+        return NDP_RESULT.unpack(self.before_status(NDP_RESULT.size))
+
+
+def ndp_probe(mem, wlen=NDP_PROBE.size, **kw):
+    return NdpReq(mem, NDP_T_PROBE, (), [wlen] if wlen else [], **kw)
+
+
+def ndp_load(mem, prog_type, elf, section, log_cap=4096, elf_len=None, fixed=None, **kw):
+    """LOAD: writable parts = result (16), log (log_cap).  `fixed` replaces
+    the packed struct rb_ndp_load (to truncate it); section: str or bytes
+    (packed into 64 bytes, NUL-padded, not necessarily terminated)."""
+    if isinstance(section, str):
+        section = section.encode()
+    if fixed is None:
+        fixed = NDP_LOAD.pack(prog_type, len(elf) if elf_len is None else elf_len, section)
+    wparts = [NDP_LOAD_RESULT.size] + ([log_cap] if log_cap else [])
+    return NdpReq(mem, NDP_T_LOAD, [fixed, elf], wparts, **kw)
+
+
+def load_result(req):
+    """(handle, status, log_len, log bytes as written (log_cap of them))."""
+    handle, status, log_len, _ = NDP_LOAD_RESULT.unpack(req.wpart(0))
+    log = req.wpart(1) if len(req.wparts) > 1 else b""
+    return handle, status, log_len, log
+
+
+def ndp_unload(mem, handle, **kw):
+    return NdpReq(mem, NDP_T_UNLOAD, [NDP_UNLOAD.pack(handle, 0)], [4], **kw)
+
+
+def ndp_io(mem, type_, handle, sector, io_len, meta=b"", scratch=b"", data=None, data_len=None,
+           max_hops=0, flags=0, reserved=0, meta_len=None, scratch_len=None, wdata_len=None,
+           wscratch_len=None, **kw):
+    """READ_ND / WRITE_ND.  By default consistent: data_len = io_len for
+    READ_ND, len(data) for WRITE_ND; every *_len override only changes the
+    struct field (the parts stay as given) or, for wdata_len/wscratch_len,
+    the writable part's size.  Writable parts: [data (READ_ND)], scratch,
+    result (24)."""
+    write = type_ == NDP_T_WRITE_ND
+    if data_len is None:
+        data_len = len(data) if write and data is not None else (0 if write else io_len)
+    io = NDP_IO.pack(handle, io_len, len(meta) if meta_len is None else meta_len,
+                     len(scratch) if scratch_len is None else scratch_len, data_len, max_hops,
+                     flags, reserved)
+    rparts = [io, meta, scratch] + ([data] if write and data is not None else [])
+    sl = (len(scratch) if scratch_len is None else scratch_len) if wscratch_len is None else wscratch_len
+    wparts = ([] if write else [data_len if wdata_len is None else wdata_len]) + \
+        [sl, NDP_RESULT.size]
+    return NdpReq(mem, type_, rparts, wparts, sector=sector, **kw)
+
+
+def ndp_reg_mem(mem, gpa, length, **kw):
+    return NdpReq(mem, NDP_T_REG_MEM, [NDP_REG_MEM.pack(gpa, length)], [NDP_REG_RESULT.size], **kw)
+
+
+def ndp_unreg_mem(mem, key, **kw):
+    return NdpReq(mem, NDP_T_UNREG_MEM, [NDP_UNREG_MEM.pack(key, 0)], [4], **kw)

@@ -10,6 +10,16 @@
 //   rosen_pci_check open-error URI ERRNO SUBSTRING
 //       rb_guest_open() must fail with -ERRNO (a name: ENOENT, EBUSY, ...)
 //       and a message containing SUBSTRING.
+//   rosen_pci_check ndp URI LOOKUP_OBJ TEST_OBJ LEVELS DISK_BYTES
+//       virtio-ndp on a disk holding a BPF-KV database of LEVELS levels
+//       (then zeros up to DISK_BYTES): the probe says ndp; LOOKUP_OBJ's
+//       bpfkv_xrp_lookup (xrp) answers ~100 lookups in one READ_ND each,
+//       the same as a walk with one rb_guest_read per level + the value
+//       block; hostile requests (unknown handle, I/O past the disk, hop
+//       limit, unloaded handle; TEST_OBJ is tests/programs/ndp_progs.o)
+//       end with their own status; plain I/O still works after it all
+//       (it writes NDP_TAIL_LEN bytes of seed NDP_TAIL_SEED at the end of
+//       the disk, mirrored by test_guest_pci.py, which checks the image).
 //
 // Each check prints `ROSEN-E2E-CHECK: PASS name` or `ROSEN-E2E-CHECK: FAIL
 // name: reason` (the harness collects them); exits 1 if any failed, 2 on
@@ -20,11 +30,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <rosen/guest.h>
+#include <rosen/virtio_ndp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "../../../progs/bpfkv_node.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * KiB)
@@ -431,6 +444,315 @@ static int cmd_open_error(const char *uri, const char *ename, const char *substr
     return failed ? 1 : 0;
 }
 
+// ---- ndp ------------------------------------------------------------------
+
+#define NDP_TAIL_LEN (64 * KiB) /* written at the end of the KV disk */
+#define NDP_TAIL_SEED 61
+#define NDP_KEYS 100
+
+static void *read_whole(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    void *b = NULL;
+    long n;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+        b = malloc((size_t)n);
+        if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+            free(b);
+            b = NULL;
+        }
+        *len = (size_t)n;
+    }
+    fclose(f);
+    return b;
+}
+
+static int load_obj(struct rb_guest_dev *dev, const char *path, const char *section, uint32_t *h,
+                    char *log, size_t loglen)
+{
+    size_t len = 0;
+    void *elf = read_whole(path, &len);
+
+    if (!elf) {
+        snprintf(log, loglen, "cannot read %s: %s", path, strerror(errno));
+        return -ENOENT;
+    }
+    log[0] = 0;
+    int rc = rb_guest_ndp_load(dev, 0, elf, len, section, RB_NDP_PROG_XRP, h, log, loglen);
+    free(elf);
+    return rc;
+}
+
+// What bpfkv_xrp_lookup keeps in its scratch.
+struct kv_scratch {
+    uint64_t key, stage, value_off, found;
+    char value[64];
+};
+
+// The lookup as an application without NDP does it: one 512-byte read per
+// level, then the value block.  1 found, 0 not, -errno on an I/O error.
+static int walk(struct rb_guest_dev *dev, unsigned q, unsigned char *buf, uint64_t key,
+                char value[64], unsigned *reads)
+{
+    uint64_t off = 0;
+
+    *reads = 0;
+    for (unsigned depth = 0; depth < 16; depth++) {
+        int rc = rb_guest_read(dev, q, buf, off, 512);
+        if (rc)
+            return rc;
+        ++*reads;
+        const struct bpfkv_node *n = (const void *)buf;
+        uint64_t next = bpfkv_node_child(n, key);
+        if (n->type == BPFKV_NODE_LEAF) {
+            if (next == BPFKV_NOT_FOUND)
+                return 0;
+            rc = rb_guest_read(dev, q, buf, next & ~511ull, 512);
+            if (rc)
+                return rc;
+            ++*reads;
+            memcpy(value, buf + (next & 511), 64);
+            return 1;
+        }
+        off = next;
+    }
+    return -ELOOP;
+}
+
+static const char *ndp_status_name(uint32_t st)
+{
+    static const char *const names[] = {"OK",        "BAD_REQUEST", "NO_PROGRAM", "HOP_LIMIT",
+                                        "BUDGET",    "FAULT",       "IO_ERROR",   "OUT_OF_RANGE",
+                                        "REJECTED",  "LIMIT",       "WRONG_TYPE", "NO_MEMORY"};
+    return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+// One READ_ND of an xrp program: first I/O io_len bytes at off.
+static int xrp_read(struct rb_guest_dev *dev, unsigned q, uint32_t h, uint64_t off,
+                    uint32_t max_hops, void *scratch, struct rb_guest_nd_result *res)
+{
+    static unsigned char data[4096];
+    struct rb_guest_nd nd = {.handle = h, .offset = off, .io_len = 512, .scratch = scratch,
+                             .scratch_len = 4096, .data = data, .data_len = sizeof(data),
+                             .max_hops = max_hops};
+    memset(res, 0xff, sizeof(*res));
+    return rb_guest_read_nd(dev, q, &nd, res);
+}
+
+static int cmd_ndp(const char *uri, const char *lookup_obj, const char *test_obj, unsigned levels,
+                   uint64_t disk)
+{
+    struct rb_guest_dev *dev;
+    struct rb_guest_info info;
+    struct rb_guest_nd_result res;
+    static unsigned char scratch[4096];
+    char log[RB_NDP_LOG_MAX], why[256];
+    int rc;
+
+    if (levels < 1 || levels > 4) {
+        fprintf(stderr, "rosen_pci_check: LEVELS %u: want 1..4\n", levels);
+        return 2;
+    }
+    rc = rb_guest_open(uri, &opts, &dev);
+    report(rc == 0, "ndp-open", "rb_guest_open(%s): %s: %s", uri, strerror(-rc), rb_guest_errmsg());
+    if (rc)
+        return 1;
+    rb_guest_info(dev, &info);
+    printf("rosen_pci_check: transport %s capacity %" PRIu64 " queues %u ndp %s\n", info.transport,
+           info.capacity_bytes, info.num_queues, info.ndp ? "yes" : "no");
+    report(info.ndp, "ndp-info-ndp-yes", "rb_guest_info().ndp is false: no NDP over pci");
+    report(strcmp(info.transport, "pci") == 0 && info.capacity_bytes == disk, "ndp-info-device",
+           "transport %s capacity %" PRIu64 ", want pci and %" PRIu64, info.transport,
+           info.capacity_bytes, disk);
+    unsigned nq = info.num_queues ? info.num_queues : 1;
+    unsigned char *buf = rb_guest_dma_alloc(dev, NDP_TAIL_LEN);
+    if (!buf || !info.ndp) {
+        report(0, "ndp-setup", "%s", buf ? "the device does not speak NDP" : rb_guest_errmsg());
+        rb_guest_close(dev);
+        return 1;
+    }
+
+    // Garbage is refused with a log, and the device keeps serving.
+    {
+        static const char junk[] = "this is not an ELF object";
+        uint32_t h = 0;
+        log[0] = 0;
+        rc = rb_guest_ndp_load(dev, 0, junk, sizeof(junk), "x", RB_NDP_PROG_XRP, &h, log,
+                               sizeof(log));
+        report(rc == -EINVAL && log[0], "ndp-load-garbage-rejected", "got %d, log '%s'", rc, log);
+    }
+
+    uint32_t kv = 0;
+    rc = load_obj(dev, lookup_obj, "bpfkv_xrp_lookup", &kv, log, sizeof(log));
+    printf("rosen_pci_check: load bpfkv_xrp_lookup: %d, handle %" PRIu32 ", log: %s\n", rc, kv, log);
+    report(rc == 0, "ndp-load-bpfkv-xrp-lookup", "%s (%s): %s", strerror(-rc), rb_guest_errmsg(),
+           log);
+
+    // The lookups: one READ_ND each against the guest-driven walk.
+    uint64_t nkeys = 1;
+    for (unsigned l = 0; l < levels; l++)
+        nkeys *= BPFKV_FANOUT;
+    unsigned ran = 0, n_ok = 0, n_found = 0, n_missing = 0, bad_match = 0, bad_hops = 0, bad_value = 0;
+    int first_ok = 0, last_ok = 0, missing_ok = 1;
+    char match_why[200] = "", hops_why[200] = "", value_why[200] = "";
+    double t_nd = 0, t_walk = 0;
+    unsigned walk_reads = 0;
+    uint64_t rng = 42;
+    for (unsigned i = 0; rc == 0 && i < NDP_KEYS; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t key = i == 0   ? 0
+                       : i == 1 ? nkeys - 1
+                       : i == 2 ? nkeys // the first missing key
+                       : i == 3 ? UINT64_MAX
+                       : i == 4 ? BPFKV_FANOUT - 1 // both sides of a leaf boundary
+                       : i == 5 ? BPFKV_FANOUT
+                       : i % 10 == 9 ? nkeys + (rng >> 20) % 100000 // missing
+                                     : (rng >> 11) % nkeys;
+        unsigned qn = i % nq, qw = (i + 1) % nq; // both queues, crosswise
+        struct kv_scratch *s = (void *)scratch;
+        char want[64], walked[64];
+        unsigned reads = 0;
+
+        memset(scratch, 0, sizeof(scratch));
+        s->key = key;
+        double t0 = now_s();
+        int r = xrp_read(dev, qn, kv, 0, 0, scratch, &res);
+        t_nd += now_s() - t0;
+        if (r) {
+            report(0, "ndp-lookup-read-nd", "key %" PRIu64 ": rb_guest_read_nd: %s (%s)", key,
+                   strerror(-r), rb_guest_errmsg());
+            break;
+        }
+        t0 = now_s();
+        int found = walk(dev, qw, buf, key, walked, &reads);
+        t_walk += now_s() - t0;
+        walk_reads += reads;
+        if (found < 0) {
+            report(0, "ndp-lookup-walk", "key %" PRIu64 ": rb_guest_read: %s (%s)", key,
+                   strerror(-found), rb_guest_errmsg());
+            break;
+        }
+        int should = key < nkeys;
+        snprintf(want, sizeof(want), "%63" PRIu64, key);
+        int same = res.status == RB_NDP_S_OK && s->key == key && s->found == (uint64_t)found &&
+                   (!found || memcmp(s->value, walked, 64) == 0);
+        if (!same && !bad_match++)
+            snprintf(match_why, sizeof(match_why),
+                     "key %" PRIu64 ": READ_ND status %s found %" PRIu64 ", walk found %d%s", key,
+                     ndp_status_name(res.status), s->found, found,
+                     found && s->found ? " but the values differ" : "");
+        unsigned want_hops = found ? levels + 1 : levels;
+        if ((res.hops != want_hops || reads != want_hops) && !bad_hops++)
+            snprintf(hops_why, sizeof(hops_why),
+                     "key %" PRIu64 ": READ_ND hops %" PRIu32 ", walk reads %u, want %u", key,
+                     res.hops, reads, want_hops);
+        int value_ok = found == should && (!found || memcmp(walked, want, 64) == 0);
+        if (!value_ok && !bad_value++)
+            snprintf(value_why, sizeof(value_why),
+                     "key %" PRIu64 ": found %d (want %d), value '...%.19s'", key, found, should,
+                     found ? walked + 44 : "");
+        int ok = same && value_ok && res.hops == want_hops && reads == want_hops;
+        ran++;
+        n_ok += ok;
+        if (i == 0)
+            first_ok = ok && found;
+        if (i == 1)
+            last_ok = ok && found;
+        if (!should) {
+            n_missing++;
+            missing_ok &= ok && !found;
+        } else {
+            n_found++;
+        }
+    }
+    printf("rosen_pci_check: %u lookups (%u present, %u missing), %u agree; READ_ND %.0f us, "
+           "walk %.0f us (%.1f reads) per lookup (TCG guest: for orientation only)\n",
+           ran, n_found, n_missing, n_ok, 1e6 * t_nd / (ran ? ran : 1), 1e6 * t_walk / (ran ? ran : 1),
+           (double)walk_reads / (ran ? ran : 1));
+    report(first_ok, "ndp-lookup-first-key", "key 0 did not agree / was not found");
+    report(last_ok, "ndp-lookup-last-key", "key %" PRIu64 " did not agree / was not found",
+           nkeys - 1);
+    report(missing_ok && n_missing >= 10, "ndp-lookup-missing-keys",
+           "%u missing keys, not all reported missing by both", n_missing);
+    report(ran == NDP_KEYS && !bad_match, "ndp-lookup-matches-walk",
+           "%u of %u lookups ran, %u differ; first: %s", ran, NDP_KEYS, bad_match, match_why);
+    report(!bad_hops, "ndp-lookup-hops", "%u of %u wrong; first: %s", bad_hops, NDP_KEYS, hops_why);
+    report(!bad_value, "ndp-lookup-values", "%u of %u wrong; first: %s", bad_value, NDP_KEYS,
+           value_why);
+
+    // Hostile requests, each with its own status.
+    rc = xrp_read(dev, 0, 0xdead, 0, 0, scratch, &res);
+    report(rc == 0 && res.status == RB_NDP_S_NO_PROGRAM && res.hops == 0,
+           "ndp-unknown-handle-no-program", "rc %d status %s hops %" PRIu32, rc,
+           ndp_status_name(res.status), res.hops);
+
+    uint32_t oor = 0, forever = 0;
+    rc = load_obj(dev, test_obj, "xrp_out_of_range", &oor, log, sizeof(log));
+    report(rc == 0, "ndp-load-xrp-out-of-range", "%s: %s", strerror(-rc), log);
+    if (rc == 0) {
+        rc = xrp_read(dev, 0, oor, 0, 0, scratch, &res);
+        report(rc == 0 && res.status == RB_NDP_S_OUT_OF_RANGE && res.hops == 1,
+               "ndp-io-beyond-disk-out-of-range", "rc %d status %s hops %" PRIu32, rc,
+               ndp_status_name(res.status), res.hops);
+        rc = xrp_read(dev, nq - 1, oor, disk, 0, scratch, &res);
+        report(rc == 0 && res.status == RB_NDP_S_OUT_OF_RANGE && res.hops == 0,
+               "ndp-first-io-past-end-out-of-range", "rc %d status %s hops %" PRIu32, rc,
+               ndp_status_name(res.status), res.hops);
+        rc = rb_guest_ndp_unload(dev, 0, oor);
+        report(rc == 0, "ndp-unload-out-of-range", "%d (%s)", rc, rb_guest_errmsg());
+    }
+    rc = load_obj(dev, test_obj, "xrp_forever", &forever, log, sizeof(log));
+    report(rc == 0, "ndp-load-xrp-forever", "%s: %s", strerror(-rc), log);
+    if (rc == 0) {
+        rc = xrp_read(dev, 0, forever, 0, 10, scratch, &res);
+        report(rc == 0 && res.status == RB_NDP_S_HOP_LIMIT && res.hops == 10, "ndp-hop-limit",
+               "max_hops 10: rc %d status %s hops %" PRIu32, rc, ndp_status_name(res.status),
+               res.hops);
+        rc = rb_guest_ndp_unload(dev, 0, forever);
+        report(rc == 0, "ndp-unload-forever", "%d (%s)", rc, rb_guest_errmsg());
+    }
+
+    // Unload, then use: the handle is gone; a second unload finds nothing.
+    rc = rb_guest_ndp_unload(dev, nq - 1, kv);
+    report(rc == 0, "ndp-unload-bpfkv", "%d (%s)", rc, rb_guest_errmsg());
+    memset(scratch, 0, sizeof(scratch));
+    rc = xrp_read(dev, 0, kv, 0, 0, scratch, &res);
+    report(rc == 0 && res.status == RB_NDP_S_NO_PROGRAM && res.hops == 0,
+           "ndp-unloaded-handle-no-program", "rc %d status %s hops %" PRIu32, rc,
+           ndp_status_name(res.status), res.hops);
+    rc = rb_guest_ndp_unload(dev, 0, kv);
+    report(rc == -ENOENT, "ndp-unload-twice-enoent", "got %d (%s)", rc, rb_guest_errmsg());
+
+    // Plain I/O after all of it: a write at the end of the disk (past the
+    // database) read back on the other queue, and the tree still there.
+    uint64_t tail = disk - NDP_TAIL_LEN;
+    fill(buf, NDP_TAIL_LEN, NDP_TAIL_SEED, tail);
+    rc = rb_guest_write(dev, 0, buf, tail, NDP_TAIL_LEN);
+    if (rc == 0 && (rc = rb_guest_flush(dev, 0)) == -ENOTSUP)
+        rc = 0;
+    if (rc)
+        snprintf(why, sizeof(why), "write %" PRIu64 "+%llu: %s (%s)", tail, NDP_TAIL_LEN,
+                 strerror(-rc), rb_guest_errmsg());
+    else
+        rc = verify_range(dev, nq - 1, buf, tail, NDP_TAIL_LEN, NDP_TAIL_SEED, why, sizeof(why));
+    report(rc == 0, "ndp-plain-write-read-after", "%s", why);
+    {
+        char v[64], want[64];
+        unsigned reads;
+        int f = walk(dev, 0, buf, nkeys / 2, v, &reads);
+        snprintf(want, sizeof(want), "%63" PRIu64, nkeys / 2);
+        report(f == 1 && memcmp(v, want, 64) == 0, "ndp-plain-lookup-after",
+               "key %" PRIu64 ": walk says %d", nkeys / 2, f);
+    }
+    rb_guest_dma_free(dev, buf);
+    rb_guest_close(dev);
+    printf("rosen_pci_check: %u passed, %u failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -438,7 +760,11 @@ int main(int argc, char **argv)
         return cmd_io(argv[2], strtoull(argv[3], NULL, 0), (unsigned)strtoul(argv[4], NULL, 0));
     if (argc == 5 && strcmp(argv[1], "open-error") == 0)
         return cmd_open_error(argv[2], argv[3], argv[4]);
+    if (argc == 7 && strcmp(argv[1], "ndp") == 0)
+        return cmd_ndp(argv[2], argv[3], argv[4], (unsigned)strtoul(argv[5], NULL, 0),
+                       strtoull(argv[6], NULL, 0));
     fprintf(stderr, "usage: rosen_pci_check io URI DISK_BYTES QUEUES\n"
-                    "       rosen_pci_check open-error URI ERRNO SUBSTRING\n");
+                    "       rosen_pci_check open-error URI ERRNO SUBSTRING\n"
+                    "       rosen_pci_check ndp URI LOOKUP_OBJ TEST_OBJ LEVELS DISK_BYTES\n");
     return 2;
 }

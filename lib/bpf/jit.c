@@ -1,0 +1,1114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * x86-64 JIT for the eBPF engine.  One pass emits code with rel32 jumps and
+ * records fixups; out-of-line stubs report budget, fault and helper failures
+ * with the instruction index.  Code lives in memory that is never writable
+ * and executable at once.  In checked mode every load/store is checked
+ * against the granted regions like the interpreter does; unchecked mode is
+ * only for programs the verifier proved safe.
+ *
+ * Register mapping (BPF -> x86): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx,
+ * r5 r8, r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp; r12 holds the run context,
+ * r9-r11 are scratch.
+ */
+#include "bpf_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+enum { RAX = 0, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+
+static const uint8_t bpf2x86[11] = {RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP};
+
+#define CTXREG R12
+#define STACK_BYTES (RB_BPF_MAX_FRAMES * RB_BPF_STACK_SIZE)
+
+/* What the generated code reads and writes while it runs. */
+struct rb_jit_ctx {
+	struct rb_bpf_call call; /* first: helpers receive &ctx->call */
+	uint64_t args[5];
+	uint64_t rlo, rspan, wlo, wspan; /* last region hit, for reads/writes */
+	int64_t budget;                  /* instructions left */
+	uint64_t depth;                  /* local call depth */
+	uint64_t saved_rsp;
+	const rb_bpf_helper_fn *helpers;
+	uint32_t pc;     /* instruction of a failure */
+	uint32_t status; /* enum rb_bpf_status of a failure */
+	uint64_t fault_addr, fault_size;
+	uint64_t helper_id;
+};
+
+#define OFF(f) ((int32_t)offsetof(struct rb_jit_ctx, f))
+
+/* ---- code buffer ----------------------------------------------------------------- */
+
+struct fixup {
+	uint32_t at;     /* position of the rel32 */
+	uint32_t target; /* BPF instruction index, or a stub label */
+	uint8_t kind;    /* FIX_INSN, FIX_LABEL */
+};
+
+enum { FIX_INSN, FIX_LABEL };
+enum {
+	L_EPILOGUE, L_ZERO_FRAME, L_CHECK_READ, L_CHECK_WRITE, L_FAIL, L_STOP, L_COUNT
+};
+
+struct jit {
+	uint8_t *buf;
+	size_t len, cap;
+	bool oom;
+	uint32_t *insn_off; /* x86 offset of each BPF instruction */
+	struct fixup *fix;
+	size_t nfix, capfix;
+	uint32_t label[L_COUNT];
+	bool checked;
+	const struct rb_bpf_prog *prog;
+	/* Out-of-line failure stubs: (position of rel32 to patch, pc, status). */
+	struct {
+		uint32_t at, pc, status;
+	} *stub;
+	size_t nstub, capstub;
+};
+
+static void emit(struct jit *j, const void *p, size_t n)
+{
+	if (j->len + n > j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 65536;
+		while (cap < j->len + n)
+			cap *= 2;
+		uint8_t *nb = realloc(j->buf, cap);
+		if (!nb) {
+			j->oom = true;
+			return;
+		}
+		j->buf = nb;
+		j->cap = cap;
+	}
+	memcpy(j->buf + j->len, p, n);
+	j->len += n;
+}
+
+static void e1(struct jit *j, uint8_t b)
+{
+	emit(j, &b, 1);
+}
+
+static void e4(struct jit *j, uint32_t v)
+{
+	emit(j, &v, 4);
+}
+
+static void e8(struct jit *j, uint64_t v)
+{
+	emit(j, &v, 8);
+}
+
+static void rex(struct jit *j, bool w, int reg, int rm, bool force)
+{
+	uint8_t r = (uint8_t)(0x40 | (w ? 8 : 0) | ((reg & 8) ? 4 : 0) | ((rm & 8) ? 1 : 0));
+	if (r != 0x40 || force)
+		e1(j, r);
+}
+
+/* op reg, rm (register direct). */
+static void rr(struct jit *j, bool w, const uint8_t *op, size_t oplen, int reg, int rm, bool byte)
+{
+	rex(j, w, reg, rm, byte);
+	emit(j, op, oplen);
+	e1(j, (uint8_t)(0xc0 | ((reg & 7) << 3) | (rm & 7)));
+}
+
+/* op reg, [base + disp32]. */
+static void rm_mem(struct jit *j, bool w, const uint8_t *op, size_t oplen, int reg, int base,
+		   int32_t disp, bool byte)
+{
+	rex(j, w, reg, base, byte);
+	emit(j, op, oplen);
+	e1(j, (uint8_t)(0x80 | ((reg & 7) << 3) | (base & 7)));
+	if ((base & 7) == RSP)
+		e1(j, 0x24);
+	e4(j, (uint32_t)disp);
+}
+
+#define OP(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
+
+static void mov_rr(struct jit *j, bool w, int dst, int src)
+{
+	rr(j, w, OP(0x89), src, dst, false);
+}
+
+static void mov_imm64(struct jit *j, int dst, uint64_t v)
+{
+	if (v <= UINT32_MAX) { /* mov r32, imm32 zero-extends */
+		rex(j, false, 0, dst, false);
+		e1(j, (uint8_t)(0xb8 + (dst & 7)));
+		e4(j, (uint32_t)v);
+	} else if ((int64_t)v == (int32_t)v) {
+		rr(j, true, OP(0xc7), 0, dst, false);
+		e4(j, (uint32_t)v);
+	} else {
+		rex(j, true, 0, dst, false);
+		e1(j, (uint8_t)(0xb8 + (dst & 7)));
+		e8(j, v);
+	}
+}
+
+static void load_ctx(struct jit *j, int dst, int32_t off)
+{
+	rm_mem(j, true, OP(0x8b), dst, CTXREG, off, false);
+}
+
+static void store_ctx(struct jit *j, int src, int32_t off)
+{
+	rm_mem(j, true, OP(0x89), src, CTXREG, off, false);
+}
+
+static void push(struct jit *j, int r)
+{
+	rex(j, false, 0, r, false);
+	e1(j, (uint8_t)(0x50 + (r & 7)));
+}
+
+static void pop(struct jit *j, int r)
+{
+	rex(j, false, 0, r, false);
+	e1(j, (uint8_t)(0x58 + (r & 7)));
+}
+
+static void add_fix(struct jit *j, uint32_t target, uint8_t kind)
+{
+	if (j->nfix == j->capfix) {
+		j->capfix = j->capfix ? j->capfix * 2 : 256;
+		struct fixup *nf = realloc(j->fix, j->capfix * sizeof(*nf));
+		if (!nf) {
+			j->oom = true;
+			return;
+		}
+		j->fix = nf;
+	}
+	j->fix[j->nfix++] = (struct fixup){(uint32_t)j->len, target, kind};
+}
+
+static void jmp_to(struct jit *j, uint8_t cc /* 0xff: jmp */, uint32_t target, uint8_t kind)
+{
+	if (cc == 0xff) {
+		e1(j, 0xe9);
+	} else {
+		e1(j, 0x0f);
+		e1(j, (uint8_t)(0x80 + cc));
+	}
+	add_fix(j, target, kind);
+	e4(j, 0);
+}
+
+static void call_label(struct jit *j, uint32_t label)
+{
+	e1(j, 0xe8);
+	add_fix(j, label, FIX_LABEL);
+	e4(j, 0);
+}
+
+/* A conditional jump to an out-of-line stub that records (pc, status) and
+ * leaves through L_FAIL. */
+static void fail_if(struct jit *j, uint8_t cc, uint32_t pc, uint32_t status)
+{
+	if (j->nstub == j->capstub) {
+		j->capstub = j->capstub ? j->capstub * 2 : 64;
+		void *ns = realloc(j->stub, j->capstub * sizeof(*j->stub));
+		if (!ns) {
+			j->oom = true;
+			return;
+		}
+		j->stub = ns;
+	}
+	if (cc == 0xff) {
+		e1(j, 0xe9);
+	} else {
+		e1(j, 0x0f);
+		e1(j, (uint8_t)(0x80 + cc));
+	}
+	j->stub[j->nstub].at = (uint32_t)j->len;
+	j->stub[j->nstub].pc = pc;
+	j->stub[j->nstub].status = status;
+	j->nstub++;
+	e4(j, 0);
+}
+
+enum { CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7, CC_S = 8, CC_L = 12,
+       CC_GE = 13, CC_LE = 14, CC_G = 15 };
+
+/* ---- C called from generated code ----------------------------------------------- */
+
+/* Slow path of an access check: finds the region, refreshes the cache.
+ * info = pc << 8 | write << 4 | size.  1 when allowed. */
+static uint64_t jit_slow_check(struct rb_jit_ctx *c, uint64_t addr, uint64_t info)
+{
+	uint64_t size = info & 15;
+	bool write = (info >> 4) & 1;
+	struct rb_bpf_call *call = &c->call;
+
+	if (addr - call->stack_lo < call->stack_hi - call->stack_lo &&
+	    (call->stack_hi - call->stack_lo) - (addr - call->stack_lo) >= size) {
+		if (write) {
+			c->wlo = call->stack_lo;
+			c->wspan = call->stack_hi - call->stack_lo;
+		} else {
+			c->rlo = call->stack_lo;
+			c->rspan = call->stack_hi - call->stack_lo;
+		}
+		return 1;
+	}
+	for (unsigned i = 0; i < call->n_spans; i++) {
+		const struct rb_bpf_span *s = &call->spans[i];
+		if (write && !s->writable)
+			continue;
+		if (addr - s->lo < s->span && s->span - (addr - s->lo) >= size) {
+			if (write) {
+				c->wlo = s->lo;
+				c->wspan = s->span;
+			} else {
+				c->rlo = s->lo;
+				c->rspan = s->span;
+			}
+			return 1;
+		}
+	}
+	c->pc = (uint32_t)(info >> 8);
+	c->status = RB_BPF_E_FAULT;
+	c->fault_addr = addr;
+	c->fault_size = size | (write ? 0x100 : 0);
+	return 0;
+}
+
+/* ---- instruction emitters ---------------------------------------------------------- */
+
+/* r11 = address of the access; checks it in checked mode. */
+static void addr_of(struct jit *j, int base, int16_t off, unsigned size, bool write, uint32_t pc)
+{
+	/* lea r11, [base + off] */
+	rm_mem(j, true, OP(0x8d), R11, base, off, false);
+	if (!j->checked)
+		return;
+	int32_t lo = write ? OFF(wlo) : OFF(rlo), span = write ? OFF(wspan) : OFF(rspan);
+	/* Fast path: o = a - lo < span, and the last byte too. */
+	mov_rr(j, true, R10, R11);
+	rm_mem(j, true, OP(0x2b), R10, CTXREG, lo, false);       /* sub r10, [lo] */
+	rm_mem(j, true, OP(0x3b), R10, CTXREG, span, false);     /* cmp r10, [span] */
+	size_t j1 = j->len;
+	e1(j, 0x73); /* jae slow (rel8, patched) */
+	e1(j, 0);
+	rm_mem(j, true, OP(0x8d), R10, R10, (int32_t)size - 1, false); /* lea r10, [r10+size-1] */
+	rm_mem(j, true, OP(0x3b), R10, CTXREG, span, false);
+	size_t j2 = j->len;
+	e1(j, 0x72); /* jb ok */
+	e1(j, 0);
+	/* slow: */
+	j->buf[j1 + 1] = (uint8_t)(j->len - (j1 + 2));
+	mov_imm64(j, R10, (uint64_t)pc << 8 | (write ? 16 : 0) | size);
+	call_label(j, write ? L_CHECK_WRITE : L_CHECK_READ);
+	/* ok: */
+	j->buf[j2 + 1] = (uint8_t)(j->len - (j2 + 2));
+}
+
+static void emit_load(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
+{
+	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	unsigned size = (in->code & 0x18) == RB_BPF_B ? 1 : (in->code & 0x18) == RB_BPF_H ? 2
+			: (in->code & 0x18) == RB_BPF_W ? 4 : 8;
+	bool sx = (in->code & 0xe0) == RB_BPF_MEMSX;
+	int base = s;
+	int32_t disp = in->off;
+
+	if (j->checked) {
+		addr_of(j, s, in->off, size, false, pc);
+		base = R11;
+		disp = 0;
+	}
+	switch (size) {
+	case 1:
+		if (sx)
+			rm_mem(j, true, OP(0x0f, 0xbe), d, base, disp, false);
+		else
+			rm_mem(j, false, OP(0x0f, 0xb6), d, base, disp, false);
+		break;
+	case 2:
+		if (sx)
+			rm_mem(j, true, OP(0x0f, 0xbf), d, base, disp, false);
+		else
+			rm_mem(j, false, OP(0x0f, 0xb7), d, base, disp, false);
+		break;
+	case 4:
+		if (sx)
+			rm_mem(j, true, OP(0x63), d, base, disp, false);
+		else
+			rm_mem(j, false, OP(0x8b), d, base, disp, false);
+		break;
+	default:
+		rm_mem(j, true, OP(0x8b), d, base, disp, false);
+		break;
+	}
+}
+
+static void emit_store(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
+{
+	unsigned size = (in->code & 0x18) == RB_BPF_B ? 1 : (in->code & 0x18) == RB_BPF_H ? 2
+			: (in->code & 0x18) == RB_BPF_W ? 4 : 8;
+	int base = bpf2x86[in->dst];
+	int32_t disp = in->off;
+
+	if (j->checked) {
+		addr_of(j, base, in->off, size, true, pc);
+		base = R11;
+		disp = 0;
+	}
+	if ((in->code & 7) == RB_BPF_ST) {
+		switch (size) {
+		case 1: rm_mem(j, false, OP(0xc6), 0, base, disp, false); e1(j, (uint8_t)in->imm); break;
+		case 2: e1(j, 0x66); rm_mem(j, false, OP(0xc7), 0, base, disp, false);
+			e1(j, (uint8_t)in->imm); e1(j, (uint8_t)(in->imm >> 8)); break;
+		case 4: rm_mem(j, false, OP(0xc7), 0, base, disp, false); e4(j, (uint32_t)in->imm); break;
+		default: rm_mem(j, true, OP(0xc7), 0, base, disp, false); e4(j, (uint32_t)in->imm); break;
+		}
+		return;
+	}
+	int s = bpf2x86[in->src];
+	switch (size) {
+	case 1: rm_mem(j, false, OP(0x88), s, base, disp, true); break;
+	case 2: e1(j, 0x66); rm_mem(j, false, OP(0x89), s, base, disp, false); break;
+	case 4: rm_mem(j, false, OP(0x89), s, base, disp, false); break;
+	default: rm_mem(j, true, OP(0x89), s, base, disp, false); break;
+	}
+}
+
+static void emit_atomic(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
+{
+	bool w = (in->code & 0x18) == RB_BPF_DW;
+	unsigned size = w ? 8 : 4;
+	int s = bpf2x86[in->src];
+
+	addr_of(j, bpf2x86[in->dst], in->off, size, true, pc);
+	if (!j->checked) {
+		/* Unchecked mode still computed r11 = address. */
+	} else {
+		/* test r11, size-1 ; jnz misaligned */
+		rr(j, true, OP(0xf7), 0, R11, false);
+		e4(j, size - 1);
+		fail_if(j, CC_NE, pc, RB_BPF_E_FAULT | 0x80);
+	}
+	switch (in->imm) {
+	case RB_BPF_ADD:
+		e1(j, 0xf0);
+		rm_mem(j, w, OP(0x01), s, R11, 0, false);
+		return;
+	case RB_BPF_OR:
+		e1(j, 0xf0);
+		rm_mem(j, w, OP(0x09), s, R11, 0, false);
+		return;
+	case RB_BPF_AND:
+		e1(j, 0xf0);
+		rm_mem(j, w, OP(0x21), s, R11, 0, false);
+		return;
+	case RB_BPF_XOR:
+		e1(j, 0xf0);
+		rm_mem(j, w, OP(0x31), s, R11, 0, false);
+		return;
+	case RB_BPF_ADD | RB_BPF_FETCH:
+		e1(j, 0xf0);
+		rm_mem(j, w, OP(0x0f, 0xc1), s, R11, 0, false); /* lock xadd: s = old */
+		return;
+	case RB_BPF_XCHG:
+		rm_mem(j, w, OP(0x87), s, R11, 0, false); /* xchg is locked */
+		return;
+	case RB_BPF_CMPXCHG:
+		e1(j, 0xf0);
+		rm_mem(j, w, OP(0x0f, 0xb1), s, R11, 0, false); /* compares with rax */
+		if (!w)
+			mov_rr(j, false, RAX, RAX); /* r0 = (u32)old */
+		return;
+	}
+	/* fetch_or / fetch_and / fetch_xor: a cmpxchg loop through rax. */
+	uint8_t op = (in->imm & ~RB_BPF_FETCH) == RB_BPF_OR ? 0x09
+		     : (in->imm & ~RB_BPF_FETCH) == RB_BPF_AND ? 0x21 : 0x31;
+	mov_rr(j, true, R9, RAX);                       /* save r0 */
+	size_t loop = j->len;
+	rm_mem(j, w, OP(0x8b), RAX, R11, 0, false);     /* rax = [r11] */
+	mov_rr(j, true, R10, RAX);
+	rr(j, w, &op, 1, s, R10, false);                /* r10 op= s */
+	e1(j, 0xf0);
+	rm_mem(j, w, OP(0x0f, 0xb1), R10, R11, 0, false);
+	e1(j, 0x75); /* jnz loop */
+	e1(j, (uint8_t)(loop - (j->len + 1)));
+	if (!w)
+		mov_rr(j, false, RAX, RAX);
+	mov_rr(j, true, R10, RAX);  /* old */
+	mov_rr(j, true, RAX, R9);   /* restore r0 */
+	mov_rr(j, true, s, R10);    /* src = old (wins if src is r0) */
+}
+
+/* dst = dst / or % src for DIV/MOD, unsigned and signed, 32/64 bit. */
+static void emit_divmod(struct jit *j, const struct rb_bpf_insn *in, bool is64, bool x,
+			bool mod, bool sign)
+{
+	int d = bpf2x86[in->dst];
+
+	if (x)
+		mov_rr(j, true, R11, bpf2x86[in->src]);
+	else
+		mov_imm64(j, R11, is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm);
+	/* test r11, r11 (width of the op) */
+	rr(j, is64, OP(0x85), R11, R11, false);
+	size_t jz = j->len;
+	e1(j, 0x74); /* jz by_zero */
+	e1(j, 0);
+	size_t jm1 = 0;
+	if (sign) {
+		/* cmp r11, -1 */
+		rr(j, is64, OP(0x83), 7, R11, false);
+		e1(j, 0xff);
+		jm1 = j->len;
+		e1(j, 0x74); /* je minus_one */
+		e1(j, 0);
+	}
+	mov_rr(j, true, R9, RAX);
+	mov_rr(j, true, R10, RDX);
+	mov_rr(j, is64, RAX, d);
+	if (sign) {
+		if (is64)
+			emit(j, OP(0x48, 0x99)); /* cqo */
+		else
+			e1(j, 0x99); /* cdq */
+	} else {
+		rr(j, false, OP(0x31), RDX, RDX, false); /* xor edx, edx */
+	}
+	rr(j, is64, OP(0xf7), sign ? 7 : 6, R11, false); /* (i)div r11 */
+	mov_rr(j, is64, R11, mod ? RDX : RAX);
+	mov_rr(j, true, RAX, R9);
+	mov_rr(j, true, RDX, R10);
+	mov_rr(j, true, d, R11);
+	size_t jend = j->len;
+	e1(j, 0xeb);
+	e1(j, 0);
+	/* by_zero: div -> 0; mod -> dst (upper half zeroed in 32-bit) */
+	j->buf[jz + 1] = (uint8_t)(j->len - (jz + 2));
+	if (mod) {
+		if (!is64)
+			mov_rr(j, false, d, d);
+	} else {
+		rr(j, false, OP(0x31), d, d, false);
+	}
+	size_t jend2 = 0;
+	if (sign) {
+		jend2 = j->len;
+		e1(j, 0xeb);
+		e1(j, 0);
+		/* minus_one: div -> -dst (wraps); mod -> 0 */
+		j->buf[jm1 + 1] = (uint8_t)(j->len - (jm1 + 2));
+		if (mod) {
+			rr(j, false, OP(0x31), d, d, false);
+		} else {
+			rr(j, is64, OP(0xf7), 3, d, false); /* neg */
+		}
+	}
+	j->buf[jend + 1] = (uint8_t)(j->len - (jend + 2));
+	if (sign)
+		j->buf[jend2 + 1] = (uint8_t)(j->len - (jend2 + 2));
+}
+
+static void emit_shift(struct jit *j, const struct rb_bpf_insn *in, bool is64, bool x, int digit)
+{
+	int d = bpf2x86[in->dst];
+
+	if (!x) {
+		rr(j, is64, OP(0xc1), digit, d, false);
+		e1(j, (uint8_t)(in->imm & (is64 ? 63 : 31)));
+		return;
+	}
+	int s = bpf2x86[in->src];
+	if (s == RCX) {
+		rr(j, is64, OP(0xd3), digit, d, false);
+		return;
+	}
+	mov_rr(j, true, R11, RCX);
+	mov_rr(j, true, RCX, s);
+	if (d == RCX) {
+		rr(j, is64, OP(0xd3), digit, R11, false);
+		mov_rr(j, true, RCX, R11);
+	} else {
+		rr(j, is64, OP(0xd3), digit, d, false);
+		mov_rr(j, true, RCX, R11);
+	}
+}
+
+static int emit_alu(struct jit *j, const struct rb_bpf_insn *in, unsigned idx)
+{
+	bool is64 = (in->code & 7) == RB_BPF_ALU64, x = in->code & RB_BPF_X;
+	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	uint8_t op = in->code & 0xf0;
+
+	if (idx >= RB_XOP_MOVSX32_8 && idx <= RB_XOP_MOVSX64_32) {
+		switch (idx) {
+		case RB_XOP_MOVSX32_8: rr(j, false, OP(0x0f, 0xbe), d, s, true); break;
+		case RB_XOP_MOVSX32_16: rr(j, false, OP(0x0f, 0xbf), d, s, false); break;
+		case RB_XOP_MOVSX64_8: rr(j, true, OP(0x0f, 0xbe), d, s, true); break;
+		case RB_XOP_MOVSX64_16: rr(j, true, OP(0x0f, 0xbf), d, s, false); break;
+		default: rr(j, true, OP(0x63), d, s, false); break;
+		}
+		return 0;
+	}
+	if (idx >= RB_XOP_LE16 && idx <= RB_XOP_BSWAP64) {
+		switch (idx) {
+		case RB_XOP_LE16: rr(j, false, OP(0x0f, 0xb7), d, d, false); break;
+		case RB_XOP_LE32: mov_rr(j, false, d, d); break;
+		case RB_XOP_LE64: break;
+		case RB_XOP_BE16: case RB_XOP_BSWAP16:
+			e1(j, 0x66); /* ror r16, 8 then zero-extend */
+			rr(j, false, OP(0xc1), 1, d, false);
+			e1(j, 8);
+			rr(j, false, OP(0x0f, 0xb7), d, d, false);
+			break;
+		case RB_XOP_BE32: case RB_XOP_BSWAP32:
+			rex(j, false, 0, d, false);
+			e1(j, 0x0f);
+			e1(j, (uint8_t)(0xc8 + (d & 7)));
+			break;
+		default:
+			rex(j, true, 0, d, false);
+			e1(j, 0x0f);
+			e1(j, (uint8_t)(0xc8 + (d & 7)));
+			break;
+		}
+		return 0;
+	}
+	if (idx >= RB_XOP_SDIV32_K && idx <= RB_XOP_SMOD64_X) {
+		emit_divmod(j, in, is64, x, op == RB_BPF_MOD, true);
+		return 0;
+	}
+	switch (op) {
+	case RB_BPF_DIV:
+	case RB_BPF_MOD:
+		emit_divmod(j, in, is64, x, op == RB_BPF_MOD, false);
+		return 0;
+	case RB_BPF_LSH: emit_shift(j, in, is64, x, 4); return 0;
+	case RB_BPF_RSH: emit_shift(j, in, is64, x, 5); return 0;
+	case RB_BPF_ARSH: emit_shift(j, in, is64, x, 7); return 0;
+	case RB_BPF_NEG: rr(j, is64, OP(0xf7), 3, d, false); return 0;
+	case RB_BPF_MOV:
+		if (x)
+			mov_rr(j, is64, d, s);
+		else if (is64)
+			mov_imm64(j, d, (uint64_t)(int64_t)in->imm);
+		else
+			mov_imm64(j, d, (uint32_t)in->imm);
+		return 0;
+	case RB_BPF_MUL:
+		if (x) {
+			rr(j, is64, OP(0x0f, 0xaf), d, s, false);
+		} else {
+			rr(j, is64, OP(0x69), d, d, false);
+			e4(j, (uint32_t)in->imm);
+		}
+		return 0;
+	}
+	/* add, sub, or, and, xor */
+	static const struct {
+		uint8_t code, rm_r, digit;
+	} ops[] = {
+		{RB_BPF_ADD, 0x01, 0}, {RB_BPF_SUB, 0x29, 5}, {RB_BPF_OR, 0x09, 1},
+		{RB_BPF_AND, 0x21, 4}, {RB_BPF_XOR, 0x31, 6},
+	};
+	for (unsigned i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (ops[i].code != op)
+			continue;
+		if (x) {
+			rr(j, is64, &ops[i].rm_r, 1, s, d, false);
+		} else {
+			rr(j, is64, OP(0x81), ops[i].digit, d, false);
+			e4(j, (uint32_t)in->imm);
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
+{
+	bool is32 = (in->code & 7) == RB_BPF_JMP32, x = in->code & RB_BPF_X;
+	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	uint8_t op = in->code & 0xf0, cc;
+	uint32_t target = pc + 1 + (uint32_t)(int32_t)in->off;
+
+	if (op == RB_BPF_JSET) {
+		if (x) {
+			rr(j, !is32, OP(0x85), s, d, false);
+		} else {
+			rr(j, !is32, OP(0xf7), 0, d, false);
+			e4(j, (uint32_t)in->imm);
+		}
+		jmp_to(j, CC_NE, target, FIX_INSN);
+		return;
+	}
+	if (x) {
+		rr(j, !is32, OP(0x39), s, d, false); /* cmp d, s */
+	} else {
+		rr(j, !is32, OP(0x81), 7, d, false); /* cmp d, imm32 (sign-extended) */
+		e4(j, (uint32_t)in->imm);
+	}
+	switch (op) {
+	case RB_BPF_JEQ: cc = CC_E; break;
+	case RB_BPF_JNE: cc = CC_NE; break;
+	case RB_BPF_JGT: cc = CC_A; break;
+	case RB_BPF_JGE: cc = CC_AE; break;
+	case RB_BPF_JLT: cc = CC_B; break;
+	case RB_BPF_JLE: cc = CC_BE; break;
+	case RB_BPF_JSGT: cc = CC_G; break;
+	case RB_BPF_JSGE: cc = CC_GE; break;
+	case RB_BPF_JSLT: cc = CC_L; break;
+	default: cc = CC_LE; break;
+	}
+	jmp_to(j, cc, target, FIX_INSN);
+}
+
+/* Moves BPF r1..r5 into the helper's argument registers (call, a1..a5). */
+static void helper_args(struct jit *j)
+{
+	mov_rr(j, true, R9, R8);   /* a5 */
+	mov_rr(j, true, R8, RCX);  /* a4 */
+	mov_rr(j, true, RCX, RDX); /* a3 */
+	mov_rr(j, true, RDX, RSI); /* a2 */
+	mov_rr(j, true, RSI, RDI); /* a1 */
+	mov_rr(j, true, RDI, CTXREG); /* &ctx->call */
+}
+
+static void emit_helper_call(struct jit *j, const struct rb_bpf_insn *in, unsigned idx, uint32_t pc)
+{
+	if (idx == RB_XOP_CALLX) {
+		int d = bpf2x86[in->dst];
+		/* cmp d, 256 ; jae unknown */
+		rr(j, true, OP(0x81), 7, d, false);
+		e4(j, RB_BPF_MAX_HELPERS);
+		store_ctx(j, d, OFF(helper_id));
+		fail_if(j, CC_AE, pc, RB_BPF_E_HELPER | 0x100);
+		load_ctx(j, R11, OFF(helpers));
+		/* mov r11, [r11 + d*8] */
+		rex(j, true, R11, R11, false);
+		if (d & 8)
+			j->buf[j->len - 1] |= 2; /* REX.X for the index */
+		e1(j, 0x8b);
+		e1(j, (uint8_t)(0x04 | ((R11 & 7) << 3)));
+		e1(j, (uint8_t)(0xc0 | ((d & 7) << 3) | (R11 & 7)));
+		rr(j, true, OP(0x85), R11, R11, false);
+		fail_if(j, CC_E, pc, RB_BPF_E_HELPER | 0x100);
+	} else {
+		mov_imm64(j, R11, (uint64_t)(uintptr_t)j->prog->helper_fn[(uint32_t)in->imm]);
+		mov_imm64(j, R10, (uint32_t)in->imm);
+		store_ctx(j, R10, OFF(helper_id));
+	}
+	helper_args(j);
+	rr(j, false, OP(0xff), 2, R11, false); /* call r11 */
+	/* The helper may have failed or stopped the program. */
+	rm_mem(j, false, OP(0x80), 7, CTXREG, (int32_t)offsetof(struct rb_bpf_call, failed), false);
+	e1(j, 0);
+	fail_if(j, CC_NE, pc, RB_BPF_E_HELPER);
+	rm_mem(j, false, OP(0x80), 7, CTXREG, (int32_t)offsetof(struct rb_bpf_call, stop), false);
+	e1(j, 0);
+	jmp_to(j, CC_NE, L_STOP, FIX_LABEL);
+}
+
+static void set_stack_lo(struct jit *j)
+{
+	/* call.stack_lo = rbp - 512; the read/write caches = the live stack */
+	rm_mem(j, true, OP(0x8d), R11, RBP, -(int32_t)RB_BPF_STACK_SIZE, false);
+	store_ctx(j, R11, (int32_t)offsetof(struct rb_bpf_call, stack_lo));
+	store_ctx(j, R11, OFF(rlo));
+	store_ctx(j, R11, OFF(wlo));
+	load_ctx(j, R10, (int32_t)offsetof(struct rb_bpf_call, stack_hi));
+	rr(j, true, OP(0x29), R11, R10, false); /* r10 = hi - lo */
+	store_ctx(j, R10, OFF(rspan));
+	store_ctx(j, R10, OFF(wspan));
+}
+
+static void emit_local_call(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
+{
+	/* cmp qword [depth], MAX-1 ; jae too deep */
+	rm_mem(j, true, OP(0x81), 7, CTXREG, OFF(depth), false);
+	e4(j, RB_BPF_MAX_FRAMES - 1);
+	fail_if(j, CC_AE, pc, RB_BPF_E_DEPTH);
+	push(j, RBX);
+	push(j, R13);
+	push(j, R14);
+	push(j, R15);
+	push(j, RBP);
+	rr(j, true, OP(0x81), 5, RBP, false); /* sub rbp, 512 */
+	e4(j, RB_BPF_STACK_SIZE);
+	rm_mem(j, true, OP(0xff), 0, CTXREG, OFF(depth), false); /* inc */
+	set_stack_lo(j);
+	call_label(j, L_ZERO_FRAME);
+	e1(j, 0xe8);
+	add_fix(j, pc + 1 + (uint32_t)in->imm, FIX_INSN);
+	e4(j, 0);
+	rm_mem(j, true, OP(0xff), 1, CTXREG, OFF(depth), false); /* dec */
+	pop(j, RBP);
+	pop(j, R15);
+	pop(j, R14);
+	pop(j, R13);
+	pop(j, RBX);
+	set_stack_lo(j);
+}
+
+/* ---- basic blocks and budget ---------------------------------------------------- */
+
+static bool is_branch(const struct rb_bpf_insn *in)
+{
+	uint8_t cls = in->code & 7;
+	return cls == RB_BPF_JMP || cls == RB_BPF_JMP32;
+}
+
+/* Leaders: 0, jump and call targets, and what follows a branch. */
+static uint8_t *find_leaders(const struct rb_bpf_prog *p)
+{
+	uint8_t *lead = calloc(p->n_insns + 1, 1);
+
+	if (!lead)
+		return NULL;
+	lead[0] = 1;
+	for (size_t pc = 0; pc < p->n_insns; pc++) {
+		const struct rb_bpf_insn *in = &p->insns[pc];
+		if (in->code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW)) {
+			pc++;
+			continue;
+		}
+		if (!is_branch(in))
+			continue;
+		lead[pc + 1] = 1;
+		uint8_t op = in->code & 0xf0;
+		if (op == RB_BPF_EXIT || (op == RB_BPF_CALL && in->src != RB_BPF_CALL_LOCAL))
+			continue;
+		int64_t t;
+		if (in->code == (RB_BPF_JMP32 | RB_BPF_JA) || op == RB_BPF_CALL)
+			t = (int64_t)pc + 1 + in->imm;
+		else
+			t = (int64_t)pc + 1 + in->off;
+		if (t >= 0 && (size_t)t < p->n_insns)
+			lead[t] = 1;
+	}
+	return lead;
+}
+
+static uint32_t block_len(const struct rb_bpf_prog *p, const uint8_t *lead, size_t pc)
+{
+	uint32_t n = 0;
+
+	for (size_t i = pc; i < p->n_insns; i++) {
+		if (i != pc && lead[i])
+			break;
+		n++;
+		if (p->insns[i].code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW))
+			i++;
+	}
+	return n;
+}
+
+/* ---- whole program ------------------------------------------------------------------ */
+
+static void emit_prologue(struct jit *j)
+{
+	push(j, RBP);
+	push(j, RBX);
+	push(j, R12);
+	push(j, R13);
+	push(j, R14);
+	push(j, R15);
+	/* 6 pushes + return address = 56: 8 more keeps rsp 16-aligned. */
+	rr(j, true, OP(0x81), 5, RSP, false);
+	e4(j, STACK_BYTES + 8);
+	mov_rr(j, true, CTXREG, RDI);
+	store_ctx(j, RSP, OFF(saved_rsp));
+	/* rbp = top of the BPF stack area */
+	rm_mem(j, true, OP(0x8d), RBP, RSP, STACK_BYTES + 8, false);
+	store_ctx(j, RBP, (int32_t)offsetof(struct rb_bpf_call, stack_hi));
+	set_stack_lo(j);
+	call_label(j, L_ZERO_FRAME);
+	for (int i = 0; i < 5; i++)
+		load_ctx(j, bpf2x86[i + 1], OFF(args) + 8 * i);
+	rr(j, false, OP(0x31), RAX, RAX, false);
+	rr(j, false, OP(0x31), RBX, RBX, false);
+	rr(j, false, OP(0x31), R13, R13, false);
+	rr(j, false, OP(0x31), R14, R14, false);
+	rr(j, false, OP(0x31), R15, R15, false);
+}
+
+static void emit_stubs(struct jit *j)
+{
+	/* L_ZERO_FRAME: zero [rbp - 512, rbp) (preserves everything but r10/r11) */
+	j->label[L_ZERO_FRAME] = (uint32_t)j->len;
+	mov_imm64(j, R11, (uint64_t)-(int64_t)RB_BPF_STACK_SIZE);
+	rr(j, false, OP(0x31), R10, R10, false);
+	size_t loop = j->len;
+	/* mov [rbp + r11], r10 */
+	e1(j, 0x4e);
+	e1(j, 0x89);
+	e1(j, 0x54);
+	e1(j, 0x1d);
+	e1(j, 0x00);
+	rr(j, true, OP(0x83), 0, R11, false); /* add r11, 8 */
+	e1(j, 8);
+	e1(j, 0x75);
+	e1(j, (uint8_t)(loop - (j->len + 1)));
+	e1(j, 0xc3);
+
+	/* L_CHECK_READ / L_CHECK_WRITE: r11 = address, r10 = info. */
+	for (int w = 0; w < 2; w++) {
+		j->label[w ? L_CHECK_WRITE : L_CHECK_READ] = (uint32_t)j->len;
+		static const int saved[] = {RAX, RDI, RSI, RDX, RCX, R8, R11};
+		for (unsigned i = 0; i < 7; i++)
+			push(j, saved[i]);
+		/* 7 pushes + return address = 64: aligned. */
+		mov_rr(j, true, RDI, CTXREG);
+		mov_rr(j, true, RSI, R11);
+		mov_rr(j, true, RDX, R10);
+		mov_imm64(j, R11, (uint64_t)(uintptr_t)jit_slow_check);
+		rr(j, false, OP(0xff), 2, R11, false);
+		rr(j, true, OP(0x85), RAX, RAX, false);
+		for (int i = 6; i >= 0; i--)
+			pop(j, saved[i]);
+		/* pops leave flags alone */
+		jmp_to(j, CC_E, L_FAIL, FIX_LABEL);
+		e1(j, 0xc3);
+	}
+
+	/* Failure stubs: record pc and status, then L_FAIL. */
+	for (size_t i = 0; i < j->nstub; i++) {
+		uint32_t here = (uint32_t)j->len;
+		int32_t rel = (int32_t)(here - (j->stub[i].at + 4));
+		memcpy(j->buf + j->stub[i].at, &rel, 4);
+		/* mov dword [ctx+pc], pc ; mov dword [ctx+status], status */
+		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(pc), false);
+		e4(j, j->stub[i].pc);
+		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(status), false);
+		e4(j, j->stub[i].status);
+		jmp_to(j, 0xff, L_FAIL, FIX_LABEL);
+	}
+
+	/* L_STOP: a helper ended the program: r0 = stop value. */
+	j->label[L_STOP] = (uint32_t)j->len;
+	load_ctx(j, RAX, (int32_t)offsetof(struct rb_bpf_call, stop_value));
+	jmp_to(j, 0xff, L_EPILOGUE, FIX_LABEL);
+
+	/* L_FAIL: status already recorded. */
+	j->label[L_FAIL] = (uint32_t)j->len;
+	/* fall into the epilogue */
+	j->label[L_EPILOGUE] = (uint32_t)j->len;
+	load_ctx(j, RSP, OFF(saved_rsp));
+	rr(j, true, OP(0x81), 0, RSP, false);
+	e4(j, STACK_BYTES + 8);
+	pop(j, R15);
+	pop(j, R14);
+	pop(j, R13);
+	pop(j, R12);
+	pop(j, RBX);
+	pop(j, RBP);
+	e1(j, 0xc3);
+}
+
+static int compile(struct jit *j, char *err, size_t errlen)
+{
+	const struct rb_bpf_prog *p = j->prog;
+	uint8_t *lead = find_leaders(p);
+
+	if (!lead)
+		return -ENOMEM;
+	emit_prologue(j);
+	for (size_t pc = 0; pc < p->n_insns; pc++) {
+		const struct rb_bpf_insn *in = &p->insns[pc];
+		unsigned idx = rb_bpf_op_index(in);
+
+		j->insn_off[pc] = (uint32_t)j->len;
+		if (lead[pc]) {
+			/* Charge the block: sub qword [budget], n ; jl out of budget */
+			rm_mem(j, true, OP(0x81), 5, CTXREG, OFF(budget), false);
+			e4(j, block_len(p, lead, pc));
+			fail_if(j, CC_L, (uint32_t)pc, RB_BPF_E_BUDGET);
+		}
+		switch (in->code & 7) {
+		case RB_BPF_ALU:
+		case RB_BPF_ALU64:
+			if (emit_alu(j, in, idx)) {
+				snprintf(err, errlen, "insn %zu: cannot compile opcode 0x%02x", pc, in->code);
+				free(lead);
+				return -EINVAL;
+			}
+			break;
+		case RB_BPF_LD: {
+			uint64_t v = (uint64_t)(uint32_t)in->imm | (uint64_t)(uint32_t)p->insns[pc + 1].imm << 32;
+			if (in->src == RB_BPF_PSEUDO_DATA)
+				v = (uint64_t)(uintptr_t)p->data[in->imm] + (uint32_t)p->insns[pc + 1].imm;
+			mov_imm64(j, bpf2x86[in->dst], v);
+			pc++;
+			j->insn_off[pc] = (uint32_t)j->len;
+			break;
+		}
+		case RB_BPF_LDX:
+			emit_load(j, in, (uint32_t)pc);
+			break;
+		case RB_BPF_ST:
+		case RB_BPF_STX:
+			if ((in->code & 0xe0) == RB_BPF_ATOMIC)
+				emit_atomic(j, in, (uint32_t)pc);
+			else
+				emit_store(j, in, (uint32_t)pc);
+			break;
+		case RB_BPF_JMP:
+		case RB_BPF_JMP32: {
+			uint8_t op = in->code & 0xf0;
+			if (op == RB_BPF_JA) {
+				uint32_t t = (in->code & 7) == RB_BPF_JMP32 ? (uint32_t)(pc + 1 + in->imm)
+									    : (uint32_t)(pc + 1 + in->off);
+				jmp_to(j, 0xff, t, FIX_INSN);
+			} else if (op == RB_BPF_EXIT) {
+				/* depth 0: leave; else return to the local caller */
+				rm_mem(j, true, OP(0x81), 7, CTXREG, OFF(depth), false);
+				e4(j, 0);
+				jmp_to(j, CC_E, L_EPILOGUE, FIX_LABEL);
+				e1(j, 0xc3);
+			} else if (idx == RB_XOP_CALL_LOCAL) {
+				emit_local_call(j, in, (uint32_t)pc);
+			} else if (op == RB_BPF_CALL) {
+				emit_helper_call(j, in, idx, (uint32_t)pc);
+			} else {
+				emit_jcc(j, in, (uint32_t)pc);
+			}
+			break;
+		}
+		}
+		if (j->oom)
+			break;
+	}
+	free(lead);
+	emit_stubs(j);
+	if (j->oom)
+		return -ENOMEM;
+	for (size_t i = 0; i < j->nfix; i++) {
+		const struct fixup *f = &j->fix[i];
+		uint32_t to = f->kind == FIX_INSN ? j->insn_off[f->target] : j->label[f->target];
+		int32_t rel = (int32_t)(to - (f->at + 4));
+		memcpy(j->buf + f->at, &rel, 4);
+	}
+	return 0;
+}
+
+int rb_bpf_jit(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, char *err, size_t errlen)
+{
+	struct jit j = {.checked = mode == RB_BPF_JIT_CHECKED, .prog = p};
+	int rc;
+
+	if (p->jit_code)
+		return 0;
+	j.insn_off = calloc(p->n_insns + 1, sizeof(*j.insn_off));
+	if (!j.insn_off)
+		return -ENOMEM;
+	rc = compile(&j, err, errlen);
+	if (rc == 0) {
+		size_t page = (size_t)sysconf(_SC_PAGESIZE), size = (j.len + page - 1) & ~(page - 1);
+		void *code = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (code == MAP_FAILED) {
+			rc = -ENOMEM;
+		} else {
+			memcpy(code, j.buf, j.len);
+			/* Never writable and executable at once. */
+			if (mprotect(code, size, PROT_READ | PROT_EXEC)) {
+				munmap(code, size);
+				rc = -errno;
+			} else {
+				p->jit_code = code;
+				p->jit_size = size;
+				p->jit_checked = j.checked;
+			}
+		}
+	}
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory compiling the program");
+	free(j.buf);
+	free(j.fix);
+	free(j.stub);
+	free(j.insn_off);
+	return rc;
+}
+
+void rb_bpf_jit_free(struct rb_bpf_prog *p)
+{
+	if (p->jit_code)
+		munmap(p->jit_code, p->jit_size);
+	p->jit_code = NULL;
+}
+
+bool rb_bpf_prog_is_jitted(const struct rb_bpf_prog *p)
+{
+	return p->jit_code != NULL;
+}
+
+int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+		   struct rb_bpf_result *res)
+{
+	uint64_t (*fn)(struct rb_jit_ctx *) = (uint64_t (*)(struct rb_jit_ctx *))prog->jit_code;
+	struct rb_jit_ctx c;
+	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
+
+	memset(&c, 0, sizeof(c));
+	c.call.prog = prog;
+	c.call.user = opts->user;
+	rb_bpf_fill_spans(&c.call, prog, opts);
+	memcpy(c.args, opts->args, sizeof(c.args));
+	c.budget = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
+	c.helpers = prog->helper_fn;
+	/* The stack lives on the native stack inside the generated code,
+	 * which sets stack_lo/hi and the caches from its own frame. */
+	uint64_t r0 = fn(&c);
+	res->executed = budget - (uint64_t)(c.budget < 0 ? 0 : c.budget);
+	res->pc = c.pc;
+	if (c.status == 0) {
+		res->status = RB_BPF_OK;
+		res->r0 = r0;
+		return 0;
+	}
+	uint32_t kind = c.status & 0xff;
+	switch (kind) {
+	case RB_BPF_E_BUDGET:
+		res->status = RB_BPF_E_BUDGET;
+		res->executed = budget;
+		snprintf(res->msg, sizeof(res->msg), "insn %u: instruction budget of %" PRIu64 " exhausted",
+			 c.pc, budget);
+		return -E2BIG;
+	case RB_BPF_E_FAULT:
+		res->status = RB_BPF_E_FAULT;
+		if (c.status & 0x80)
+			snprintf(res->msg, sizeof(res->msg), "insn %u: misaligned atomic access", c.pc);
+		else
+			snprintf(res->msg, sizeof(res->msg),
+				 "insn %u: %s %" PRIu64 " bytes at 0x%" PRIx64 " outside the memory granted to the program",
+				 c.pc, (c.fault_size & 0x100) ? "write of" : "read of", c.fault_size & 0xff,
+				 c.fault_addr);
+		return -EFAULT;
+	case RB_BPF_E_DEPTH:
+		res->status = RB_BPF_E_DEPTH;
+		snprintf(res->msg, sizeof(res->msg), "insn %u: local calls nested deeper than %u frames",
+			 c.pc, RB_BPF_MAX_FRAMES);
+		return -EINVAL;
+	default:
+		res->status = RB_BPF_E_HELPER;
+		if (c.status & 0x100)
+			snprintf(res->msg, sizeof(res->msg), "insn %u: callx to unknown helper %" PRIu64,
+				 c.pc, c.helper_id);
+		else
+			snprintf(res->msg, sizeof(res->msg), "insn %u: helper %s: %s", c.pc,
+				 prog->helpers && c.helper_id < RB_BPF_MAX_HELPERS
+					 ? prog->helpers->slot[c.helper_id].name : "?",
+				 c.call.msg);
+		return -EINVAL;
+	}
+}
