@@ -57,6 +57,8 @@ for dir in "${dirs[@]}"; do
   done
   run_suite "$kind: conformance (rosen-bpf plugin)" \
     python3 tests/conformance/run.py -q --bpf "$dir/app/rosen-bpf/rosen-bpf"
+  run_suite "$kind: conformance (rosen-bpf plugin --jit)" \
+    python3 tests/conformance/run.py -q --jit --bpf "$dir/app/rosen-bpf/rosen-bpf"
   run_suite "$kind: cli (rosen-bpf)" \
     python3 tests/cli/test_rosen_bpf.py --build "$dir"
   run_suite "$kind: cli (rosenbridged)" \

@@ -66,6 +66,7 @@ struct rb_bpf_prog {
 	void *jit_code;  /* x86-64 code (read+exec), or NULL */
 	size_t jit_size;
 	bool jit_checked;
+	bool has_calls; /* calls helpers (directly or through callx) */
 };
 
 /* A region as the run-time checks see it: [lo, lo + span). */

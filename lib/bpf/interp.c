@@ -296,7 +296,13 @@ static int interp(const struct rb_bpf_prog *prog,
 	struct frame frames[RB_BPF_MAX_FRAMES];
 	unsigned depth = 0;
 	uint64_t r[11] = {0};
-	struct rb_bpf_call call = {.prog = prog, .user = opts->user};
+	struct rb_bpf_call call;
+	call.prog = prog;
+	call.user = opts->user;
+	call.stop = false;
+	call.failed = false;
+	call.stop_value = 0;
+	call.msg[0] = 0;
 	const struct rb_bpf_op *ins = prog->ops;
 	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
 	uint64_t remaining = budget;
@@ -536,7 +542,12 @@ const void *const *rb_bpf_interp_handlers(void)
 static int check_opts(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 		      struct rb_bpf_result *res)
 {
-	memset(res, 0, sizeof(*res));
+	/* Not a memset of the whole result: this is on every run's path. */
+	res->status = RB_BPF_OK;
+	res->r0 = 0;
+	res->pc = 0;
+	res->executed = 0;
+	res->msg[0] = 0;
 	if (!prog || !opts || opts->n_regions > RB_BPF_MAX_REGIONS ||
 	    (opts->n_regions && !opts->regions)) {
 		res->status = RB_BPF_E_ARG;

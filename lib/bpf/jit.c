@@ -68,6 +68,7 @@ struct jit {
 	size_t nfix, capfix;
 	uint32_t label[L_COUNT];
 	bool checked;
+	bool has_local_calls;
 	const struct rb_bpf_prog *prog;
 	/* Out-of-line failure stubs: (position of rel32 to patch, pc, status). */
 	struct {
@@ -436,10 +437,11 @@ static void emit_atomic(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc
 	uint8_t op = (in->imm & ~RB_BPF_FETCH) == RB_BPF_OR ? 0x09
 		     : (in->imm & ~RB_BPF_FETCH) == RB_BPF_AND ? 0x21 : 0x31;
 	mov_rr(j, true, R9, RAX);                       /* save r0 */
+	int operand = s == RAX ? R9 : s;                /* rax is the loop's */
 	size_t loop = j->len;
 	rm_mem(j, w, OP(0x8b), RAX, R11, 0, false);     /* rax = [r11] */
 	mov_rr(j, true, R10, RAX);
-	rr(j, w, &op, 1, s, R10, false);                /* r10 op= s */
+	rr(j, w, &op, 1, operand, R10, false);          /* r10 op= src */
 	e1(j, 0xf0);
 	rm_mem(j, w, OP(0x0f, 0xb1), R10, R11, 0, false);
 	e1(j, 0x75); /* jnz loop */
@@ -748,7 +750,8 @@ static void emit_local_call(struct jit *j, const struct rb_bpf_insn *in, uint32_
 	e4(j, RB_BPF_STACK_SIZE);
 	rm_mem(j, true, OP(0xff), 0, CTXREG, OFF(depth), false); /* inc */
 	set_stack_lo(j);
-	call_label(j, L_ZERO_FRAME);
+	if (j->checked)
+		call_label(j, L_ZERO_FRAME);
 	e1(j, 0xe8);
 	add_fix(j, pc + 1 + (uint32_t)in->imm, FIX_INSN);
 	e4(j, 0);
@@ -831,9 +834,21 @@ static void emit_prologue(struct jit *j)
 	store_ctx(j, RSP, OFF(saved_rsp));
 	/* rbp = top of the BPF stack area */
 	rm_mem(j, true, OP(0x8d), RBP, RSP, STACK_BYTES + 8, false);
-	store_ctx(j, RBP, (int32_t)offsetof(struct rb_bpf_call, stack_hi));
-	set_stack_lo(j);
-	call_label(j, L_ZERO_FRAME);
+	/* The live-stack bounds serve run-time checks, helpers and local
+	 * calls only. */
+	if (j->checked || j->prog->has_calls || j->has_local_calls) {
+		store_ctx(j, RBP, (int32_t)offsetof(struct rb_bpf_call, stack_hi));
+		set_stack_lo(j);
+	}
+	if (j->checked) {
+		/* A run must never read what an earlier run left on the stack;
+		 * verified programs are proven not to read before writing.
+		 * rep stosq: rdi = frame, rcx = 64 qwords, rax = 0. */
+		rm_mem(j, true, OP(0x8d), RDI, RBP, -(int32_t)RB_BPF_STACK_SIZE, false);
+		rr(j, false, OP(0x31), RAX, RAX, false);
+		mov_imm64(j, RCX, RB_BPF_STACK_SIZE / 8);
+		emit(j, OP(0xf3, 0x48, 0xab));
+	}
 	for (int i = 0; i < 5; i++)
 		load_ctx(j, bpf2x86[i + 1], OFF(args) + 8 * i);
 	rr(j, false, OP(0x31), RAX, RAX, false);
@@ -923,6 +938,9 @@ static int compile(struct jit *j, char *err, size_t errlen)
 
 	if (!lead)
 		return -ENOMEM;
+	for (size_t pc = 0; pc < p->n_insns; pc++)
+		if (rb_bpf_op_index(&p->insns[pc]) == RB_XOP_CALL_LOCAL)
+			j->has_local_calls = true;
 	emit_prologue(j);
 	for (size_t pc = 0; pc < p->n_insns; pc++) {
 		const struct rb_bpf_insn *in = &p->insns[pc];
@@ -1059,10 +1077,21 @@ int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts 
 	struct rb_jit_ctx c;
 	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
 
-	memset(&c, 0, sizeof(c));
+	/* Only what the code and the result need (no memset of the whole
+	 * context on the hot path). */
 	c.call.prog = prog;
 	c.call.user = opts->user;
-	rb_bpf_fill_spans(&c.call, prog, opts);
+	c.call.stop = false;
+	c.call.failed = false;
+	c.depth = 0;
+	c.pc = 0;
+	c.status = 0;
+	c.call.msg[0] = 0;
+	/* The regions are only looked at by run-time checks and helpers. */
+	if (prog->jit_checked || prog->has_calls)
+		rb_bpf_fill_spans(&c.call, prog, opts);
+	else
+		c.call.n_spans = 0;
 	memcpy(c.args, opts->args, sizeof(c.args));
 	c.budget = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
 	c.helpers = prog->helper_fn;

@@ -429,6 +429,8 @@ static int prepare(struct rb_bpf_prog *p, const unsigned *index)
 		struct rb_bpf_op *op = &p->ops[pc];
 
 		op->handler = handlers[index[pc]];
+		if (index[pc] == (RB_BPF_JMP | RB_BPF_CALL) || index[pc] == RB_XOP_CALLX)
+			p->has_calls = true;
 		op->dst = in->dst;
 		op->src = in->src;
 		op->off = in->off;

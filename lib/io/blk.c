@@ -178,12 +178,11 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 	char err[256];
 	uint32_t type = UINT32_MAX;
 
-	/* NDP requests use vendor types; peek at the type (copied once) and
-	 * hand them over.  The NDP parser gathers and re-checks it. */
-	if (req->chain.n_read && req->chain.iov[0].iov_len >= sizeof(type)) {
-		memcpy(&type, req->chain.iov[0].iov_base, sizeof(type));
-		__asm__ __volatile__("" ::: "memory");
-	}
+	/* NDP requests use vendor types; peek at the type (copied once, from
+	 * however many descriptors the header spans) and hand them over.  The
+	 * NDP parser gathers and re-checks it. */
+	if (req->chain.read_bytes >= sizeof(type))
+		rb_iov_gather(req->chain.iov, req->chain.n_read, 0, &type, sizeof(type));
 	req->ndp = NULL;
 	if (type >= RB_NDP_T_BASE && type < RB_NDP_T_BASE + 0x100) {
 		rb_ndp_io_start(w, req, type);

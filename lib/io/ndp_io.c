@@ -310,13 +310,19 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 	n->got = 0;
 	n->write_first = false;
 	req->ndp = n;
-	if (rb_ndp_req_parse(&req->chain, &n->r, &can_reply, err, sizeof(err)) ||
-	    (n->r.type != RB_NDP_T_READ_ND && n->r.type != RB_NDP_T_WRITE_ND)) {
+	/* n->r.type is this request's only when the parser got that far. */
+	int perr = rb_ndp_req_parse(&req->chain, &n->r, &can_reply, err, sizeof(err));
+	if (perr || (n->r.type != RB_NDP_T_READ_ND && n->r.type != RB_NDP_T_WRITE_ND)) {
 		rb_io_guest_log(req->q, "malformed NDP request: %s",
-				n->r.type != RB_NDP_T_READ_ND && n->r.type != RB_NDP_T_WRITE_ND
-					? "type changed under us" : err);
+				perr ? err : "type changed under us");
 		if (!can_reply) {
-			finish(req, NULL, 0, 0);
+			/* No room for a result: a status byte alone says IOERR. */
+			struct rb_virtq_chain *c = &req->chain;
+			uint8_t *status = NULL;
+			if (c->n_segs > c->n_read)
+				status = (uint8_t *)c->iov[c->n_segs - 1].iov_base +
+					 c->iov[c->n_segs - 1].iov_len - 1;
+			finish(req, status, RB_VIRTIO_BLK_S_IOERR, 1);
 			return;
 		}
 		n->x.status = RB_NDP_S_BAD_REQUEST;
