@@ -17,6 +17,8 @@
 
 static __thread char errmsg[512];
 
+static uint64_t now_ms(void);
+
 void rb_guest_seterr(const char *fmt, ...)
 {
 	va_list ap;
@@ -262,6 +264,15 @@ void rb_guest_close(struct rb_guest_dev *d)
 {
 	if (!d)
 		return;
+	/* Let requests in flight finish (bounded) before the rings stop: a
+	 * backend asked to stop a ring mid-request may not cope (qsd panics). */
+	for (unsigned q = 0; q < d->nq; q++) {
+		struct rb_guest_cpl cpl[32];
+		uint64_t deadline = now_ms() + 1000;
+		while (d->q[q].inflight && now_ms() < deadline)
+			if (rb_guest_poll(d, q, cpl, 32) < 0)
+				break;
+	}
 	d->t->close(d);
 	free(d);
 }

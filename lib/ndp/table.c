@@ -96,6 +96,12 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 		rb_warn(t->name, "LOAD of section '%s' (%s) rejected: %s", section, type_name(type), log);
 		return RB_NDP_S_REJECTED;
 	}
+	/* Compiled with run-time memory checks (the verifier will allow
+	 * dropping them); if compiling fails the interpreter runs it. */
+	char jerr[256];
+	if (rb_bpf_jit(bpf, RB_BPF_JIT_CHECKED, jerr, sizeof(jerr)))
+		rb_warn(t->name, "LOAD of section '%s': not compiled (%s); it will be interpreted", section,
+			jerr);
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		rb_bpf_prog_free(bpf);
@@ -125,8 +131,9 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 		return RB_NDP_S_LIMIT;
 	}
 	*handle = p->handle;
-	snprintf(log, loglen, "loaded section '%s' as a %s program: %zu instructions", section,
-		 type_name(type), rb_bpf_prog_len(bpf));
+	snprintf(log, loglen, "loaded section '%s' as a %s program: %zu instructions, %s", section,
+		 type_name(type), rb_bpf_prog_len(bpf),
+		 rb_bpf_prog_is_jitted(bpf) ? "compiled to x86-64" : "interpreted");
 	rb_info(t->name, "program %u: %s", p->handle, log);
 	return RB_NDP_S_OK;
 }
