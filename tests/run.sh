@@ -67,6 +67,9 @@ for dir in "${dirs[@]}"; do
     python3 tests/guest/test_rosen_io.py --build "$dir"
   run_suite "$kind: vhost bad input (hostile frontend)" \
     python3 tests/vhost/test_bad_input.py --daemon "$dir/app/rosenbridged/rosenbridged"
+  run_suite "$kind: vhost ndp bad input (hostile frontend)" \
+    python3 tests/vhost/test_ndp_bad_input.py --daemon "$dir/app/rosenbridged/rosenbridged" \
+      --programs "$dir/tests/programs"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \
     "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
       "$dir/progs" "$dir/tests/programs"

@@ -101,7 +101,7 @@ struct rb_ndp_exec {
 	uint32_t status;           /* enum rb_ndp_status once done */
 	uint64_t retval;
 	uint64_t bytes;            /* data bytes produced */
-	const uint8_t *meta;
+	const uint8_t *meta;       /* RB_NDP_MAX_META bytes, zero past meta_len */
 	uint32_t meta_len;
 	uint8_t *data;             /* RB_NDP_MAX_DATA bytes, 4096-aligned */
 	uint8_t *scratch;          /* RB_NDP_MAX_SCRATCH bytes */

@@ -20,6 +20,7 @@
 struct rb_io_ndp {
 	uint8_t data[RB_NDP_MAX_DATA];       /* first: 4096-aligned for O_DIRECT */
 	uint8_t scratch[RB_NDP_MAX_SCRATCH];
+	uint8_t meta[RB_NDP_MAX_META]; /* zero-padded: programs see 4096 bytes */
 	struct rb_ndp_exec x;
 	unsigned pending; /* I/Os of the current round still in flight */
 	int first_err;
@@ -346,7 +347,11 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 	x->capacity_bytes = d->capacity_sectors * RB_VIRTIO_BLK_SECTOR;
 	map_registrations(req, x);
 	x->max_hops = n->r.io.max_hops;
-	x->meta = n->r.meta;
+	/* A fixed-size metadata region (what the verifier assumes), zero
+	 * beyond what the guest sent. */
+	memcpy(n->meta, n->r.meta, n->r.io.meta_len);
+	memset(n->meta + n->r.io.meta_len, 0, RB_NDP_MAX_META - n->r.io.meta_len);
+	x->meta = n->meta;
 	x->meta_len = n->r.io.meta_len;
 	x->data = n->data;
 	x->scratch = n->scratch;

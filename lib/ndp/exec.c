@@ -61,8 +61,10 @@ static int run(struct rb_ndp_exec *x, void *ctx, size_t ctx_len, uint64_t *r0)
 	regions[n++] = (struct rb_bpf_region){(uintptr_t)ctx, ctx_len, true};
 	regions[n++] = (struct rb_bpf_region){(uintptr_t)x->data, RB_NDP_MAX_DATA, true};
 	regions[n++] = (struct rb_bpf_region){(uintptr_t)x->scratch, RB_NDP_MAX_SCRATCH, true};
-	if (x->meta_len)
-		regions[n++] = (struct rb_bpf_region){(uintptr_t)x->meta, x->meta_len, false};
+	/* Metadata is a read-only RB_NDP_MAX_META-byte buffer, zero-padded
+	 * past meta_len (a fixed size lets the verifier prove accesses). */
+	if (x->meta)
+		regions[n++] = (struct rb_bpf_region){(uintptr_t)x->meta, RB_NDP_MAX_META, false};
 	for (unsigned i = 0; i < x->n_mem && i < RB_NDP_MAX_REGIONS; i++)
 		regions[n++] = (struct rb_bpf_region){(uintptr_t)x->mem_host[i], x->mem_len[i], true};
 	struct rb_bpf_run_opts o = {

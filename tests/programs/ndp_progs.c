@@ -85,7 +85,7 @@ int xrp_forever_prog(struct bpf_xrp *ctx)
 SEC("xrp_fault")
 int xrp_fault_prog(struct bpf_xrp *ctx)
 {
-	volatile __u64 off = 8192;
+	volatile __u64 off = 1 << 20; /* far past every buffer of the request */
 	return ctx->data[off];
 }
 

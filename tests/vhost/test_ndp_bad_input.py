@@ -309,12 +309,14 @@ class Ctx:
         r = ndp_load(fe.mem, prog_type, self.s.elf, section)
         ulen = self.submit(r, fe, None if fe is self._fe else 0)
         handle, st, log_len, log = load_result(r)
+        if st == NDP_S_OK:
+            self.track(handle, disk)
         check(r.status_byte() == S_OK and st == NDP_S_OK,
               "LOAD of %s: virtio status %d, NDP status %s: %r"
-              % (section, r.status_byte(), vc.ndp_status_name(st), log[:min(log_len, 200)]))
+              % (section, r.status_byte(), vc.ndp_status_name(st), log[:min(log_len, 120)]))
         check(ulen == NDP_LOAD_RESULT.size + log_len + 1, "LOAD: used len %d, log_len %d"
               % (ulen, log_len))
-        return self.track(handle, disk)
+        return handle
 
     def cleanup_ndp(self):
         """Unloads the programs and unregisters the memory this case left
@@ -362,7 +364,7 @@ def expect_load(c, req, ndp_status, log_regex=None, log_cap=4096, handle0=True):
     if nst == NDP_S_OK:
         c.track(handle)
     check(nst == ndp_status, "NDP status %s, expected %s (log %r)"
-          % (vc.ndp_status_name(nst), vc.ndp_status_name(ndp_status), log[:min(log_len, 200)]))
+          % (vc.ndp_status_name(nst), vc.ndp_status_name(ndp_status), log[:min(log_len, 120)]))
     if handle0 and ndp_status != NDP_S_OK:
         check(handle == 0, "handle %d given with status %s" % (handle, vc.ndp_status_name(nst)))
     if log_cap:
@@ -444,6 +446,20 @@ def t_load_over_1mib(c):
     elf = c.s.elf + bytes(n - len(c.s.elf))
     r = ndp_load(c.fe.mem, XRP, elf, "xrp_peek")
     expect_load(c, r, NDP_S_LIMIT, r"object of 1048577 bytes exceeds the 1048576-byte limit")
+
+
+def t_load_empty_object(c):
+    """elf_len 0 and no object bytes: lengths agree, the loader refuses."""
+    r = ndp_load(c.fe.mem, XRP, b"", "xrp_peek")
+    _, text = expect_load(c, r, NDP_S_REJECTED)
+    check(len(text) > 0, "empty log for a rejected object")
+
+
+def t_load_missing_section(c):
+    r = ndp_load(c.fe.mem, XRP, c.s.elf, "no_such_section")
+    _, text = expect_load(c, r, NDP_S_REJECTED)
+    check("no_such_section" in text, "the log does not name the section: %r" % text)
+    c.log(r"vm0: LOAD of section 'no_such_section' \(xrp\) rejected")
 
 
 def t_load_garbage_elf(c):
@@ -546,13 +562,13 @@ def t_load_split_many(c):
     fe = c.frontend(queue_size=256)
     c.q = c.disk.pick_queue()
     total = 16 + NDP_LOAD.size + len(c.s.elf)
-    rsplit = split_lengths(total, [1, 15, 100, 211, 0, 3, 77, 130, 29, 64, 180])
-    check(len(rsplit) + 3 <= 254, "%d descriptors: too many for this case" % len(rsplit))
+    rsplit = split_lengths(total, [1, 15, 100, 211, 0, 3, 77, 130, 29, 64, 180, 150])
+    check(len(rsplit) + 5 <= 256, "%d descriptors: too many for this case" % len(rsplit))
     r = ndp_load(fe.mem, XRP, c.s.elf, "xrp_peek", rsplit=rsplit, wsplit=[7, 9, 100, 3996, 1])
     ulen = c.submit(r, fe)
     h, st, log_len, log = load_fields(r)
     check(r.status_byte() == S_OK and st == NDP_S_OK, "status %d/%s: %r" % (
-        r.status_byte(), vc.ndp_status_name(st), log[:min(log_len, 200)]))
+        r.status_byte(), vc.ndp_status_name(st), log[:min(log_len, 120)]))
     c.track(h)
     check(ulen == 16 + log_len + 1, "used len %d" % ulen)
     check_log_buffer(log, log_len, 4096)
@@ -592,19 +608,29 @@ def t_unload_valid(c):
 
 
 def t_unload_while_running(c):
-    """UNLOAD of a program a request is running: the UNLOAD succeeds at once,
-    the request finishes with the program (1024 hops)."""
+    """UNLOAD of a program a request is running: READ_ND (1024 hops of
+    xrp_forever) and UNLOAD published together on one queue, so the worker
+    starts the READ_ND first.  The UNLOAD succeeds at once, the request
+    finishes with the program."""
     h = c.load("xrp_forever")
-    q = c.queue()
-    q2 = (q + 1) % QUEUES
+    vq = c.fe.vqs[c.queue()]
     r = ndp_io(c.fe.mem, NDP_T_READ_ND, h, 0, SECTOR, max_hops=1024)
-    head = c.fe.submit(q, r)
-    u = c.do(ndp_unload(c.fe.mem, h), S_OK, 5, q=q2)
-    check(U32.unpack(u.wpart(0))[0] == NDP_S_OK, "UNLOAD while running failed")
-    got = c.fe.vqs[q].wait_used(1, 5.0)
-    check(got and got[0] == (head, SECTOR + RES_LEN + 1), "READ_ND completion %r" % (got,))
-    check(r.status_byte() == S_OK and r.result() == (NDP_S_HOP_LIMIT, 1024, 0, SECTOR),
-          "READ_ND result %r" % (r.result(),))
+    u = ndp_unload(c.fe.mem, h)
+    old = vq.avail_idx
+    h_nd = vq.add_chain(r.segs)
+    h_un = vq.add_chain(u.segs)
+    vq.kick(old)
+    got = dict(vq.wait_used(2, 5.0))
+    check(len(got) == 2, "%d of 2 requests completed" % len(got))
+    check(got[h_un] == 5 and u.status_byte() == S_OK and U32.unpack(u.wpart(0))[0] == NDP_S_OK,
+          "UNLOAD while running: status %d, used %d, NDP %s" % (
+              u.status_byte(), got[h_un], vc.ndp_status_name(U32.unpack(u.wpart(0))[0])))
+    check(got[h_nd] == SECTOR + RES_LEN + 1 and r.status_byte() == S_OK, "READ_ND: status %d used %d"
+          % (r.status_byte(), got[h_nd]))
+    check(r.result() == (NDP_S_HOP_LIMIT, 1024, 0, SECTOR), "READ_ND result %r" % (r.result(),))
+    r = ndp_io(c.fe.mem, NDP_T_READ_ND, h, 0, SECTOR)
+    c.do(r, S_OK, SECTOR + RES_LEN + 1)
+    check(r.result()[0] == NDP_S_NO_PROGRAM, "READ_ND after the UNLOAD: %r" % (r.result(),))
 
 
 # ==== READ_ND / WRITE_ND ======================================================================
@@ -997,7 +1023,7 @@ class Suite:
             st, _ = fe.run(qb, ld)
             h, nst, log_len, log = load_result(ld)
             check(st == S_OK and nst == NDP_S_OK, "second client: LOAD gave %d/%s: %r"
-                  % (st, vc.ndp_status_name(nst), log[:min(log_len, 200)]))
+                  % (st, vc.ndp_status_name(nst), log[:min(log_len, 120)]))
             try:
                 r = ndp_io(fe.mem, NDP_T_READ_ND, h, sector, SECTOR, scratch=bytes(16))
                 st, ulen = fe.run(qa, r)
@@ -1112,6 +1138,8 @@ def main():
         R("load_elf_len_0xffffffff", load_elf_len_case(elf_len=0xFFFFFFFF, status=NDP_S_LIMIT,
                                                        regex=r"object of 4294967295 bytes exceeds"))
         R("load_garbage_elf_rejected_with_log", t_load_garbage_elf)
+        R("load_empty_object", t_load_empty_object)
+        R("load_missing_section", t_load_missing_section)
         R("load_tiny_log_buffer_truncated", t_load_tiny_log)
         R("load_log_buffer_1_byte", t_load_log_cap_1)
         R("load_no_log_buffer", t_load_no_log_buffer)
@@ -1196,6 +1224,17 @@ def main():
         R("reg_mem_no_writable_part", no_writable_case(NDP_T_REG_MEM, NDP_REG_MEM.pack(0, 0), None))
         R("ndp_interleaved_with_normal_io", t_interleaved)
         R("disconnect_mid_ndp_hops", t_disconnect_mid_hops)
+
+        # -- last: a clean shutdown after all of the above
+        name = "daemon_exits_0_on_sigterm"
+        if not s.only or s.only.search(name):
+            rc = s.d.stop()
+            left = [dk.sock for dk in s.d.disks.values() if os.path.exists(dk.sock)]
+            ok = rc == 0 and not left
+            s.passed += ok
+            s.failed += not ok
+            print(("PASS " if ok else "FAIL ") + name +
+                  ("" if ok else ": exit status %s, sockets left: %s" % (rc, left)), flush=True)
     except Exception as e:
         s.failed += 1
         print("FAIL suite: %s: %s" % (type(e).__name__, e))
