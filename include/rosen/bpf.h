@@ -238,6 +238,137 @@ int rb_bpf_disasm_insn(const struct rb_bpf_insn *insns, size_t n, size_t pc,
 		       const struct rb_bpf_helpers *helpers, char *buf,
 		       size_t buflen);
 
+/* ---- Verifier ----------------------------------------------------------- */
+/*
+ * The static verifier proves at load time, for every path through a
+ * program, that it only touches the memory its program type grants, in
+ * bounds and as allowed (reads of initialised bytes only, no writes to
+ * read-only regions, no pointer stored where the guest could read it back,
+ * helpers called as their prototypes say, r0 a number at exit).  Loops it
+ * cannot bound are allowed: the run-time instruction budget ends them.
+ *
+ * A program type is plain data: the context layout (which fields may be
+ * read or written, which hold pointers and to what), the regions those
+ * pointers lead to (each with a size fixed at load), and the helpers the
+ * type may call.  Besides those regions a program sees its context, its
+ * stack (512 bytes per frame) and its own .rodata (read-only), .data and
+ * .bss sections; helpers may return more (e.g. registered guest memory).
+ */
+
+#define RB_BPF_VERIFY_MAX_REGIONS 8u      /* regions per program type */
+#define RB_BPF_VERIFY_MAX_INSNS 1000000u  /* default work limit */
+
+/* A region the context points to.  The run-time region must be at least
+ * `size` bytes: the verifier proves accesses against this size only. */
+struct rb_bpf_region_type {
+	const char *name; /* in logs: "data", "scratch", "meta" */
+	uint32_t size;
+	bool writable;
+};
+
+enum rb_bpf_field_kind {
+	RB_BPF_FIELD_SCALAR = 0, /* a number */
+	RB_BPF_FIELD_PTR,        /* the start of region `region` */
+	/* Somewhere in [start, start + size] of region `region`: an end
+	 * marker to compare pointers with or subtract from; never
+	 * dereferenced, never known exactly (e.g. meta_end). */
+	RB_BPF_FIELD_PTR_END,
+};
+
+enum { RB_BPF_ACC_READ = 1, RB_BPF_ACC_WRITE = 2 };
+
+/*
+ * One context field (or array of `count` equal elements).  Accesses must
+ * stay inside one element and be aligned to their own size; scalar fields
+ * may be read or written in narrower aligned pieces; pointer fields only
+ * read whole (8 bytes, never written).  Bytes no field covers are
+ * inaccessible.
+ */
+struct rb_bpf_ctx_field {
+	const char *name;
+	uint32_t offset; /* of element 0 */
+	uint8_t size;    /* of one element: 1, 2, 4 or 8 (pointer fields: 8) */
+	uint8_t count;   /* elements: 1 for a plain field */
+	uint8_t access;  /* RB_BPF_ACC_* */
+	uint8_t kind;    /* enum rb_bpf_field_kind */
+	uint8_t region;  /* pointer fields: index into rb_bpf_type.regions */
+};
+
+enum rb_bpf_arg_kind {
+	RB_BPF_ARG_NONE = 0, /* not used by the helper (not checked) */
+	RB_BPF_ARG_SCALAR,   /* a number: a pointer here would leak an address */
+	RB_BPF_ARG_CTX,      /* the context pointer as the program got it */
+	RB_BPF_ARG_MEM_W,    /* memory the helper writes: stack, writable
+	                      * regions, .data/.bss; never the context */
+	RB_BPF_ARG_MEM_R,    /* initialised memory the helper reads */
+};
+
+enum rb_bpf_ret_kind {
+	RB_BPF_RET_SCALAR = 0,
+	/* NULL or a pointer to a region of (at least) the smallest value the
+	 * size argument `ret_size_arg` can have; must be compared with 0
+	 * before use. */
+	RB_BPF_RET_MEM_OR_NULL,
+};
+
+struct rb_bpf_helper_arg {
+	uint8_t kind;     /* enum rb_bpf_arg_kind */
+	uint8_t size_arg; /* MEM_*: 1..5 = the size is that argument, a
+	                   * bounded number; 0 = `size` bytes */
+	uint32_t size;
+};
+
+struct rb_bpf_helper_proto {
+	uint32_t id;
+	const char *name;
+	struct rb_bpf_helper_arg arg[5]; /* r1..r5 */
+	uint8_t ret;                     /* enum rb_bpf_ret_kind */
+	uint8_t ret_size_arg;            /* RET_MEM_OR_NULL: 1..5 */
+	bool ret_writable;
+	const char *ret_region;          /* its name in logs */
+};
+
+struct rb_bpf_type {
+	const char *name; /* "xrp", "cq", ... */
+	uint32_t ctx_size;
+	const struct rb_bpf_region_type *regions;
+	unsigned n_regions; /* <= RB_BPF_VERIFY_MAX_REGIONS */
+	const struct rb_bpf_ctx_field *fields;
+	unsigned n_fields;
+	const struct rb_bpf_helper_proto *helpers; /* the only ones callable */
+	unsigned n_helpers;
+};
+
+struct rb_bpf_verify_opts {
+	uint64_t max_insns; /* instructions walked (with repeats) before the
+	                     * program is "too complex"; 0 = default */
+};
+
+struct rb_bpf_verify_stats {
+	uint64_t insns_processed; /* instructions walked, with repeats */
+	uint64_t states_stored;   /* states kept for pruning */
+	uint64_t states_pruned;   /* paths cut because a kept state covered them */
+	uint64_t states_joined;   /* states merged (loops widened) */
+	uint64_t elapsed_ns;
+};
+
+/*
+ * Verifies `prog` as a program of `type` (r1 = a pointer to its context).
+ * Returns 0 when every path is safe; -EACCES when one is not (the log names
+ * the instruction, what the verifier knew of every register and of the
+ * stack, the last branches taken and the reason); -E2BIG when proving it
+ * would take more work than the limit ("too complex"); -EINVAL for a
+ * malformed type; -ENOMEM.  The log is always NUL-terminated (empty when
+ * accepted).
+ */
+int rb_bpf_verify(const struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
+		  char *log, size_t loglen);
+/* The same with limits (opts may be NULL) and statistics (stats may be
+ * NULL; filled whether or not the program is accepted). */
+int rb_bpf_verify_ex(const struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
+		     const struct rb_bpf_verify_opts *opts,
+		     struct rb_bpf_verify_stats *stats, char *log, size_t loglen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -154,6 +154,15 @@ int rb_guest_read_nd(struct rb_guest_dev *dev, unsigned q, const struct rb_guest
 int rb_guest_write_nd(struct rb_guest_dev *dev, unsigned q, const struct rb_guest_nd *nd,
 		      struct rb_guest_nd_result *res);
 
+/*
+ * Asynchronous READ_ND (write = false) / WRITE_ND: queued like
+ * rb_guest_submit(); its completion (rb_guest_poll/wait, with `user`) comes
+ * after *res, nd->data and nd->scratch hold the results.  nd's buffers and
+ * res must stay valid until then.  -EAGAIN when the queue is full.
+ */
+int rb_guest_submit_nd(struct rb_guest_dev *dev, unsigned q, bool write,
+		       const struct rb_guest_nd *nd, struct rb_guest_nd_result *res, void *user);
+
 #ifdef __cplusplus
 }
 #endif

@@ -360,7 +360,16 @@ int rb_guest_submit(struct rb_guest_dev *d, unsigned qi, enum rb_guest_op op, vo
 	q->free = req->next_free;
 	req->user = user;
 	req->op = op;
+	req->nd = NULL;
 	q->inflight++;
+	rb_guest_kick_if_needed(d, qi);
+	return 0;
+}
+
+void rb_guest_kick_if_needed(struct rb_guest_dev *d, unsigned qi)
+{
+	struct rb_guest_queue *q = &d->q[qi];
+
 	/* Event mode kicks every submission; poll mode only when the device
 	 * has not said it polls. */
 	if (d->opts.notify == RB_GUEST_NOTIFY_EVENT) {
@@ -369,7 +378,6 @@ int rb_guest_submit(struct rb_guest_dev *d, unsigned qi, enum rb_guest_op op, vo
 	} else if (rb_virtq_drv_need_kick(&q->vq)) {
 		d->t->kick(d, qi);
 	}
-	return 0;
 }
 
 int rb_guest_poll(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl, unsigned max)
@@ -392,13 +400,18 @@ int rb_guest_poll(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 			return -EPROTO;
 		}
 		struct rb_guest_req *req = cookie;
-		uint8_t st = __atomic_load_n(&req->dma->status, __ATOMIC_ACQUIRE);
 		cpl[n].user = req->user;
-		cpl[n].status = st == RB_VIRTIO_BLK_S_OK ? 0
-				: st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP
-							      : -EIO;
-		/* The used length counts the status byte; report data only. */
-		cpl[n].len = len ? len - 1 : 0;
+		if (req->nd) {
+			cpl[n].status = rb_guest_nd_finish(d, req, &len);
+			cpl[n].len = len;
+		} else {
+			uint8_t st = __atomic_load_n(&req->dma->status, __ATOMIC_ACQUIRE);
+			cpl[n].status = st == RB_VIRTIO_BLK_S_OK ? 0
+					: st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP
+								      : -EIO;
+			/* The used length counts the status byte; report data only. */
+			cpl[n].len = len ? len - 1 : 0;
+		}
 		req->next_free = q->free;
 		q->free = req;
 		q->inflight--;

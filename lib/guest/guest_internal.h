@@ -24,10 +24,13 @@ struct rb_guest_req_hdr {
 	uint8_t pad[15];
 };
 
+struct rb_guest_nd_pending; /* ndp.c: an asynchronous READ_ND/WRITE_ND */
+
 struct rb_guest_req {
 	void *user;
 	enum rb_guest_op op;
 	struct rb_guest_req_hdr *dma; /* this request's header/status */
+	struct rb_guest_nd_pending *nd; /* NDP requests carry their own layout */
 	struct rb_guest_req *next_free;
 };
 
@@ -107,6 +110,12 @@ void rb_guest_dma_fini(struct rb_guest_dev *dev);
  * handles stay for the transport to fill. */
 int rb_guest_queues_alloc(struct rb_guest_dev *dev);
 void rb_guest_queues_free(struct rb_guest_dev *dev);
+
+/* guest.c: kicks queue q if the notification mode and the device want it. */
+void rb_guest_kick_if_needed(struct rb_guest_dev *dev, unsigned q);
+/* ndp.c: finishes an asynchronous NDP request: copies results back to the
+ * caller's buffers; returns the transport status for the completion. */
+int rb_guest_nd_finish(struct rb_guest_dev *dev, struct rb_guest_req *req, uint32_t *len);
 
 /* ndp.c: asks the device whether it speaks virtio-ndp; sets dev->ndp. */
 int rb_guest_ndp_probe(struct rb_guest_dev *dev);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -324,6 +325,123 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 					rb_ndp_status_name(res.status), res.hops);
 	}
 	stage_free(d, &s);
+	return rc;
+}
+
+/* ---- asynchronous READ_ND / WRITE_ND --------------------------------------- */
+
+struct rb_guest_nd_pending {
+	uint8_t *stage; /* DMA: readable part, writable part, status */
+	size_t rlen, wlen;
+	bool write;
+	void *data;
+	uint32_t data_len;
+	void *scratch;
+	uint32_t scratch_len;
+	struct rb_guest_nd_result *res;
+};
+
+int rb_guest_submit_nd(struct rb_guest_dev *d, unsigned qi, bool write,
+		       const struct rb_guest_nd *nd, struct rb_guest_nd_result *res, void *user)
+{
+	struct rb_ndp_io io = {
+		.handle = nd->handle, .io_len = nd->io_len, .meta_len = nd->meta_len,
+		.scratch_len = nd->scratch_len, .data_len = nd->data_len, .max_hops = nd->max_hops};
+	struct rb_virtq_buf b[3];
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (qi >= d->nq) {
+		rb_guest_seterr("queue %u does not exist", qi);
+		return -EINVAL;
+	}
+	if (nd->offset % 512 || nd->meta_len > RB_NDP_MAX_META || nd->scratch_len > RB_NDP_MAX_SCRATCH ||
+	    nd->data_len > RB_NDP_MAX_DATA || (nd->meta_len && !nd->meta) ||
+	    (nd->scratch_len && !nd->scratch) || (nd->data_len && !nd->data) || !res) {
+		rb_guest_seterr("bad NDP request");
+		return -EINVAL;
+	}
+	struct rb_guest_queue *q = &d->q[qi];
+	if (!q->free) {
+		rb_guest_seterr("queue %u is full", qi);
+		return -EAGAIN;
+	}
+	struct rb_guest_nd_pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->rlen = 16 + sizeof(io) + nd->meta_len + nd->scratch_len + (write ? nd->data_len : 0);
+	p->wlen = (write ? 0 : nd->data_len) + nd->scratch_len + sizeof(struct rb_ndp_result);
+	p->stage = rb_guest_dma_alloc(d, p->rlen + p->wlen + 1);
+	if (!p->stage) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->write = write;
+	p->data = nd->data;
+	p->data_len = nd->data_len;
+	p->scratch = nd->scratch;
+	p->scratch_len = nd->scratch_len;
+	p->res = res;
+	uint8_t *w = p->stage;
+	put_hdr(w, write ? RB_NDP_T_WRITE_ND : RB_NDP_T_READ_ND, nd->offset / 512);
+	memcpy(w + 16, &io, sizeof(io));
+	w += 16 + sizeof(io);
+	if (nd->meta_len)
+		memcpy(w, nd->meta, nd->meta_len);
+	w += nd->meta_len;
+	if (nd->scratch_len)
+		memcpy(w, nd->scratch, nd->scratch_len);
+	w += nd->scratch_len;
+	if (write && nd->data_len)
+		memcpy(w, nd->data, nd->data_len);
+	p->stage[p->rlen + p->wlen] = 0xff;
+	b[0] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage, p->rlen), (uint32_t)p->rlen, false};
+	b[1] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage + p->rlen, p->wlen), (uint32_t)p->wlen, true};
+	b[2] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage + p->rlen + p->wlen, 1), 1, true};
+	struct rb_guest_req *req = q->free;
+	rc = rb_virtq_drv_add(&q->vq, b, 3, req);
+	if (rc) {
+		rb_guest_dma_free(d, p->stage);
+		free(p);
+		rb_guest_seterr("queue %u: cannot add request: %s", qi, strerror(-rc));
+		return rc == -ENOSPC ? -EAGAIN : rc;
+	}
+	q->free = req->next_free;
+	req->user = user;
+	req->op = RB_GUEST_OP_READ;
+	req->nd = p;
+	q->inflight++;
+	rb_guest_kick_if_needed(d, qi);
+	return 0;
+}
+
+int rb_guest_nd_finish(struct rb_guest_dev *d, struct rb_guest_req *req, uint32_t *len)
+{
+	struct rb_guest_nd_pending *p = req->nd;
+	uint8_t st = __atomic_load_n(&p->stage[p->rlen + p->wlen], __ATOMIC_ACQUIRE);
+	int rc = st == RB_VIRTIO_BLK_S_OK ? 0 : st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
+
+	*len = 0;
+	if (rc == 0) {
+		uint8_t *w = p->stage + p->rlen;
+		struct rb_ndp_result res;
+		if (!p->write && p->data_len)
+			memcpy(p->data, w, p->data_len);
+		w += p->write ? 0 : p->data_len;
+		if (p->scratch_len)
+			memcpy(p->scratch, w, p->scratch_len);
+		w += p->scratch_len;
+		memcpy(&res, w, sizeof(res));
+		p->res->status = res.status;
+		p->res->hops = res.hops;
+		p->res->retval = res.retval;
+		p->res->bytes = res.bytes;
+		*len = (uint32_t)res.bytes;
+	}
+	rb_guest_dma_free(d, p->stage);
+	free(p);
+	req->nd = NULL;
 	return rc;
 }
 

@@ -369,6 +369,8 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 	}
 	if (n->r.sector > UINT64_MAX / RB_VIRTIO_BLK_SECTOR) {
 		x->status = RB_NDP_S_OUT_OF_RANGE;
+		snprintf(x->msg, sizeof(x->msg), "first I/O at sector %llu overflows",
+			 (unsigned long long)n->r.sector);
 		nd_complete(req);
 		return;
 	}

@@ -242,6 +242,50 @@ TEST(btree_lookup_in_one_round_trip_matches_guest_walk)
 	CHECK(rb_guest_ndp_unload(vm0, 0, h) == 0);
 }
 
+TEST(async_read_nd_many_in_flight_match_sync_answers)
+{
+	char log[1024];
+	uint32_t h;
+	REQUIRE(load(vm0, progs_dir, "bpfkv_xrp_lookup.o", "bpfkv_xrp_lookup", RB_NDP_PROG_XRP, &h, log,
+		     sizeof(log)) == 0);
+	enum { N = 16 };
+	static uint8_t scratch[N][4096];
+	struct rb_guest_nd_result res[N];
+	uint64_t keys = ipow(BPFKV_FANOUT, LEVELS);
+	for (int i = 0; i < N; i++) {
+		uint64_t key = (uint64_t)i * 1777 % (keys + 50); /* some past the last key */
+		memset(scratch[i], 0, 4096);
+		memcpy(scratch[i], &key, 8);
+		struct rb_guest_nd nd = {.handle = h, .offset = 0, .io_len = 512, .scratch = scratch[i],
+					 .scratch_len = 4096};
+		REQUIRE(rb_guest_submit_nd(vm0, 0, false, &nd, &res[i], (void *)(uintptr_t)(i + 1)) == 0);
+	}
+	CHECK_EQ_U64(rb_guest_inflight(vm0, 0), N);
+	bool seen[N] = {false};
+	for (int done = 0; done < N;) {
+		struct rb_guest_cpl c[N];
+		int n = rb_guest_wait(vm0, 0, c, N, 5000);
+		REQUIRE(n > 0);
+		for (int i = 0; i < n; i++) {
+			int k = (int)(uintptr_t)c[i].user - 1;
+			REQUIRE(k >= 0 && k < N && !seen[k]);
+			CHECK_EQ_U64(c[i].status, 0);
+			seen[k] = true;
+			done++;
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		struct kv_scratch *s = (void *)scratch[i];
+		char want[64];
+		bool found = walk(vm0, s->key, want);
+		CHECK_EQ_U64(res[i].status, RB_NDP_S_OK);
+		CHECK_EQ_U64(s->found, found);
+		if (found)
+			CHECK(memcmp(s->value, want, 64) == 0);
+	}
+	rb_guest_ndp_unload(vm0, 0, h);
+}
+
 static uint32_t run_xrp(struct rb_guest_dev *d, uint32_t h, uint64_t off, uint32_t hops,
 			struct rb_guest_nd_result *res)
 {

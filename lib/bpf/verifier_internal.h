@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the verifier's files share: the abstract value of a number (ranges
+ * and known bits), of a register and of a stack slot, and the pure
+ * operations on numbers (verifier_scalar.c).  Nothing outside lib/bpf's
+ * verifier_*.c includes it.
+ */
+#ifndef ROSEN_BPF_VERIFIER_INTERNAL_H
+#define ROSEN_BPF_VERIFIER_INTERNAL_H
+
+#include "bpf_internal.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Known bits: a bit is known when its mask bit is 0, and then equals the
+ * value bit (Linux's tnum). */
+struct tnum {
+	uint64_t value;
+	uint64_t mask;
+};
+
+/*
+ * Everything known of a 64-bit number: unsigned and signed ranges of the
+ * whole value and of its low 32 bits, and its known bits.  Kept consistent
+ * by scal_sync(); every field is a sound over-approximation on its own.
+ */
+struct scal {
+	uint64_t umin, umax;
+	int64_t smin, smax;
+	uint32_t u32min, u32max;
+	int32_t s32min, s32max;
+	struct tnum t;
+};
+
+/* Relations a conditional jump establishes between dst and src. */
+enum scal_rel {
+	REL_EQ, REL_NE, REL_GT, REL_GE, REL_LT, REL_LE,
+	REL_SGT, REL_SGE, REL_SLT, REL_SLE, REL_SET, REL_NSET,
+};
+
+struct tnum tnum_const(uint64_t v);
+struct tnum tnum_unknown(void);
+
+struct scal scal_const(uint64_t v);
+struct scal scal_unknown(void);
+/* What a zero-extending load of `bytes` bytes gives. */
+struct scal scal_width(unsigned bytes);
+/* What a sign-extending load of `bytes` bytes gives. */
+struct scal scal_swidth(unsigned bytes);
+bool scal_is_const(const struct scal *s);
+/* Tightens every field from the others; false when they contradict each
+ * other (the value cannot exist: a branch that cannot be taken). */
+bool scal_sync(struct scal *s);
+/* dst op= src for ALU op (RB_BPF_ADD...RB_BPF_ARSH, with `sdiv` for the
+ * signed DIV/MOD forms), 64- or 32-bit (32-bit results are zero-extended). */
+void scal_alu(struct scal *dst, const struct scal *src, uint8_t op, bool is64,
+	      bool sdiv);
+/* mov(sx): dst = src sign-extended from `bits` (8, 16, 32; 64 = plain
+ * copy), as a 64- or 32-bit (zero-extended) result. */
+void scal_movsx(struct scal *dst, const struct scal *src, unsigned bits, bool is64);
+/* Byte-order operations: to-little-endian truncates (the host is
+ * little-endian), swaps keep only what constants give. */
+void scal_bswap(struct scal *dst, unsigned bits, bool swap);
+/* Keeps the low `bytes` bytes (zero-extends them). */
+void scal_trunc(struct scal *dst, unsigned bytes);
+/* Refines a and b with "a rel b" (on their low 32 bits when is32); false
+ * when that cannot hold. */
+bool scal_refine(struct scal *a, struct scal *b, enum scal_rel rel, bool is32);
+/* Is every value `small` allows also allowed by `big`? */
+bool scal_subset(const struct scal *small, const struct scal *big);
+/* dst = a value covering dst and other; with widen, bounds that grew jump
+ * to their extremes (then back to what the known bits allow), so that
+ * repeated widening reaches a fixed point. */
+void scal_join(struct scal *dst, const struct scal *other, bool widen);
+/* "42", "[0..4095]", "scalar(u[..] s[..] bits=..)" for logs. */
+void scal_fmt(char *buf, size_t len, const struct scal *s);
+
+#endif
