@@ -8,6 +8,7 @@ PACKAGES=(
   libelf-dev zlib1g-dev liburing-dev libbpf-dev linux-libc-dev
   clang-19 llvm-19
   qemu-system-x86 qemu-system-common cpio xz-utils
+  gnuplot-nox
 )
 
 missing=()
