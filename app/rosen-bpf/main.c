@@ -5,6 +5,7 @@
  * every failure as a message and a non-zero exit, never as a crash.
  */
 #include <rosen/bpf.h>
+#include <rosen/ndp.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +29,12 @@ static void usage(FILE *f)
 		"  disasm OBJECT.o [SECTION]\n"
 		"      Disassemble one program (with the .text subprograms it calls\n"
 		"      linked in), or every program section of the object.\n"
+		"  verify OBJECT.o SECTION --type sq|cq|xrp [--stats]\n"
+		"      Prove the program safe as an NDP program of that type (the\n"
+		"      check rosenbridged runs at LOAD): exit 0 when accepted, 1 when\n"
+		"      rejected, with the verifier's log on stderr (the instruction,\n"
+		"      what was known of every register and the stack, the reason).\n"
+		"      --stats prints the work it took.\n"
 		"  plugin [MEMORY] [--interpret | --jit]\n"
 		"      bpf_conformance plugin: reads one line of hex bytes (the\n"
 		"      program) from stdin, MEMORY in the same form, runs with\n"
@@ -407,6 +414,96 @@ out:
 	return ret;
 }
 
+/* Helpers as an NDP table sees them, and every other id registered as an
+ * unknown placeholder, so that the verifier (not the loader) names a helper
+ * the program type may not call. */
+static struct rb_bpf_helpers *verify_helpers(void)
+{
+	struct rb_bpf_helpers *h = rb_bpf_helpers_new();
+	char name[32];
+
+	if (!h || rb_ndp_register_helpers(h)) {
+		rb_bpf_helpers_free(h);
+		return NULL;
+	}
+	for (uint32_t id = 0; id < RB_BPF_MAX_HELPERS; id++) {
+		if (rb_bpf_helpers_name(h, id))
+			continue;
+		snprintf(name, sizeof(name), "unknown_%u", id);
+		rb_bpf_helpers_register(h, id, name, any_helper);
+	}
+	return h;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	const char *obj = NULL, *section = NULL, *type_name = NULL;
+	bool stats = false;
+	uint8_t *elf = NULL;
+	size_t elf_len = 0;
+	struct rb_bpf_helpers *h = NULL;
+	struct rb_bpf_prog *prog = NULL;
+	static char log[RB_NDP_LOG_MAX * 4];
+	int ret = 1;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--type") && i + 1 < argc) {
+			type_name = argv[++i];
+		} else if (!strcmp(argv[i], "--stats")) {
+			stats = true;
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "rosen-bpf verify: unknown or incomplete option %s\n", argv[i]);
+			return 2;
+		} else if (!obj) {
+			obj = argv[i];
+		} else if (!section) {
+			section = argv[i];
+		} else {
+			fprintf(stderr, "rosen-bpf verify: unexpected argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!obj || !section || !type_name) {
+		fprintf(stderr, "usage: rosen-bpf verify OBJECT.o SECTION --type sq|cq|xrp [--stats]\n");
+		return 2;
+	}
+	uint32_t type = rb_ndp_prog_type_parse(type_name);
+	if (!type) {
+		fprintf(stderr, "rosen-bpf verify: --type must be sq, cq or xrp, not '%s'\n", type_name);
+		return 2;
+	}
+	if (read_file(obj, &elf, &elf_len))
+		goto out;
+	h = verify_helpers();
+	if (!h)
+		goto out;
+	if (rb_bpf_prog_load_elf(elf, elf_len, section, h, &prog, log, sizeof(log))) {
+		fprintf(stderr, "rosen-bpf verify: %s: %s\n", obj, log);
+		goto out;
+	}
+	struct rb_bpf_verify_stats st;
+	int rc = rb_bpf_verify_ex(prog, rb_ndp_bpf_type(type), NULL, &st, log, sizeof(log));
+	if (rc == 0) {
+		fprintf(stderr, "rosen-bpf verify: %s section '%s': accepted as a %s program\n", obj,
+			section, type_name);
+		ret = 0;
+	} else {
+		fprintf(stderr, "rosen-bpf verify: %s section '%s': rejected as a %s program\n%s", obj,
+			section, type_name, log);
+	}
+	if (stats)
+		fprintf(stderr,
+			"insns %zu, walked %llu, states kept %llu, pruned %llu, joined %llu, %.3f ms\n",
+			rb_bpf_prog_len(prog), (unsigned long long)st.insns_processed,
+			(unsigned long long)st.states_stored, (unsigned long long)st.states_pruned,
+			(unsigned long long)st.states_joined, st.elapsed_ns / 1e6);
+out:
+	rb_bpf_prog_free(prog);
+	rb_bpf_helpers_free(h);
+	free(elf);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -424,6 +521,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "disasm"))
 		return cmd_disasm(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "verify"))
+		return cmd_verify(argc - 2, argv + 2);
 	fprintf(stderr, "rosen-bpf: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

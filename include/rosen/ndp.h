@@ -11,6 +11,7 @@
 #ifndef ROSEN_NDP_H
 #define ROSEN_NDP_H
 
+#include <rosen/bpf.h>
 #include <rosen/virtio.h>
 #include <rosen/virtio_ndp.h>
 #include <rosen/xrp.h>
@@ -47,6 +48,19 @@ struct rb_ndp_prog *rb_ndp_acquire(struct rb_ndp_table *t, uint32_t handle);
 void rb_ndp_release(struct rb_ndp_prog *p);
 uint32_t rb_ndp_prog_type(const struct rb_ndp_prog *p);
 unsigned rb_ndp_table_count(struct rb_ndp_table *t);
+
+/* ---- program types ------------------------------------------------------------ */
+
+/* What the verifier proves a program of `prog_type` (enum rb_ndp_prog_type)
+ * against: its context, the buffers it may touch and the helpers it may
+ * call; NULL for an unknown type. */
+const struct rb_bpf_type *rb_ndp_bpf_type(uint32_t prog_type);
+/* "sq", "cq", "xrp" (or "?"), and back (0 for an unknown name). */
+const char *rb_ndp_prog_type_name(uint32_t prog_type);
+uint32_t rb_ndp_prog_type_parse(const char *name);
+/* Registers the NDP helpers (rosen/prog.h, ids 200..204): for tools that
+ * load NDP programs outside a table. */
+int rb_ndp_register_helpers(struct rb_bpf_helpers *h);
 
 /* ---- memory registration (per VM) ------------------------------------------- */
 

@@ -15,7 +15,5 @@ struct rb_ndp_prog {
 	struct rb_bpf_prog *bpf;
 };
 
-/* exec.c: the NDP helpers, into a table's registry. */
-int rb_ndp_register_helpers(struct rb_bpf_helpers *h);
 
 #endif
