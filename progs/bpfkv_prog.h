@@ -31,6 +31,11 @@
 
 #define BPFKV_INLINE static inline __attribute__((always_inline))
 
+/* Hides a value from the optimiser, so that a loop index is masked where
+ * it is used instead of being turned into a pointer stepped through the
+ * loop (which a verifier cannot bound). */
+#define BPFKV_OPAQUE(x) __asm__ volatile("" : "+r"(x))
+
 /* ---- batched point lookups ------------------------------------------------------ */
 
 /* One key of a batch: in key; out found (0/1) and the 64-byte value. */
@@ -63,7 +68,10 @@ struct bpfkv_get_scratch {
 BPFKV_INLINE int bpfkv_get_step(const unsigned char *data, struct bpfkv_get_scratch *s,
 				unsigned long long *next)
 {
-	unsigned long long i = s->i & BPFKV_MASK;
+	unsigned long long i = s->i;
+
+	BPFKV_OPAQUE(i);
+	i &= BPFKV_MASK;
 
 	if (s->stage == 1) {
 		__builtin_memcpy(s->e[i].value, data + (s->value_off & BPFKV_VALUE_MASK),
@@ -177,9 +185,11 @@ BPFKV_INLINE int bpfkv_range_scan(struct bpfkv_range_scratch *s, unsigned long l
 		return bpfkv_range_over(s);
 	for (int k = 0; k < BPFKV_FANOUT; k++) {
 		unsigned long long ix = s->ix;
+		BPFKV_OPAQUE(ix);
 		if (ix >= BPFKV_FANOUT)
 			break;
-		unsigned long long key = s->leaf.key[ix & BPFKV_MASK];
+		ix &= BPFKV_MASK;
+		unsigned long long key = s->leaf.key[ix];
 		if (key > s->end || (key == s->end && !(s->flags & BPFKV_RANGE_END_INCL)))
 			return bpfkv_range_over(s);
 		if (key < first) {
@@ -194,7 +204,7 @@ BPFKV_INLINE int bpfkv_range_scan(struct bpfkv_range_scratch *s, unsigned long l
 			return 1;
 		}
 		s->state = BPFKV_RANGE_VALUE;
-		*next = (s->leaf.ptr[ix & BPFKV_MASK] & ~BPFKV_PTR_TAG) &
+		*next = (s->leaf.ptr[ix] & ~BPFKV_PTR_TAG) &
 			~(unsigned long long)(BPFKV_BLOCK_SIZE - 1);
 		s->cur = *next;
 		return 0;
@@ -223,10 +233,12 @@ BPFKV_INLINE int bpfkv_range_step(const unsigned char *data, struct bpfkv_range_
 		int sum = (s->flags & BPFKV_RANGE_SUM) != 0;
 		for (int k = 0; k < 8; k++) {
 			unsigned long long ix = s->ix;
+			BPFKV_OPAQUE(ix);
 			if (ix >= BPFKV_FANOUT)
 				break;
-			unsigned long long key = s->leaf.key[ix & BPFKV_MASK];
-			unsigned long long vo = s->leaf.ptr[ix & BPFKV_MASK] & ~BPFKV_PTR_TAG;
+			ix &= BPFKV_MASK;
+			unsigned long long key = s->leaf.key[ix];
+			unsigned long long vo = s->leaf.ptr[ix] & ~BPFKV_PTR_TAG;
 			if ((vo & ~(unsigned long long)(BPFKV_BLOCK_SIZE - 1)) != s->cur)
 				break;
 			if (key > s->end || (key == s->end && !(s->flags & BPFKV_RANGE_END_INCL)))
@@ -239,7 +251,9 @@ BPFKV_INLINE int bpfkv_range_step(const unsigned char *data, struct bpfkv_range_
 				s->sum_keys += key;
 				s->sum_values += bpfkv_value_number(v);
 			} else {
-				unsigned long long j = s->n & BPFKV_MASK;
+				unsigned long long j = s->n;
+				BPFKV_OPAQUE(j);
+				j &= BPFKV_MASK;
 				s->pair[j].key = key;
 				__builtin_memcpy(s->pair[j].value, v, BPFKV_VALUE_SIZE);
 				s->n = j + 1;

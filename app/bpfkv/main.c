@@ -18,6 +18,7 @@
  * row (bench); everything for people goes to stderr.
  */
 #include <rosen/guest.h>
+#include <rosen/log.h>
 #include <rosen/ndp.h>
 #include <rosen/virtio_ndp.h>
 
@@ -1264,6 +1265,7 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
+	rb_log_set_level(RB_LOG_WARN); /* the engine's load notes are not for this tool's users */
 	if (strcmp(cmd, "create") && strcmp(cmd, "get") && strcmp(cmd, "range") && strcmp(cmd, "bench")) {
 		fprintf(stderr, "bpfkv: unknown command '%s'\n", cmd);
 		usage(stderr);
