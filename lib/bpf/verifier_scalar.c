@@ -168,7 +168,7 @@ bool scal_sync(struct scal *s)
 			return false;
 
 		/* Signed <-> unsigned where the range does not cross the sign. */
-		if ((int64_t)s->umin >= 0 || (int64_t)s->umax < 0) {
+		if (((s->umin ^ s->umax) >> 63) == 0) {
 			/* umin..umax has one sign: same order signed. */
 			s->smin = smax64(s->smin, (int64_t)s->umin);
 			s->smax = smin64(s->smax, (int64_t)s->umax);
@@ -194,7 +194,7 @@ bool scal_sync(struct scal *s)
 				s->s32max = (int32_t)s->smax;
 		}
 		/* 32-bit signed <-> unsigned. */
-		if ((int32_t)s->u32min >= 0 || (int32_t)s->u32max < 0) {
+		if (((s->u32min ^ s->u32max) >> 31) == 0) {
 			if (s->s32min < (int32_t)s->u32min)
 				s->s32min = (int32_t)s->u32min;
 			if (s->s32max > (int32_t)s->u32max)
@@ -692,6 +692,10 @@ void scal_fmt(char *buf, size_t len, const struct scal *s)
 			snprintf(buf, len, "%" PRId64, (int64_t)s->t.value);
 		else
 			snprintf(buf, len, "%" PRIu64, s->t.value);
+		return;
+	}
+	if (s->umin == 0 && s->umax == U64_MAX && s->smin == S64_MIN && s->smax == S64_MAX) {
+		snprintf(buf, len, "scalar");
 		return;
 	}
 	if (s->smin >= 0 && s->umax != U64_MAX) {
