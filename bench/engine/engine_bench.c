@@ -4,8 +4,11 @@
  * child of a 512-byte node of 31 keys) in the interpreter vs the same
  * function compiled natively.  Prints CSV on stdout, a summary on stderr.
  * Every result the interpreter returns is checked against the native one.
+ * Also: how long the verifier takes to prove each shipped NDP program safe
+ * (what a LOAD costs before the program is compiled).
  */
 #include <rosen/bpf.h>
+#include <rosen/ndp.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -99,6 +102,66 @@ static void usage(void)
 		"  --runs N    searches per round and engine (default 2000000)\n"
 		"  --quick     200000 searches per round\n",
 		"4096");
+}
+
+/* The shipped NDP programs and the type each is loaded as. */
+static const struct {
+	const char *obj, *section;
+	uint32_t type;
+} shipped[] = {
+	{"bpfkv_xrp_lookup.o", "bpfkv_xrp_lookup", RB_NDP_PROG_XRP},
+	{"bpfkv_xrp_get.o", "bpfkv_xrp_get", RB_NDP_PROG_XRP},
+	{"bpfkv_xrp_range.o", "bpfkv_xrp_range", RB_NDP_PROG_XRP},
+	{"bpfkv_get.o", "bpfkv_get", RB_NDP_PROG_CQ},
+	{"bpfkv_range.o", "bpfkv_range", RB_NDP_PROG_CQ},
+};
+
+static int read_file(const char *path, uint8_t **out, size_t *len);
+
+/* CSV rows "verifier,PROGRAM,..." (ns_per_run = one verification,
+ * insns_per_run = instructions walked) and a summary on stderr. */
+static void verify_times(int reps)
+{
+	struct rb_bpf_helpers *h = rb_bpf_helpers_new();
+	char log[4096], path[512];
+
+	if (!h || rb_ndp_register_helpers(h)) {
+		rb_bpf_helpers_free(h);
+		return;
+	}
+	fprintf(stderr, "\nVerifier: time to prove each shipped NDP program safe (mean of %d):\n", reps);
+	for (size_t i = 0; i < sizeof(shipped) / sizeof(shipped[0]); i++) {
+		uint8_t *elf;
+		size_t len;
+		struct rb_bpf_prog *p;
+		struct rb_bpf_verify_stats st = {0};
+		snprintf(path, sizeof(path), "%s/%s", PROGS_DIR, shipped[i].obj);
+		if (read_file(path, &elf, &len)) {
+			fprintf(stderr, "  %-18s missing (%s)\n", shipped[i].section, path);
+			continue;
+		}
+		if (rb_bpf_prog_load_elf(elf, len, shipped[i].section, h, &p, log, sizeof(log))) {
+			fprintf(stderr, "  %-18s does not load: %s\n", shipped[i].section, log);
+			free(elf);
+			continue;
+		}
+		double t0 = now_ns();
+		int rc = 0;
+		for (int r = 0; r < reps && !rc; r++)
+			rc = rb_bpf_verify_ex(p, rb_ndp_bpf_type(shipped[i].type), NULL, &st, log, sizeof(log));
+		double ns = (now_ns() - t0) / reps;
+		if (rc)
+			fprintf(stderr, "  %-18s REJECTED: %s\n", shipped[i].section, log);
+		else
+			fprintf(stderr, "  %-18s %-3s %4zu insns, %6" PRIu64 " walked: %8.1f us\n",
+				shipped[i].section, rb_ndp_prog_type_name(shipped[i].type), rb_bpf_prog_len(p),
+				st.insns_processed, ns / 1e3);
+		printf("verifier,%s,%d,%.0f,%.0f,%" PRIu64 ",\n", shipped[i].section, reps, ns, 1e9 / ns,
+		       st.insns_processed);
+		rb_bpf_prog_free(p);
+		free(elf);
+	}
+	rb_bpf_helpers_free(h);
 }
 
 int main(int argc, char **argv)
@@ -233,6 +296,7 @@ int main(int argc, char **argv)
 		best[0] <= TARGET_NS ? "met" : "MISSED", best[1], best[1] / best_native, best[2],
 		best[2] / best_native, best[2] <= 1.5 * best_native ? "met" : "MISSED",
 		JIT_TARGET_NS, best[2] <= JIT_TARGET_NS ? "met" : "MISSED");
+	verify_times(runs >= 2000000 ? 200 : 20);
 	for (int k = 0; k < 3; k++)
 		rb_bpf_prog_free(progs[k]);
 	free(elf_copy);

@@ -148,6 +148,33 @@ def main():
     rc, out, err = run([tool, "plugin", "00 01"], stdin="71 10 05 00 00 00 00 00 95 00 00 00 00 00 00 00\n")
     check("plugin_out_of_bounds_read_fails", rc == 1 and "insn 0" in err and out == "", err)
 
+    # verify: the check rosenbridged runs at LOAD, as a tool.
+    progs = os.path.join(a.build, "progs")
+    hostile = os.path.join(a.build, "tests", "programs", "verifier_hostile.o")
+    for o, sec, t in [("bpfkv_xrp_lookup.o", "bpfkv_xrp_lookup", "xrp"),
+                      ("bpfkv_xrp_get.o", "bpfkv_xrp_get", "xrp"),
+                      ("bpfkv_xrp_range.o", "bpfkv_xrp_range", "xrp"),
+                      ("bpfkv_get.o", "bpfkv_get", "cq"),
+                      ("bpfkv_range.o", "bpfkv_range", "cq")]:
+        rc, out, err = run([tool, "verify", os.path.join(progs, o), sec, "--type", t, "--stats"])
+        check(f"verify_accepts_{sec}", rc == 0 and "accepted" in err and "walked" in err
+              and out == "", f"rc={rc} err={err}")
+    rc, out, err = run([tool, "verify", hostile, "cq_leak_scratch", "--type", "cq"])
+    check("verify_rejects_pointer_leak_with_log", rc == 1 and "rejected" in err
+          and "insn " in err and "registers" in err and "scratch" in err, f"rc={rc} err={err}")
+    rc, out, err = run([tool, "verify", hostile, "xrp_data_fwd", "--type", "xrp"])
+    check("verify_rejects_overrun_naming_region", rc == 1 and "4096-byte data" in err, err)
+    rc, out, err = run([tool, "verify", os.path.join(progs, "bpfkv_get.o"), "bpfkv_get",
+                        "--type", "xrp"])
+    check("verify_wrong_type_is_rejected", rc == 1 and ("xrp context" in err or "not a pointer" in err),
+          f"rc={rc} err={err}")
+    rc, out, err = run([tool, "verify", hostile, "cq_leak_scratch"])
+    check("verify_without_type_is_usage_error", rc == 2 and "--type" in err, err)
+    rc, out, err = run([tool, "verify", hostile, "cq_leak_scratch", "--type", "tc"])
+    check("verify_unknown_type_is_usage_error", rc == 2 and "sq, cq or xrp" in err, err)
+    rc, out, err = run([tool, "verify", hostile, "no_such", "--type", "cq"])
+    check("verify_missing_section_fails", rc == 1 and "no_such" in err, err)
+
     passed = sum(1 for r in results if r)
     failed = len(results) - passed
     print(f"{passed} passed, {failed} failed")
