@@ -656,6 +656,13 @@ static int atomic_op(struct verifier *v, struct vstate *s, const struct rb_bpf_i
 		       reject(v, s, "atomic operations work on the stack and writable regions only");
 	if ((rc = access_range(v, s, in->dst, &p, in->off, size, &lo, &hi)))
 		return rc;
+	/* Locked instructions on a misaligned address split across cache
+	 * lines (a kernel with split-lock detection kills the daemon): the
+	 * offset must be provably aligned, from a base known to be. */
+	if (p.type == T_MEM || (p.v.t.mask & (size - 1)) ||
+	    ((p.v.t.value + (uint64_t)(int64_t)in->off) & (size - 1)))
+		return reject(v, s, "atomic access to the %s is not provably %u-byte aligned",
+			      region_name(v, &p), size);
 	if (p.type == T_STACK) {
 		/* Reads then writes: the bytes must hold a number already. */
 		if ((rc = stack_read(v, s, in->dst, s->f[p.idx], &p, lo, hi, size, false, NULL)))
