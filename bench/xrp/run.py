@@ -221,7 +221,7 @@ def terminal():
     return "png size 900,560"
 
 
-def plot_lines(a, tmpd, name, title, xlabel, ylabel, series, logx=False, logy=False):
+def plot_lines(a, tmpd, name, title, xlabel, ylabel, series, logx=False, logy=False, xtics1=False):
     """series: [(label, [(x, y), ...])]"""
     files = []
     for i, (label, pts) in enumerate(series):
@@ -237,6 +237,7 @@ def plot_lines(a, tmpd, name, title, xlabel, ylabel, series, logx=False, logy=Fa
     script = (f"set terminal {terminal()}\nset output '{out}'\nset title '{title}'\n"
               f"set xlabel '{xlabel}'\nset ylabel '{ylabel}'\nset grid\nset key outside right\n"
               + ("set logscale x 2\n" if logx else "") + ("set logscale y\n" if logy else "")
+              + ("set xtics 1\n" if xtics1 else "")
               + f"plot {plots}\n")
     return gnuplot(a, script, name)
 
@@ -248,17 +249,17 @@ def plots(a, rows, depths):
         lk = [r for r in rows if r["suite"] == "lookup"]
         series = [(c, [(L, med(lk, "ops_per_s", config=c, levels=L)) for L in depths]) for c in LOOKUP_CONFIGS]
         if plot_lines(a, tmpd, "lookup_throughput", "BPF-KV lookups, QD1, 1 client thread",
-                      "B+-tree depth (levels)", "lookups/s", series, logy=True):
+                      "B+-tree depth (levels)", "lookups/s", series, logy=True, xtics1=True):
             made.append(("lookup_throughput.png", "Lookups per second by depth, every mode"))
         series = [(c, [(L, med(lk, "mean_us", config=c, levels=L)) for L in depths]) for c in LOOKUP_CONFIGS]
         if plot_lines(a, tmpd, "lookup_latency", "BPF-KV lookup mean latency, QD1",
-                      "B+-tree depth (levels)", "mean latency (us)", series, logy=True):
+                      "B+-tree depth (levels)", "mean latency (us)", series, logy=True, xtics1=True):
             made.append(("lookup_latency.png", "Mean lookup latency by depth"))
         series = [(c, [(L, None if med(lk, "cpu_s_per_kop", config=c, levels=L) is None else
                         1000 * med(lk, "cpu_s_per_kop", config=c, levels=L)) for L in depths])
                   for c in LOOKUP_CONFIGS]
         if plot_lines(a, tmpd, "lookup_cpu", "CPU per 1000 lookups (client + backend)",
-                      "B+-tree depth (levels)", "CPU ms per KOP", series, logy=True):
+                      "B+-tree depth (levels)", "CPU ms per KOP", series, logy=True, xtics1=True):
             made.append(("lookup_cpu.png", "CPU per KOPS (client + backend) by depth"))
         rg = [r for r in rows if r["suite"] == "range"]
         series = [(c, [(k, None if med(rg, "ops_per_s", config=c, range=k) is None else
@@ -269,7 +270,7 @@ def plots(a, rows, depths):
         th = [r for r in rows if r["suite"] == "threads"]
         series = [(c, [(t, med(th, "ops_per_s", config=c, threads=t)) for t in THREADS]) for c in THREAD_CONFIGS]
         if plot_lines(a, tmpd, "threads", f"Lookups, depth {max(depths)}, event-driven, 1 worker",
-                      "client threads", "lookups/s", series, logy=True):
+                      "client threads", "lookups/s", series, logy=True, xtics1=True):
             made.append(("threads.png", "Lookups per second by client threads (event-driven)"))
     finally:
         shutil.rmtree(tmpd, ignore_errors=True)
@@ -503,7 +504,7 @@ def main():
                     "and caches it).")
             log(f"bench/xrp: {note}")
     if a.seconds is None:
-        a.seconds = 0.25 if a.quick else 0.6
+        a.seconds = 0.25 if a.quick else 1.0
     rounds = a.rounds or (1 if a.quick else 3)
     depths = list(range(1, maxl + 1))
 
