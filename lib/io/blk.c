@@ -252,6 +252,10 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	struct rb_disk *d = req->q->disk;
 	struct rb_blk_req *b = &req->blk;
 
+	if (req->load) {
+		rb_ndp_load_done(w, req, res);
+		return;
+	}
 	if (req->ndp) {
 		rb_ndp_io_done(w, req, res);
 		return;

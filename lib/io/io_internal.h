@@ -26,6 +26,7 @@ struct rb_io_req {
 	struct rb_blk_req blk;
 	uint64_t expected; /* bytes the storage I/O must transfer */
 	struct rb_io_ndp *ndp; /* NULL for virtio-blk requests */
+	struct rb_io_load *load; /* an NDP LOAD running on its own thread */
 	/* NDP state kept for this slot across requests (allocated on first
 	 * use; it only ever holds this queue's, this VM's, data). */
 	struct rb_io_ndp *ndp_cache;
@@ -119,6 +120,8 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* ndp_io.c: NDP request types (RB_NDP_T_*). */
 void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type);
 void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
+/* The thread of an NDP LOAD finished (its eventfd read completed). */
+void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* The one submission point of every storage I/O (blk.c). */
 struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *req);
 /* Frees the NDP state cached in a queue's request slots. */

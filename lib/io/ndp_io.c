@@ -12,10 +12,13 @@
 #include <rosen/log.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 struct rb_io_ndp {
 	uint8_t data[RB_NDP_MAX_DATA];       /* first: 4096-aligned for O_DIRECT */
@@ -79,67 +82,160 @@ static void do_probe(struct rb_io_req *req)
 	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(p) + 1);
 }
 
-static void do_load(struct rb_io_req *req)
+/*
+ * LOAD runs off the worker: parsing, verifying and compiling a program takes
+ * milliseconds, and the worker serves other queues (other VMs) meanwhile.
+ * The worker copies the request out of guest memory, a thread of its own
+ * loads it, and its end reaches the worker as an ordinary io_uring
+ * completion (a read of an eventfd the thread writes), so the request stays
+ * in flight like any I/O: resets and GET_VRING_BASE wait for it.
+ */
+struct rb_io_load {
+	struct rb_ndp_table *table;
+	int efd;
+	uint64_t efd_value;  /* the completion's read lands here */
+	struct rb_ndp_load ld;
+	uint8_t *elf;
+	struct rb_ndp_load_result res;
+	char log[RB_NDP_LOG_MAX];
+};
+
+/* Writes the result and log into the guest's buffers and completes. */
+static void load_reply(struct rb_io_req *req, struct rb_ndp_load_result res, char *log)
 {
-	struct rb_disk *d = req->q->disk;
 	struct rb_virtq_chain *c = &req->chain;
 	struct iovec *w = c->iov + c->n_read;
 	unsigned nw = c->n_segs - c->n_read;
-	struct rb_ndp_load ld;
-	struct rb_ndp_load_result res = {0};
-	const size_t fixed = 16 + sizeof(ld);
-
-	if (nw == 0 || c->write_bytes < sizeof(res) + 1) {
-		rb_io_guest_log(req->q, "NDP LOAD without room for its result");
-		finish(req, nw ? (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1 : NULL,
-		       RB_VIRTIO_BLK_S_IOERR, 1);
-		return;
-	}
 	uint8_t *status = (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1;
 	size_t log_cap = (size_t)c->write_bytes - sizeof(res) - 1;
-	char log[RB_NDP_LOG_MAX];
-	log[0] = 0;
-	if (c->read_bytes < fixed) {
-		snprintf(log, sizeof(log), "LOAD request of %llu bytes is truncated",
-			 (unsigned long long)c->read_bytes);
-		res.status = RB_NDP_S_BAD_REQUEST;
-	} else {
-		rb_iov_gather(c->iov, c->n_read, 16, &ld, sizeof(ld));
-		ld.section[sizeof(ld.section) - 1] = 0;
-		if (ld.elf_len > RB_NDP_MAX_ELF_BYTES) {
-			snprintf(log, sizeof(log), "object of %u bytes exceeds the %u-byte limit", ld.elf_len,
-				 RB_NDP_MAX_ELF_BYTES);
-			res.status = RB_NDP_S_LIMIT;
-		} else if (c->read_bytes != fixed + ld.elf_len) {
-			snprintf(log, sizeof(log), "LOAD announces %u object bytes but carries %llu",
-				 ld.elf_len, (unsigned long long)(c->read_bytes - fixed));
-			res.status = RB_NDP_S_BAD_REQUEST;
-		} else {
-			uint8_t *elf = malloc(ld.elf_len ? ld.elf_len : 1);
-			if (!elf) {
-				snprintf(log, sizeof(log), "out of memory");
-				res.status = RB_NDP_S_LIMIT;
-			} else {
-				/* One copy out of guest memory; the loader reads only it. */
-				rb_iov_gather(c->iov, c->n_read, fixed, elf, ld.elf_len);
-				res.status = rb_ndp_load(d->progs, ld.prog_type, elf, ld.elf_len, ld.section,
-							 &res.handle, log, sizeof(log));
-				free(elf);
-			}
-		}
-	}
 	size_t n = strlen(log) + 1;
+
 	if (n > log_cap)
 		n = log_cap;
 	res.log_len = (uint32_t)n;
 	rb_iov_scatter(w, nw, 0, &res, sizeof(res));
 	if (n) {
-		char *t = log;
 		if (n <= strlen(log))
-			t[n - 1] = 0; /* truncated, still NUL-terminated */
-		rb_iov_scatter(w, nw, sizeof(res), t, n);
+			log[n - 1] = 0; /* truncated, still NUL-terminated */
+		rb_iov_scatter(w, nw, sizeof(res), log, n);
 	}
 	finish(req, status, RB_VIRTIO_BLK_S_OK, (uint32_t)(sizeof(res) + n + 1));
+}
+
+static void *load_thread(void *arg)
+{
+	struct rb_io_load *l = arg;
+	int efd = l->efd;
+
+	l->res.status = rb_ndp_load(l->table, l->ld.prog_type, l->elf, l->ld.elf_len, l->ld.section,
+				    &l->res.handle, l->log, sizeof(l->log));
+	free(l->elf);
+	l->elf = NULL;
+	/* The worker owns l from here on. */
+	eventfd_write(efd, 1);
+	return NULL;
+}
+
+void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res)
+{
+	struct rb_io_load *l = req->load;
+
+	(void)w;
+	(void)res; /* the eventfd read cannot fail short of a bug */
+	req->load = NULL;
+	close(l->efd);
+	load_reply(req, l->res, l->log);
+	free(l);
+}
+
+/* Starts the load on its own thread; false when that is not possible
+ * (the caller then loads inline). */
+static bool load_async(struct rb_worker *w, struct rb_io_req *req, struct rb_io_load *l)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	l->efd = eventfd(0, EFD_CLOEXEC);
+	if (l->efd < 0)
+		return false;
+	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
+	if (!sqe) {
+		close(l->efd);
+		return false;
+	}
+	io_uring_prep_read(sqe, l->efd, &l->efd_value, sizeof(l->efd_value), 0);
+	req->load = l;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &attr, load_thread, l);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		/* The read is queued: answer it ourselves. */
+		l->res.status = rb_ndp_load(l->table, l->ld.prog_type, l->elf, l->ld.elf_len,
+					    l->ld.section, &l->res.handle, l->log, sizeof(l->log));
+		free(l->elf);
+		l->elf = NULL;
+		eventfd_write(l->efd, 1);
+	}
+	return true;
+}
+
+static void do_load(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_disk *d = req->q->disk;
+	struct rb_virtq_chain *c = &req->chain;
+	struct iovec *wv = c->iov + c->n_read;
+	unsigned nw = c->n_segs - c->n_read;
+	struct rb_ndp_load_result res = {0};
+	const size_t fixed = 16 + sizeof(struct rb_ndp_load);
+	char log[RB_NDP_LOG_MAX];
+
+	if (nw == 0 || c->write_bytes < sizeof(res) + 1) {
+		rb_io_guest_log(req->q, "NDP LOAD without room for its result");
+		finish(req, nw ? (uint8_t *)wv[nw - 1].iov_base + wv[nw - 1].iov_len - 1 : NULL,
+		       RB_VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	log[0] = 0;
+	struct rb_io_load *l = calloc(1, sizeof(*l));
+	if (!l) {
+		snprintf(log, sizeof(log), "out of memory");
+		res.status = RB_NDP_S_LIMIT;
+		load_reply(req, res, log);
+		return;
+	}
+	struct rb_ndp_load *ld = &l->ld;
+	if (c->read_bytes < fixed) {
+		snprintf(log, sizeof(log), "LOAD request of %llu bytes is truncated",
+			 (unsigned long long)c->read_bytes);
+		res.status = RB_NDP_S_BAD_REQUEST;
+	} else {
+		rb_iov_gather(c->iov, c->n_read, 16, ld, sizeof(*ld));
+		ld->section[sizeof(ld->section) - 1] = 0;
+		if (ld->elf_len > RB_NDP_MAX_ELF_BYTES) {
+			snprintf(log, sizeof(log), "object of %u bytes exceeds the %u-byte limit",
+				 ld->elf_len, RB_NDP_MAX_ELF_BYTES);
+			res.status = RB_NDP_S_LIMIT;
+		} else if (c->read_bytes != fixed + ld->elf_len) {
+			snprintf(log, sizeof(log), "LOAD announces %u object bytes but carries %llu",
+				 ld->elf_len, (unsigned long long)(c->read_bytes - fixed));
+			res.status = RB_NDP_S_BAD_REQUEST;
+		} else if (!(l->elf = malloc(ld->elf_len ? ld->elf_len : 1))) {
+			snprintf(log, sizeof(log), "out of memory");
+			res.status = RB_NDP_S_LIMIT;
+		} else {
+			/* One copy out of guest memory; the loader reads only it. */
+			rb_iov_gather(c->iov, c->n_read, fixed, l->elf, ld->elf_len);
+			l->table = d->progs;
+			if (load_async(w, req, l))
+				return;
+			res.status = rb_ndp_load(d->progs, ld->prog_type, l->elf, ld->elf_len,
+						 ld->section, &res.handle, log, sizeof(log));
+		}
+	}
+	free(l->elf);
+	free(l);
+	load_reply(req, res, log);
 }
 
 static void do_unload(struct rb_io_req *req)
@@ -418,7 +514,7 @@ void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)
 		do_probe(req);
 		return;
 	case RB_NDP_T_LOAD:
-		do_load(req);
+		do_load(w, req);
 		return;
 	case RB_NDP_T_UNLOAD:
 		do_unload(req);
