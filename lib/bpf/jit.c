@@ -69,6 +69,13 @@ struct jit {
 	uint32_t label[L_COUNT];
 	bool checked;
 	bool has_local_calls;
+	/* Frame layout, fixed by plan_frame(): callee-saved registers pushed by
+	 * the prologue (R12 always), bytes reserved below them, and which BPF
+	 * registers the program mentions at all. */
+	uint8_t saved[6];
+	unsigned n_saved;
+	uint32_t frame_bytes;
+	bool uses[11];
 	const struct rb_bpf_prog *prog;
 	/* Out-of-line failure stubs: (position of rel32 to patch, pc, status). */
 	struct {
@@ -819,21 +826,55 @@ static uint32_t block_len(const struct rb_bpf_prog *p, const uint8_t *lead, size
 
 /* ---- whole program ------------------------------------------------------------------ */
 
+/*
+ * What the prologue must save and reserve.  Programs nobody verified get the
+ * full frame (all callee-saved registers, the whole stack area, registers
+ * zeroed).  A verified program without local calls saves only the
+ * registers it mentions and reserves the stack only if it uses r10 or
+ * calls helpers (which get the stack bounds): the per-run entry is most of
+ * the cost of a short program.
+ */
+static void plan_frame(struct jit *j)
+{
+	const struct rb_bpf_prog *p = j->prog;
+	bool lean = !j->checked && !j->has_local_calls;
+
+	for (size_t pc = 0; pc < p->n_insns; pc++) {
+		j->uses[p->insns[pc].dst] = true;
+		j->uses[p->insns[pc].src & 0xf] = true;
+		if (p->insns[pc].code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW))
+			pc++; /* the second slot holds no registers */
+	}
+	j->uses[0] = j->uses[1] = true;
+	if (p->has_calls || !lean)
+		j->uses[10] = true;
+	if (!lean)
+		for (int r = 0; r < 11; r++)
+			j->uses[r] = true;
+	static const uint8_t callee_saved[] = {RBP, RBX, R12, R13, R14, R15};
+	static const int bpf_reg[] = {10, 6, -1, 7, 8, 9};
+	j->n_saved = 0;
+	for (unsigned i = 0; i < 6; i++)
+		if (bpf_reg[i] < 0 || j->uses[bpf_reg[i]])
+			j->saved[j->n_saved++] = callee_saved[i];
+	/* n pushes + return address: pad to keep rsp 16-aligned for calls. */
+	j->frame_bytes = (j->uses[10] ? STACK_BYTES : 0) + (j->n_saved % 2 ? 0 : 8);
+}
+
 static void emit_prologue(struct jit *j)
 {
-	push(j, RBP);
-	push(j, RBX);
-	push(j, R12);
-	push(j, R13);
-	push(j, R14);
-	push(j, R15);
-	/* 6 pushes + return address = 56: 8 more keeps rsp 16-aligned. */
-	rr(j, true, OP(0x81), 5, RSP, false);
-	e4(j, STACK_BYTES + 8);
+	for (unsigned i = 0; i < j->n_saved; i++)
+		push(j, j->saved[i]);
+	if (j->frame_bytes) {
+		rr(j, true, OP(0x81), 5, RSP, false);
+		e4(j, j->frame_bytes);
+	}
 	mov_rr(j, true, CTXREG, RDI);
 	store_ctx(j, RSP, OFF(saved_rsp));
-	/* rbp = top of the BPF stack area */
-	rm_mem(j, true, OP(0x8d), RBP, RSP, STACK_BYTES + 8, false);
+	if (j->uses[10]) {
+		/* rbp = top of the BPF stack area */
+		rm_mem(j, true, OP(0x8d), RBP, RSP, (int32_t)j->frame_bytes, false);
+	}
 	/* The live-stack bounds serve run-time checks, helpers and local
 	 * calls only. */
 	if (j->checked || j->prog->has_calls || j->has_local_calls) {
@@ -850,7 +891,10 @@ static void emit_prologue(struct jit *j)
 		emit(j, OP(0xf3, 0x48, 0xab));
 	}
 	for (int i = 0; i < 5; i++)
-		load_ctx(j, bpf2x86[i + 1], OFF(args) + 8 * i);
+		if (j->uses[i + 1])
+			load_ctx(j, bpf2x86[i + 1], OFF(args) + 8 * i);
+	if (!j->checked)
+		return; /* verified: no register is read before it is written */
 	rr(j, false, OP(0x31), RAX, RAX, false);
 	rr(j, false, OP(0x31), RBX, RBX, false);
 	rr(j, false, OP(0x31), R13, R13, false);
@@ -920,14 +964,12 @@ static void emit_stubs(struct jit *j)
 	/* fall into the epilogue */
 	j->label[L_EPILOGUE] = (uint32_t)j->len;
 	load_ctx(j, RSP, OFF(saved_rsp));
-	rr(j, true, OP(0x81), 0, RSP, false);
-	e4(j, STACK_BYTES + 8);
-	pop(j, R15);
-	pop(j, R14);
-	pop(j, R13);
-	pop(j, R12);
-	pop(j, RBX);
-	pop(j, RBP);
+	if (j->frame_bytes) {
+		rr(j, true, OP(0x81), 0, RSP, false);
+		e4(j, j->frame_bytes);
+	}
+	for (unsigned i = j->n_saved; i-- > 0;)
+		pop(j, j->saved[i]);
 	e1(j, 0xc3);
 }
 
@@ -941,6 +983,7 @@ static int compile(struct jit *j, char *err, size_t errlen)
 	for (size_t pc = 0; pc < p->n_insns; pc++)
 		if (rb_bpf_op_index(&p->insns[pc]) == RB_XOP_CALL_LOCAL)
 			j->has_local_calls = true;
+	plan_frame(j);
 	emit_prologue(j);
 	for (size_t pc = 0; pc < p->n_insns; pc++) {
 		const struct rb_bpf_insn *in = &p->insns[pc];
