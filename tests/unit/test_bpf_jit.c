@@ -83,13 +83,16 @@ static int run_both(const struct rb_bpf_insn *code, size_t n, const struct rb_bp
 	REQUIRE(rb_bpf_prog_new(code, n, h, NULL, &pj, err, sizeof(err)) == 0);
 	REQUIRE(rb_bpf_jit(pj, RB_BPF_JIT_CHECKED, err, sizeof(err)) == 0);
 	REQUIRE(rb_bpf_prog_is_jitted(pj));
-	memcpy(copy, mem, len);
+	if (len)
+		memcpy(copy, mem, len);
 	struct rb_bpf_region r = {(uintptr_t)mem, len, true};
 	struct rb_bpf_run_opts o = {.args = {(uintptr_t)mem, len}, .regions = &r,
 				    .n_regions = len ? 1 : 0, .budget = budget};
 	rc = rb_bpf_run(pi, &o, ri);
-	memcpy(mem_after_interp, mem, len);
-	memcpy(mem, copy, len);
+	if (len) {
+		memcpy(mem_after_interp, mem, len);
+		memcpy(mem, copy, len);
+	}
 	int rcj = rb_bpf_run(pj, &o, rj);
 	rb_bpf_prog_free(pi);
 	rb_bpf_prog_free(pj);
