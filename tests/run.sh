@@ -6,6 +6,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# Undefined behaviour found by the sanitizer build is a failure, not a
+# line in a log nobody reads.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+
 dirs=("$@")
 [ ${#dirs[@]} -eq 0 ] && dirs=(build)
 
