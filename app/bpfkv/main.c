@@ -96,8 +96,9 @@ static void usage(FILE *f)
 		"--backend-pid reports the backend's CPU time from /proc/PID/stat;\n"
 		"--notify: device modes, event (kick, sleep on interrupts) or poll\n"
 		"(default); --prog: the program type ndp modes run (default xrp);\n"
-		"--direct: local modes read with O_DIRECT.  --db names the database the\n"
-		"backend serves: local modes read it, device modes use it to check values.\n"
+		"--direct: local modes read with O_DIRECT.  --db names the database file:\n"
+		"local modes read it; device modes need not (the backend serves it, and a\n"
+		"value is checked against its key, which it spells).\n"
 		"bench prints one CSV header and one row:\n"
 		"mode,notify,levels,threads,qd,range,ops,ops_per_s,mean_us,p50_us,p99_us,\n"
 		"p999_us,client_cpu_s_per_kop,backend_cpu_s_per_kop\n");

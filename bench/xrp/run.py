@@ -32,6 +32,7 @@ import argparse
 import csv
 import importlib.util
 import io
+import json
 import os
 import platform
 import shutil
@@ -48,7 +49,7 @@ _spec.loader.exec_module(blk)  # spawn/stop/cleanup, fs_type, resident_fraction,
 
 BPFKV_COLS = ("mode,notify,levels,threads,qd,range,ops,ops_per_s,mean_us,p50_us,p99_us,p999_us,"
               "client_cpu_s_per_kop,backend_cpu_s_per_kop").split(",")
-COLS = ["suite", "config", "backend", "cache", "round"] + BPFKV_COLS + ["cpu_s_per_kop"]
+COLS = ["suite", "config", "backend", "cache", "round"] + BPFKV_COLS + ["cpu_s_per_kop", "others_cores"]
 SIZES = {L: sum(31 ** i for i in range(L)) * 512 + (31 ** L + 7) // 8 * 512 for L in range(1, 7)}
 
 # name -> (backend, backend mode, bpfkv mode, client notify)
@@ -146,12 +147,14 @@ class Bench:
         else:
             args += ["--db", db] + (["--direct"] if direct else [])
         try:
+            m0, w0 = blk.machine_busy_ticks(), time.monotonic()
             c = blk.spawn(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
             try:
                 out, err = c.communicate(timeout=300)
             finally:
                 blk.stop(c)
+            m1, w1 = blk.machine_busy_ticks(), time.monotonic()
         finally:
             if p:
                 blk.stop(p)
@@ -161,8 +164,11 @@ class Bench:
         r = dict(zip(BPFKV_COLS, rows[1]))
         cpu = float(r["client_cpu_s_per_kop"]) + (float(r["backend_cpu_s_per_kop"])
                                                    if r["backend_cpu_s_per_kop"] else 0.0)
+        # Cores the rest of the machine used meanwhile (other tenants): noise.
+        ours = cpu * int(r["ops"]) / 1000
+        others = max(0.0, ((m1 - m0) / blk.CLK_TCK - ours) / (w1 - w0))
         row = {"suite": suite, "config": config, "backend": backend or "bare-metal", "cache": cache,
-               "round": rnd, **r, "cpu_s_per_kop": f"{cpu:.6f}"}
+               "round": rnd, **r, "cpu_s_per_kop": f"{cpu:.6f}", "others_cores": f"{others:.2f}"}
         self.rows.append(row)
         line = ",".join(str(row[k]) for k in COLS)
         if self.csvf:
@@ -170,7 +176,7 @@ class Bench:
             self.csvf.flush()
         log(f"  {suite:<7} {config:<16} L={levels} K={rng:<3} T={threads} {cache:<8}"
             f" {float(r['ops_per_s']):>9.0f} ops/s  mean {float(r['mean_us']):>8.1f} us"
-            f"  cpu {cpu * 1000:>7.2f} ms/kop")
+            f"  cpu {cpu * 1000:>7.2f} ms/kop  others {others:.2f}")
         return row
 
 
@@ -329,8 +335,8 @@ def report(a, rows, depths, made, meta):
     w("")
     w("## Setup")
     w("")
-    w(f"- Machine: {meta['cpu']}, {os.cpu_count()} cores shared by client and backend (nothing pinned), "
-      f"Linux {platform.release()}; load average before the run: {meta['load']}.")
+    w(f"- Machine: {meta['cpu']}, {meta['cores']} cores shared by client and backend (nothing pinned), "
+      f"Linux {meta['kernel']}; load average before the run: {meta['load']}.")
     w(f"- Databases: BPF-KV files of 1..{D} levels in `{a.db_dir}` ({meta['fs']}), read once so they sit in "
       f"the page cache ({meta['resident']} of the {D}-level file resident), opened without O_DIRECT: "
       "the microsecond-class device here. The paper used an Optane P5800X with O_DIRECT.")
@@ -343,7 +349,14 @@ def report(a, rows, depths, made, meta):
       "`progs/bpfkv_xrp_get.c` in the daemon.")
     w("- CPU per KOPS = client + backend CPU seconds per 1000 operations (backend from /proc/PID/stat).")
     if meta["rounds"] > 1:
-        w(f"- Each number is the median of {meta['rounds']} rounds.")
+        w(f"- Each number is the median of {meta['rounds']} rounds; the rounds run every suite in turn, "
+          "so a burst of other load hits one round of each configuration, not all of them.")
+    oth = [float(r["others_cores"]) for r in rows]
+    if oth:
+        w(f"- Other processes on the machine (this is a shared machine) used {statistics.median(oth):.2f} "
+          f"cores in the median run, {max(oth):.2f} at most (`others_cores` in the CSV). Event-driven "
+          "numbers depend on it: a wake-up costs tens of microseconds when the woken core is idle, "
+          "much less when it is busy; polled numbers suffer when a spinning thread loses its core.")
     if meta.get("note"):
         w(f"- {meta['note']}")
     w("")
@@ -380,6 +393,25 @@ def report(a, rows, depths, made, meta):
       f"{fnum(cpu('rb-event/vhost') and cpu('rb-event/vhost') * 1000, '{:.3f}')} CPU ms per lookup) | "
       f"{verdict(cpu_ev, 0.35, le=True)} |")
     w("")
+    def lat(c, d):
+        return med(lk, "mean_us", config=c, levels=d)
+
+    def per_level(c):
+        a1, aD = lat(c, min(depths)), lat(c, D)
+        return None if a1 is None or aD is None or D == min(depths) else (aD - a1) / (D - min(depths))
+
+    r_read, r_pv, r_ev = per_level("uring"), per_level("rb-poll/vhost"), per_level("rb-event/vhost")
+    head = ratio(ops("local-ndp"), ops("rb-poll/vhost"))
+    if None not in (r_read, r_pv, r_ev, head):
+        w("Where the time goes (mean latency per extra level, from depth "
+          f"{min(depths)} to {D}): a 512-byte page-cache read through io_uring costs {r_read:.1f} us; a "
+          f"guest-driven level costs {r_pv:.1f} us polled and {r_ev:.1f} us event-driven, so one virtio "
+          f"round trip adds about {max(r_pv - r_read, 0):.1f} us polled and {max(r_ev - r_read, 0):.1f} us "
+          "event-driven. Event-driven, the crossings dominate and NDP removes all but one of them. Polled, "
+          f"the reads dominate: even bare-metal local-ndp is only {head:.2f}x polled vhost at depth {D}, "
+          f"so polled ndp >= 1.5x vhost would need ndp at {1.5 / head:.2f}x of local-ndp, i.e. the whole "
+          "READ_ND round trip and the daemon's per-hop work for free.")
+        w("")
     w("## Lookups by depth (QD1, one client thread)")
     w("")
     w("lookups/s (mean latency us, CPU ms per KOP):")
@@ -426,7 +458,7 @@ def report(a, rows, depths, made, meta):
         w(f"| {c} | " + " | ".join(cells) + " |")
     w("")
     w("Lookups/s. Polled runs keep one client thread and one worker: on "
-      f"{os.cpu_count()} cores more spinning threads would measure the scheduler.")
+      f"{meta['cores']} cores more spinning threads would measure the scheduler.")
     w("")
     dr = [r for r in rows if r["suite"] == "direct"]
     if dr:
@@ -469,12 +501,29 @@ def report(a, rows, depths, made, meta):
 
 # ---- main ------------------------------------------------------------------------------------------
 
+def finish(a, rows, meta):
+    """Plots, docs/results.md and the verdicts, from the rows of a run."""
+    made = plots(a, rows, meta["depths"])
+    md, verdicts = report(a, rows, meta["depths"], made, meta)
+    with open(a.results_md, "w") as f:
+        f.write(md)
+    log("")
+    log(f"bench/xrp: wrote {os.path.join(a.out, 'xrp.csv')}, {len(made)} plot(s) in {a.out}, "
+        f"{a.results_md}")
+    for k, v in verdicts.items():
+        t = TARGETS[k]
+        ok = v is not None and (v <= t if k.startswith("cpu") else v >= t)
+        log(f"  target {k}: {'-' if v is None else f'{v:.2f}x'} "
+            f"({'<=' if k.startswith('cpu') else '>='} {t}x) {'met' if ok else 'MISSED'}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="under 3 minutes: shorter runs, one round")
     ap.add_argument("--seconds", type=float, default=None, help="target seconds per run")
-    ap.add_argument("--rounds", type=int, default=None, help="rounds of the lookup suite (median)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="rounds of every suite, interleaved; the report takes medians (default 3, --quick 1)")
     ap.add_argument("--max-levels", type=int, default=None, help="deepest tree (default 5)")
     ap.add_argument("--db-dir", default=os.path.expanduser("~/.cache/rosenbridge/bpfkv"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/xrp/results"))
@@ -482,8 +531,18 @@ def main():
     ap.add_argument("--no-direct", action="store_true", help="skip the O_DIRECT run")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--qsd", default=shutil.which("qemu-storage-daemon") or "qemu-storage-daemon")
+    ap.add_argument("--report-only", action="store_true",
+                    help="redraw the plots and docs/results.md from --out's xrp.csv and meta.json")
     a = ap.parse_args()
     t_start = time.monotonic()
+    if a.report_only:
+        with open(os.path.join(a.out, "meta.json")) as f:
+            meta = json.load(f)
+        with open(os.path.join(a.out, "xrp.csv")) as f:
+            rows = list(csv.DictReader(f))
+        a.db_dir = meta["db_dir"]
+        finish(a, rows, meta)
+        return 0
     a.bpfkv = os.path.join(a.build, "app/bpfkv/bpfkv")
     a.rosenbridged = os.path.join(a.build, "app/rosenbridged/rosenbridged")
     for what, path in (("bpfkv", a.bpfkv), ("rosenbridged", a.rosenbridged), ("qsd", a.qsd)):
@@ -543,40 +602,33 @@ def main():
             b = Bench(a, logf)
             csvf.write(",".join(COLS) + "\n")
             b.csvf = csvf
-            log("lookups by depth:")
             for rnd in range(1, rounds + 1):
+                log(f"round {rnd} of {rounds}: lookups by depth:")
                 for L in depths:
                     for c in LOOKUP_CONFIGS:
                         b.one("lookup", c, dbs[L], L, rnd=rnd)
-            log(f"range queries, depth {maxl}:")
-            for k in RANGES:
-                for c in RANGE_CONFIGS:
-                    b.one("range", c, dbs[maxl], maxl, rng=k)
-            log(f"client threads, depth {maxl}, event-driven:")
-            for t in THREADS:
-                for c in THREAD_CONFIGS:
-                    b.one("threads", c, dbs[maxl], maxl, threads=t)
-            if not a.no_direct:
-                log(f"O_DIRECT on the ordinary disk, depth {maxl}:")
-                for c in DIRECT_CONFIGS:
-                    b.one("direct", c, dbs[maxl], maxl, direct=True)
+                log(f"round {rnd}: range queries, depth {maxl}:")
+                for k in RANGES:
+                    for c in RANGE_CONFIGS:
+                        b.one("range", c, dbs[maxl], maxl, rng=k, rnd=rnd)
+                log(f"round {rnd}: client threads, depth {maxl}, event-driven:")
+                for t in THREADS:
+                    for c in THREAD_CONFIGS:
+                        b.one("threads", c, dbs[maxl], maxl, threads=t, rnd=rnd)
+                if not a.no_direct:
+                    log(f"round {rnd}: O_DIRECT on the ordinary disk, depth {maxl}:")
+                    for c in DIRECT_CONFIGS:
+                        b.one("direct", c, dbs[maxl], maxl, direct=True, rnd=rnd)
             rows = b.rows
-        made = plots(a, rows, depths)
         cmd = "bench/xrp/run.py" + (" --quick" if a.quick else "") + \
             "".join(f" {x}" for x in sys.argv[1:] if x != "--quick")
         meta = {"command": cmd.strip(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "elapsed": time.monotonic() - t_start, "cpu": cpu_model, "load": load0, "fs": fs,
-                "resident": resident, "rounds": rounds, "note": note}
-        md, verdicts = report(a, rows, depths, made, meta)
-        with open(a.results_md, "w") as f:
-            f.write(md)
-        log("")
-        log(f"bench/xrp: wrote {csvpath}, {len(made)} plot(s) in {a.out}, {a.results_md}")
-        for k, v in verdicts.items():
-            t = TARGETS[k]
-            ok = v is not None and (v <= t if k.startswith("cpu") else v >= t)
-            log(f"  target {k}: {'-' if v is None else f'{v:.2f}x'} "
-                f"({'<=' if k.startswith('cpu') else '>='} {t}x) {'met' if ok else 'MISSED'}")
+                "resident": resident, "rounds": rounds, "note": note, "depths": depths,
+                "db_dir": a.db_dir, "cores": os.cpu_count(), "kernel": platform.release()}
+        with open(os.path.join(a.out, "meta.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+        finish(a, rows, meta)
         log(f"bench/xrp: {time.monotonic() - t_start:.0f} s")
     except (RuntimeError, OSError) as e:
         log(f"bench/xrp: {e}")
