@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +51,11 @@ enum { B_INVALID = 0, B_MISC = 1, B_SPILL = 2 };
 struct vframe {
 	struct vreg r[11];
 	uint8_t byte[RB_BPF_STACK_SIZE];
-	struct vreg spill[NSLOTS]; /* where all 8 bytes of a slot are B_SPILL */
 	uint32_t callsite;         /* pc of the call that made this frame */
+	/* Slots below min_slot were never written (programs use the top of
+	 * their frame): copies and comparisons skip them. */
+	unsigned min_slot;
+	struct vreg spill[NSLOTS]; /* where all 8 bytes of a slot are B_SPILL; last */
 };
 
 #define HIST 8
@@ -83,12 +87,14 @@ struct verifier {
 	uint32_t next_id;
 	uint64_t max_insns;
 	struct rb_bpf_verify_stats stats;
+	uint64_t thr[256]; /* widening thresholds: the program's constants */
+	unsigned n_thr;
 	char *log;
 	size_t loglen;
 	bool oom;
 };
 
-#define MAX_KEPT_PER_INSN 64
+#define MAX_KEPT_PER_INSN 32
 #define WIDEN_AFTER 128 /* visits of a loop head before widening */
 #define OFF_LIMIT ((int64_t)1 << 40)
 
@@ -101,6 +107,13 @@ static void state_free(struct vstate *s)
 	s->nframes = 0;
 }
 
+static void frame_copy(struct vframe *d, const struct vframe *s)
+{
+	memcpy(d, s, offsetof(struct vframe, spill));
+	memcpy(&d->spill[s->min_slot], &s->spill[s->min_slot],
+	       (NSLOTS - s->min_slot) * sizeof(struct vreg));
+}
+
 static bool state_copy(struct vstate *dst, const struct vstate *src)
 {
 	*dst = *src;
@@ -111,7 +124,7 @@ static bool state_copy(struct vstate *dst, const struct vstate *src)
 			state_free(dst);
 			return false;
 		}
-		*dst->f[i] = *src->f[i];
+		frame_copy(dst->f[i], src->f[i]);
 	}
 	return true;
 }
@@ -120,8 +133,10 @@ static struct vframe *frame_new(uint32_t callsite)
 {
 	struct vframe *f = calloc(1, sizeof(*f));
 
-	if (f)
+	if (f) {
 		f->callsite = callsite;
+		f->min_slot = NSLOTS;
+	}
 	return f;
 }
 
@@ -219,7 +234,7 @@ static void log_state(struct verifier *v, struct vstate *s)
 	}
 	logf_(v, "\n  stack:");
 	bool any = false;
-	for (unsigned slot = 0; slot < NSLOTS; slot++) {
+	for (unsigned slot = f->min_slot; slot < NSLOTS; slot++) {
 		const uint8_t *b = &f->byte[slot * 8];
 		int off = (int)(slot * 8) - (int)RB_BPF_STACK_SIZE;
 		if (b[0] == B_SPILL) {
@@ -303,7 +318,7 @@ static void propagate_scalar(struct vstate *s, const struct vreg *r)
 		for (int i = 0; i < 11; i++)
 			if (f->r[i].type == T_SCALAR && f->r[i].id == r->id)
 				f->r[i].v = r->v;
-		for (unsigned k = 0; k < NSLOTS; k++)
+		for (unsigned k = f->min_slot; k < NSLOTS; k++)
 			if (f->byte[k * 8] == B_SPILL && f->spill[k].type == T_SCALAR &&
 			    f->spill[k].id == r->id)
 				f->spill[k].v = r->v;
@@ -433,6 +448,8 @@ static void stack_clobber(struct vframe *f, int64_t lo, int64_t hi, bool surely)
 	}
 	if (!surely)
 		return;
+	if ((unsigned)(lo / 8) < f->min_slot)
+		f->min_slot = (unsigned)(lo / 8);
 	for (int64_t i = lo; i < hi; i++)
 		f->byte[i] = B_MISC;
 }
@@ -470,6 +487,8 @@ static int stack_write(struct verifier *v, struct vstate *s, struct vframe *f, c
 		for (int i = 0; i < 8; i++)
 			f->byte[lo + i] = B_SPILL;
 		f->spill[lo / 8] = *val;
+		if ((unsigned)(lo / 8) < f->min_slot)
+			f->min_slot = (unsigned)(lo / 8);
 		return 0;
 	}
 	if (val && is_ptr(val))
@@ -850,7 +869,7 @@ static void forget_frame(struct vstate *s, unsigned gone)
 		for (int i = 0; i < 11; i++)
 			if (f->r[i].type == T_STACK && f->r[i].idx >= gone)
 				f->r[i] = (struct vreg){0};
-		for (unsigned k = 0; k < NSLOTS; k++)
+		for (unsigned k = f->min_slot; k < NSLOTS; k++)
 			if (f->byte[k * 8] == B_SPILL && f->spill[k].type == T_STACK &&
 			    f->spill[k].idx >= gone)
 				memset(&f->byte[k * 8], B_INVALID, 8);
@@ -937,7 +956,7 @@ static bool assume(struct vstate *s, const struct rb_bpf_insn *in, enum scal_rel
 					else
 						f->r[i].type = T_MEM;
 				}
-			for (unsigned kk = 0; kk < NSLOTS; kk++)
+			for (unsigned kk = f->min_slot; kk < NSLOTS; kk++)
 				if (f->byte[kk * 8] == B_SPILL && f->spill[kk].type == T_MEM_OR_NULL &&
 				    f->spill[kk].id == id) {
 					if (null)
@@ -1041,7 +1060,7 @@ static bool frame_covers(const struct vframe *o, const struct vframe *c, struct 
 	for (int i = 0; i < 11; i++)
 		if (!reg_covers(&o->r[i], &c->r[i], m))
 			return false;
-	for (unsigned k = 0; k < NSLOTS; k++) {
+	for (unsigned k = o->min_slot < c->min_slot ? o->min_slot : c->min_slot; k < NSLOTS; k++) {
 		const uint8_t *ob = &o->byte[k * 8], *cb = &c->byte[k * 8];
 		if (ob[0] == B_SPILL) {
 			if (cb[0] != B_SPILL || !reg_covers(&o->spill[k], &c->spill[k], m))
@@ -1073,7 +1092,7 @@ static bool state_covers(const struct vstate *o, const struct vstate *c)
 	return true;
 }
 
-static void reg_join(struct vreg *d, const struct vreg *o)
+static void reg_join(const struct verifier *v, struct vreg *d, const struct vreg *o)
 {
 	if (d->type != o->type || d->idx != o->idx || d->size != o->size ||
 	    d->writable != o->writable || (d->type == T_MEM_OR_NULL && d->id != o->id)) {
@@ -1082,24 +1101,26 @@ static void reg_join(struct vreg *d, const struct vreg *o)
 	}
 	if (d->type == T_NOINIT)
 		return;
-	scal_join(&d->v, &o->v, true);
+	scal_widen(&d->v, &o->v, v->thr, v->n_thr);
 	if (d->id != o->id)
 		d->id = 0;
 }
 
 /* d = a state covering d and o, widened (same frames). */
-static void state_join(struct vstate *d, const struct vstate *o)
+static void state_join(const struct verifier *v, struct vstate *d, const struct vstate *o)
 {
 	for (unsigned fi = 0; fi < d->nframes; fi++) {
 		struct vframe *a = d->f[fi];
 		const struct vframe *b = o->f[fi];
 		for (int i = 0; i < 11; i++)
-			reg_join(&a->r[i], &b->r[i]);
-		for (unsigned k = 0; k < NSLOTS; k++) {
+			reg_join(v, &a->r[i], &b->r[i]);
+		if (b->min_slot < a->min_slot)
+			a->min_slot = b->min_slot; /* bytes below stay unwritten in a */
+		for (unsigned k = a->min_slot; k < NSLOTS; k++) {
 			uint8_t *ab = &a->byte[k * 8];
 			const uint8_t *bb = &b->byte[k * 8];
 			if (ab[0] == B_SPILL && bb[0] == B_SPILL) {
-				reg_join(&a->spill[k], &b->spill[k]);
+				reg_join(v, &a->spill[k], &b->spill[k]);
 				if (a->spill[k].type == T_NOINIT)
 					memset(ab, B_INVALID, 8);
 				continue;
@@ -1159,7 +1180,7 @@ static int prune_point(struct verifier *v, struct vstate *s)
 			struct vstate j;
 			if (!state_copy(&j, &k->st))
 				return -ENOMEM;
-			state_join(&j, s);
+			state_join(v, &j, s);
 			j.nhist = s->nhist;
 			memcpy(j.hist, s->hist, sizeof(j.hist));
 			state_free(s);
@@ -1343,6 +1364,46 @@ static int check_type(const struct rb_bpf_type *t, char *log, size_t loglen)
 	return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The constants the program compares with (and one past each): where a
+ * widened loop counter should stop growing. */
+static void collect_thresholds(struct verifier *v)
+{
+	unsigned n = 0;
+
+	for (size_t pc = 0; pc < v->n && n + 4 <= 256; pc++) {
+		const struct rb_bpf_insn *in = &v->in[pc];
+		uint8_t cls = in->code & 7, op = in->code & 0xf0;
+		if (in->code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW)) {
+			pc++;
+			continue;
+		}
+		bool cmp = (cls == RB_BPF_JMP || cls == RB_BPF_JMP32) && !(in->code & RB_BPF_X) &&
+			   op != RB_BPF_JA && op != RB_BPF_CALL && op != RB_BPF_EXIT;
+		bool mov = (cls == RB_BPF_ALU || cls == RB_BPF_ALU64) && op == RB_BPF_MOV &&
+			   !(in->code & RB_BPF_X);
+		if (!cmp && !mov)
+			continue;
+		uint64_t k = cls == RB_BPF_JMP32 || cls == RB_BPF_ALU ? (uint32_t)in->imm
+								      : (uint64_t)(int64_t)in->imm;
+		v->thr[n++] = k;
+		v->thr[n++] = k - 1;
+		v->thr[n++] = k + 1;
+	}
+	for (unsigned i = 0; i < v->type->n_regions && n < 256; i++)
+		v->thr[n++] = v->type->regions[i].size;
+	qsort(v->thr, n, sizeof(v->thr[0]), cmp_u64);
+	v->n_thr = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (!v->n_thr || v->thr[v->n_thr - 1] != v->thr[i])
+			v->thr[v->n_thr++] = v->thr[i];
+}
+
 /* Jump targets are prune points; targets of backward jumps are loop heads. */
 static void mark_prune_points(struct verifier *v)
 {
@@ -1444,6 +1505,7 @@ int rb_bpf_verify_ex(const struct rb_bpf_prog *prog, const struct rb_bpf_type *t
 		return -ENOMEM;
 	}
 	mark_prune_points(&v);
+	collect_thresholds(&v);
 	s.f[0]->r[1] = (struct vreg){.type = T_CTX, .v = scal_const(0)};
 	s.f[0]->r[10] = (struct vreg){.type = T_STACK, .idx = 0, .v = scal_const(RB_BPF_STACK_SIZE)};
 

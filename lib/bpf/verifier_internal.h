@@ -74,6 +74,10 @@ bool scal_subset(const struct scal *small, const struct scal *big);
  * to their extremes (then back to what the known bits allow), so that
  * repeated widening reaches a fixed point. */
 void scal_join(struct scal *dst, const struct scal *other, bool widen);
+/* dst = a value covering dst and other, where bounds that grew move on to
+ * the next of the sorted thresholds thr[0..n) (the program's constants), or
+ * to the extreme past the last. */
+void scal_widen(struct scal *dst, const struct scal *other, const uint64_t *thr, unsigned n);
 /* "42", "[0..4095]", "scalar(u[..] s[..] bits=..)" for logs. */
 void scal_fmt(char *buf, size_t len, const struct scal *s);
 

@@ -657,6 +657,8 @@ bool scal_subset(const struct scal *s, const struct scal *b)
 	       ((s->t.value ^ b->t.value) & ~b->t.mask) == 0;
 }
 
+static void widen_bounds(struct scal *r, const struct scal *old, const uint64_t *thr, unsigned n);
+
 void scal_join(struct scal *d, const struct scal *o, bool widen)
 {
 	struct scal r;
@@ -670,19 +672,77 @@ void scal_join(struct scal *d, const struct scal *o, bool widen)
 	r.u32max = d->u32max > o->u32max ? d->u32max : o->u32max;
 	r.s32min = d->s32min < o->s32min ? d->s32min : o->s32min;
 	r.s32max = d->s32max > o->s32max ? d->s32max : o->s32max;
-	if (widen) {
-		if (r.umin < d->umin) r.umin = 0;
-		if (r.umax > d->umax) r.umax = U64_MAX;
-		if (r.smin < d->smin) r.smin = S64_MIN;
-		if (r.smax > d->smax) r.smax = S64_MAX;
-		if (r.u32min < d->u32min) r.u32min = 0;
-		if (r.u32max > d->u32max) r.u32max = UINT32_MAX;
-		if (r.s32min < d->s32min) r.s32min = INT32_MIN;
-		if (r.s32max > d->s32max) r.s32max = INT32_MAX;
-	}
+	if (widen)
+		widen_bounds(&r, d, NULL, 0);
 	if (!scal_sync(&r))
 		r = scal_unknown();
 	*d = r;
+}
+
+/* Thresholds: the smallest t >= v (or the largest t <= v), else the
+ * extreme.  thr is sorted as unsigned; signed lookups scan it. */
+static uint64_t up_u(uint64_t v, const uint64_t *thr, unsigned n, uint64_t max)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (thr[i] >= v && thr[i] <= max)
+			return thr[i];
+	return max;
+}
+
+static uint64_t down_u(uint64_t v, const uint64_t *thr, unsigned n)
+{
+	for (unsigned i = n; i-- > 0;)
+		if (thr[i] <= v)
+			return thr[i];
+	return 0;
+}
+
+static int64_t up_s(int64_t v, const uint64_t *thr, unsigned n, int64_t max)
+{
+	int64_t best = max;
+	for (unsigned i = 0; i < n; i++) {
+		int64_t t = (int64_t)thr[i];
+		if (t >= v && t < best)
+			best = t;
+	}
+	return best;
+}
+
+static int64_t down_s(int64_t v, const uint64_t *thr, unsigned n, int64_t min)
+{
+	int64_t best = min;
+	for (unsigned i = 0; i < n; i++) {
+		int64_t t = (int64_t)thr[i];
+		if (t <= v && t > best)
+			best = t;
+	}
+	return best;
+}
+
+/* Bounds of r that grew past old's jump to the next threshold (or the
+ * extreme): each bound can only grow through finitely many values, so
+ * repeated widening reaches a fixed point; a loop counted up to one of
+ * the program's constants stops growing there. */
+static void widen_bounds(struct scal *r, const struct scal *old, const uint64_t *thr, unsigned n)
+{
+	if (r->umin < old->umin) r->umin = down_u(r->umin, thr, n);
+	if (r->umax > old->umax) r->umax = up_u(r->umax, thr, n, U64_MAX);
+	if (r->smin < old->smin) r->smin = down_s(r->smin, thr, n, S64_MIN);
+	if (r->smax > old->smax) r->smax = up_s(r->smax, thr, n, S64_MAX);
+	if (r->u32min < old->u32min) r->u32min = (uint32_t)down_u(r->u32min, thr, n);
+	if (r->u32max > old->u32max) r->u32max = (uint32_t)up_u(r->u32max, thr, n, UINT32_MAX);
+	if (r->s32min < old->s32min) r->s32min = (int32_t)down_s(r->s32min, thr, n, INT32_MIN);
+	if (r->s32max > old->s32max) r->s32max = (int32_t)up_s(r->s32max, thr, n, INT32_MAX);
+}
+
+void scal_widen(struct scal *d, const struct scal *o, const uint64_t *thr, unsigned n)
+{
+	struct scal old = *d;
+
+	scal_join(d, o, false);
+	widen_bounds(d, &old, thr, n);
+	if (!scal_sync(d))
+		*d = scal_unknown();
 }
 
 void scal_fmt(char *buf, size_t len, const struct scal *s)

@@ -215,7 +215,28 @@ TEST(scalar_join_and_widen_cover_both)
 			CHECK(contains(&w, av[i]) && contains(&w, bv[i]));
 		}
 		CHECK(scal_subset(&a, &j) && scal_subset(&b, &j) && scal_subset(&j, &w));
+		/* Widening to thresholds covers both too. */
+		uint64_t thr[4] = {rnd_value(), rnd_value(), rnd_value(), rnd_value()};
+		for (int x = 0; x < 4; x++)
+			for (int y = x + 1; y < 4; y++)
+				if (thr[y] < thr[x]) {
+					uint64_t t = thr[x];
+					thr[x] = thr[y];
+					thr[y] = t;
+				}
+		struct scal t = a;
+		scal_widen(&t, &b, thr, 4);
+		for (int i = 0; i < 3; i++)
+			CHECK(contains(&t, av[i]) && contains(&t, bv[i]));
 	}
+	/* A counter in [0..16] growing to 17 toward a loop bound of 20 stops
+	 * at the next constant, not at infinity. */
+	struct scal c = scal_const(16), n6 = scal_const(17), zero = scal_const(0);
+	scal_join(&c, &zero, false);
+	uint64_t thr[] = {0, 19, 20, 21, 4096};
+	scal_widen(&c, &n6, thr, 5);
+	CHECK_EQ_U64(c.umin, 0);
+	CHECK_EQ_U64(c.umax, 19);
 }
 
 TEST(scalar_masks_and_bound_checks_bound_the_value)
