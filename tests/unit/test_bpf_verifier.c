@@ -231,8 +231,11 @@ TEST(scalar_join_and_widen_cover_both)
 	}
 	/* A counter in [0..16] growing to 17 toward a loop bound of 20 stops
 	 * at the next constant, not at infinity. */
-	struct scal c = scal_const(16), n6 = scal_const(17), zero = scal_const(0);
-	scal_join(&c, &zero, false);
+	struct scal c = scal_const(0), n6 = scal_const(17);
+	for (uint64_t k = 1; k <= 16; k++) {
+		struct scal kk = scal_const(k);
+		scal_join(&c, &kk, false);
+	}
 	uint64_t thr[] = {0, 19, 20, 21, 4096};
 	scal_widen(&c, &n6, thr, 5);
 	CHECK_EQ_U64(c.umin, 0);
