@@ -255,21 +255,19 @@ int rb_guest_ndp_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle)
 	return rc;
 }
 
-static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct rb_guest_nd *nd,
-		 struct rb_guest_nd_result *out)
+/* ---- READ_ND / WRITE_ND: one layout for the sync and async paths ---------- */
+
+/* The request's checks, shared by both paths. */
+static int nd_check(struct rb_guest_dev *d, unsigned q, const struct rb_guest_nd *nd)
 {
-	bool write = type == RB_NDP_T_WRITE_ND;
-	struct rb_ndp_io io = {
-		.handle = nd->handle, .io_len = nd->io_len, .meta_len = nd->meta_len,
-		.scratch_len = nd->scratch_len, .data_len = nd->data_len, .max_hops = nd->max_hops};
-	struct rb_ndp_result res;
-	struct stage s;
-	uint32_t used;
-	uint8_t st;
 	int rc = need_ndp(d);
 
 	if (rc)
 		return rc;
+	if (q >= d->nq) {
+		rb_guest_seterr("queue %u does not exist", q);
+		return -EINVAL;
+	}
 	if (nd->offset % 512 || nd->meta_len > RB_NDP_MAX_META || nd->scratch_len > RB_NDP_MAX_SCRATCH ||
 	    nd->data_len > RB_NDP_MAX_DATA || (nd->meta_len && !nd->meta) ||
 	    (nd->scratch_len && !nd->scratch) || (nd->data_len && !nd->data)) {
@@ -278,18 +276,26 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 				nd->data_len);
 		return -EINVAL;
 	}
-	size_t rlen = 16 + sizeof(io) + nd->meta_len + nd->scratch_len + (write ? nd->data_len : 0);
-	size_t wlen = (write ? 0 : nd->data_len) + nd->scratch_len + sizeof(res);
-	if (q >= d->nq) {
-		rb_guest_seterr("queue %u does not exist", q);
-		return -EINVAL;
-	}
-	if (stage_alloc_in(d, &d->q[q], &s, rlen, wlen)) {
-		rb_guest_seterr("no DMA memory for an NDP request");
-		return -ENOMEM;
-	}
-	uint8_t *p = s.mem;
-	put_hdr(p, type, nd->offset / 512);
+	return 0;
+}
+
+/* Device-readable bytes (header, io, meta, scratch in, write data) and
+ * device-writable ones (read data, scratch out, result), status excluded. */
+static void nd_lengths(const struct rb_guest_nd *nd, bool write, size_t *rlen, size_t *wlen)
+{
+	*rlen = 16 + sizeof(struct rb_ndp_io) + nd->meta_len + nd->scratch_len +
+		(write ? nd->data_len : 0);
+	*wlen = (write ? 0 : nd->data_len) + nd->scratch_len + sizeof(struct rb_ndp_result);
+}
+
+/* Writes the readable part of a request at p. */
+static void nd_pack(uint8_t *p, bool write, const struct rb_guest_nd *nd)
+{
+	struct rb_ndp_io io = {
+		.handle = nd->handle, .io_len = nd->io_len, .meta_len = nd->meta_len,
+		.scratch_len = nd->scratch_len, .data_len = nd->data_len, .max_hops = nd->max_hops};
+
+	put_hdr(p, write ? RB_NDP_T_WRITE_ND : RB_NDP_T_READ_ND, nd->offset / 512);
 	memcpy(p + 16, &io, sizeof(io));
 	p += 16 + sizeof(io);
 	if (nd->meta_len)
@@ -300,6 +306,45 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 	p += nd->scratch_len;
 	if (write && nd->data_len)
 		memcpy(p, nd->data, nd->data_len);
+}
+
+/* Copies what the device wrote (at w) back to the caller's buffers. */
+static void nd_unpack(const uint8_t *w, bool write, void *data, uint32_t data_len, void *scratch,
+		      uint32_t scratch_len, struct rb_guest_nd_result *out)
+{
+	struct rb_ndp_result res;
+
+	if (!write && data_len)
+		memcpy(data, w, data_len);
+	w += write ? 0 : data_len;
+	if (scratch_len)
+		memcpy(scratch, w, scratch_len);
+	w += scratch_len;
+	memcpy(&res, w, sizeof(res));
+	out->status = res.status;
+	out->hops = res.hops;
+	out->retval = res.retval;
+	out->bytes = res.bytes;
+}
+
+static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct rb_guest_nd *nd,
+		 struct rb_guest_nd_result *out)
+{
+	bool write = type == RB_NDP_T_WRITE_ND;
+	struct stage s;
+	size_t rlen, wlen;
+	uint32_t used;
+	uint8_t st;
+	int rc = nd_check(d, q, nd);
+
+	if (rc)
+		return rc;
+	nd_lengths(nd, write, &rlen, &wlen);
+	if (stage_alloc_in(d, &d->q[q], &s, rlen, wlen)) {
+		rb_guest_seterr("no DMA memory for an NDP request");
+		return -ENOMEM;
+	}
+	nd_pack(s.mem, write, nd);
 	rc = stage_send(d, q, &s, &used, &st);
 	if (rc == 0 && st != RB_VIRTIO_BLK_S_OK) {
 		rb_guest_seterr("the device failed the %s request (status %u%s)",
@@ -308,21 +353,11 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 		rc = st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
 	}
 	if (rc == 0) {
-		uint8_t *w = s.mem + s.rlen;
-		if (!write && nd->data_len)
-			memcpy(nd->data, w, nd->data_len);
-		w += write ? 0 : nd->data_len;
-		if (nd->scratch_len)
-			memcpy(nd->scratch, w, nd->scratch_len);
-		w += nd->scratch_len;
-		memcpy(&res, w, sizeof(res));
-		out->status = res.status;
-		out->hops = res.hops;
-		out->retval = res.retval;
-		out->bytes = res.bytes;
-		if (res.status != RB_NDP_S_OK)
+		nd_unpack(s.mem + s.rlen, write, nd->data, nd->data_len, nd->scratch, nd->scratch_len,
+			  out);
+		if (out->status != RB_NDP_S_OK)
 			rb_guest_seterr("the request ended with status %s after %u hops",
-					rb_ndp_status_name(res.status), res.hops);
+					rb_ndp_status_name(out->status), out->hops);
 	}
 	stage_free(d, &s);
 	return rc;
@@ -344,22 +379,13 @@ struct rb_guest_nd_pending {
 int rb_guest_submit_nd(struct rb_guest_dev *d, unsigned qi, bool write,
 		       const struct rb_guest_nd *nd, struct rb_guest_nd_result *res, void *user)
 {
-	struct rb_ndp_io io = {
-		.handle = nd->handle, .io_len = nd->io_len, .meta_len = nd->meta_len,
-		.scratch_len = nd->scratch_len, .data_len = nd->data_len, .max_hops = nd->max_hops};
 	struct rb_virtq_buf b[3];
-	int rc = need_ndp(d);
+	int rc = nd_check(d, qi, nd);
 
 	if (rc)
 		return rc;
-	if (qi >= d->nq) {
-		rb_guest_seterr("queue %u does not exist", qi);
-		return -EINVAL;
-	}
-	if (nd->offset % 512 || nd->meta_len > RB_NDP_MAX_META || nd->scratch_len > RB_NDP_MAX_SCRATCH ||
-	    nd->data_len > RB_NDP_MAX_DATA || (nd->meta_len && !nd->meta) ||
-	    (nd->scratch_len && !nd->scratch) || (nd->data_len && !nd->data) || !res) {
-		rb_guest_seterr("bad NDP request");
+	if (!res) {
+		rb_guest_seterr("bad NDP request: no result");
 		return -EINVAL;
 	}
 	struct rb_guest_queue *q = &d->q[qi];
@@ -370,8 +396,7 @@ int rb_guest_submit_nd(struct rb_guest_dev *d, unsigned qi, bool write,
 	struct rb_guest_nd_pending *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->rlen = 16 + sizeof(io) + nd->meta_len + nd->scratch_len + (write ? nd->data_len : 0);
-	p->wlen = (write ? 0 : nd->data_len) + nd->scratch_len + sizeof(struct rb_ndp_result);
+	nd_lengths(nd, write, &p->rlen, &p->wlen);
 	p->stage = rb_guest_dma_alloc(d, p->rlen + p->wlen + 1);
 	if (!p->stage) {
 		free(p);
@@ -383,18 +408,7 @@ int rb_guest_submit_nd(struct rb_guest_dev *d, unsigned qi, bool write,
 	p->scratch = nd->scratch;
 	p->scratch_len = nd->scratch_len;
 	p->res = res;
-	uint8_t *w = p->stage;
-	put_hdr(w, write ? RB_NDP_T_WRITE_ND : RB_NDP_T_READ_ND, nd->offset / 512);
-	memcpy(w + 16, &io, sizeof(io));
-	w += 16 + sizeof(io);
-	if (nd->meta_len)
-		memcpy(w, nd->meta, nd->meta_len);
-	w += nd->meta_len;
-	if (nd->scratch_len)
-		memcpy(w, nd->scratch, nd->scratch_len);
-	w += nd->scratch_len;
-	if (write && nd->data_len)
-		memcpy(w, nd->data, nd->data_len);
+	nd_pack(p->stage, write, nd);
 	p->stage[p->rlen + p->wlen] = 0xff;
 	b[0] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage, p->rlen), (uint32_t)p->rlen, false};
 	b[1] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage + p->rlen, p->wlen), (uint32_t)p->wlen, true};
@@ -424,20 +438,9 @@ int rb_guest_nd_finish(struct rb_guest_dev *d, struct rb_guest_req *req, uint32_
 
 	*len = 0;
 	if (rc == 0) {
-		uint8_t *w = p->stage + p->rlen;
-		struct rb_ndp_result res;
-		if (!p->write && p->data_len)
-			memcpy(p->data, w, p->data_len);
-		w += p->write ? 0 : p->data_len;
-		if (p->scratch_len)
-			memcpy(p->scratch, w, p->scratch_len);
-		w += p->scratch_len;
-		memcpy(&res, w, sizeof(res));
-		p->res->status = res.status;
-		p->res->hops = res.hops;
-		p->res->retval = res.retval;
-		p->res->bytes = res.bytes;
-		*len = (uint32_t)res.bytes;
+		nd_unpack(p->stage + p->rlen, p->write, p->data, p->data_len, p->scratch,
+			  p->scratch_len, p->res);
+		*len = (uint32_t)p->res->bytes;
 	}
 	rb_guest_dma_free(d, p->stage);
 	free(p);
