@@ -57,15 +57,35 @@ def main():
                 pass
         print(f"database: {db}, {LEVELS} levels, {31 ** LEVELS} keys, "
               f"{os.path.getsize(db) >> 20} MiB (BPF-KV format)")
-        log = open(os.path.join(work, "rosenbridged.log"), "w")
-        proc = subprocess.Popen([daemon, "--disk", db, "--socket", sock, "--cache", "buffered"],
-                                stderr=log)
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.02)
+        # Guest programs are hostile until proven otherwise: the daemon runs
+        # this check at every LOAD.
+        tool = os.path.join(build, "app", "rosen-bpf", "rosen-bpf")
+        prog = os.path.join(build, "progs", "bpfkv_xrp_get.o")
+        p = run([tool, "verify", prog, "bpfkv_xrp_get", "--type", "xrp", "--stats"])
+        stats = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+        print(f"verifier: bpfkv_xrp_get (the lookup program) "
+              f"{'accepted' if p.returncode == 0 else 'REJECTED'}: {stats}")
+        hostile = os.path.join(build, "tests", "programs", "verifier_hostile.o")
+        if os.path.exists(hostile):
+            p = run([tool, "verify", hostile, "cq_leak_scratch", "--type", "cq"])
+            why = [l for l in p.stderr.splitlines() if l.startswith("insn ")]
+            print(f"          a program storing a host pointer into scratch: "
+                  f"{'rejected' if p.returncode == 1 else 'ACCEPTED?'}: {why[0] if why else ''}")
+        print()
+
+        def start_daemon(notify):
+            log = open(os.path.join(work, f"rosenbridged-{notify}.log"), "w")
+            d = subprocess.Popen([daemon, "--disk", db, "--socket", sock, "--cache", "buffered",
+                                  "--" + notify], stderr=log)
+            for _ in range(250):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.02)
+            return d
+
+        proc = start_daemon("poll")
         print(f"daemon:   rosenbridged --disk {os.path.basename(db)} --socket vm0.sock "
-              f"--cache buffered (pid {proc.pid})\n")
+              f"--cache buffered --poll (pid {proc.pid})\n")
 
         keys = ["0", "123456", "923520", "999999"]
         print("lookups (values checked against the key):")
@@ -81,9 +101,15 @@ def main():
                 print(f"        {line:24s} {h}")
         print()
 
-        print(f"throughput, {OPS} random lookups each, one client thread, QD 1:")
+        print(f"throughput, {OPS} random lookups each, one client thread, QD 1, the daemon and the")
+        print("client in the same notification mode:")
         rows = []
         for notify in ("poll", "event"):
+            if notify == "event":
+                # Restart the daemon event-driven: never mix modes.
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+                proc = start_daemon("event")
             for mode in ("vhost", "ndp"):
                 r = bench(bpfkv, mode, db, uri, notify)
                 rows.append(r)
