@@ -80,6 +80,7 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 	if (sqe) {
 		io_uring_sqe_set_data(sqe, req);
 		w->sq_pending++;
+		w->sq_inflight++;
 	}
 	return sqe;
 }

@@ -87,6 +87,7 @@ struct rb_worker {
 	int cmd_efd;  /* signalled by the control thread */
 	int epfd;
 	unsigned sq_pending;
+	unsigned sq_inflight; /* submitted, completion not reaped yet */
 	/* One command at a time from the control thread. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

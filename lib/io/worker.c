@@ -99,6 +99,7 @@ static unsigned reap(struct rb_worker *w)
 		int res = cqe->res;
 
 		io_uring_cqe_seen(&w->ring, cqe);
+		w->sq_inflight--;
 		rb_blk_io_done(w, req, res);
 		n++;
 	}
@@ -151,14 +152,26 @@ static void sleep_until_event(struct rb_worker *w)
 		if (!q->stopping && !q->vq.broken && q->free && rb_virtq_pending(&q->vq))
 			work = true;
 	}
+	/* While polling, completions do not signal the eventfd (a wasted
+	 * wake-up path on every I/O); turn it back on before sleeping.  The
+	 * kernel may read the flag before our write is visible while we read
+	 * an older tail (store-load reordering), so with I/O in flight the
+	 * sleep is bounded: a completion is never waited on for long. */
+	if (w->mode == RB_IO_POLL) {
+		io_uring_cq_eventfd_toggle(&w->ring, true);
+		atomic_thread_fence(memory_order_seq_cst);
+	}
 	if (!work && !io_uring_cq_ready(&w->ring) && !atomic_load(&w->stop)) {
-		int n = epoll_wait(w->epfd, ev, 32, -1);
+		int timeout = w->mode == RB_IO_POLL && w->sq_inflight ? 1 : -1;
+		int n = epoll_wait(w->epfd, ev, 32, timeout);
 		for (int i = 0; i < n; i++)
 			drain_eventfd(ev[i].data.fd);
 	}
-	if (w->mode == RB_IO_POLL)
+	if (w->mode == RB_IO_POLL) {
+		io_uring_cq_eventfd_toggle(&w->ring, false);
 		for (unsigned i = 0; i < w->nq; i++)
 			rb_virtq_set_kicks(&w->queues[i]->vq, false);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -261,6 +274,8 @@ static int worker_init(struct rb_worker *w, struct rb_workers *pool, unsigned id
 		snprintf(err, errlen, "%s: io_uring_register_eventfd: %s", w->name, strerror(-rc));
 		return rc;
 	}
+	if (mode == RB_IO_POLL)
+		io_uring_cq_eventfd_toggle(&w->ring, false); /* on only while asleep */
 	rc = pthread_create(&w->thread, NULL, worker_main, w);
 	if (rc) {
 		snprintf(err, errlen, "%s: pthread_create: %s", w->name, strerror(rc));
