@@ -40,7 +40,13 @@ struct vreg {
 	uint8_t idx;
 	bool writable; /* T_MEM* */
 	uint32_t size; /* T_MEM* */
-	uint32_t id;   /* scalars: copies share it; T_MEM_OR_NULL: null-check link */
+	uint32_t id;   /* T_MEM*: which block (NULL checks apply to all copies) */
+	/* Registers sharing a link hold one value moved by constants:
+	 * this = (the link's value) + link_off.  Made by 64-bit moves, kept by
+	 * adding or subtracting constants: clang's `i` and `i + 8`, `p` and
+	 * `p + 8`, so that a check on one bounds the others. */
+	uint32_t link;
+	int64_t link_off;
 	struct scal v; /* the number, or the pointer's offset */
 };
 
@@ -308,20 +314,50 @@ static int need_scalar(struct verifier *v, struct vstate *s, unsigned r, const c
 	return 0;
 }
 
-/* After a refinement, every copy of a scalar learns the same. */
-static void propagate_scalar(struct vstate *s, const struct vreg *r)
+/* q = what both q and n allow (n when they contradict: q's path is then
+ * impossible, and n is still sound). */
+static void scal_meet(struct scal *q, const struct scal *n)
 {
-	if (r->type != T_SCALAR || !r->id)
+	struct scal m = *q;
+
+	if ((m.t.value ^ n->t.value) & ~m.t.mask & ~n->t.mask) {
+		*q = *n;
+		return;
+	}
+	m.umin = m.umin > n->umin ? m.umin : n->umin;
+	m.umax = m.umax < n->umax ? m.umax : n->umax;
+	m.smin = m.smin > n->smin ? m.smin : n->smin;
+	m.smax = m.smax < n->smax ? m.smax : n->smax;
+	m.u32min = m.u32min > n->u32min ? m.u32min : n->u32min;
+	m.u32max = m.u32max < n->u32max ? m.u32max : n->u32max;
+	m.s32min = m.s32min > n->s32min ? m.s32min : n->s32min;
+	m.s32max = m.s32max < n->s32max ? m.s32max : n->s32max;
+	uint64_t val = m.t.value | n->t.value, mask = m.t.mask & n->t.mask;
+	m.t.value = val & ~mask;
+	m.t.mask = mask;
+	*q = scal_sync(&m) ? m : *n;
+}
+
+/* After a refinement, every register linked to r learns it. */
+static void propagate_link(struct vstate *s, const struct vreg *r)
+{
+	if (!r->link || r->type == T_NOINIT)
 		return;
 	for (unsigned fi = 0; fi < s->nframes; fi++) {
 		struct vframe *f = s->f[fi];
-		for (int i = 0; i < 11; i++)
-			if (f->r[i].type == T_SCALAR && f->r[i].id == r->id)
-				f->r[i].v = r->v;
-		for (unsigned k = f->min_slot; k < NSLOTS; k++)
-			if (f->byte[k * 8] == B_SPILL && f->spill[k].type == T_SCALAR &&
-			    f->spill[k].id == r->id)
-				f->spill[k].v = r->v;
+		for (int i = 0; i < 12; i++) {
+			bool spill = i == 11;
+			for (unsigned k = spill ? f->min_slot : 0; k < (spill ? NSLOTS : 1); k++) {
+				struct vreg *q = spill ? &f->spill[k] : &f->r[i];
+				if (spill && f->byte[k * 8] != B_SPILL)
+					continue;
+				if (q == r || q->link != r->link || q->type != r->type || q->idx != r->idx)
+					continue;
+				struct scal nv = r->v, delta = scal_const((uint64_t)(q->link_off - r->link_off));
+				scal_alu(&nv, &delta, RB_BPF_ADD, true, false);
+				scal_meet(&q->v, &nv);
+			}
+		}
 	}
 }
 
@@ -545,6 +581,19 @@ static int mem_access(struct verifier *v, struct vstate *s, unsigned reg, int16_
 
 /* ---- instructions ------------------------------------------------------------------ */
 
+/* After dst op= src: a 64-bit add or sub of a constant keeps dst linked
+ * to its copies (at another distance); anything else cuts the link. */
+static void keep_link(struct vreg *d, const struct rb_bpf_insn *in)
+{
+	uint8_t op = in->code & 0xf0;
+	bool k64 = (in->code & 7) == RB_BPF_ALU64 && !(in->code & RB_BPF_X);
+
+	if (d->link && k64 && (op == RB_BPF_ADD || op == RB_BPF_SUB))
+		d->link_off += op == RB_BPF_ADD ? in->imm : -(int64_t)in->imm;
+	else
+		d->link = 0, d->link_off = 0;
+}
+
 static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *in)
 {
 	struct vreg *r = regs(s);
@@ -557,7 +606,8 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 		if ((rc = need_scalar(v, s, in->dst, "a byte swap")))
 			return rc;
 		scal_bswap(&r[in->dst].v, (unsigned)in->imm, is64 || x);
-		r[in->dst].id = 0;
+		r[in->dst].link = 0;
+		r[in->dst].link_off = 0;
 		return 0;
 	}
 	if (x) {
@@ -582,11 +632,14 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 			scal_alu(&r[in->dst].v, &src.v, RB_BPF_MOV, false, false);
 			return 0;
 		}
-		if (x && src.type == T_SCALAR) {
-			/* Copies share an id, so a bound check on one bounds both. */
-			if (!r[in->src].id)
-				r[in->src].id = ++v->next_id;
-			src.id = r[in->src].id;
+		if (x) {
+			/* Copies share a link, so a bound check on one bounds both. */
+			if (!r[in->src].link) {
+				r[in->src].link = ++v->next_id;
+				r[in->src].link_off = 0;
+			}
+			src.link = r[in->src].link;
+			src.link_off = r[in->src].link_off;
 		}
 		r[in->dst] = src;
 		return 0;
@@ -597,7 +650,7 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 	if (d->type == T_SCALAR && src.type == T_SCALAR) {
 		bool sdiv = (op == RB_BPF_DIV || op == RB_BPF_MOD) && in->off == 1;
 		scal_alu(&d->v, &src.v, op, is64, sdiv);
-		d->id = 0;
+		keep_link(d, in);
 		return 0;
 	}
 	/* Pointer arithmetic: only 64-bit add/sub of a number, and the
@@ -622,6 +675,7 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 	}
 	if (is_ptr(d)) {
 		scal_alu(&d->v, &src.v, op, true, false);
+		keep_link(d, in);
 		return 0;
 	}
 	/* number + pointer */
@@ -631,6 +685,7 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 	scal_alu(&o, &d->v, RB_BPF_ADD, true, false);
 	*d = src;
 	d->v = o;
+	d->link = 0, d->link_off = 0;
 	return 0;
 }
 
@@ -968,20 +1023,42 @@ static bool assume(struct vstate *s, const struct rb_bpf_insn *in, enum scal_rel
 		return true;
 	}
 	if (is_ptr(d) || is_ptr(src)) {
-		/* A real pointer is never NULL; pointers into one region
-		 * compare without telling us anything we use. */
+		/* A real pointer is never NULL. */
 		if (!is_ptr(d) || !is_ptr(src))
 			return rel == REL_NE || rel == REL_GT || rel == REL_SET;
+		/* Two pointers into one region share its base, and no address
+		 * wraps (user mappings start above 64 KiB and end below 2^47):
+		 * with offsets in (-64 KiB, 2^40) they compare as their offsets
+		 * do, signed (`p + 8 <= end`, `p < q` loops). */
+		static const enum scal_rel as_signed[] = {
+			[REL_EQ] = REL_EQ, [REL_NE] = REL_NE, [REL_GT] = REL_SGT, [REL_GE] = REL_SGE,
+			[REL_LT] = REL_SLT, [REL_LE] = REL_SLE, [REL_SGT] = REL_SGT, [REL_SGE] = REL_SGE,
+			[REL_SLT] = REL_SLT, [REL_SLE] = REL_SLE, [REL_SET] = REL_SET, [REL_NSET] = REL_NSET,
+		};
+		enum scal_rel srel = as_signed[rel];
+		if (srel == REL_SET || srel == REL_NSET || rel == REL_SGT || rel == REL_SGE ||
+		    rel == REL_SLT || rel == REL_SLE)
+			return true; /* signed address compares: no use, no harm */
+		if (d->v.smin <= -65536 || d->v.smax >= OFF_LIMIT || src->v.smin <= -65536 ||
+		    src->v.smax >= OFF_LIMIT)
+			return true;
+		struct scal a = d->v, b = src->v;
+		if (!scal_refine(&a, &b, srel, false))
+			return false;
+		d->v = a;
+		propagate_link(s, d);
+		src->v = b;
+		propagate_link(s, src);
 		return true;
 	}
 	struct scal a = d->v, b = src->v;
 	if (!scal_refine(&a, &b, rel, is32))
 		return false;
 	d->v = a;
-	propagate_scalar(s, d);
+	propagate_link(s, d);
 	if (x) {
 		src->v = b;
-		propagate_scalar(s, src);
+		propagate_link(s, src);
 	}
 	return true;
 }
@@ -1002,8 +1079,10 @@ static int check_cond(struct verifier *v, struct vstate *s, const struct rb_bpf_
 		return reject(v, s, "32-bit comparison of a pointer");
 	bool zero = src ? (!sp && scal_is_const(&src->v) && src->v.t.value == 0) : in->imm == 0;
 	if (dp && sp) {
+		/* Helper memory: the same block only (its id), or the compare
+		 * would reveal how the host laid out the guest's memory. */
 		bool same = d->idx == src->idx &&
-			    (d->type == src->type ||
+			    ((d->type == src->type && (d->type != T_MEM || d->id == src->id)) ||
 			     ((d->type == T_REGION || d->type == T_REGION_END) &&
 			      (src->type == T_REGION || src->type == T_REGION_END)));
 		if (!same || d->type == T_MEM_OR_NULL || src->type == T_MEM_OR_NULL)
@@ -1020,20 +1099,23 @@ static int check_cond(struct verifier *v, struct vstate *s, const struct rb_bpf_
 
 struct idmap {
 	uint32_t old[64], cur[64];
+	int64_t delta[64]; /* cur's link_off - old's link_off, the same for all */
 	unsigned n;
 };
 
-static bool id_match(struct idmap *m, uint32_t old, uint32_t cur)
+/* Links in old must be links in cur, with the same constant distances. */
+static bool id_match(struct idmap *m, uint32_t old, int64_t old_off, uint32_t cur, int64_t cur_off)
 {
 	if (!old)
 		return true;
 	for (unsigned i = 0; i < m->n; i++)
 		if (m->old[i] == old)
-			return m->cur[i] == cur;
-	if (m->n == 64)
+			return m->cur[i] == cur && m->delta[i] == cur_off - old_off;
+	if (m->n == 64 || !cur)
 		return false;
 	m->old[m->n] = old;
-	m->cur[m->n++] = cur;
+	m->cur[m->n] = cur;
+	m->delta[m->n++] = cur_off - old_off;
 	return true;
 }
 
@@ -1044,11 +1126,13 @@ static bool reg_covers(const struct vreg *old, const struct vreg *cur, struct id
 		return true; /* the old path never read it: no later path does */
 	if (old->type != cur->type)
 		return false;
+	if (!id_match(m, old->link, old->link_off, cur->link, cur->link_off))
+		return false;
 	if (old->type == T_SCALAR)
-		return scal_subset(&cur->v, &old->v) && id_match(m, old->id, cur->id);
+		return scal_subset(&cur->v, &old->v);
 	if (old->idx != cur->idx || old->size != cur->size || old->writable != cur->writable)
 		return false;
-	if (old->type == T_MEM_OR_NULL && !id_match(m, old->id, cur->id))
+	if ((old->type == T_MEM_OR_NULL || old->type == T_MEM) && !id_match(m, old->id, 0, cur->id, 0))
 		return false;
 	return scal_subset(&cur->v, &old->v);
 }
@@ -1095,15 +1179,16 @@ static bool state_covers(const struct vstate *o, const struct vstate *c)
 static void reg_join(const struct verifier *v, struct vreg *d, const struct vreg *o)
 {
 	if (d->type != o->type || d->idx != o->idx || d->size != o->size ||
-	    d->writable != o->writable || (d->type == T_MEM_OR_NULL && d->id != o->id)) {
+	    d->writable != o->writable ||
+	    ((d->type == T_MEM_OR_NULL || d->type == T_MEM) && d->id != o->id)) {
 		*d = (struct vreg){0};
 		return;
 	}
 	if (d->type == T_NOINIT)
 		return;
 	scal_widen(&d->v, &o->v, v->thr, v->n_thr);
-	if (d->id != o->id)
-		d->id = 0;
+	if (d->link != o->link || d->link_off != o->link_off)
+		d->link = 0, d->link_off = 0;
 }
 
 /* d = a state covering d and o, widened (same frames). */

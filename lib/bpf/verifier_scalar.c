@@ -216,6 +216,28 @@ bool scal_sync(struct scal *s)
 			if (s->umin > s->umax)
 				return false;
 		}
+		/* Known low bits (an aligned pointer offset, a multiple of 8)
+		 * pull the bounds in to the nearest values that have them. */
+		if (s->t.mask && (s->t.mask & 1) == 0) {
+			unsigned tz = (unsigned)__builtin_ctzll(s->t.mask);
+			uint64_t step = 1ULL << tz, low = s->t.value & (step - 1);
+			uint64_t hi = (s->umax & ~(step - 1)) | low;
+			if (hi > s->umax) {
+				if (hi < step)
+					return false;
+				hi -= step;
+			}
+			uint64_t lo = (s->umin & ~(step - 1)) | low;
+			if (lo < s->umin) {
+				if (lo > UINT64_MAX - step)
+					return false;
+				lo += step;
+			}
+			s->umin = lo;
+			s->umax = hi;
+			if (s->umin > s->umax)
+				return false;
+		}
 		/* Ranges give known bits back. */
 		struct tnum rr = tnum_range(s->umin, s->umax);
 		if ((rr.value ^ s->t.value) & ~rr.mask & ~s->t.mask)

@@ -177,4 +177,34 @@ SEC("xrp_spin") int ok_xrp_spin(struct bpf_xrp *ctx)
 	return 0;
 }
 
+SEC("cq_ptr_walk") int ok_ptr_walk(struct rb_ndp_ctx *ctx)
+{
+	/* A pointer stepped to an end pointer, 512 times: bounded by the
+	 * pointer compare, not by a counter. */
+	const u64 *p = (const u64 *)ctx->data, *end = p + 512;
+	u64 sum = 0;
+
+	for (; p < end; p++)
+		sum += *p;
+	((u64 *)ctx->scratch)[3] = sum;
+	return RB_NDP_OK;
+}
+
+SEC("cq_meta_end_walk") int ok_meta_end_walk(struct rb_ndp_ctx *ctx)
+{
+	/* The packet idiom with a variable end: every 8-byte read checked
+	 * against meta_end first. */
+	const u8 *p = (const u8 *)ctx->meta, *end = (const u8 *)ctx->meta_end;
+	u64 sum = 0;
+
+	for (int i = 0; i < 1024; i++) {
+		if (p + 8 > end)
+			break;
+		sum += *(const u64 *)p;
+		p += 8;
+	}
+	((u64 *)ctx->scratch)[4] = sum;
+	return RB_NDP_OK;
+}
+
 char LICENSE[] SEC("license") = "MIT";

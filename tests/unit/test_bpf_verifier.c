@@ -705,6 +705,8 @@ static const struct accepted accepted[] = {
 	{TEST_PROGS_DIR "/verifier_ok.o", "sq_rewrite"},
 	{TEST_PROGS_DIR "/verifier_ok.o", "xrp_walk"},
 	{TEST_PROGS_DIR "/verifier_ok.o", "xrp_spin"},
+	{TEST_PROGS_DIR "/verifier_ok.o", "cq_ptr_walk"},
+	{TEST_PROGS_DIR "/verifier_ok.o", "cq_meta_end_walk"},
 	{TEST_PROGS_DIR "/ndp_progs.o", "cq_sum"},
 	{TEST_PROGS_DIR "/ndp_progs.o", "cq_helpers"},
 	{TEST_PROGS_DIR "/ndp_progs.o", "cq_mem_copy"},
