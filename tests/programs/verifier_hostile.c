@@ -386,4 +386,29 @@ SEC("cq_return_stack_ptr") int return_stack_ptr(struct rb_ndp_ctx *ctx)
 	return (int)*own_stack(UNKNOWN(ctx));
 }
 
+SEC("cq_compare_mem_blocks") int compare_mem_blocks(struct rb_ndp_ctx *ctx)
+{
+	/* Which of two guest buffers the host mapped lower: a layout leak. */
+	u8 *a = rb_ndp_mem_trans(ctx, 1, 0, 8), *b = rb_ndp_mem_trans(ctx, 2, 0, 8);
+
+	if (!a || !b)
+		return 0;
+	return a < b;
+}
+
+SEC("cq_end_check_too_short") int end_check_too_short(struct rb_ndp_ctx *ctx)
+{
+	/* Checks 4 bytes against meta_end, reads 8. */
+	const u8 *p = (const u8 *)ctx->meta, *end = (const u8 *)ctx->meta_end;
+	u64 sum = 0;
+
+	for (int i = 0; i < 1024; i++) {
+		if (p + 4 > end)
+			break;
+		sum += *(const volatile u64 *)p;
+		p += 4;
+	}
+	return (int)sum;
+}
+
 char LICENSE[] SEC("license") = "MIT";

@@ -356,6 +356,8 @@ static const struct hostile hostile_c[] = {
 	{"cq_calls_too_deep", "nested deeper than 8 frames"},
 	{"cq_recursion", "nested deeper than 8 frames"},
 	{"cq_return_stack_ptr", "pointer to its own stack frame"},
+	{"cq_compare_mem_blocks", "different regions are compared"},
+	{"cq_end_check_too_short", "of the 4096-byte meta"},
 };
 
 static uint32_t type_of(const char *section)
