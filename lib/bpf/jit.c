@@ -76,6 +76,9 @@ struct jit {
 	unsigned n_saved;
 	uint32_t frame_bytes;
 	bool uses[11];
+	/* A callee-saved register the program leaves free holds the budget
+	 * (a memory counter costs a store-forward per block), or -1. */
+	int budget_reg;
 	const struct rb_bpf_prog *prog;
 	/* Out-of-line failure stubs: (position of rel32 to patch, pc, status). */
 	struct {
@@ -853,9 +856,13 @@ static void plan_frame(struct jit *j)
 			j->uses[r] = true;
 	static const uint8_t callee_saved[] = {RBP, RBX, R12, R13, R14, R15};
 	static const int bpf_reg[] = {10, 6, -1, 7, 8, 9};
+	j->budget_reg = -1;
+	for (int i = 5; lean && i >= 1 && j->budget_reg < 0; i--)
+		if (bpf_reg[i] >= 0 && !j->uses[bpf_reg[i]])
+			j->budget_reg = callee_saved[i];
 	j->n_saved = 0;
 	for (unsigned i = 0; i < 6; i++)
-		if (bpf_reg[i] < 0 || j->uses[bpf_reg[i]])
+		if (bpf_reg[i] < 0 || j->uses[bpf_reg[i]] || callee_saved[i] == j->budget_reg)
 			j->saved[j->n_saved++] = callee_saved[i];
 	/* n pushes + return address: pad to keep rsp 16-aligned for calls. */
 	j->frame_bytes = (j->uses[10] ? STACK_BYTES : 0) + (j->n_saved % 2 ? 0 : 8);
@@ -871,6 +878,8 @@ static void emit_prologue(struct jit *j)
 	}
 	mov_rr(j, true, CTXREG, RDI);
 	store_ctx(j, RSP, OFF(saved_rsp));
+	if (j->budget_reg >= 0)
+		load_ctx(j, j->budget_reg, OFF(budget));
 	if (j->uses[10]) {
 		/* rbp = top of the BPF stack area */
 		rm_mem(j, true, OP(0x8d), RBP, RSP, (int32_t)j->frame_bytes, false);
@@ -963,6 +972,8 @@ static void emit_stubs(struct jit *j)
 	j->label[L_FAIL] = (uint32_t)j->len;
 	/* fall into the epilogue */
 	j->label[L_EPILOGUE] = (uint32_t)j->len;
+	if (j->budget_reg >= 0)
+		store_ctx(j, j->budget_reg, OFF(budget));
 	load_ctx(j, RSP, OFF(saved_rsp));
 	if (j->frame_bytes) {
 		rr(j, true, OP(0x81), 0, RSP, false);
@@ -991,8 +1002,11 @@ static int compile(struct jit *j, char *err, size_t errlen)
 
 		j->insn_off[pc] = (uint32_t)j->len;
 		if (lead[pc]) {
-			/* Charge the block: sub qword [budget], n ; jl out of budget */
-			rm_mem(j, true, OP(0x81), 5, CTXREG, OFF(budget), false);
+			/* Charge the block: sub budget, n ; jl out of budget */
+			if (j->budget_reg >= 0)
+				rr(j, true, OP(0x81), 5, j->budget_reg, false);
+			else
+				rm_mem(j, true, OP(0x81), 5, CTXREG, OFF(budget), false);
 			e4(j, block_len(p, lead, pc));
 			fail_if(j, CC_L, (uint32_t)pc, RB_BPF_E_BUDGET);
 		}
@@ -1031,6 +1045,8 @@ static int compile(struct jit *j, char *err, size_t errlen)
 				uint32_t t = (in->code & 7) == RB_BPF_JMP32 ? (uint32_t)(pc + 1 + in->imm)
 									    : (uint32_t)(pc + 1 + in->off);
 				jmp_to(j, 0xff, t, FIX_INSN);
+			} else if (op == RB_BPF_EXIT && !j->has_local_calls) {
+				jmp_to(j, 0xff, L_EPILOGUE, FIX_LABEL);
 			} else if (op == RB_BPF_EXIT) {
 				/* depth 0: leave; else return to the local caller */
 				rm_mem(j, true, OP(0x81), 7, CTXREG, OFF(depth), false);

@@ -350,8 +350,39 @@ TEST(unchecked_jit_runs_verified_style_code)
 	struct rb_bpf_region reg = {(uintptr_t)mem, sizeof(mem), false};
 	o.regions = &reg;
 	o.n_regions = 1;
+	uint64_t executed_jit = 0;
+	o.regions = NULL;
+	o.n_regions = 0;
+	CHECK(rb_bpf_run(p, &o, &r) == 0);
+	executed_jit = r.executed;
+	o.regions = &reg;
+	o.n_regions = 1;
 	CHECK(rb_bpf_run_interp(p, &o, &r) == 0);
 	CHECK_EQ_U64(r.r0, 36);
+	/* A finished run is charged exactly what the interpreter counts. */
+	CHECK_EQ_U64(executed_jit, r.executed);
+	rb_bpf_prog_free(p);
+}
+
+TEST(unchecked_jit_budget_stops_an_endless_loop)
+{
+	/* r0 = 0; loop: r0 += 1; goto loop (the budget lives in a register
+	 * in lean frames: it must still stop the program and be reported). */
+	struct rb_bpf_insn code[] = {INS(0xb7, 0, 0, 0, 0), INS(0x07, 0, 0, 0, 1), INS(0x05, 0, 0, -2, 0),
+				     INS(0x95, 0, 0, 0, 0)};
+	struct rb_bpf_prog *p;
+	char err[256];
+	REQUIRE(rb_bpf_prog_new(code, 4, NULL, NULL, &p, err, sizeof(err)) == 0);
+	REQUIRE(rb_bpf_jit(p, RB_BPF_JIT_UNCHECKED, err, sizeof(err)) == 0);
+	struct rb_bpf_run_opts o = {.budget = 10001};
+	struct rb_bpf_result r;
+	CHECK(rb_bpf_run(p, &o, &r) == -E2BIG);
+	CHECK(r.status == RB_BPF_E_BUDGET);
+	CHECK_EQ_U64(r.executed, 10001);
+	CHECK(r.pc == 1);
+	/* And runs again from a full budget. */
+	CHECK(rb_bpf_run(p, &o, &r) == -E2BIG);
+	CHECK(r.status == RB_BPF_E_BUDGET);
 	rb_bpf_prog_free(p);
 }
 
