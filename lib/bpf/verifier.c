@@ -22,58 +22,6 @@
 #include <string.h>
 #include <time.h>
 
-/* What a register holds. */
-enum vtype {
-	T_NOINIT = 0,  /* never written (or clobbered by a call) */
-	T_SCALAR,      /* a number */
-	T_CTX,         /* the context */
-	T_REGION,      /* into region `idx` of the program type */
-	T_REGION_END,  /* end marker of region `idx` (offset 0..size) */
-	T_STACK,       /* into the stack of frame `idx` (offset 0..512) */
-	T_SECTION,     /* into data section `idx` (enum rb_bpf_data_kind) */
-	T_MEM,         /* memory a helper returned, `size` bytes */
-	T_MEM_OR_NULL, /* the same, not yet compared with 0 */
-};
-
-struct vreg {
-	uint8_t type;
-	uint8_t idx;
-	bool writable; /* T_MEM* */
-	uint32_t size; /* T_MEM* */
-	uint32_t id;   /* T_MEM*: which block (NULL checks apply to all copies) */
-	/* Registers sharing a link hold one value moved by constants:
-	 * this = (the link's value) + link_off.  Made by 64-bit moves, kept by
-	 * adding or subtracting constants: clang's `i` and `i + 8`, `p` and
-	 * `p + 8`, so that a check on one bounds the others. */
-	uint32_t link;
-	int64_t link_off;
-	struct scal v; /* the number, or the pointer's offset */
-};
-
-enum { B_INVALID = 0, B_MISC = 1, B_SPILL = 2 };
-
-#define NSLOTS (RB_BPF_STACK_SIZE / 8)
-
-struct vframe {
-	struct vreg r[11];
-	uint8_t byte[RB_BPF_STACK_SIZE];
-	uint32_t callsite;         /* pc of the call that made this frame */
-	/* Slots below min_slot were never written (programs use the top of
-	 * their frame): copies and comparisons skip them. */
-	unsigned min_slot;
-	struct vreg spill[NSLOTS]; /* where all 8 bytes of a slot are B_SPILL; last */
-};
-
-#define HIST 8
-
-struct vstate {
-	uint32_t pc;
-	unsigned nframes;
-	struct vframe *f[RB_BPF_MAX_FRAMES];
-	uint32_t hist[HIST][2]; /* last branches taken: from, to */
-	unsigned nhist;
-};
-
 struct stored {
 	struct stored *next;
 	struct vstate st;
@@ -105,46 +53,6 @@ struct verifier {
 #define OFF_LIMIT ((int64_t)1 << 40)
 
 /* ---- states ------------------------------------------------------------------- */
-
-static void state_free(struct vstate *s)
-{
-	for (unsigned i = 0; i < s->nframes; i++)
-		free(s->f[i]);
-	s->nframes = 0;
-}
-
-static void frame_copy(struct vframe *d, const struct vframe *s)
-{
-	memcpy(d, s, offsetof(struct vframe, spill));
-	memcpy(&d->spill[s->min_slot], &s->spill[s->min_slot],
-	       (NSLOTS - s->min_slot) * sizeof(struct vreg));
-}
-
-static bool state_copy(struct vstate *dst, const struct vstate *src)
-{
-	*dst = *src;
-	for (unsigned i = 0; i < src->nframes; i++) {
-		dst->f[i] = malloc(sizeof(struct vframe));
-		if (!dst->f[i]) {
-			dst->nframes = i;
-			state_free(dst);
-			return false;
-		}
-		frame_copy(dst->f[i], src->f[i]);
-	}
-	return true;
-}
-
-static struct vframe *frame_new(uint32_t callsite)
-{
-	struct vframe *f = calloc(1, sizeof(*f));
-
-	if (f) {
-		f->callsite = callsite;
-		f->min_slot = NSLOTS;
-	}
-	return f;
-}
 
 static struct vreg *regs(struct vstate *s)
 {
@@ -312,30 +220,6 @@ static int need_scalar(struct verifier *v, struct vstate *s, unsigned r, const c
 			      r, b, why);
 	}
 	return 0;
-}
-
-/* q = what both q and n allow (n when they contradict: q's path is then
- * impossible, and n is still sound). */
-static void scal_meet(struct scal *q, const struct scal *n)
-{
-	struct scal m = *q;
-
-	if ((m.t.value ^ n->t.value) & ~m.t.mask & ~n->t.mask) {
-		*q = *n;
-		return;
-	}
-	m.umin = m.umin > n->umin ? m.umin : n->umin;
-	m.umax = m.umax < n->umax ? m.umax : n->umax;
-	m.smin = m.smin > n->smin ? m.smin : n->smin;
-	m.smax = m.smax < n->smax ? m.smax : n->smax;
-	m.u32min = m.u32min > n->u32min ? m.u32min : n->u32min;
-	m.u32max = m.u32max < n->u32max ? m.u32max : n->u32max;
-	m.s32min = m.s32min > n->s32min ? m.s32min : n->s32min;
-	m.s32max = m.s32max < n->s32max ? m.s32max : n->s32max;
-	uint64_t val = m.t.value | n->t.value, mask = m.t.mask & n->t.mask;
-	m.t.value = val & ~mask;
-	m.t.mask = mask;
-	*q = scal_sync(&m) ? m : *n;
 }
 
 /* After a refinement, every register linked to r learns it. */
@@ -892,7 +776,7 @@ static int call(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *
 	if (in->src == RB_BPF_CALL_LOCAL) {
 		if (s->nframes >= RB_BPF_MAX_FRAMES)
 			return reject(v, s, "local calls nested deeper than %u frames", RB_BPF_MAX_FRAMES);
-		struct vframe *f = frame_new(s->pc);
+		struct vframe *f = vframe_new(s->pc);
 		if (!f)
 			return -ENOMEM;
 		for (int i = 1; i <= 5; i++)
@@ -1097,138 +981,6 @@ static int check_cond(struct verifier *v, struct vstate *s, const struct rb_bpf_
 
 /* ---- pruning ----------------------------------------------------------------- */
 
-struct idmap {
-	uint32_t old[64], cur[64];
-	int64_t delta[64]; /* cur's link_off - old's link_off, the same for all */
-	unsigned n;
-};
-
-/* Links in old must be links in cur, with the same constant distances. */
-static bool id_match(struct idmap *m, uint32_t old, int64_t old_off, uint32_t cur, int64_t cur_off)
-{
-	if (!old)
-		return true;
-	for (unsigned i = 0; i < m->n; i++)
-		if (m->old[i] == old)
-			return m->cur[i] == cur && m->delta[i] == cur_off - old_off;
-	if (m->n == 64 || !cur)
-		return false;
-	m->old[m->n] = old;
-	m->cur[m->n] = cur;
-	m->delta[m->n++] = cur_off - old_off;
-	return true;
-}
-
-/* Does every concrete value `cur` allows, `old` allow too? */
-static bool reg_covers(const struct vreg *old, const struct vreg *cur, struct idmap *m)
-{
-	if (old->type == T_NOINIT)
-		return true; /* the old path never read it: no later path does */
-	if (old->type != cur->type)
-		return false;
-	if (!id_match(m, old->link, old->link_off, cur->link, cur->link_off))
-		return false;
-	if (old->type == T_SCALAR)
-		return scal_subset(&cur->v, &old->v);
-	if (old->idx != cur->idx || old->size != cur->size || old->writable != cur->writable)
-		return false;
-	if ((old->type == T_MEM_OR_NULL || old->type == T_MEM) && !id_match(m, old->id, 0, cur->id, 0))
-		return false;
-	return scal_subset(&cur->v, &old->v);
-}
-
-static bool frame_covers(const struct vframe *o, const struct vframe *c, struct idmap *m)
-{
-	if (o->callsite != c->callsite)
-		return false;
-	for (int i = 0; i < 11; i++)
-		if (!reg_covers(&o->r[i], &c->r[i], m))
-			return false;
-	for (unsigned k = o->min_slot < c->min_slot ? o->min_slot : c->min_slot; k < NSLOTS; k++) {
-		const uint8_t *ob = &o->byte[k * 8], *cb = &c->byte[k * 8];
-		if (ob[0] == B_SPILL) {
-			if (cb[0] != B_SPILL || !reg_covers(&o->spill[k], &c->spill[k], m))
-				return false;
-			continue;
-		}
-		for (int i = 0; i < 8; i++) {
-			if (ob[i] == B_INVALID)
-				continue;
-			/* old: some number */
-			if (cb[i] == B_INVALID)
-				return false;
-			if (cb[i] == B_SPILL && c->spill[k].type != T_SCALAR)
-				return false;
-		}
-	}
-	return true;
-}
-
-static bool state_covers(const struct vstate *o, const struct vstate *c)
-{
-	struct idmap m = {.n = 0};
-
-	if (o->nframes != c->nframes)
-		return false;
-	for (unsigned i = 0; i < o->nframes; i++)
-		if (!frame_covers(o->f[i], c->f[i], &m))
-			return false;
-	return true;
-}
-
-static void reg_join(const struct verifier *v, struct vreg *d, const struct vreg *o)
-{
-	if (d->type != o->type || d->idx != o->idx || d->size != o->size ||
-	    d->writable != o->writable ||
-	    ((d->type == T_MEM_OR_NULL || d->type == T_MEM) && d->id != o->id)) {
-		*d = (struct vreg){0};
-		return;
-	}
-	if (d->type == T_NOINIT)
-		return;
-	scal_widen(&d->v, &o->v, v->thr, v->n_thr);
-	if (d->link != o->link || d->link_off != o->link_off)
-		d->link = 0, d->link_off = 0;
-}
-
-/* d = a state covering d and o, widened (same frames). */
-static void state_join(const struct verifier *v, struct vstate *d, const struct vstate *o)
-{
-	for (unsigned fi = 0; fi < d->nframes; fi++) {
-		struct vframe *a = d->f[fi];
-		const struct vframe *b = o->f[fi];
-		for (int i = 0; i < 11; i++)
-			reg_join(v, &a->r[i], &b->r[i]);
-		if (b->min_slot < a->min_slot)
-			a->min_slot = b->min_slot; /* bytes below stay unwritten in a */
-		for (unsigned k = a->min_slot; k < NSLOTS; k++) {
-			uint8_t *ab = &a->byte[k * 8];
-			const uint8_t *bb = &b->byte[k * 8];
-			if (ab[0] == B_SPILL && bb[0] == B_SPILL) {
-				reg_join(v, &a->spill[k], &b->spill[k]);
-				if (a->spill[k].type == T_NOINIT)
-					memset(ab, B_INVALID, 8);
-				continue;
-			}
-			for (int i = 0; i < 8; i++) {
-				bool an = ab[i] == B_MISC || (ab[i] == B_SPILL && a->spill[k].type == T_SCALAR);
-				bool bn = bb[i] == B_MISC || (bb[i] == B_SPILL && b->spill[k].type == T_SCALAR);
-				ab[i] = an && bn ? B_MISC : B_INVALID;
-			}
-		}
-	}
-}
-
-static bool same_frames(const struct vstate *a, const struct vstate *b)
-{
-	if (a->nframes != b->nframes)
-		return false;
-	for (unsigned i = 0; i < a->nframes; i++)
-		if (a->f[i]->callsite != b->f[i]->callsite)
-			return false;
-	return true;
-}
-
 static int keep(struct verifier *v, const struct vstate *s)
 {
 	struct stored *k;
@@ -1236,7 +988,7 @@ static int keep(struct verifier *v, const struct vstate *s)
 	if (v->n_kept[s->pc] >= MAX_KEPT_PER_INSN)
 		return 0;
 	k = malloc(sizeof(*k));
-	if (!k || !state_copy(&k->st, s)) {
+	if (!k || !vstate_copy(&k->st, s)) {
 		free(k);
 		return -ENOMEM;
 	}
@@ -1260,15 +1012,15 @@ static int prune_point(struct verifier *v, struct vstate *s)
 		 * and the last one kept here, widened, so the loop's states
 		 * stop growing. */
 		for (struct stored *k = v->kept[pc]; k; k = k->next) {
-			if (!same_frames(&k->st, s))
+			if (!vstate_same_frames(&k->st, s))
 				continue;
 			struct vstate j;
-			if (!state_copy(&j, &k->st))
+			if (!vstate_copy(&j, &k->st))
 				return -ENOMEM;
-			state_join(v, &j, s);
+			vstate_join(&j, s, v->thr, v->n_thr);
 			j.nhist = s->nhist;
 			memcpy(j.hist, s->hist, sizeof(j.hist));
-			state_free(s);
+			vstate_free(s);
 			*s = j;
 			v->stats.states_joined++;
 			joined = k;
@@ -1276,7 +1028,7 @@ static int prune_point(struct verifier *v, struct vstate *s)
 		}
 	}
 	for (struct stored *k = v->kept[pc]; k; k = k->next) {
-		if (state_covers(&k->st, s)) {
+		if (vstate_covers(&k->st, s)) {
 			v->stats.states_pruned++;
 			return 1;
 		}
@@ -1284,9 +1036,9 @@ static int prune_point(struct verifier *v, struct vstate *s)
 	if (joined) {
 		/* The widened state replaces the one it grew from. */
 		struct vstate c;
-		if (!state_copy(&c, s))
+		if (!vstate_copy(&c, s))
 			return -ENOMEM;
-		state_free(&joined->st);
+		vstate_free(&joined->st);
 		joined->st = c;
 		return 0;
 	}
@@ -1306,7 +1058,7 @@ static int push_work(struct verifier *v, const struct vstate *s)
 		v->cap_work = cap;
 	}
 	struct vstate *c = malloc(sizeof(*c));
-	if (!c || !state_copy(c, s)) {
+	if (!c || !vstate_copy(c, s)) {
 		free(c);
 		return -ENOMEM;
 	}
@@ -1389,7 +1141,7 @@ static int walk(struct verifier *v, struct vstate *s)
 		enum scal_rel rel = op == RB_BPF_JSET ? REL_SET : jmp_rel(op);
 		uint32_t target = s->pc + 1 + (uint32_t)(int32_t)in->off;
 		struct vstate taken;
-		if (!state_copy(&taken, s))
+		if (!vstate_copy(&taken, s))
 			return -ENOMEM;
 		bool can_take = assume(&taken, in, rel);
 		bool can_fall = assume(s, in, negate(rel));
@@ -1401,14 +1153,14 @@ static int walk(struct verifier *v, struct vstate *s)
 		}
 		if (!can_fall) {
 			if (!can_take) {
-				state_free(&taken);
+				vstate_free(&taken);
 				return 0; /* neither: this path cannot happen */
 			}
-			state_free(s);
+			vstate_free(s);
 			*s = taken;
 			continue;
 		}
-		state_free(&taken);
+		vstate_free(&taken);
 		if (rc)
 			return rc;
 		s->pc++;
@@ -1529,13 +1281,13 @@ static void verifier_free(struct verifier *v)
 		struct stored *k = v->kept[i];
 		while (k) {
 			struct stored *next = k->next;
-			state_free(&k->st);
+			vstate_free(&k->st);
 			free(k);
 			k = next;
 		}
 	}
 	for (size_t i = 0; i < v->n_work; i++) {
-		state_free(v->work[i]);
+		vstate_free(v->work[i]);
 		free(v->work[i]);
 	}
 	free(v->work);
@@ -1583,9 +1335,9 @@ int rb_bpf_verify_ex(const struct rb_bpf_prog *prog, const struct rb_bpf_type *t
 	v.kept = calloc(v.n + 1, sizeof(*v.kept));
 	v.n_kept = calloc(v.n + 1, sizeof(*v.n_kept));
 	struct vstate s = {.pc = 0, .nframes = 1};
-	s.f[0] = frame_new(0);
+	s.f[0] = vframe_new(0);
 	if (!v.prune || !v.visits || !v.kept || !v.n_kept || !s.f[0]) {
-		state_free(&s);
+		vstate_free(&s);
 		verifier_free(&v);
 		return -ENOMEM;
 	}
@@ -1595,11 +1347,11 @@ int rb_bpf_verify_ex(const struct rb_bpf_prog *prog, const struct rb_bpf_type *t
 	s.f[0]->r[10] = (struct vreg){.type = T_STACK, .idx = 0, .v = scal_const(RB_BPF_STACK_SIZE)};
 
 	rc = walk(&v, &s);
-	state_free(&s);
+	vstate_free(&s);
 	while (!rc && v.n_work) {
 		struct vstate *w = v.work[--v.n_work];
 		rc = walk(&v, w);
-		state_free(w);
+		vstate_free(w);
 		free(w);
 	}
 	if (rc == -ENOMEM)

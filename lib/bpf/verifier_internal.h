@@ -78,7 +78,77 @@ void scal_join(struct scal *dst, const struct scal *other, bool widen);
  * the next of the sorted thresholds thr[0..n) (the program's constants), or
  * to the extreme past the last. */
 void scal_widen(struct scal *dst, const struct scal *other, const uint64_t *thr, unsigned n);
+/* q = what both q and n allow (n itself when they contradict). */
+void scal_meet(struct scal *q, const struct scal *n);
 /* "42", "[0..4095]", "scalar(u[..] s[..] bits=..)" for logs. */
 void scal_fmt(char *buf, size_t len, const struct scal *s);
+
+/* ---- abstract registers, stack and states ---- */
+
+/* What a register holds. */
+enum vtype {
+	T_NOINIT = 0,  /* never written (or clobbered by a call) */
+	T_SCALAR,      /* a number */
+	T_CTX,         /* the context */
+	T_REGION,      /* into region `idx` of the program type */
+	T_REGION_END,  /* end marker of region `idx` (offset 0..size) */
+	T_STACK,       /* into the stack of frame `idx` (offset 0..512) */
+	T_SECTION,     /* into data section `idx` (enum rb_bpf_data_kind) */
+	T_MEM,         /* memory a helper returned, `size` bytes */
+	T_MEM_OR_NULL, /* the same, not yet compared with 0 */
+};
+
+struct vreg {
+	uint8_t type;
+	uint8_t idx;
+	bool writable; /* T_MEM* */
+	uint32_t size; /* T_MEM* */
+	uint32_t id;   /* T_MEM*: which block (NULL checks apply to all copies) */
+	/* Registers sharing a link hold one value moved by constants:
+	 * this = (the link's value) + link_off.  Made by 64-bit moves, kept by
+	 * adding or subtracting constants: clang's `i` and `i + 8`, `p` and
+	 * `p + 8`, so that a check on one bounds the others. */
+	uint32_t link;
+	int64_t link_off;
+	struct scal v; /* the number, or the pointer's offset */
+};
+
+enum { B_INVALID = 0, B_MISC = 1, B_SPILL = 2 };
+
+#define NSLOTS (RB_BPF_STACK_SIZE / 8)
+
+struct vframe {
+	struct vreg r[11];
+	uint8_t byte[RB_BPF_STACK_SIZE];
+	uint32_t callsite;         /* pc of the call that made this frame */
+	/* Slots below min_slot were never written (programs use the top of
+	 * their frame): copies and comparisons skip them. */
+	unsigned min_slot;
+	struct vreg spill[NSLOTS]; /* where all 8 bytes of a slot are B_SPILL; last */
+};
+
+#define HIST 8
+
+struct vstate {
+	uint32_t pc;
+	unsigned nframes;
+	struct vframe *f[RB_BPF_MAX_FRAMES];
+	uint32_t hist[HIST][2]; /* last branches taken: from, to */
+	unsigned nhist;
+};
+
+/* ---- states (verifier_state.c) ---- */
+
+void vstate_free(struct vstate *s);
+bool vstate_copy(struct vstate *dst, const struct vstate *src);
+struct vframe *vframe_new(uint32_t callsite);
+/* Same call chain (number of frames and call sites). */
+bool vstate_same_frames(const struct vstate *a, const struct vstate *b);
+/* Does every concrete state cur allows, old allow too (with the same
+ * links)?  Then a path reaching cur need not be followed further. */
+bool vstate_covers(const struct vstate *old, const struct vstate *cur);
+/* d = a state covering d and o (same frames), bounds that grew widened to
+ * the thresholds thr[0..n). */
+void vstate_join(struct vstate *d, const struct vstate *o, const uint64_t *thr, unsigned n);
 
 #endif

@@ -767,6 +767,30 @@ void scal_widen(struct scal *d, const struct scal *o, const uint64_t *thr, unsig
 		*d = scal_unknown();
 }
 
+/* q = what both q and n allow (n when they contradict: q's path is then
+ * impossible, and n is still sound). */
+void scal_meet(struct scal *q, const struct scal *n)
+{
+	struct scal m = *q;
+
+	if ((m.t.value ^ n->t.value) & ~m.t.mask & ~n->t.mask) {
+		*q = *n;
+		return;
+	}
+	m.umin = m.umin > n->umin ? m.umin : n->umin;
+	m.umax = m.umax < n->umax ? m.umax : n->umax;
+	m.smin = m.smin > n->smin ? m.smin : n->smin;
+	m.smax = m.smax < n->smax ? m.smax : n->smax;
+	m.u32min = m.u32min > n->u32min ? m.u32min : n->u32min;
+	m.u32max = m.u32max < n->u32max ? m.u32max : n->u32max;
+	m.s32min = m.s32min > n->s32min ? m.s32min : n->s32min;
+	m.s32max = m.s32max < n->s32max ? m.s32max : n->s32max;
+	uint64_t val = m.t.value | n->t.value, mask = m.t.mask & n->t.mask;
+	m.t.value = val & ~mask;
+	m.t.mask = mask;
+	*q = scal_sync(&m) ? m : *n;
+}
+
 void scal_fmt(char *buf, size_t len, const struct scal *s)
 {
 	if (scal_is_const(s)) {
