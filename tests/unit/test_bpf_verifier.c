@@ -598,7 +598,7 @@ static struct rb_bpf_helpers *helpers_all(void)
  * with every access checked (a verifier that let an unsafe program through
  * shows up as a fault), then compiled without checks on the same inputs,
  * which must give the same r0 and leave the same bytes. */
-static void run_randomly(struct rb_bpf_prog *p, uint32_t type, const char *name)
+static void run_randomly(struct rb_bpf_prog *p, uint32_t type, const char *name, int iters)
 {
 	static uint8_t data[4096], scratch[4096], meta[4096];
 	static uint8_t in_data[4096], in_scratch[4096], out_data[4096], out_scratch[4096];
@@ -613,7 +613,7 @@ static void run_randomly(struct rb_bpf_prog *p, uint32_t type, const char *name)
 		RT_FAIL_AT("%s: does not compile: %s", name, err);
 		return;
 	}
-	for (int iter = 0; iter < 300; iter++) {
+	for (int iter = 0; iter < iters; iter++) {
 		for (size_t i = 0; i < sizeof(data); i += 8) {
 			uint64_t v = rnd_value();
 			memcpy(data + i, &v, 8);
@@ -736,11 +736,144 @@ TEST(accepted_corpus_never_faults_and_unchecked_jit_matches_interpreter)
 		if (rc) {
 			RT_FAIL_AT("%s: rejected (%d):\n%s", sec, rc, log);
 		} else {
-			run_randomly(p, type, sec);
+			run_randomly(p, type, sec, 300);
 		}
 		rb_bpf_prog_free(p);
 		free(b.p);
 	}
+}
+
+/* ---- random programs: whatever the verifier accepts must be safe ------------- */
+
+/* One random instruction from a menu biased toward what makes verification
+ * hard: pointers into the buffers, masks and bound checks, pointer
+ * arithmetic, stack spills, forward and backward jumps.  r6 = data,
+ * r7 = scratch, r8 = meta, r9 = meta_end are loaded first; anything goes
+ * after that (the verifier decides). */
+static unsigned gen_insn(struct rb_bpf_insn *out, unsigned at, unsigned n_total)
+{
+	static const uint8_t alu_ops[] = {RB_BPF_ADD, RB_BPF_SUB, RB_BPF_MUL, RB_BPF_AND, RB_BPF_OR,
+					  RB_BPF_XOR, RB_BPF_LSH, RB_BPF_RSH, RB_BPF_ARSH, RB_BPF_MOD,
+					  RB_BPF_DIV, RB_BPF_MOV};
+	static const uint8_t jmp_ops[] = {RB_BPF_JEQ, RB_BPF_JNE, RB_BPF_JGT, RB_BPF_JGE, RB_BPF_JLT,
+					  RB_BPF_JLE, RB_BPF_JSGT, RB_BPF_JSLT, RB_BPF_JSET};
+	static const uint8_t sizes[] = {RB_BPF_B, RB_BPF_H, RB_BPF_W, RB_BPF_DW};
+	static const int32_t imms[] = {0, 1, 7, 8, 15, 31, 63, 255, 511, 4088, 4095, 4096, 4100, -1, -8};
+	uint8_t r = (uint8_t)(rnd() % 6), q = (uint8_t)(rnd() % 10);
+	int32_t imm = rnd() % 3 ? imms[rnd() % (sizeof(imms) / 4)] : (int32_t)rnd();
+	int16_t off = (int16_t)(rnd() % 4 ? (int)(rnd() % 9) * 8 - 32 : (int)(rnd() % 4200) - 50);
+
+	switch (rnd() % 11) {
+	case 0: case 1: /* ALU on numbers */
+		*out = (struct rb_bpf_insn){.code = (uint8_t)((rnd() % 4 ? RB_BPF_ALU64 : RB_BPF_ALU) |
+							alu_ops[rnd() % sizeof(alu_ops)] |
+							(rnd() % 2 ? RB_BPF_X : RB_BPF_K)),
+					    .dst = r, .src = rnd() % 2 ? q : 0, .imm = imm};
+		if (!(out->code & RB_BPF_X))
+			out->src = 0;
+		else
+			out->imm = 0;
+		return 1;
+	case 2: /* a pointer plus a number: r = (data|scratch|meta) + rX */
+		out[0] = (struct rb_bpf_insn){.code = RB_BPF_ALU64 | RB_BPF_MOV | RB_BPF_X, .dst = r,
+					      .src = (uint8_t)(6 + rnd() % 3)};
+		out[1] = (struct rb_bpf_insn){.code = RB_BPF_ALU64 | RB_BPF_ADD | (rnd() % 2 ? RB_BPF_X : RB_BPF_K),
+					      .dst = r, .src = 0, .imm = imm};
+		if (out[1].code & RB_BPF_X) {
+			out[1].src = (uint8_t)(rnd() % 6);
+			out[1].imm = 0;
+		}
+		return 2;
+	case 3: case 4: /* load */
+		*out = (struct rb_bpf_insn){.code = (uint8_t)(RB_BPF_LDX | RB_BPF_MEM | sizes[rnd() % 4]),
+					    .dst = r, .src = rnd() % 3 ? (uint8_t)(rnd() % 10) : 10, .off = off};
+		return 1;
+	case 5: /* store a register or an immediate */
+		if (rnd() % 2)
+			*out = (struct rb_bpf_insn){.code = (uint8_t)(RB_BPF_STX | RB_BPF_MEM | sizes[rnd() % 4]),
+						    .dst = rnd() % 3 ? (uint8_t)(rnd() % 10) : 10, .src = q, .off = off};
+		else
+			*out = (struct rb_bpf_insn){.code = (uint8_t)(RB_BPF_ST | RB_BPF_MEM | sizes[rnd() % 4]),
+						    .dst = rnd() % 3 ? (uint8_t)(rnd() % 10) : 10, .off = off, .imm = imm};
+		return 1;
+	case 6: case 7: { /* conditional jump, mostly forward */
+		int span = (int)(rnd() % 6) + 1;
+		if (rnd() % 5 == 0 && at >= 6)
+			span = -(int)(rnd() % 5) - 2; /* a loop */
+		if ((int)at + 1 + span >= (int)n_total || (int)at + 1 + span < 4)
+			span = 0;
+		*out = (struct rb_bpf_insn){.code = (uint8_t)((rnd() % 4 ? RB_BPF_JMP : RB_BPF_JMP32) |
+							jmp_ops[rnd() % sizeof(jmp_ops)] |
+							(rnd() % 3 ? RB_BPF_K : RB_BPF_X)),
+					    .dst = rnd() % 4 ? r : (uint8_t)(6 + rnd() % 4),
+					    .src = 0, .off = (int16_t)span, .imm = imm};
+		if (out->code & RB_BPF_X) {
+			out->src = q;
+			out->imm = 0;
+		}
+		return 1;
+	}
+	case 8: /* mask */
+		*out = (struct rb_bpf_insn){.code = RB_BPF_ALU64 | RB_BPF_AND | RB_BPF_K, .dst = r,
+					    .imm = (int32_t)((1u << (rnd() % 14)) - 1) & ~(int32_t)(rnd() % 2 ? 7 : 0)};
+		return 1;
+	case 9: /* a counter step, for loops */
+		*out = (struct rb_bpf_insn){.code = RB_BPF_ALU64 | RB_BPF_ADD | RB_BPF_K, .dst = r,
+					    .imm = rnd() % 2 ? 1 : 8};
+		return 1;
+	default: /* copy a register (pointers too) */
+		*out = (struct rb_bpf_insn){.code = RB_BPF_ALU64 | RB_BPF_MOV | RB_BPF_X, .dst = r, .src = q};
+		return 1;
+	}
+}
+
+TEST(random_programs_the_verifier_accepts_never_fault)
+{
+	struct rb_bpf_helpers *h = helpers_all();
+	unsigned accepted_n = 0, tried = 0;
+	char log[4096];
+
+	REQUIRE(h);
+	for (int iter = 0; iter < 30000; iter++) {
+		struct rb_bpf_insn prog[48];
+		unsigned n = 0, want = 12 + (unsigned)(rnd() % 30);
+		prog[n++] = (struct rb_bpf_insn){.code = RB_BPF_LDX | RB_BPF_MEM | RB_BPF_DW, .dst = 6, .src = 1, .off = 16};
+		prog[n++] = (struct rb_bpf_insn){.code = RB_BPF_LDX | RB_BPF_MEM | RB_BPF_DW, .dst = 7, .src = 1, .off = 32};
+		prog[n++] = (struct rb_bpf_insn){.code = RB_BPF_LDX | RB_BPF_MEM | RB_BPF_DW, .dst = 8, .src = 1, .off = 0};
+		prog[n++] = (struct rb_bpf_insn){.code = RB_BPF_LDX | RB_BPF_MEM | RB_BPF_DW, .dst = 9, .src = 1, .off = 8};
+		for (int k = 0; k < 4; k++) /* numbers from the guest's scratch */
+			prog[n++] = (struct rb_bpf_insn){.code = RB_BPF_LDX | RB_BPF_MEM | RB_BPF_DW,
+							 .dst = (uint8_t)(2 + k), .src = 7, .off = (int16_t)(8 * k)};
+		prog[n++] = (struct rb_bpf_insn){.code = RB_BPF_ALU64 | RB_BPF_MOV | RB_BPF_K, .dst = 0};
+		while (n < want)
+			n += gen_insn(&prog[n], n, want + 2);
+		prog[n++] = (struct rb_bpf_insn){.code = RB_BPF_ALU64 | RB_BPF_MOV | RB_BPF_K, .dst = 0};
+		prog[n++] = (struct rb_bpf_insn){.code = RB_BPF_JMP | RB_BPF_EXIT};
+		struct rb_bpf_prog *p = NULL;
+		if (rb_bpf_prog_new(prog, n, h, NULL, &p, log, sizeof(log)))
+			continue; /* e.g. a jump into nowhere: not the verifier's business */
+		tried++;
+		if (rb_bpf_verify(p, rb_ndp_bpf_type(RB_NDP_PROG_CQ), log, sizeof(log)) == 0) {
+			accepted_n++;
+			char name[32];
+			snprintf(name, sizeof(name), "random program %d", iter);
+			run_randomly(p, RB_NDP_PROG_CQ, name, 40);
+			if (rt_cur_failed) {
+				for (unsigned i = 0; i < n; i++) {
+					char b[96];
+					rb_bpf_disasm_insn(prog, n, i, h, b, sizeof(b));
+					fprintf(stderr, "      %3u: %s\n", i, b);
+				}
+				rb_bpf_prog_free(p);
+				break;
+			}
+		}
+		rb_bpf_prog_free(p);
+	}
+	fprintf(stderr, "    %u random programs verified, %u accepted\n", tried, accepted_n);
+	/* The menu must produce accepted programs, or this tests nothing. */
+	CHECK(accepted_n > 500);
+	rb_bpf_helpers_free(h);
 }
 
 TEST(verification_is_fast_for_bpfkv_programs)
