@@ -149,6 +149,7 @@ enum rb_ndp_status {
 	RB_NDP_S_LIMIT = 9,       /* LOAD: too many or too large programs */
 	RB_NDP_S_WRONG_TYPE = 10, /* the program's type does not fit the request */
 	RB_NDP_S_NO_MEMORY = 11,  /* REG_MEM: not memory the guest has */
+	RB_NDP_S_READ_ONLY = 12,  /* WRITE_ND on a read-only disk */
 };
 
 static inline const char *rb_ndp_status_name(uint32_t s)
@@ -166,6 +167,7 @@ static inline const char *rb_ndp_status_name(uint32_t s)
 	case RB_NDP_S_LIMIT: return "limit";
 	case RB_NDP_S_WRONG_TYPE: return "wrong-type";
 	case RB_NDP_S_NO_MEMORY: return "no-memory";
+	case RB_NDP_S_READ_ONLY: return "read-only";
 	}
 	return "unknown";
 }

@@ -455,7 +455,7 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 	memcpy(n->scratch, n->r.scratch_in, n->r.io.scratch_len);
 	if (n->r.type == RB_NDP_T_WRITE_ND) {
 		if (d->readonly) {
-			x->status = RB_NDP_S_OUT_OF_RANGE;
+			x->status = RB_NDP_S_READ_ONLY;
 			snprintf(x->msg, sizeof(x->msg), "WRITE_ND on a read-only disk");
 			nd_complete(req);
 			return;

@@ -47,7 +47,8 @@ from vhost_client import (NDP_IO, NDP_LOAD, NDP_LOAD_RESULT, NDP_PROBE, NDP_REG_
                           NdpReq, ndp_io, ndp_load, ndp_probe, ndp_reg_mem, ndp_unload,
                           ndp_unreg_mem, load_result, split_lengths)
 from vhost_client import (NDP_S_BAD_REQUEST, NDP_S_HOP_LIMIT, NDP_S_LIMIT, NDP_S_NO_MEMORY,  # noqa: E402
-                          NDP_S_NO_PROGRAM, NDP_S_OK, NDP_S_OUT_OF_RANGE, NDP_S_REJECTED)
+                          NDP_S_NO_PROGRAM, NDP_S_OK, NDP_S_OUT_OF_RANGE, NDP_S_READ_ONLY,
+                          NDP_S_REJECTED)
 
 MiB = 1 << 20
 IMG_SIZE = 8 * MiB
@@ -787,8 +788,8 @@ def t_write_nd_readonly(c):
     h = c.load()
     r = ndp_io(c.fe.mem, NDP_T_WRITE_ND, h, 8, 1024, data=data, scratch=bytes(16))
     c.do(r, S_OK, 16 + RES_LEN + 1)
-    check(r.result() == (NDP_S_OUT_OF_RANGE, 0, 0, 0), "result %r" % (r.result(),))
-    c.log(r"vm2: queue \d+: NDP request ended with out-of-range: WRITE_ND on a read-only disk")
+    check(r.result() == (NDP_S_READ_ONLY, 0, 0, 0), "result %r" % (r.result(),))
+    c.log(r"vm2: queue \d+: NDP request ended with read-only: WRITE_ND on a read-only disk")
     bad = c.img.mismatch()
     check(bad is None, "read-only image written: %s" % bad)
 

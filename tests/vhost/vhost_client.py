@@ -825,8 +825,10 @@ NDP_S_REJECTED = 8
 NDP_S_LIMIT = 9
 NDP_S_WRONG_TYPE = 10
 NDP_S_NO_MEMORY = 11
+NDP_S_READ_ONLY = 12
 NDP_STATUS_NAMES = ("ok", "bad-request", "no-program", "hop-limit", "budget", "fault",
-                    "io-error", "out-of-range", "rejected", "limit", "wrong-type", "no-memory")
+                    "io-error", "out-of-range", "rejected", "limit", "wrong-type", "no-memory",
+                    "read-only")
 
 NDP_PROBE = struct.Struct("<9I28x")        # magic version max_programs max_elf_bytes
                                            # max_meta max_scratch max_data max_hops prog_types

@@ -526,7 +526,8 @@ static const char *ndp_status_name(uint32_t st)
 {
     static const char *const names[] = {"OK",        "BAD_REQUEST", "NO_PROGRAM", "HOP_LIMIT",
                                         "BUDGET",    "FAULT",       "IO_ERROR",   "OUT_OF_RANGE",
-                                        "REJECTED",  "LIMIT",       "WRONG_TYPE", "NO_MEMORY"};
+                                        "REJECTED",  "LIMIT",       "WRONG_TYPE", "NO_MEMORY",
+                                        "READ_ONLY"};
     return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
