@@ -66,6 +66,9 @@ struct rb_disk {
 	uint64_t capacity_sectors;
 	char serial[RB_VIRTIO_BLK_ID_BYTES];
 	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
+	/* LOADs of this VM being verified right now: capped, so one guest
+	 * cannot keep many host cores verifying at once. */
+	atomic_uint loads_running;
 	unsigned nqueues;
 	struct rb_io_queue queues[16];
 	/* Written only by workers, read for stats: relaxed atomics. */

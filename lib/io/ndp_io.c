@@ -90,6 +90,8 @@ static void do_probe(struct rb_io_req *req)
  * completion (a read of an eventfd the thread writes), so the request stays
  * in flight like any I/O: resets and GET_VRING_BASE wait for it.
  */
+#define RB_NDP_MAX_LOADS_RUNNING 2u /* per VM */
+
 struct rb_io_load {
 	struct rb_ndp_table *table;
 	int efd;
@@ -143,6 +145,7 @@ void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	(void)w;
 	(void)res; /* the eventfd read cannot fail short of a bug */
 	req->load = NULL;
+	atomic_fetch_sub(&req->q->disk->loads_running, 1);
 	close(l->efd);
 	load_reply(req, l->res, l->log);
 	free(l);
@@ -227,10 +230,19 @@ static void do_load(struct rb_worker *w, struct rb_io_req *req)
 			/* One copy out of guest memory; the loader reads only it. */
 			rb_iov_gather(c->iov, c->n_read, fixed, l->elf, ld->elf_len);
 			l->table = d->progs;
-			if (load_async(w, req, l))
+			if (atomic_fetch_add(&d->loads_running, 1) >= RB_NDP_MAX_LOADS_RUNNING) {
+				atomic_fetch_sub(&d->loads_running, 1);
+				snprintf(log, sizeof(log),
+					 "%u LOADs of this VM are already being verified; retry when one completes",
+					 RB_NDP_MAX_LOADS_RUNNING);
+				res.status = RB_NDP_S_LIMIT;
+			} else if (load_async(w, req, l)) {
 				return;
-			res.status = rb_ndp_load(d->progs, ld->prog_type, l->elf, ld->elf_len,
-						 ld->section, &res.handle, log, sizeof(log));
+			} else {
+				res.status = rb_ndp_load(d->progs, ld->prog_type, l->elf, ld->elf_len,
+							 ld->section, &res.handle, log, sizeof(log));
+				atomic_fetch_sub(&d->loads_running, 1);
+			}
 		}
 	}
 	free(l->elf);

@@ -783,6 +783,40 @@ def t_nd_default_hops(c):
     t_nd_hop_limit(c, 0, 64)
 
 
+def t_load_flood(c):
+    """Eight LOADs of a program that takes milliseconds to verify, in the
+    ring at once: at most two per VM are verified at a time, the rest get
+    LIMIT with a reason, none is lost, and the queue keeps serving."""
+    path = os.path.join(c.s.args.programs, "..", "..", "progs", "bpfkv_range.o")
+    with open(path, "rb") as f:
+        elf = f.read()
+    fe, q = c.fe, c.queue()
+    vq = fe.vqs[q]
+    old = vq.avail_idx
+    reqs = [ndp_load(fe.mem, 2, elf, "bpfkv_range") for _ in range(8)]
+    heads = [vq.add_chain(r.segs) for r in reqs]
+    vq.kick(old)
+    used = vq.wait_used(len(reqs), 10.0)
+    check(sorted(u[0] for u in used) == sorted(heads), "used ids %r, submitted %r"
+          % ([u[0] for u in used], heads))
+    loaded = limited = 0
+    for r in reqs:
+        handle, st, log_len, log = load_result(r)
+        check(r.status_byte() == S_OK, "virtio status %d" % r.status_byte())
+        if st == NDP_S_OK:
+            c.track(handle)
+            loaded += 1
+        elif st == NDP_S_LIMIT:
+            check(b"already being verified" in log, "LIMIT without its reason: %r" % log[:120])
+            limited += 1
+        else:
+            check(False, "unexpected NDP status %s: %r" % (vc.ndp_status_name(st), log[:120]))
+    check(loaded >= 2 and limited >= 1 and loaded + limited == 8,
+          "%d loaded, %d refused" % (loaded, limited))
+    st, ulen, _ = fe.read(q, 0, 4096)
+    check(st == S_OK and ulen == 4097, "read after the flood: status %d len %d" % (st, ulen))
+
+
 def t_write_nd_readonly(c):
     data = os.urandom(1024)
     h = c.load()
@@ -1200,6 +1234,7 @@ def main():
         R("read_nd_hop_limit_1024", t_nd_hop_limit)
         R("read_nd_max_hops_0_means_64", t_nd_default_hops)
         R("write_nd_readonly_disk", t_write_nd_readonly, disk="ro")
+        R("load_flood_two_verified_at_a_time", t_load_flood)
         R("write_nd_data_len_ne_io_len", t_write_nd_len_mismatch)
         R("write_nd_valid", t_write_nd_valid)
 
