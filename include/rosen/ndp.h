@@ -26,6 +26,10 @@ extern "C" {
 #endif
 
 #define RB_NDP_BUDGET 1000000u /* instructions per program run */
+/* Verifier work per LOAD (instructions walked): BPF-KV's range program
+ * needs about 21,000; this bounds what one LOAD can cost the host (a
+ * fraction of a second) while leaving room for real programs. */
+#define RB_NDP_VERIFY_MAX_INSNS 250000u
 
 /* ---- program table (one per VM disk) ------------------------------------- */
 

@@ -94,7 +94,8 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 	 * in bounds for this type, so the compiled code needs no per-access
 	 * checks.  A rejection goes back to the guest with the log. */
 	struct rb_bpf_verify_stats vs;
-	int vrc = rb_bpf_verify_ex(bpf, rb_ndp_bpf_type(type), NULL, &vs, log, loglen);
+	struct rb_bpf_verify_opts vo = {.max_insns = RB_NDP_VERIFY_MAX_INSNS};
+	int vrc = rb_bpf_verify_ex(bpf, rb_ndp_bpf_type(type), &vo, &vs, log, loglen);
 	if (vrc) {
 		rb_warn(t->name, "LOAD of section '%s' (%s) rejected by the verifier: %s", section,
 			rb_ndp_prog_type_name(type), log);
