@@ -82,6 +82,34 @@ static inline void rt_register(const char *name, void (*fn)(void))
 				   rt_h ? rt_h : "(null)", rt_n);           \
 	} while (0)
 
+/* A whole file (a test object, an image) as a malloc'd buffer; the test
+ * stops (REQUIRE) when it cannot be read. */
+struct rt_blob {
+	unsigned char *p;
+	size_t len;
+};
+
+static inline struct rt_blob rt_read_file(const char *path)
+{
+	struct rt_blob b = {0};
+	FILE *f = fopen(path, "rb");
+	long n;
+
+	if (!f)
+		fprintf(stderr, "    cannot open %s\n", path);
+	REQUIRE(f);
+	REQUIRE(fseek(f, 0, SEEK_END) == 0);
+	n = ftell(f);
+	REQUIRE(n > 0);
+	rewind(f);
+	b.len = (size_t)n;
+	b.p = malloc(b.len);
+	REQUIRE(b.p);
+	REQUIRE(fread(b.p, 1, b.len, f) == b.len);
+	fclose(f);
+	return b;
+}
+
 /* Runs every registered test whose name contains argv[1] (if given). */
 static inline int rt_main(int argc, char **argv)
 {

@@ -19,36 +19,16 @@
 
 /* ---- Objects ------------------------------------------------------------ */
 
-struct blob {
-	unsigned char *p;
-	size_t len;
-};
 
-static struct blob read_obj(const char *name)
+static struct rt_blob read_obj(const char *name)
 {
 	char path[512];
-	struct blob b = { 0 };
-	FILE *f;
-	long n;
 
 	snprintf(path, sizeof(path), "%s/%s.o", TEST_PROGS_DIR, name);
-	f = fopen(path, "rb");
-	if (!f)
-		fprintf(stderr, "    cannot open %s\n", path);
-	REQUIRE(f);
-	REQUIRE(fseek(f, 0, SEEK_END) == 0);
-	n = ftell(f);
-	REQUIRE(n > 0);
-	rewind(f);
-	b.len = (size_t)n;
-	b.p = malloc(b.len);
-	REQUIRE(b.p);
-	REQUIRE(fread(b.p, 1, b.len, f) == b.len);
-	fclose(f);
-	return b;
+	return rt_read_file(path);
 }
 
-static int load_blob(const struct blob *b, const char *sec,
+static int load_blob(const struct rt_blob *b, const char *sec,
 		     struct rb_bpf_prog **p, char *err, size_t errlen)
 {
 	return rb_bpf_prog_load_elf(b->p, b->len, sec, NULL, p, err, errlen);
@@ -56,7 +36,7 @@ static int load_blob(const struct blob *b, const char *sec,
 
 static struct rb_bpf_prog *load_prog(const char *obj, const char *sec)
 {
-	struct blob b = read_obj(obj);
+	struct rt_blob b = read_obj(obj);
 	struct rb_bpf_prog *p = NULL;
 	char err[256] = "";
 	int rc = load_blob(&b, sec, &p, err, sizeof(err));
@@ -70,7 +50,7 @@ static struct rb_bpf_prog *load_prog(const char *obj, const char *sec)
 
 /* Expects loading `sec` of `b` to fail with `rc` and a message containing
  * `needle`. */
-static void expect_load_error(const struct blob *b, const char *sec, int rc,
+static void expect_load_error(const struct rt_blob *b, const char *sec, int rc,
 			      const char *needle)
 {
 	struct rb_bpf_prog *p = (struct rb_bpf_prog *)&p; /* must be reset */
@@ -139,7 +119,7 @@ static uint64_t rng(void)
 
 /* ---- Raw ELF access, to check listings and forge malformed objects ------ */
 
-static Elf64_Shdr *raw_shdrs(const struct blob *b, size_t *n)
+static Elf64_Shdr *raw_shdrs(const struct rt_blob *b, size_t *n)
 {
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)b->p;
 
@@ -149,7 +129,7 @@ static Elf64_Shdr *raw_shdrs(const struct blob *b, size_t *n)
 	return (Elf64_Shdr *)(b->p + eh->e_shoff);
 }
 
-static const char *raw_name(const struct blob *b, const Elf64_Shdr *sh)
+static const char *raw_name(const struct rt_blob *b, const Elf64_Shdr *sh)
 {
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)b->p;
 	size_t n;
@@ -158,7 +138,7 @@ static const char *raw_name(const struct blob *b, const Elf64_Shdr *sh)
 	return (const char *)b->p + all[eh->e_shstrndx].sh_offset + sh->sh_name;
 }
 
-static Elf64_Shdr *raw_section(const struct blob *b, const char *name)
+static Elf64_Shdr *raw_section(const struct rt_blob *b, const char *name)
 {
 	size_t n;
 	Elf64_Shdr *sh = raw_shdrs(b, &n);
@@ -171,13 +151,13 @@ static Elf64_Shdr *raw_section(const struct blob *b, const char *name)
 	return NULL;
 }
 
-static struct rb_bpf_insn *raw_insns(const struct blob *b, const char *sec)
+static struct rb_bpf_insn *raw_insns(const struct rt_blob *b, const char *sec)
 {
 	return (struct rb_bpf_insn *)(b->p + raw_section(b, sec)->sh_offset);
 }
 
 /* Relocation `i` of section `sec` (from the REL section naming it). */
-static Elf64_Rel *raw_rel(const struct blob *b, const char *sec, size_t i)
+static Elf64_Rel *raw_rel(const struct rt_blob *b, const char *sec, size_t i)
 {
 	char name[128];
 	Elf64_Shdr *rs;
@@ -188,9 +168,9 @@ static Elf64_Rel *raw_rel(const struct blob *b, const char *sec, size_t i)
 	return (Elf64_Rel *)(b->p + rs->sh_offset) + i;
 }
 
-static struct blob copy_blob(const struct blob *b)
+static struct rt_blob copy_blob(const struct rt_blob *b)
 {
-	struct blob c = { malloc(b->len), b->len };
+	struct rt_blob c = { malloc(b->len), b->len };
 
 	REQUIRE(c.p);
 	memcpy(c.p, b->p, b->len);
@@ -224,7 +204,7 @@ static size_t listed(const struct listing *l, const char *name)
 	return 0;
 }
 
-static struct listing list_sections(const struct blob *b)
+static struct listing list_sections(const struct rt_blob *b)
 {
 	struct listing l = { 0 };
 	char err[256] = "";
@@ -237,7 +217,7 @@ static struct listing list_sections(const struct blob *b)
 }
 
 /* The listing must be exactly the non-empty SHF_EXECINSTR sections. */
-static void check_listing_matches_headers(const struct blob *b)
+static void check_listing_matches_headers(const struct rt_blob *b)
 {
 	struct listing l = list_sections(b);
 	size_t n, expect = 0;
@@ -254,7 +234,7 @@ static void check_listing_matches_headers(const struct blob *b)
 
 TEST(sections_lists_each_program_of_a_multi_program_object)
 {
-	struct blob b = read_obj("multi");
+	struct rt_blob b = read_obj("multi");
 	struct listing l = list_sections(&b);
 
 	/* .text is empty in this object, so exactly the three programs. */
@@ -272,7 +252,7 @@ TEST(sections_lists_text_and_program_with_instruction_counts)
 				      "node_search", "hostile", "unsupported" };
 
 	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
-		struct blob b = read_obj(objs[i]);
+		struct rt_blob b = read_obj(objs[i]);
 
 		check_listing_matches_headers(&b);
 		free(b.p);
@@ -299,7 +279,7 @@ static uint64_t ref_chain(uint64_t x)
 
 TEST(subprog_links_text_calls_and_computes_like_c)
 {
-	struct blob b = read_obj("subprog");
+	struct rt_blob b = read_obj("subprog");
 	struct listing l = list_sections(&b);
 	struct rb_bpf_prog *p = load_prog("subprog", "subprog");
 	const struct rb_bpf_insn *in = rb_bpf_prog_insns(p);
@@ -768,7 +748,7 @@ TEST(hostile_endless_loop_is_stopped_by_budget)
 
 TEST(missing_section_gives_enoent_naming_it)
 {
-	struct blob b = read_obj("multi");
+	struct rt_blob b = read_obj("multi");
 
 	expect_load_error(&b, "no_such_prog", -ENOENT, "no_such_prog");
 	/* A section that exists but holds no code is not a program either. */
@@ -779,7 +759,7 @@ TEST(missing_section_gives_enoent_naming_it)
 
 TEST(unsupported_features_are_rejected_with_clear_messages)
 {
-	struct blob b = read_obj("unsupported");
+	struct rt_blob b = read_obj("unsupported");
 
 	expect_load_error(&b, "uses_map", -EINVAL, "maps are not supported");
 	expect_load_error(&b, "uses_extern", -EINVAL, "outside_value");
@@ -793,7 +773,7 @@ TEST(unsupported_features_are_rejected_with_clear_messages)
 
 TEST(bad_arguments_are_rejected)
 {
-	struct blob b = read_obj("multi");
+	struct rt_blob b = read_obj("multi");
 	struct rb_bpf_prog *p = NULL;
 	char err[128] = "";
 	struct listing l = { 0 };
@@ -824,7 +804,7 @@ TEST(bad_arguments_are_rejected)
 TEST(non_elf_input_is_rejected)
 {
 	static const char text[] = "int main(void) { return 0; } /* not ELF */";
-	struct blob b = { (unsigned char *)text, sizeof(text) };
+	struct rt_blob b = { (unsigned char *)text, sizeof(text) };
 	struct listing l = { 0 };
 	char err[128] = "";
 
@@ -839,9 +819,9 @@ TEST(non_elf_input_is_rejected)
 TEST(elf32_header_is_rejected)
 {
 	Elf32_Ehdr eh;
-	struct blob b = { (unsigned char *)&eh, sizeof(eh) };
-	struct blob real = read_obj("multi");
-	struct blob c = copy_blob(&real);
+	struct rt_blob b = { (unsigned char *)&eh, sizeof(eh) };
+	struct rt_blob real = read_obj("multi");
+	struct rt_blob c = copy_blob(&real);
 
 	memset(&eh, 0, sizeof(eh));
 	memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -862,8 +842,8 @@ TEST(elf32_header_is_rejected)
 
 TEST(big_endian_object_is_rejected)
 {
-	struct blob real = read_obj("multi");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("multi");
+	struct rt_blob c = copy_blob(&real);
 
 	c.p[EI_DATA] = ELFDATA2MSB;
 	expect_load_error(&c, "sum", -EINVAL, "little-endian");
@@ -873,8 +853,8 @@ TEST(big_endian_object_is_rejected)
 
 TEST(wrong_machine_or_type_is_rejected)
 {
-	struct blob real = read_obj("multi");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("multi");
+	struct rt_blob c = copy_blob(&real);
 
 	((Elf64_Ehdr *)c.p)->e_machine = EM_X86_64;
 	expect_load_error(&c, "sum", -EINVAL, "EM_BPF");
@@ -887,8 +867,8 @@ TEST(wrong_machine_or_type_is_rejected)
 
 TEST(section_size_not_a_multiple_of_8_is_rejected)
 {
-	struct blob real = read_obj("multi");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("multi");
+	struct rt_blob c = copy_blob(&real);
 	struct listing l = { 0 };
 	char err[256] = "";
 
@@ -904,8 +884,8 @@ TEST(section_size_not_a_multiple_of_8_is_rejected)
 
 TEST(section_beyond_end_of_file_is_rejected)
 {
-	struct blob real = read_obj("multi");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("multi");
+	struct rt_blob c = copy_blob(&real);
 	Elf64_Shdr *sh = raw_section(&c, "sum");
 
 	sh->sh_offset = c.len - 8;
@@ -919,8 +899,8 @@ TEST(section_beyond_end_of_file_is_rejected)
 
 TEST(relocation_offsets_outside_section_or_misaligned_are_rejected)
 {
-	struct blob real = read_obj("rodata");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("rodata");
+	struct rt_blob c = copy_blob(&real);
 	Elf64_Rel *r = raw_rel(&c, "rodata_table", 0);
 	uint64_t size = raw_section(&c, "rodata_table")->sh_size;
 
@@ -936,8 +916,8 @@ TEST(relocation_offsets_outside_section_or_misaligned_are_rejected)
 
 TEST(relocation_symbol_index_out_of_range_is_rejected)
 {
-	struct blob real = read_obj("rodata");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("rodata");
+	struct rt_blob c = copy_blob(&real);
 	Elf64_Rel *r = raw_rel(&c, "rodata_table", 0);
 
 	r->r_info = ELF64_R_INFO(0xffffff, ELF64_R_TYPE(r->r_info));
@@ -950,8 +930,8 @@ TEST(relocation_symbol_index_out_of_range_is_rejected)
 
 TEST(unknown_relocation_type_is_rejected_and_none_ignored)
 {
-	struct blob real = read_obj("subprog");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("subprog");
+	struct rt_blob c = copy_blob(&real);
 	Elf64_Rel *r = raw_rel(&c, "subprog", 0);
 	struct rb_bpf_prog *p = NULL;
 	char err[256] = "";
@@ -969,8 +949,8 @@ TEST(unknown_relocation_type_is_rejected_and_none_ignored)
 
 TEST(lddw_relocation_not_on_lddw_is_rejected)
 {
-	struct blob real = read_obj("rodata");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("rodata");
+	struct rt_blob c = copy_blob(&real);
 	Elf64_Rel *r = raw_rel(&c, "rodata_table", 0);
 
 	r->r_offset = 0; /* insn 0 is r1 = r2 */
@@ -985,8 +965,8 @@ TEST(lddw_relocation_not_on_lddw_is_rejected)
 
 TEST(call_relocation_not_on_call_is_rejected)
 {
-	struct blob real = read_obj("subprog");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("subprog");
+	struct rt_blob c = copy_blob(&real);
 	Elf64_Rel *r = raw_rel(&c, "subprog", 0);
 
 	r->r_offset = 0; /* insn 0 is r6 = r2 */
@@ -997,8 +977,8 @@ TEST(call_relocation_not_on_call_is_rejected)
 
 TEST(call_target_outside_text_is_rejected)
 {
-	struct blob real = read_obj("subprog");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("subprog");
+	struct rt_blob c = copy_blob(&real);
 	Elf64_Rel *r = raw_rel(&c, "subprog", 0);
 	struct rb_bpf_insn *in = raw_insns(&c, "subprog");
 
@@ -1012,8 +992,8 @@ TEST(call_target_outside_text_is_rejected)
 
 TEST(lddw_addend_outside_data_section_is_rejected)
 {
-	struct blob real = read_obj("rodata");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("rodata");
+	struct rt_blob c = copy_blob(&real);
 	Elf64_Rel *r = raw_rel(&c, "rodata_table", 0);
 	struct rb_bpf_insn *in = raw_insns(&c, "rodata_table");
 
@@ -1028,8 +1008,8 @@ TEST(lddw_addend_outside_data_section_is_rejected)
 
 TEST(two_relocations_on_one_instruction_are_rejected)
 {
-	struct blob real = read_obj("rodata");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("rodata");
+	struct rt_blob c = copy_blob(&real);
 
 	*raw_rel(&c, "rodata_table", 1) = *raw_rel(&c, "rodata_table", 0);
 	expect_load_error(&c, "rodata_table", -EINVAL, "two relocations");
@@ -1039,8 +1019,8 @@ TEST(two_relocations_on_one_instruction_are_rejected)
 
 TEST(lddw_with_pseudo_src_but_no_relocation_is_rejected)
 {
-	struct blob real = read_obj("v4");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("v4");
+	struct rt_blob c = copy_blob(&real);
 	struct rb_bpf_insn *in = raw_insns(&c, "sext");
 	size_t n = raw_section(&c, "sext")->sh_size / 8, pc;
 
@@ -1057,8 +1037,8 @@ TEST(lddw_with_pseudo_src_but_no_relocation_is_rejected)
 
 TEST(missing_symbol_table_is_rejected)
 {
-	struct blob real = read_obj("rodata");
-	struct blob c = copy_blob(&real);
+	struct rt_blob real = read_obj("rodata");
+	struct rt_blob c = copy_blob(&real);
 
 	raw_section(&c, ".symtab")->sh_type = SHT_PROGBITS;
 	expect_load_error(&c, "rodata_table", -EINVAL, "symbol table");
@@ -1108,7 +1088,7 @@ TEST(every_truncation_of_a_real_object_errors_without_crashing)
 					 { "rodata", "rodata_string" } };
 
 	for (size_t o = 0; o < 2; o++) {
-		struct blob b = read_obj(objs[o][0]);
+		struct rt_blob b = read_obj(objs[o][0]);
 		unsigned ok = 0;
 
 		for (size_t len = 0; len < b.len; len++)
@@ -1129,7 +1109,7 @@ struct range {
 	size_t off, len;
 };
 
-static size_t interesting_ranges(const struct blob *b, struct range *r,
+static size_t interesting_ranges(const struct rt_blob *b, struct range *r,
 				 size_t max)
 {
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)b->p;
@@ -1159,8 +1139,8 @@ TEST(random_byte_flips_of_real_objects_never_crash)
 
 	rng_seed(0x5eed);
 	for (size_t o = 0; o < sizeof(objs) / sizeof(objs[0]); o++) {
-		struct blob b = read_obj(objs[o][0]);
-		struct blob c = copy_blob(&b);
+		struct rt_blob b = read_obj(objs[o][0]);
+		struct rt_blob c = copy_blob(&b);
 		struct range r[64];
 		size_t n_r = interesting_ranges(&b, r, 64);
 		unsigned ok = 0;

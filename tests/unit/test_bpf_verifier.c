@@ -16,30 +16,6 @@
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-struct blob {
-	uint8_t *p;
-	size_t len;
-};
-
-static struct blob read_path(const char *path)
-{
-	struct blob b = {0};
-	FILE *f = fopen(path, "rb");
-
-	if (!f)
-		fprintf(stderr, "    cannot open %s\n", path);
-	REQUIRE(f);
-	REQUIRE(fseek(f, 0, SEEK_END) == 0);
-	long n = ftell(f);
-	REQUIRE(n > 0);
-	rewind(f);
-	b.len = (size_t)n;
-	b.p = malloc(b.len);
-	REQUIRE(b.p);
-	REQUIRE(fread(b.p, 1, b.len, f) == b.len);
-	fclose(f);
-	return b;
-}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -274,7 +250,7 @@ TEST(scalar_masks_and_bound_checks_bound_the_value)
 
 static struct rb_bpf_helpers *helpers_all(void);
 
-static int verify_section(const struct blob *b, const char *sec, uint32_t type, char *log,
+static int verify_section(const struct rt_blob *b, const char *sec, uint32_t type, char *log,
 			  size_t loglen, struct rb_bpf_prog **keep)
 {
 	struct rb_bpf_helpers *h = helpers_all();
@@ -368,7 +344,7 @@ static uint32_t type_of(const char *section)
 
 TEST(hostile_c_corpus_is_rejected_with_its_reason)
 {
-	struct blob b = read_path(TEST_PROGS_DIR "/verifier_hostile.o");
+	struct rt_blob b = rt_read_file(TEST_PROGS_DIR "/verifier_hostile.o");
 	static char log[8192];
 	unsigned n = sizeof(hostile_c) / sizeof(hostile_c[0]);
 
@@ -398,7 +374,7 @@ static void collect(const char *name, size_t n_insns, void *arg)
 
 TEST(every_hostile_section_is_in_the_table)
 {
-	struct blob b = read_path(TEST_PROGS_DIR "/verifier_hostile.o");
+	struct rt_blob b = rt_read_file(TEST_PROGS_DIR "/verifier_hostile.o");
 	struct names {
 		unsigned n;
 		char name[128][64];
@@ -478,7 +454,7 @@ TEST(hostile_raw_programs_are_rejected_with_their_reason)
 
 TEST(too_complex_is_e2big_and_log_says_so)
 {
-	struct blob b = read_path(TEST_PROGS_DIR "/verifier_ok.o");
+	struct rt_blob b = rt_read_file(TEST_PROGS_DIR "/verifier_ok.o");
 	struct rb_bpf_helpers *h = helpers_all();
 	struct rb_bpf_prog *p = NULL;
 	char log[512];
@@ -730,7 +706,7 @@ TEST(accepted_corpus_never_faults_and_unchecked_jit_matches_interpreter)
 		/* "xrp_bpfkv_...": the prefix names the type, the rest the section. */
 		if (strstr(accepted[i].path, "/progs/"))
 			sec = strchr(sec, '_') + 1;
-		struct blob b = read_path(accepted[i].path);
+		struct rt_blob b = rt_read_file(accepted[i].path);
 		struct rb_bpf_prog *p = NULL;
 		int rc = verify_section(&b, sec, type, log, sizeof(log), &p);
 		if (rc) {
@@ -878,7 +854,7 @@ TEST(random_programs_the_verifier_accepts_never_fault)
 
 TEST(verification_is_fast_for_bpfkv_programs)
 {
-	struct blob b = read_path(TEST_PROGS_DIR "/../../progs/bpfkv_xrp_lookup.o");
+	struct rt_blob b = rt_read_file(TEST_PROGS_DIR "/../../progs/bpfkv_xrp_lookup.o");
 	struct rb_bpf_helpers *h = helpers_all();
 	struct rb_bpf_prog *p = NULL;
 	struct rb_bpf_verify_stats st;
