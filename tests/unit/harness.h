@@ -82,6 +82,15 @@ static inline void rt_register(const char *name, void (*fn)(void))
 				   rt_h ? rt_h : "(null)", rt_n);           \
 	} while (0)
 
+/* xorshift64: a fixed seed per test binary keeps runs reproducible. */
+static inline uint64_t rt_xorshift(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
 /* A whole file (a test object, an image) as a malloc'd buffer; the test
  * stops (REQUIRE) when it cannot be read. */
 struct rt_blob {

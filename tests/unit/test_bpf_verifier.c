@@ -21,10 +21,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return rt_xorshift(&rng_state);
 }
 
 /* Interesting numbers: edges of every width, small values, random ones. */
