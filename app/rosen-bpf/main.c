@@ -256,6 +256,25 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* An argument that is not an option of its command: OBJECT.o, then
+ * SECTION.  0, or 2 (bad usage, said on stderr). */
+static int take_positional(const char *cmd, const char *arg, const char **obj, const char **section)
+{
+	if (arg[0] == '-') {
+		fprintf(stderr, "rosen-bpf %s: unknown or incomplete option %s\n", cmd, arg);
+		return 2;
+	}
+	if (!*obj) {
+		*obj = arg;
+	} else if (!*section) {
+		*section = arg;
+	} else {
+		fprintf(stderr, "rosen-bpf %s: unexpected argument %s\n", cmd, arg);
+		return 2;
+	}
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *obj = NULL, *section = NULL, *mem_path = NULL;
@@ -279,15 +298,7 @@ static int cmd_run(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--stats")) {
 			stats = true;
-		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "rosen-bpf run: unknown or incomplete option %s\n", argv[i]);
-			return 2;
-		} else if (!obj) {
-			obj = argv[i];
-		} else if (!section) {
-			section = argv[i];
-		} else {
-			fprintf(stderr, "rosen-bpf run: unexpected argument %s\n", argv[i]);
+		} else if (take_positional("run", argv[i], &obj, &section)) {
 			return 2;
 		}
 	}
@@ -451,15 +462,7 @@ static int cmd_verify(int argc, char **argv)
 			type_name = argv[++i];
 		} else if (!strcmp(argv[i], "--stats")) {
 			stats = true;
-		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "rosen-bpf verify: unknown or incomplete option %s\n", argv[i]);
-			return 2;
-		} else if (!obj) {
-			obj = argv[i];
-		} else if (!section) {
-			section = argv[i];
-		} else {
-			fprintf(stderr, "rosen-bpf verify: unexpected argument %s\n", argv[i]);
+		} else if (take_positional("verify", argv[i], &obj, &section)) {
 			return 2;
 		}
 	}
