@@ -228,6 +228,21 @@ enum rb_bpf_jit_mode {
  * than in the interpreter.  0 or -errno with a message.
  */
 int rb_bpf_jit(struct rb_bpf_prog *prog, enum rb_bpf_jit_mode mode, char *err, size_t errlen);
+
+/*
+ * The unchecked JIT's defence in depth, so that one verifier bug is not
+ * enough to reach host memory: r0/r2..r9 cleared at entry and r1..r5
+ * after every helper call; each frame's stack (as deep as the verifier
+ * saw it used) zeroed at entry and at every local call; with the facts
+ * rb_bpf_verify() recorded: operands the verifier proved constant emitted
+ * as that constant, numbers added to pointers clamped to their proven
+ * range, instructions the verifier never reached compiled as a fault.
+ * RB_BPF_JIT_NO_HARDENING turns all of that off: for benchmarks that
+ * measure its cost, never for guest programs.
+ */
+enum { RB_BPF_JIT_NO_HARDENING = 1 };
+int rb_bpf_jit_ex(struct rb_bpf_prog *prog, enum rb_bpf_jit_mode mode, unsigned flags,
+		  char *err, size_t errlen);
 bool rb_bpf_prog_is_jitted(const struct rb_bpf_prog *prog);
 
 /* ---- Disassembly -------------------------------------------------------- */
@@ -316,6 +331,12 @@ struct rb_bpf_helper_arg {
 	uint8_t size_arg; /* MEM_*: 1..5 = the size is that argument, a
 	                   * bounded number; 0 = `size` bytes */
 	uint32_t size;
+	/* MEM_W: the helper writes every byte of the buffer on every path,
+	 * failures included (it fills or zeroes it).  Only then does the
+	 * verifier count the bytes as initialised afterwards; otherwise they
+	 * keep whatever state they had (a helper that returns early must not
+	 * turn stale stack into "written" bytes the program may copy out). */
+	bool filled;
 };
 
 struct rb_bpf_helper_proto {
@@ -339,9 +360,25 @@ struct rb_bpf_type {
 	unsigned n_helpers;
 };
 
+#define RB_BPF_VERIFY_MAX_WORK 8000000u          /* default work limit */
+#define RB_BPF_VERIFY_MAX_MEM (64u << 20)         /* default memory limit */
+
+/*
+ * Limits on what one verification may cost.  The walk is bounded in
+ * instructions, in work (each instruction walked is 1 unit; copying or
+ * comparing one frame of a state, RB_BPF_VERIFY_FRAME_WORK units: with 8
+ * frames a state is ~60 KB, so counting instructions alone does not bound
+ * the time), in memory (kept states, the work list and temporary copies)
+ * and, as a backstop, in thread CPU time.  Over any of them the program is
+ * rejected as too complex (-E2BIG) with a log naming the limit.
+ */
+#define RB_BPF_VERIFY_FRAME_WORK 16u
 struct rb_bpf_verify_opts {
-	uint64_t max_insns; /* instructions walked (with repeats) before the
-	                     * program is "too complex"; 0 = default */
+	uint64_t max_insns;  /* instructions walked (with repeats) before the
+	                      * program is "too complex"; 0 = default */
+	uint64_t max_work;   /* work units; 0 = RB_BPF_VERIFY_MAX_WORK */
+	uint64_t max_mem;    /* bytes of verifier state; 0 = RB_BPF_VERIFY_MAX_MEM */
+	uint64_t max_cpu_ns; /* CPU time of the verifying thread; 0 = none */
 };
 
 struct rb_bpf_verify_stats {
@@ -349,23 +386,31 @@ struct rb_bpf_verify_stats {
 	uint64_t states_stored;   /* states kept for pruning */
 	uint64_t states_pruned;   /* paths cut because a kept state covered them */
 	uint64_t states_joined;   /* states merged (loops widened) */
+	uint64_t frames_copied;   /* state frames copied */
+	uint64_t frames_compared; /* state frames compared while pruning */
+	uint64_t work;            /* work units spent (see above) */
+	uint64_t peak_mem;        /* most bytes of verifier state held at once */
 	uint64_t elapsed_ns;
 };
 
 /*
  * Verifies `prog` as a program of `type` (r1 = a pointer to its context).
- * Returns 0 when every path is safe; -EACCES when one is not (the log names
+ * When it is accepted, what the verifier proved of each instruction is
+ * recorded in `prog` (which instructions run, the proven ranges of the
+ * numbers added to pointers, operands proven constant, each function's
+ * stack depth): the unchecked JIT builds its second line of defence from
+ * it.  Returns 0 when every path is safe; -EACCES when one is not (the log names
  * the instruction, what the verifier knew of every register and of the
  * stack, the last branches taken and the reason); -E2BIG when proving it
  * would take more work than the limit ("too complex"); -EINVAL for a
  * malformed type; -ENOMEM.  The log is always NUL-terminated (empty when
  * accepted).
  */
-int rb_bpf_verify(const struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
+int rb_bpf_verify(struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
 		  char *log, size_t loglen);
 /* The same with limits (opts may be NULL) and statistics (stats may be
  * NULL; filled whether or not the program is accepted). */
-int rb_bpf_verify_ex(const struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
+int rb_bpf_verify_ex(struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
 		     const struct rb_bpf_verify_opts *opts,
 		     struct rb_bpf_verify_stats *stats, char *log, size_t loglen);
 

@@ -55,6 +55,27 @@ struct rb_bpf_op {
 	int32_t imm;
 };
 
+/*
+ * What the verifier proved about one instruction: the union over every
+ * state it walked there.  The unchecked JIT reads it (defence in depth);
+ * nothing else depends on it.
+ */
+enum {
+	RB_FACT_SEEN = 1,       /* some verified path reaches it */
+	RB_FACT_SRC_CONST = 2,  /* X-form ALU/JMP: src was the number `k` on every path */
+	RB_FACT_PTR_ARITH = 4,  /* 64-bit add/sub of a number and a pointer on some path */
+	RB_FACT_NUM_IS_DST = 8, /* PTR_ARITH: the number is dst (number + pointer) */
+	RB_FACT_FN_ENTRY = 16,  /* pc 0 or a local call target: stack_depth is valid */
+};
+
+struct rb_bpf_fact {
+	uint8_t flags;
+	uint16_t stack_depth; /* FN_ENTRY: bytes of its frame (from the top) the
+	                       * function may touch, a multiple of 8 */
+	int64_t lo, hi;       /* PTR_ARITH: the number's signed range, every path */
+	uint64_t k;           /* SRC_CONST */
+};
+
 struct rb_bpf_prog {
 	struct rb_bpf_insn *insns; /* as loaded (for disasm, later verifier) */
 	size_t n_insns;
@@ -67,6 +88,7 @@ struct rb_bpf_prog {
 	size_t jit_size;
 	bool jit_checked;
 	bool has_calls; /* calls helpers (directly or through callx) */
+	struct rb_bpf_fact *facts; /* n_insns, from the verifier; NULL if none */
 };
 
 /* A region as the run-time checks see it: [lo, lo + span). */

@@ -1081,6 +1081,13 @@ static int compile(struct jit *j, char *err, size_t errlen)
 
 int rb_bpf_jit(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, char *err, size_t errlen)
 {
+	return rb_bpf_jit_ex(p, mode, 0, err, errlen);
+}
+
+int rb_bpf_jit_ex(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, unsigned flags, char *err,
+		  size_t errlen)
+{
+	(void)flags; /* hardening layers: see rb_bpf_jit_ex() in rosen/bpf.h */
 	struct jit j = {.checked = mode == RB_BPF_JIT_CHECKED, .prog = p};
 	int rc;
 

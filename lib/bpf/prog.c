@@ -519,6 +519,7 @@ void rb_bpf_prog_free(struct rb_bpf_prog *p)
 		free(p->data[k]);
 	free(p->ops);
 	free(p->insns);
+	free(p->facts);
 	free(p);
 }
 

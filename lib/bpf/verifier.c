@@ -706,7 +706,10 @@ static int helper_mem_arg(struct verifier *v, struct vstate *s, const struct rb_
 		struct vframe *f = s->f[p.idx];
 		if (!write)
 			return stack_read(v, s, argno, f, &p, lo, hi, 1, false, NULL);
-		stack_clobber(f, lo, hi, scal_is_const(&p.v) && !a->size_arg);
+		/* Written only if the helper fills the buffer on every path;
+		 * otherwise the bytes keep their state (stale host stack must
+		 * never count as the program's own data). */
+		stack_clobber(f, lo, hi, scal_is_const(&p.v) && !a->size_arg && a->filled);
 		return 0;
 	}
 	if (write && !ptr_writable(v, &p))
@@ -1305,7 +1308,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int rb_bpf_verify_ex(const struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
+int rb_bpf_verify_ex(struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
 		     const struct rb_bpf_verify_opts *opts, struct rb_bpf_verify_stats *stats,
 		     char *log, size_t loglen)
 {
@@ -1365,7 +1368,7 @@ int rb_bpf_verify_ex(const struct rb_bpf_prog *prog, const struct rb_bpf_type *t
 	return rc;
 }
 
-int rb_bpf_verify(const struct rb_bpf_prog *prog, const struct rb_bpf_type *type, char *log,
+int rb_bpf_verify(struct rb_bpf_prog *prog, const struct rb_bpf_type *type, char *log,
 		  size_t loglen)
 {
 	return rb_bpf_verify_ex(prog, type, NULL, NULL, log, loglen);

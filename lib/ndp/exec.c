@@ -225,6 +225,9 @@ static uint64_t h_get_sqe(struct rb_bpf_call *call, uint64_t ctx, uint64_t idx, 
 		return 0;
 	if (!rb_bpf_call_mem_ok(call, out, sizeof(sqe), true))
 		return (uint64_t)-EINVAL;
+	/* The out-buffer is written on every path (zeroes on failure): the
+	 * verifier counts it initialised after the call (types.c). */
+	uint64_t rc = 0;
 	if (idx == RB_NDP_SQE_CURRENT) {
 		sqe.off = x->c.ctx.offset;
 		sqe.len = x->c.ctx.len;
@@ -232,10 +235,10 @@ static uint64_t h_get_sqe(struct rb_bpf_call *call, uint64_t ctx, uint64_t idx, 
 		sqe.off = x->c.ctx.next_off[idx];
 		sqe.len = x->c.ctx.next_len[idx];
 	} else {
-		return (uint64_t)-EINVAL;
+		rc = (uint64_t)-EINVAL;
 	}
 	memcpy((void *)(uintptr_t)out, &sqe, sizeof(sqe));
-	return 0;
+	return rc;
 }
 
 static uint64_t h_new_sqe(struct rb_bpf_call *call, uint64_t ctx, uint64_t a2, uint64_t a3,

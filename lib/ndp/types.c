@@ -42,12 +42,13 @@ static const struct rb_bpf_ctx_field native_fields[] = {
 	FIELD(rb_ndp_ctx, next_len, RB_NDP_CTX_MAX_NEXT, RW),
 };
 
-#define ARG_CTX {RB_BPF_ARG_CTX, 0, 0}
-#define ARG_NUM {RB_BPF_ARG_SCALAR, 0, 0}
+#define ARG_CTX {RB_BPF_ARG_CTX, 0, 0, false}
+#define ARG_NUM {RB_BPF_ARG_SCALAR, 0, 0, false}
 
 static const struct rb_bpf_helper_proto native_helpers[] = {
 	{RB_NDP_HELPER_GET_SQE, "rb_ndp_get_sqe",
-	 {ARG_CTX, ARG_NUM, {RB_BPF_ARG_MEM_W, 0, sizeof(struct rb_ndp_sqe)}}, RB_BPF_RET_SCALAR, 0,
+	 /* fills its out-buffer, or zeroes it on failure (exec.c) */
+	 {ARG_CTX, ARG_NUM, {RB_BPF_ARG_MEM_W, 0, sizeof(struct rb_ndp_sqe), true}}, RB_BPF_RET_SCALAR, 0,
 	 false, NULL},
 	{RB_NDP_HELPER_NEW_SQE, "rb_ndp_new_sqe", {ARG_CTX}, RB_BPF_RET_SCALAR, 0, false, NULL},
 	{RB_NDP_HELPER_SET_SQE, "rb_ndp_set_sqe", {ARG_CTX, ARG_NUM, ARG_NUM, ARG_NUM},
