@@ -124,13 +124,14 @@ SEC("cq_helpers")
 int cq_helpers_prog(struct rb_ndp_ctx *ctx)
 {
 	struct helper_scratch *s = (struct helper_scratch *)ctx->scratch;
-	struct rb_ndp_sqe cur;
+	struct rb_ndp_sqe cur, bad;
 
 	if (rb_ndp_get_sqe(ctx, RB_NDP_SQE_CURRENT, &cur))
 		return 7;
 	s->cur_off[s->hops & 3] = cur.off;
 	s->hops++;
-	s->get_bad = rb_ndp_get_sqe(ctx, 5, &cur);
+	/* A failing get_sqe zeroes its out-buffer: not `cur`. */
+	s->get_bad = rb_ndp_get_sqe(ctx, 5, &bad);
 	s->disk_trans_bad = (__s64)rb_ndp_disk_trans(ctx, 1ULL << 50);
 	if (s->hops >= 4)
 		return RB_NDP_OK;
