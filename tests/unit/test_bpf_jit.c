@@ -570,13 +570,14 @@ TEST(hardening_stack_is_zero_at_entry_after_an_earlier_run_wrote_it)
 		struct rb_bpf_prog *p = jit_unchecked(code, n, NULL, f, 0);
 		struct rb_bpf_prog *raw = jit_unchecked(code, n, NULL, f, RB_BPF_JIT_NO_HARDENING);
 		/* The same call chain runs both, so the frame is at the same
-		 * address: unhardened, the second run reads the first's bytes. */
+		 * address: unhardened, the second run reads the first's bytes
+		 * (or, under ASan, what the host wrote over them since). */
 		CHECK_EQ_U64(run_r0(p, 1, NULL), 0);
 		uint64_t got = run_r0(p, 0, NULL);
 		if (got != 0)
 			RT_FAIL_AT("depth %u: read 0x%" PRIx64 " left by the previous run", depth, got);
 		run_r0(raw, 1, NULL);
-		CHECK_EQ_U64(run_r0(raw, 0, NULL), 0x5555555555555555ull);
+		CHECK(run_r0(raw, 0, NULL) != 0);
 		rb_bpf_prog_free(p);
 		rb_bpf_prog_free(raw);
 		free(f);
