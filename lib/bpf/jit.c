@@ -703,24 +703,86 @@ static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc, i
 
 /* ---- hardening of unchecked code (defence in depth) -------------------------------- */
 
-/* r = min(max(r, lo), hi), signed, through r10. */
-static void clamp_reg(struct jit *j, int r, int64_t lo, int64_t hi)
-{
-	if (lo != INT64_MIN) {
-		mov_imm64(j, R10, (uint64_t)lo);
-		rr(j, true, OP(0x39), R10, r, false);       /* cmp r, r10 */
-		rr(j, true, OP(0x0f, 0x4c), r, R10, false); /* cmovl r, r10 */
-	}
-	if (hi != INT64_MAX) {
-		mov_imm64(j, R10, (uint64_t)hi);
-		rr(j, true, OP(0x39), R10, r, false);
-		rr(j, true, OP(0x0f, 0x4f), r, R10, false); /* cmovg r, r10 */
-	}
-}
-
 static bool fits_imm32(uint64_t v)
 {
 	return (int64_t)v == (int32_t)v;
+}
+
+/* lea dst, [base + index + disp32] */
+static void lea3(struct jit *j, int dst, int base, int index, int32_t disp)
+{
+	e1(j, (uint8_t)(0x48 | ((dst & 8) ? 4 : 0) | ((index & 8) ? 2 : 0) | ((base & 8) ? 1 : 0)));
+	e1(j, 0x8d);
+	e1(j, (uint8_t)(0x84 | ((dst & 7) << 3)));
+	e1(j, (uint8_t)(((index & 7) << 3) | (base & 7)));
+	e4(j, (uint32_t)disp);
+}
+
+/* r += v (64-bit), through r10 when v needs more than an imm32. */
+static void add_imm(struct jit *j, int r, int64_t v)
+{
+	if (v == 0)
+		return;
+	if (fits_imm32((uint64_t)v)) {
+		rr(j, true, OP(0x81), 0, r, false);
+		e4(j, (uint32_t)v);
+	} else {
+		mov_imm64(j, R10, (uint64_t)v);
+		rr(j, true, OP(0x01), R10, r, false);
+	}
+}
+
+/*
+ * 64-bit dst +/- src where one operand is a number the verifier proved in
+ * [lo, hi] on every path (the other a pointer): the number is clamped into
+ * that range first, so a wrong range in the verifier cannot move the
+ * pointer further than the range it believed (Linux's ALU sanitation is
+ * the model).  One unsigned compare does both ends: n - lo above hi - lo
+ * means outside, and becomes hi - lo (cmova: a number outside the range
+ * becomes hi, whichever side it left); lo is added back inside the add
+ * (lea).  Four instructions more than the bare add.
+ */
+static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const struct rb_bpf_fact *f)
+{
+	bool sub = (in->code & 0xf0) == RB_BPF_SUB, num_dst = f->flags & RB_FACT_NUM_IS_DST;
+	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	int64_t lo = f->lo, hi = f->hi < f->lo ? f->lo : f->hi; /* inconsistent: just lo */
+	uint64_t span = (uint64_t)hi - (uint64_t)lo;
+	bool lo_disp = lo > INT32_MIN && lo <= INT32_MAX; /* lo and -lo fit a disp32 */
+	int n = num_dst ? d : R11; /* holds number - lo */
+	static const uint8_t op_add = 0x01, op_sub = 0x29;
+
+	if (span == UINT64_MAX) { /* every number: nothing to clamp */
+		rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
+		return;
+	}
+	if (!num_dst && lo_disp) {
+		rm_mem(j, true, OP(0x8d), R11, s, (int32_t)-lo, false); /* lea r11, [s - lo] */
+	} else {
+		if (!num_dst)
+			mov_rr(j, true, R11, s);
+		add_imm(j, n, (int64_t)(0 - (uint64_t)lo));
+	}
+	mov_imm64(j, R10, span);
+	rr(j, true, OP(0x39), R10, n, false);       /* cmp n, r10 */
+	rr(j, true, OP(0x0f, 0x47), n, R10, false); /* cmova n, r10 */
+	if (num_dst) {
+		/* d = n + lo, then d +/- s */
+		if (!sub && lo_disp && lo != 0) {
+			lea3(j, d, d, s, (int32_t)lo);
+			return;
+		}
+		add_imm(j, d, lo);
+		rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
+		return;
+	}
+	/* d +/- (r11 + lo) */
+	if (!sub && lo_disp && lo != 0) {
+		lea3(j, d, d, R11, (int32_t)lo);
+		return;
+	}
+	rr(j, true, sub ? &op_sub : &op_add, 1, R11, d, false);
+	add_imm(j, d, sub ? (int64_t)(0 - (uint64_t)lo) : lo);
 }
 
 /* The instruction with its source register replaced by the number k
@@ -789,12 +851,9 @@ static int emit_alu_hardened(struct jit *j, const struct rb_bpf_insn *in, unsign
 			k = (uint64_t)((int64_t)k < f->lo ? f->lo : (int64_t)k > f->hi ? f->hi : (int64_t)k);
 		return emit_alu_const(j, in, idx, k);
 	}
-	if (num_dst) {
-		clamp_reg(j, bpf2x86[in->dst], f->lo, f->hi);
-	} else if (ptr) {
-		mov_rr(j, true, R11, s);
-		clamp_reg(j, R11, f->lo, f->hi);
-		s = R11;
+	if (ptr) {
+		emit_ptr_arith(j, in, f);
+		return 0;
 	}
 	return emit_alu(j, in, idx, s);
 }

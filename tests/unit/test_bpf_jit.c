@@ -630,7 +630,7 @@ TEST(hardening_pointer_offsets_are_clamped_to_the_proven_range)
 	mem[(1u << 20) / 8] = 0xbbbb;
 	const struct {
 		const char *what;
-		struct rb_bpf_insn code[4];
+		struct rb_bpf_insn code[5];
 		uint8_t flags;
 		int64_t lo, hi, value;
 	} cases[] = {
@@ -638,22 +638,33 @@ TEST(hardening_pointer_offsets_are_clamped_to_the_proven_range)
 				INS(0x95, 0, 0, 0, 0)}, 0, 0, 8, 1 << 20},
 		{"num += ptr", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 2, 1, 0, 0), INS(0x79, 0, 2, 0, 0),
 				INS(0x95, 0, 0, 0, 0)}, RB_FACT_NUM_IS_DST, 0, 8, 1 << 20},
+		/* below the range: a number outside becomes hi */
 		{"ptr -= num", {INS(0x79, 2, 1, 0, 0), INS(0x1f, 1, 2, 0, 0), INS(0x79, 0, 1, 0, 0),
-				INS(0x95, 0, 0, 0, 0)}, 0, -8, 0, -(1 << 20)},
-		/* bounds that need a 64-bit immediate; clamped from below */
+				INS(0x95, 0, 0, 0, 0)}, 0, -(1 << 19), -8, -(1 << 20)},
+		{"num -= ptr", {INS(0x79, 2, 1, 0, 0), INS(0x87, 1, 0, 0, 0), INS(0x1f, 2, 1, 0, 0),
+				INS(0x79, 0, 2, 0, 0), INS(0x95, 0, 0, 0, 0)},
+		 RB_FACT_NUM_IS_DST, 0, 8, 1 << 20},
+		/* bounds that need 64-bit immediates */
 		{"ptr += num, wide", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 1, 2, 0, 0), INS(0x79, 0, 1, 0, 0),
-				      INS(0x95, 0, 0, 0, 0)}, 0, 8, 1ll << 40, -(1ll << 50)},
+				      INS(0x95, 0, 0, 0, 0)}, 0, -(1ll << 40), 8, 1ll << 41},
 		{"num += ptr, wide", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 2, 1, 0, 0), INS(0x79, 0, 2, 0, 0),
 				      INS(0x95, 0, 0, 0, 0)}, RB_FACT_NUM_IS_DST, -(1ll << 40), 8, 1 << 20},
+		{"ptr -= num, wide", {INS(0x79, 2, 1, 0, 0), INS(0x1f, 1, 2, 0, 0), INS(0x79, 0, 1, 0, 0),
+				      INS(0x95, 0, 0, 0, 0)}, 0, -(1ll << 40), -8, 1ll << 41},
+		{"ptr += num, lo = INT64_MIN", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 1, 2, 0, 0),
+						INS(0x79, 0, 1, 0, 0), INS(0x95, 0, 0, 0, 0)},
+		 0, INT64_MIN, 8, 1 << 20},
 	};
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct rb_bpf_fact *f = facts_seen(4, 0);
+		/* num -= ptr is r1 = -r1; r2 -= r1 (the number minus -mem) */
+		size_t n = cases[i].code[4].code ? 5 : 4, at = n == 5 ? 2 : 1;
+		struct rb_bpf_fact *f = facts_seen(n, 0);
 		REQUIRE(f);
-		f[1].flags |= RB_FACT_PTR_ARITH | cases[i].flags;
-		f[1].lo = cases[i].lo;
-		f[1].hi = cases[i].hi;
+		f[at].flags |= RB_FACT_PTR_ARITH | cases[i].flags;
+		f[at].lo = cases[i].lo;
+		f[at].hi = cases[i].hi;
 		mem[0] = (uint64_t)cases[i].value;
-		struct rb_bpf_prog *p = jit_unchecked(cases[i].code, 4, NULL, f, 0);
+		struct rb_bpf_prog *p = jit_unchecked(cases[i].code, n, NULL, f, 0);
 		uint64_t got = run_r0(p, (uintptr_t)mem, NULL);
 		if (got != 0xaaaa)
 			RT_FAIL_AT("%s: read 0x%" PRIx64 ", not the in-range 0xaaaa", cases[i].what, got);
@@ -661,23 +672,29 @@ TEST(hardening_pointer_offsets_are_clamped_to_the_proven_range)
 		/* Unhardened the offset goes where the value says (only run
 		 * where that is inside mem). */
 		if (cases[i].value == 1 << 20) {
-			p = jit_unchecked(cases[i].code, 4, NULL, f, RB_BPF_JIT_NO_HARDENING);
+			p = jit_unchecked(cases[i].code, n, NULL, f, RB_BPF_JIT_NO_HARDENING);
 			CHECK_EQ_U64(run_r0(p, (uintptr_t)mem, NULL), 0xbbbb);
 			rb_bpf_prog_free(p);
 		}
 		free(f);
 	}
-	/* Values inside the range are left alone; just past it, clamped. */
+	/* Values inside the range are left alone; outside it, on either
+	 * side, they become hi. */
 	struct rb_bpf_fact *f = facts_seen(4, 0);
 	REQUIRE(f);
 	f[1].flags |= RB_FACT_PTR_ARITH;
-	f[1].lo = 0;
+	f[1].lo = 8;
 	f[1].hi = 1 << 20;
 	struct rb_bpf_prog *p = jit_unchecked(cases[0].code, 4, NULL, f, 0);
-	mem[0] = (1 << 20) + 8;
-	CHECK_EQ_U64(run_r0(p, (uintptr_t)mem, NULL), 0xbbbb);
-	mem[0] = 8;
-	CHECK_EQ_U64(run_r0(p, (uintptr_t)mem, NULL), 0xaaaa);
+	static const struct {
+		int64_t value;
+		uint64_t want;
+	} edge[] = {{8, 0xaaaa}, {1 << 20, 0xbbbb}, {(1 << 20) + 8, 0xbbbb}, {0, 0xbbbb},
+		    {7, 0xbbbb}, {INT64_MIN, 0xbbbb}, {INT64_MAX, 0xbbbb}, {-1, 0xbbbb}};
+	for (unsigned i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+		mem[0] = (uint64_t)edge[i].value;
+		CHECK_EQ_U64(run_r0(p, (uintptr_t)mem, NULL), edge[i].want);
+	}
 	rb_bpf_prog_free(p);
 	/* Proven constant and proven range at once: the constant, in range. */
 	f[1].flags |= RB_FACT_SRC_CONST;
