@@ -5,7 +5,11 @@
  * with the instruction index.  Code lives in memory that is never writable
  * and executable at once.  In checked mode every load/store is checked
  * against the granted regions like the interpreter does; unchecked mode is
- * only for programs the verifier proved safe.
+ * only for programs the verifier proved safe, and unless told otherwise
+ * (RB_BPF_JIT_NO_HARDENING, benchmarks only) hardens them so that one
+ * verifier bug is not enough to reach host memory: registers and stack
+ * cleared, proven constants and pointer-offset ranges enforced, unreachable
+ * code trapped.  It must never trust a fact to widen what a program can do.
  *
  * Register mapping (BPF -> x86): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx,
  * r5 r8, r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp; r12 holds the run context,
@@ -69,6 +73,11 @@ struct jit {
 	uint32_t label[L_COUNT];
 	bool checked;
 	bool has_local_calls;
+	/* Unchecked mode's defence in depth (see rb_bpf_jit_ex()); facts only
+	 * when hardening and the verifier ran. */
+	bool harden;
+	const struct rb_bpf_fact *facts;
+	bool mentions_fp; /* some instruction names r10 */
 	/* Frame layout, fixed by plan_frame(): callee-saved registers pushed by
 	 * the prologue (R12 always), bytes reserved below them, and which BPF
 	 * registers the program mentions at all. */
@@ -251,6 +260,9 @@ static void fail_if(struct jit *j, uint8_t cc, uint32_t pc, uint32_t status)
 	e4(j, 0);
 }
 
+/* Status flags beside the kind (status & 0xff). */
+enum { ST_MISALIGNED = 0x80, ST_CALLX_UNKNOWN = 0x100, ST_UNREACHABLE = 0x200 };
+
 enum { CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7, CC_S = 8, CC_L = 12,
        CC_GE = 13, CC_LE = 14, CC_G = 15 };
 
@@ -410,7 +422,7 @@ static void emit_atomic(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc
 		/* test r11, size-1 ; jnz misaligned */
 		rr(j, true, OP(0xf7), 0, R11, false);
 		e4(j, size - 1);
-		fail_if(j, CC_NE, pc, RB_BPF_E_FAULT | 0x80);
+		fail_if(j, CC_NE, pc, RB_BPF_E_FAULT | ST_MISALIGNED);
 	}
 	switch (in->imm) {
 	case RB_BPF_ADD:
@@ -465,12 +477,12 @@ static void emit_atomic(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc
 
 /* dst = dst / or % src for DIV/MOD, unsigned and signed, 32/64 bit. */
 static void emit_divmod(struct jit *j, const struct rb_bpf_insn *in, bool is64, bool x,
-			bool mod, bool sign)
+			bool mod, bool sign, int s)
 {
 	int d = bpf2x86[in->dst];
 
 	if (x)
-		mov_rr(j, true, R11, bpf2x86[in->src]);
+		mov_rr(j, true, R11, s);
 	else
 		mov_imm64(j, R11, is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm);
 	/* test r11, r11 (width of the op) */
@@ -532,7 +544,9 @@ static void emit_divmod(struct jit *j, const struct rb_bpf_insn *in, bool is64, 
 		j->buf[jend2 + 1] = (uint8_t)(j->len - (jend2 + 2));
 }
 
-static void emit_shift(struct jit *j, const struct rb_bpf_insn *in, bool is64, bool x, int digit)
+/* s: the x86 register holding the source (never r11, which it uses). */
+static void emit_shift(struct jit *j, const struct rb_bpf_insn *in, bool is64, bool x, int digit,
+		       int s)
 {
 	int d = bpf2x86[in->dst];
 
@@ -541,7 +555,6 @@ static void emit_shift(struct jit *j, const struct rb_bpf_insn *in, bool is64, b
 		e1(j, (uint8_t)(in->imm & (is64 ? 63 : 31)));
 		return;
 	}
-	int s = bpf2x86[in->src];
 	if (s == RCX) {
 		rr(j, is64, OP(0xd3), digit, d, false);
 		return;
@@ -557,10 +570,12 @@ static void emit_shift(struct jit *j, const struct rb_bpf_insn *in, bool is64, b
 	}
 }
 
-static int emit_alu(struct jit *j, const struct rb_bpf_insn *in, unsigned idx)
+/* s: the x86 register holding the source operand of an X form (normally
+ * bpf2x86[in->src]; r11 when the hardening put a proven value there). */
+static int emit_alu(struct jit *j, const struct rb_bpf_insn *in, unsigned idx, int s)
 {
 	bool is64 = (in->code & 7) == RB_BPF_ALU64, x = in->code & RB_BPF_X;
-	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	int d = bpf2x86[in->dst];
 	uint8_t op = in->code & 0xf0;
 
 	if (idx >= RB_XOP_MOVSX32_8 && idx <= RB_XOP_MOVSX64_32) {
@@ -598,17 +613,17 @@ static int emit_alu(struct jit *j, const struct rb_bpf_insn *in, unsigned idx)
 		return 0;
 	}
 	if (idx >= RB_XOP_SDIV32_K && idx <= RB_XOP_SMOD64_X) {
-		emit_divmod(j, in, is64, x, op == RB_BPF_MOD, true);
+		emit_divmod(j, in, is64, x, op == RB_BPF_MOD, true, s);
 		return 0;
 	}
 	switch (op) {
 	case RB_BPF_DIV:
 	case RB_BPF_MOD:
-		emit_divmod(j, in, is64, x, op == RB_BPF_MOD, false);
+		emit_divmod(j, in, is64, x, op == RB_BPF_MOD, false, s);
 		return 0;
-	case RB_BPF_LSH: emit_shift(j, in, is64, x, 4); return 0;
-	case RB_BPF_RSH: emit_shift(j, in, is64, x, 5); return 0;
-	case RB_BPF_ARSH: emit_shift(j, in, is64, x, 7); return 0;
+	case RB_BPF_LSH: emit_shift(j, in, is64, x, 4, s); return 0;
+	case RB_BPF_RSH: emit_shift(j, in, is64, x, 5, s); return 0;
+	case RB_BPF_ARSH: emit_shift(j, in, is64, x, 7, s); return 0;
 	case RB_BPF_NEG: rr(j, is64, OP(0xf7), 3, d, false); return 0;
 	case RB_BPF_MOV:
 		if (x)
@@ -648,10 +663,10 @@ static int emit_alu(struct jit *j, const struct rb_bpf_insn *in, unsigned idx)
 	return -EINVAL;
 }
 
-static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
+static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc, int s)
 {
 	bool is32 = (in->code & 7) == RB_BPF_JMP32, x = in->code & RB_BPF_X;
-	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	int d = bpf2x86[in->dst];
 	uint8_t op = in->code & 0xf0, cc;
 	uint32_t target = pc + 1 + (uint32_t)(int32_t)in->off;
 
@@ -686,6 +701,228 @@ static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
 	jmp_to(j, cc, target, FIX_INSN);
 }
 
+/* ---- hardening of unchecked code (defence in depth) -------------------------------- */
+
+static bool fits_imm32(uint64_t v)
+{
+	return (int64_t)v == (int32_t)v;
+}
+
+/* lea dst, [base + index + disp32] */
+static void lea3(struct jit *j, int dst, int base, int index, int32_t disp)
+{
+	e1(j, (uint8_t)(0x48 | ((dst & 8) ? 4 : 0) | ((index & 8) ? 2 : 0) | ((base & 8) ? 1 : 0)));
+	e1(j, 0x8d);
+	e1(j, (uint8_t)(0x84 | ((dst & 7) << 3)));
+	e1(j, (uint8_t)(((index & 7) << 3) | (base & 7)));
+	e4(j, (uint32_t)disp);
+}
+
+/* r += v (64-bit), through r10 when v needs more than an imm32. */
+static void add_imm(struct jit *j, int r, int64_t v)
+{
+	if (v == 0)
+		return;
+	if (fits_imm32((uint64_t)v)) {
+		rr(j, true, OP(0x81), 0, r, false);
+		e4(j, (uint32_t)v);
+	} else {
+		mov_imm64(j, R10, (uint64_t)v);
+		rr(j, true, OP(0x01), R10, r, false);
+	}
+}
+
+/*
+ * 64-bit dst +/- src where one operand is a number the verifier proved in
+ * [lo, hi] on every path (the other a pointer): the number is clamped into
+ * that range first, so a wrong range in the verifier cannot move the
+ * pointer further than the range it believed (Linux's ALU sanitation is
+ * the model).  One unsigned compare does both ends: n - lo above hi - lo
+ * means outside, and becomes hi - lo (cmova: a number outside the range
+ * becomes hi, whichever side it left); lo is added back inside the add
+ * (lea).  Four instructions more than the bare add.
+ */
+static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const struct rb_bpf_fact *f)
+{
+	bool sub = (in->code & 0xf0) == RB_BPF_SUB, num_dst = f->flags & RB_FACT_NUM_IS_DST;
+	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	int64_t lo = f->lo, hi = f->hi < f->lo ? f->lo : f->hi; /* inconsistent: just lo */
+	uint64_t span = (uint64_t)hi - (uint64_t)lo;
+	bool lo_disp = lo > INT32_MIN && lo <= INT32_MAX; /* lo and -lo fit a disp32 */
+	int n = num_dst ? d : R11; /* holds number - lo */
+	static const uint8_t op_add = 0x01, op_sub = 0x29;
+
+	if (span == UINT64_MAX) { /* every number: nothing to clamp */
+		rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
+		return;
+	}
+	if (!num_dst && lo_disp) {
+		rm_mem(j, true, OP(0x8d), R11, s, (int32_t)-lo, false); /* lea r11, [s - lo] */
+	} else {
+		if (!num_dst)
+			mov_rr(j, true, R11, s);
+		add_imm(j, n, (int64_t)(0 - (uint64_t)lo));
+	}
+	mov_imm64(j, R10, span);
+	rr(j, true, OP(0x39), R10, n, false);       /* cmp n, r10 */
+	rr(j, true, OP(0x0f, 0x47), n, R10, false); /* cmova n, r10 */
+	if (num_dst) {
+		/* d = n + lo, then d +/- s */
+		if (!sub && lo_disp && lo != 0) {
+			lea3(j, d, d, s, (int32_t)lo);
+			return;
+		}
+		add_imm(j, d, lo);
+		rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
+		return;
+	}
+	/* d +/- (r11 + lo) */
+	if (!sub && lo_disp && lo != 0) {
+		lea3(j, d, d, R11, (int32_t)lo);
+		return;
+	}
+	rr(j, true, sub ? &op_sub : &op_add, 1, R11, d, false);
+	add_imm(j, d, sub ? (int64_t)(0 - (uint64_t)lo) : lo);
+}
+
+/* The instruction with its source register replaced by the number k
+ * (the K form), or false when no K form computes the same (a 64-bit
+ * operand k that a sign-extended imm32 cannot hold). */
+static bool k_form(const struct rb_bpf_insn *in, uint64_t k, bool wide, struct rb_bpf_insn *out)
+{
+	if (wide && !fits_imm32(k))
+		return false;
+	*out = *in;
+	out->code = (uint8_t)(in->code & ~RB_BPF_X);
+	out->src = 0;
+	out->imm = (int32_t)(uint32_t)k;
+	return true;
+}
+
+/* An X-form ALU instruction whose source the verifier proved to be k on
+ * every path: computed from k, whatever the register holds. */
+static int emit_alu_const(struct jit *j, const struct rb_bpf_insn *in, unsigned idx, uint64_t k)
+{
+	bool is64 = (in->code & 7) == RB_BPF_ALU64;
+	uint8_t op = in->code & 0xf0;
+	int d = bpf2x86[in->dst];
+	struct rb_bpf_insn kin;
+
+	if (idx >= RB_XOP_MOVSX32_8 && idx <= RB_XOP_MOVSX64_32) {
+		int64_t v = idx == RB_XOP_MOVSX32_8 || idx == RB_XOP_MOVSX64_8 ? (int8_t)k
+			    : idx == RB_XOP_MOVSX64_32 ? (int32_t)k : (int16_t)k;
+		mov_imm64(j, d, idx <= RB_XOP_MOVSX32_16 ? (uint32_t)v : (uint64_t)v);
+		return 0;
+	}
+	if (op == RB_BPF_MOV) {
+		mov_imm64(j, d, is64 ? k : (uint32_t)k);
+		return 0;
+	}
+	if (op == RB_BPF_LSH || op == RB_BPF_RSH || op == RB_BPF_ARSH)
+		k &= is64 ? 63 : 31; /* what the X form would use */
+	if (k_form(in, k, is64, &kin))
+		return emit_alu(j, &kin, rb_bpf_op_index(&kin), 0);
+	mov_imm64(j, R11, k);
+	return emit_alu(j, in, idx, R11);
+}
+
+/*
+ * ALU with the verifier's facts applied: a proven-constant source is
+ * emitted as that constant; the number added to (or subtracted from) a
+ * pointer is clamped to its proven range first, so that a wrong range in
+ * the verifier cannot move the pointer further than the range allows
+ * (Linux's ALU sanitation is the model).  r10/r11 are the scratch.
+ */
+static int emit_alu_hardened(struct jit *j, const struct rb_bpf_insn *in, unsigned idx, uint32_t pc)
+{
+	const struct rb_bpf_fact *f = j->facts ? &j->facts[pc] : NULL;
+	uint8_t op = in->code & 0xf0;
+	int s = bpf2x86[in->src];
+
+	if (!f || !(in->code & RB_BPF_X) || op == RB_BPF_NEG || op == RB_BPF_END)
+		return emit_alu(j, in, idx, s);
+	bool ptr = (f->flags & RB_FACT_PTR_ARITH) && (in->code & 7) == RB_BPF_ALU64 &&
+		   (op == RB_BPF_ADD || op == RB_BPF_SUB);
+	bool num_dst = ptr && (f->flags & RB_FACT_NUM_IS_DST);
+
+	if ((f->flags & RB_FACT_SRC_CONST) && !num_dst) {
+		uint64_t k = f->k;
+		if (ptr) /* both proven: the constant, kept in the range too */
+			k = (uint64_t)((int64_t)k < f->lo ? f->lo : (int64_t)k > f->hi ? f->hi : (int64_t)k);
+		return emit_alu_const(j, in, idx, k);
+	}
+	if (ptr) {
+		emit_ptr_arith(j, in, f);
+		return 0;
+	}
+	return emit_alu(j, in, idx, s);
+}
+
+/* A conditional jump X whose source was proven constant: compares with k. */
+static void emit_jcc_hardened(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
+{
+	const struct rb_bpf_fact *f = j->facts ? &j->facts[pc] : NULL;
+	struct rb_bpf_insn kin;
+
+	if (!f || !(in->code & RB_BPF_X) || !(f->flags & RB_FACT_SRC_CONST)) {
+		emit_jcc(j, in, pc, bpf2x86[in->src]);
+	} else if (k_form(in, f->k, (in->code & 7) == RB_BPF_JMP, &kin)) {
+		emit_jcc(j, &kin, pc, 0);
+	} else {
+		mov_imm64(j, R11, f->k);
+		emit_jcc(j, in, pc, R11);
+	}
+}
+
+/* Bytes of the frame of the function that starts at pc to zero when it is
+ * entered: as deep as the verifier saw it used, else the whole frame. */
+static uint32_t frame_depth(const struct jit *j, size_t pc)
+{
+	if (!j->mentions_fp)
+		return 0; /* no instruction can reach the stack */
+	if (!j->facts || !(j->facts[pc].flags & RB_FACT_FN_ENTRY))
+		return RB_BPF_STACK_SIZE;
+	uint32_t d = (j->facts[pc].stack_depth + 7u) & ~7u;
+	return d > RB_BPF_STACK_SIZE ? RB_BPF_STACK_SIZE : d;
+}
+
+/*
+ * Zeroes [rbp - depth, rbp): so that no run sees what an earlier run (of
+ * another guest's program) or an earlier callee left there, even if the
+ * verifier wrongly believed a slot written.  Small frames: a store per
+ * qword (cheaper than rep stos's start-up); larger ones: rep stosq at
+ * entry (rax/rcx/rdi are not loaded yet), an r10/r11 loop at a local call
+ * (where r1..r5 hold the arguments).
+ */
+static void zero_stack(struct jit *j, uint32_t depth, bool entry)
+{
+	if (depth == 0)
+		return;
+	if (depth <= 128 || !entry)
+		rr(j, false, OP(0x31), R10, R10, false); /* xor r10d, r10d */
+	if (depth <= 128) { /* -128 is the last disp8 */
+		for (uint32_t k = 8; k <= depth; k += 8) {
+			emit(j, OP(0x4c, 0x89, 0x55)); /* mov [rbp + disp8], r10 */
+			e1(j, (uint8_t)(256 - k));
+		}
+		return;
+	}
+	if (entry) {
+		rm_mem(j, true, OP(0x8d), RDI, RBP, -(int32_t)depth, false);
+		rr(j, false, OP(0x31), RAX, RAX, false);
+		mov_imm64(j, RCX, depth / 8);
+		emit(j, OP(0xf3, 0x48, 0xab)); /* rep stosq */
+		return;
+	}
+	mov_imm64(j, R11, (uint64_t)-(int64_t)depth);
+	size_t loop = j->len;
+	emit(j, OP(0x4e, 0x89, 0x54, 0x1d, 0x00)); /* mov [rbp + r11], r10 */
+	rr(j, true, OP(0x83), 0, R11, false);      /* add r11, 8 */
+	e1(j, 8);
+	e1(j, 0x75);                               /* jnz loop */
+	e1(j, (uint8_t)(loop - (j->len + 1)));
+}
+
 /* Moves BPF r1..r5 into the helper's argument registers (call, a1..a5). */
 static void helper_args(struct jit *j)
 {
@@ -705,7 +942,7 @@ static void emit_helper_call(struct jit *j, const struct rb_bpf_insn *in, unsign
 		rr(j, true, OP(0x81), 7, d, false);
 		e4(j, RB_BPF_MAX_HELPERS);
 		store_ctx(j, d, OFF(helper_id));
-		fail_if(j, CC_AE, pc, RB_BPF_E_HELPER | 0x100);
+		fail_if(j, CC_AE, pc, RB_BPF_E_HELPER | ST_CALLX_UNKNOWN);
 		load_ctx(j, R11, OFF(helpers));
 		/* mov r11, [r11 + d*8] */
 		rex(j, true, R11, R11, false);
@@ -715,7 +952,7 @@ static void emit_helper_call(struct jit *j, const struct rb_bpf_insn *in, unsign
 		e1(j, (uint8_t)(0x04 | ((R11 & 7) << 3)));
 		e1(j, (uint8_t)(0xc0 | ((d & 7) << 3) | (R11 & 7)));
 		rr(j, true, OP(0x85), R11, R11, false);
-		fail_if(j, CC_E, pc, RB_BPF_E_HELPER | 0x100);
+		fail_if(j, CC_E, pc, RB_BPF_E_HELPER | ST_CALLX_UNKNOWN);
 	} else {
 		mov_imm64(j, R11, (uint64_t)(uintptr_t)j->prog->helper_fn[(uint32_t)in->imm]);
 		mov_imm64(j, R10, (uint32_t)in->imm);
@@ -723,6 +960,11 @@ static void emit_helper_call(struct jit *j, const struct rb_bpf_insn *in, unsign
 	}
 	helper_args(j);
 	rr(j, false, OP(0xff), 2, R11, false); /* call r11 */
+	/* r1..r5 are dead after a call; what the C helper left in them (host
+	 * pointers, its locals) must not reach the program. */
+	for (int r = 1; j->harden && r <= 5; r++)
+		if (j->uses[r])
+			rr(j, false, OP(0x31), bpf2x86[r], bpf2x86[r], false);
 	/* The helper may have failed or stopped the program. */
 	rm_mem(j, false, OP(0x80), 7, CTXREG, (int32_t)offsetof(struct rb_bpf_call, failed), false);
 	e1(j, 0);
@@ -762,6 +1004,8 @@ static void emit_local_call(struct jit *j, const struct rb_bpf_insn *in, uint32_
 	set_stack_lo(j);
 	if (j->checked)
 		call_label(j, L_ZERO_FRAME);
+	else if (j->harden)
+		zero_stack(j, frame_depth(j, pc + 1 + (size_t)(int64_t)in->imm), false);
 	e1(j, 0xe8);
 	add_fix(j, pc + 1 + (uint32_t)in->imm, FIX_INSN);
 	e4(j, 0);
@@ -848,6 +1092,7 @@ static void plan_frame(struct jit *j)
 		if (p->insns[pc].code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW))
 			pc++; /* the second slot holds no registers */
 	}
+	j->mentions_fp = j->uses[10];
 	j->uses[0] = j->uses[1] = true;
 	if (p->has_calls || !lean)
 		j->uses[10] = true;
@@ -898,12 +1143,24 @@ static void emit_prologue(struct jit *j)
 		rr(j, false, OP(0x31), RAX, RAX, false);
 		mov_imm64(j, RCX, RB_BPF_STACK_SIZE / 8);
 		emit(j, OP(0xf3, 0x48, 0xab));
+	} else if (j->harden) {
+		zero_stack(j, frame_depth(j, 0), true);
 	}
+	/* r1..r5: the caller's arguments (rosenbridged passes the context and
+	 * zeros), never what the registers held. */
 	for (int i = 0; i < 5; i++)
 		if (j->uses[i + 1])
 			load_ctx(j, bpf2x86[i + 1], OFF(args) + 8 * i);
-	if (!j->checked)
-		return; /* verified: no register is read before it is written */
+	if (!j->checked) {
+		/* Verified programs are proven not to read a register before
+		 * writing it; hardened, a wrong proof still reads 0, not the
+		 * host's values. */
+		static const int cleared[] = {0, 6, 7, 8, 9};
+		for (unsigned i = 0; j->harden && i < sizeof(cleared) / sizeof(cleared[0]); i++)
+			if (j->uses[cleared[i]])
+				rr(j, false, OP(0x31), bpf2x86[cleared[i]], bpf2x86[cleared[i]], false);
+		return;
+	}
 	rr(j, false, OP(0x31), RAX, RAX, false);
 	rr(j, false, OP(0x31), RBX, RBX, false);
 	rr(j, false, OP(0x31), R13, R13, false);
@@ -1010,10 +1267,20 @@ static int compile(struct jit *j, char *err, size_t errlen)
 			e4(j, block_len(p, lead, pc));
 			fail_if(j, CC_L, (uint32_t)pc, RB_BPF_E_BUDGET);
 		}
+		if (j->facts && !(j->facts[pc].flags & RB_FACT_SEEN)) {
+			/* The verifier never got here: its real code is never
+			 * emitted, so a wrong jump cannot run unproven code. */
+			fail_if(j, 0xff, (uint32_t)pc, RB_BPF_E_FAULT | ST_UNREACHABLE);
+			if (in->code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW))
+				j->insn_off[++pc] = (uint32_t)j->len;
+			if (j->oom)
+				break;
+			continue;
+		}
 		switch (in->code & 7) {
 		case RB_BPF_ALU:
 		case RB_BPF_ALU64:
-			if (emit_alu(j, in, idx)) {
+			if (emit_alu_hardened(j, in, idx, (uint32_t)pc)) {
 				snprintf(err, errlen, "insn %zu: cannot compile opcode 0x%02x", pc, in->code);
 				free(lead);
 				return -EINVAL;
@@ -1058,7 +1325,7 @@ static int compile(struct jit *j, char *err, size_t errlen)
 			} else if (op == RB_BPF_CALL) {
 				emit_helper_call(j, in, idx, (uint32_t)pc);
 			} else {
-				emit_jcc(j, in, (uint32_t)pc);
+				emit_jcc_hardened(j, in, (uint32_t)pc);
 			}
 			break;
 		}
@@ -1087,8 +1354,9 @@ int rb_bpf_jit(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, char *err, size
 int rb_bpf_jit_ex(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, unsigned flags, char *err,
 		  size_t errlen)
 {
-	(void)flags; /* hardening layers: see rb_bpf_jit_ex() in rosen/bpf.h */
-	struct jit j = {.checked = mode == RB_BPF_JIT_CHECKED, .prog = p};
+	bool harden = mode == RB_BPF_JIT_UNCHECKED && !(flags & RB_BPF_JIT_NO_HARDENING);
+	struct jit j = {.checked = mode == RB_BPF_JIT_CHECKED, .prog = p, .harden = harden,
+			.facts = harden ? p->facts : NULL};
 	int rc;
 
 	if (p->jit_code)
@@ -1181,7 +1449,11 @@ int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts 
 		return -E2BIG;
 	case RB_BPF_E_FAULT:
 		res->status = RB_BPF_E_FAULT;
-		if (c.status & 0x80)
+		if (c.status & ST_UNREACHABLE)
+			snprintf(res->msg, sizeof(res->msg),
+				 "insn %u: reached an instruction the verifier proved unreachable "
+				 "(stopped by the JIT's hardening: a verifier bug)", c.pc);
+		else if (c.status & ST_MISALIGNED)
 			snprintf(res->msg, sizeof(res->msg), "insn %u: misaligned atomic access", c.pc);
 		else
 			snprintf(res->msg, sizeof(res->msg),
@@ -1196,7 +1468,7 @@ int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts 
 		return -EINVAL;
 	default:
 		res->status = RB_BPF_E_HELPER;
-		if (c.status & 0x100)
+		if (c.status & ST_CALLX_UNKNOWN)
 			snprintf(res->msg, sizeof(res->msg), "insn %u: callx to unknown helper %" PRIu64,
 				 c.pc, c.helper_id);
 		else
