@@ -231,11 +231,12 @@ int rb_bpf_jit(struct rb_bpf_prog *prog, enum rb_bpf_jit_mode mode, char *err, s
 
 /*
  * The unchecked JIT's defence in depth, so that one verifier bug is not
- * enough to reach host memory: r0/r2..r9 cleared at entry and r1..r5
- * after every helper call; each frame's stack (as deep as the verifier
+ * enough to reach host memory: r0 and r6..r9 cleared at entry (r1..r5
+ * are the run's arguments: rosenbridged passes the context and zeros)
+ * and r1..r5 after every helper call; each frame's stack (as deep as the verifier
  * saw it used) zeroed at entry and at every local call; with the facts
  * rb_bpf_verify() recorded: operands the verifier proved constant emitted
- * as that constant, numbers added to pointers clamped to their proven
+ * as that constant, numbers added to pointers checked against their proven
  * range, instructions the verifier never reached compiled as a fault.
  * RB_BPF_JIT_NO_HARDENING turns all of that off: for benchmarks that
  * measure its cost, never for guest programs.

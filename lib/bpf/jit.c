@@ -261,7 +261,7 @@ static void fail_if(struct jit *j, uint8_t cc, uint32_t pc, uint32_t status)
 }
 
 /* Status flags beside the kind (status & 0xff). */
-enum { ST_MISALIGNED = 0x80, ST_CALLX_UNKNOWN = 0x100, ST_UNREACHABLE = 0x200 };
+enum { ST_MISALIGNED = 0x80, ST_CALLX_UNKNOWN = 0x100, ST_UNREACHABLE = 0x200, ST_OUT_OF_RANGE = 0x400 };
 
 enum { CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7, CC_S = 8, CC_L = 12,
        CC_GE = 13, CC_LE = 14, CC_G = 15 };
@@ -708,81 +708,52 @@ static bool fits_imm32(uint64_t v)
 	return (int64_t)v == (int32_t)v;
 }
 
-/* lea dst, [base + index + disp32] */
-static void lea3(struct jit *j, int dst, int base, int index, int32_t disp)
+/* cmp r, v (64-bit, v through r10 when no imm32 holds it). */
+static void cmp_imm(struct jit *j, int r, int64_t v)
 {
-	e1(j, (uint8_t)(0x48 | ((dst & 8) ? 4 : 0) | ((index & 8) ? 2 : 0) | ((base & 8) ? 1 : 0)));
-	e1(j, 0x8d);
-	e1(j, (uint8_t)(0x84 | ((dst & 7) << 3)));
-	e1(j, (uint8_t)(((index & 7) << 3) | (base & 7)));
-	e4(j, (uint32_t)disp);
-}
-
-/* r += v (64-bit), through r10 when v needs more than an imm32. */
-static void add_imm(struct jit *j, int r, int64_t v)
-{
-	if (v == 0)
-		return;
 	if (fits_imm32((uint64_t)v)) {
-		rr(j, true, OP(0x81), 0, r, false);
+		rr(j, true, OP(0x81), 7, r, false);
 		e4(j, (uint32_t)v);
 	} else {
 		mov_imm64(j, R10, (uint64_t)v);
-		rr(j, true, OP(0x01), R10, r, false);
+		rr(j, true, OP(0x39), R10, r, false);
 	}
 }
 
 /*
  * 64-bit dst +/- src where one operand is a number the verifier proved in
- * [lo, hi] on every path (the other a pointer): the number is clamped into
- * that range first, so a wrong range in the verifier cannot move the
- * pointer further than the range it believed (Linux's ALU sanitation is
- * the model).  One unsigned compare does both ends: n - lo above hi - lo
- * means outside, and becomes hi - lo (cmova: a number outside the range
- * becomes hi, whichever side it left); lo is added back inside the add
- * (lea).  Four instructions more than the bare add.
+ * [lo, hi] on every path (the other a pointer): the number is checked
+ * against that range first, and outside it the program stops with a
+ * fault, so a wrong range in the verifier cannot move the pointer further
+ * than the range it believed.  Linux's ALU sanitation masks the offset
+ * instead; a compare and a never-taken branch (fused into one micro-op,
+ * two for a range not starting at 0) costs a third of a clamp in the
+ * node search's inner loop, and turns a verifier bug into a clear fault
+ * rather than a silently different result.
  */
-static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const struct rb_bpf_fact *f)
+static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const struct rb_bpf_fact *f,
+			   uint32_t pc)
 {
 	bool sub = (in->code & 0xf0) == RB_BPF_SUB, num_dst = f->flags & RB_FACT_NUM_IS_DST;
 	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	int n = num_dst ? d : s;
 	int64_t lo = f->lo, hi = f->hi < f->lo ? f->lo : f->hi; /* inconsistent: just lo */
-	uint64_t span = (uint64_t)hi - (uint64_t)lo;
-	bool lo_disp = lo > INT32_MIN && lo <= INT32_MAX; /* lo and -lo fit a disp32 */
-	int n = num_dst ? d : R11; /* holds number - lo */
 	static const uint8_t op_add = 0x01, op_sub = 0x29;
 
-	if (span == UINT64_MAX) { /* every number: nothing to clamp */
-		rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
-		return;
-	}
-	if (!num_dst && lo_disp) {
-		rm_mem(j, true, OP(0x8d), R11, s, (int32_t)-lo, false); /* lea r11, [s - lo] */
-	} else {
-		if (!num_dst)
-			mov_rr(j, true, R11, s);
-		add_imm(j, n, (int64_t)(0 - (uint64_t)lo));
-	}
-	mov_imm64(j, R10, span);
-	rr(j, true, OP(0x39), R10, n, false);       /* cmp n, r10 */
-	rr(j, true, OP(0x0f, 0x47), n, R10, false); /* cmova n, r10 */
-	if (num_dst) {
-		/* d = n + lo, then d +/- s */
-		if (!sub && lo_disp && lo != 0) {
-			lea3(j, d, d, s, (int32_t)lo);
-			return;
+	if (lo == 0) {
+		cmp_imm(j, n, hi);
+		fail_if(j, CC_A, pc, RB_BPF_E_FAULT | ST_OUT_OF_RANGE); /* unsigned: < 0 too */
+	} else if (lo != INT64_MIN || hi != INT64_MAX) {
+		if (lo != INT64_MIN) {
+			cmp_imm(j, n, lo);
+			fail_if(j, CC_L, pc, RB_BPF_E_FAULT | ST_OUT_OF_RANGE);
 		}
-		add_imm(j, d, lo);
-		rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
-		return;
+		if (hi != INT64_MAX) {
+			cmp_imm(j, n, hi);
+			fail_if(j, CC_G, pc, RB_BPF_E_FAULT | ST_OUT_OF_RANGE);
+		}
 	}
-	/* d +/- (r11 + lo) */
-	if (!sub && lo_disp && lo != 0) {
-		lea3(j, d, d, R11, (int32_t)lo);
-		return;
-	}
-	rr(j, true, sub ? &op_sub : &op_add, 1, R11, d, false);
-	add_imm(j, d, sub ? (int64_t)(0 - (uint64_t)lo) : lo);
+	rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
 }
 
 /* The instruction with its source register replaced by the number k
@@ -829,9 +800,9 @@ static int emit_alu_const(struct jit *j, const struct rb_bpf_insn *in, unsigned 
 /*
  * ALU with the verifier's facts applied: a proven-constant source is
  * emitted as that constant; the number added to (or subtracted from) a
- * pointer is clamped to its proven range first, so that a wrong range in
- * the verifier cannot move the pointer further than the range allows
- * (Linux's ALU sanitation is the model).  r10/r11 are the scratch.
+ * pointer is checked against its proven range first, so that a wrong
+ * range in the verifier cannot move the pointer further than the range
+ * allows (Linux's ALU sanitation is the model).  r10/r11 are the scratch.
  */
 static int emit_alu_hardened(struct jit *j, const struct rb_bpf_insn *in, unsigned idx, uint32_t pc)
 {
@@ -852,7 +823,7 @@ static int emit_alu_hardened(struct jit *j, const struct rb_bpf_insn *in, unsign
 		return emit_alu_const(j, in, idx, k);
 	}
 	if (ptr) {
-		emit_ptr_arith(j, in, f);
+		emit_ptr_arith(j, in, f, pc);
 		return 0;
 	}
 	return emit_alu(j, in, idx, s);
@@ -1453,6 +1424,10 @@ int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts 
 			snprintf(res->msg, sizeof(res->msg),
 				 "insn %u: reached an instruction the verifier proved unreachable "
 				 "(stopped by the JIT's hardening: a verifier bug)", c.pc);
+		else if (c.status & ST_OUT_OF_RANGE)
+			snprintf(res->msg, sizeof(res->msg),
+				 "insn %u: a number added to a pointer is outside the range the verifier "
+				 "proved (stopped by the JIT's hardening: a verifier bug)", c.pc);
 		else if (c.status & ST_MISALIGNED)
 			snprintf(res->msg, sizeof(res->msg), "insn %u: misaligned atomic access", c.pc);
 		else

@@ -619,10 +619,19 @@ TEST(hardening_stack_is_zero_at_a_local_call)
 	}
 }
 
-TEST(hardening_pointer_offsets_are_clamped_to_the_proven_range)
+/* Runs p with r1 = mem: 0xaaaa.. (what it read), or the fault. */
+static bool faults_out_of_range(const struct rb_bpf_prog *p, uint64_t *mem)
+{
+	struct rb_bpf_result res;
+	uint64_t r0 = run_r0(p, (uintptr_t)mem, &res);
+	(void)r0;
+	return res.status == RB_BPF_E_FAULT && strstr(res.msg, "outside the range the verifier proved");
+}
+
+TEST(hardening_pointer_offsets_stay_in_the_proven_range)
 {
 	/* mem: [0] = the offset to add, [1] = 0xaaaa (in the proven range),
-	 * at 1 MiB: 0xbbbb (where an unclamped offset lands). */
+	 * at 1 MiB: 0xbbbb (where an unchecked offset lands). */
 	size_t len = (1u << 20) + 64;
 	uint64_t *mem = calloc(1, len);
 	REQUIRE(mem);
@@ -632,28 +641,27 @@ TEST(hardening_pointer_offsets_are_clamped_to_the_proven_range)
 		const char *what;
 		struct rb_bpf_insn code[5];
 		uint8_t flags;
-		int64_t lo, hi, value;
+		int64_t lo, hi, value, inside;
 	} cases[] = {
 		{"ptr += num", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 1, 2, 0, 0), INS(0x79, 0, 1, 0, 0),
-				INS(0x95, 0, 0, 0, 0)}, 0, 0, 8, 1 << 20},
+				INS(0x95, 0, 0, 0, 0)}, 0, 0, 8, 1 << 20, 8},
 		{"num += ptr", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 2, 1, 0, 0), INS(0x79, 0, 2, 0, 0),
-				INS(0x95, 0, 0, 0, 0)}, RB_FACT_NUM_IS_DST, 0, 8, 1 << 20},
-		/* below the range: a number outside becomes hi */
+				INS(0x95, 0, 0, 0, 0)}, RB_FACT_NUM_IS_DST, 0, 8, 1 << 20, 8},
 		{"ptr -= num", {INS(0x79, 2, 1, 0, 0), INS(0x1f, 1, 2, 0, 0), INS(0x79, 0, 1, 0, 0),
-				INS(0x95, 0, 0, 0, 0)}, 0, -(1 << 19), -8, -(1 << 20)},
+				INS(0x95, 0, 0, 0, 0)}, 0, -(1 << 19), -8, -(1 << 20), -8},
 		{"num -= ptr", {INS(0x79, 2, 1, 0, 0), INS(0x87, 1, 0, 0, 0), INS(0x1f, 2, 1, 0, 0),
 				INS(0x79, 0, 2, 0, 0), INS(0x95, 0, 0, 0, 0)},
-		 RB_FACT_NUM_IS_DST, 0, 8, 1 << 20},
+		 RB_FACT_NUM_IS_DST, 0, 8, 1 << 20, 8},
 		/* bounds that need 64-bit immediates */
 		{"ptr += num, wide", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 1, 2, 0, 0), INS(0x79, 0, 1, 0, 0),
-				      INS(0x95, 0, 0, 0, 0)}, 0, -(1ll << 40), 8, 1ll << 41},
+				      INS(0x95, 0, 0, 0, 0)}, 0, -(1ll << 40), 8, 1ll << 41, 8},
 		{"num += ptr, wide", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 2, 1, 0, 0), INS(0x79, 0, 2, 0, 0),
-				      INS(0x95, 0, 0, 0, 0)}, RB_FACT_NUM_IS_DST, -(1ll << 40), 8, 1 << 20},
+				      INS(0x95, 0, 0, 0, 0)}, RB_FACT_NUM_IS_DST, -(1ll << 40), 8, 1 << 20, 8},
 		{"ptr -= num, wide", {INS(0x79, 2, 1, 0, 0), INS(0x1f, 1, 2, 0, 0), INS(0x79, 0, 1, 0, 0),
-				      INS(0x95, 0, 0, 0, 0)}, 0, -(1ll << 40), -8, 1ll << 41},
+				      INS(0x95, 0, 0, 0, 0)}, 0, -(1ll << 40), -8, 1ll << 41, -8},
 		{"ptr += num, lo = INT64_MIN", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 1, 2, 0, 0),
 						INS(0x79, 0, 1, 0, 0), INS(0x95, 0, 0, 0, 0)},
-		 0, INT64_MIN, 8, 1 << 20},
+		 0, INT64_MIN, 8, 1 << 20, 8},
 	};
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		/* num -= ptr is r1 = -r1; r2 -= r1 (the number minus -mem) */
@@ -663,11 +671,15 @@ TEST(hardening_pointer_offsets_are_clamped_to_the_proven_range)
 		f[at].flags |= RB_FACT_PTR_ARITH | cases[i].flags;
 		f[at].lo = cases[i].lo;
 		f[at].hi = cases[i].hi;
-		mem[0] = (uint64_t)cases[i].value;
 		struct rb_bpf_prog *p = jit_unchecked(cases[i].code, n, NULL, f, 0);
+		mem[0] = (uint64_t)cases[i].inside;
 		uint64_t got = run_r0(p, (uintptr_t)mem, NULL);
 		if (got != 0xaaaa)
 			RT_FAIL_AT("%s: read 0x%" PRIx64 ", not the in-range 0xaaaa", cases[i].what, got);
+		mem[0] = (uint64_t)cases[i].value;
+		if (!faults_out_of_range(p, mem))
+			RT_FAIL_AT("%s: a number outside the proven range did not stop the program",
+				   cases[i].what);
 		rb_bpf_prog_free(p);
 		/* Unhardened the offset goes where the value says (only run
 		 * where that is inside mem). */
@@ -678,8 +690,8 @@ TEST(hardening_pointer_offsets_are_clamped_to_the_proven_range)
 		}
 		free(f);
 	}
-	/* Values inside the range are left alone; outside it, on either
-	 * side, they become hi. */
+	/* Values inside the range (both ends) pass; outside it, on either
+	 * side, the program stops. */
 	struct rb_bpf_fact *f = facts_seen(4, 0);
 	REQUIRE(f);
 	f[1].flags |= RB_FACT_PTR_ARITH;
@@ -688,12 +700,15 @@ TEST(hardening_pointer_offsets_are_clamped_to_the_proven_range)
 	struct rb_bpf_prog *p = jit_unchecked(cases[0].code, 4, NULL, f, 0);
 	static const struct {
 		int64_t value;
-		uint64_t want;
-	} edge[] = {{8, 0xaaaa}, {1 << 20, 0xbbbb}, {(1 << 20) + 8, 0xbbbb}, {0, 0xbbbb},
-		    {7, 0xbbbb}, {INT64_MIN, 0xbbbb}, {INT64_MAX, 0xbbbb}, {-1, 0xbbbb}};
+		uint64_t want; /* 0: a fault */
+	} edge[] = {{8, 0xaaaa}, {1 << 20, 0xbbbb}, {(1 << 20) + 8, 0}, {0, 0},
+		    {7, 0}, {INT64_MIN, 0}, {INT64_MAX, 0}, {-1, 0}};
 	for (unsigned i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
 		mem[0] = (uint64_t)edge[i].value;
-		CHECK_EQ_U64(run_r0(p, (uintptr_t)mem, NULL), edge[i].want);
+		if (edge[i].want)
+			CHECK_EQ_U64(run_r0(p, (uintptr_t)mem, NULL), edge[i].want);
+		else if (!faults_out_of_range(p, mem))
+			RT_FAIL_AT("value %" PRId64 " outside [8, 1 MiB] did not stop the program", edge[i].value);
 	}
 	rb_bpf_prog_free(p);
 	/* Proven constant and proven range at once: the constant, in range. */
