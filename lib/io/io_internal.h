@@ -166,7 +166,8 @@ void rb_loader_free(struct rb_loader *l);
 /* Queues a job: 0, or -EAGAIN when max_jobs are queued or running. */
 int rb_loader_submit(struct rb_loader *l, struct rb_load_job *j);
 /* Answers `owner`'s jobs still waiting (LIMIT, "the queue stopped") on the
- * caller's thread; a running one finishes.  Returns how many. */
+ * caller's thread; a running one finishes.  Returns how many.  owner NULL:
+ * every job, and the loader takes no new ones (shutdown). */
 unsigned rb_loader_cancel(struct rb_loader *l, const void *owner);
 
 /* Rate-limited log line about what a guest sent. */

@@ -35,6 +35,7 @@ struct rb_loader {
 	struct rb_load_job *head, *tail; /* FIFO: fair between VMs by arrival */
 	unsigned jobs;                   /* queued + running */
 	unsigned max_jobs;
+	bool closed; /* shutting down: no new jobs */
 	bool stop;
 	pthread_t thread;
 	bool started;
@@ -90,7 +91,7 @@ static void *loader_main(void *arg)
 int rb_loader_submit(struct rb_loader *l, struct rb_load_job *j)
 {
 	pthread_mutex_lock(&l->lock);
-	if (l->jobs >= l->max_jobs || l->stop) {
+	if (l->jobs >= l->max_jobs || l->closed || l->stop) {
 		pthread_mutex_unlock(&l->lock);
 		return -EAGAIN;
 	}
@@ -113,10 +114,12 @@ unsigned rb_loader_cancel(struct rb_loader *l, const void *owner)
 	unsigned n = 0;
 
 	pthread_mutex_lock(&l->lock);
+	if (!owner)
+		l->closed = true;
 	l->tail = NULL;
 	for (pp = &l->head; *pp;) {
 		struct rb_load_job *j = *pp;
-		if (j->owner != owner) {
+		if (owner && j->owner != owner) {
 			l->tail = j;
 			pp = &j->next;
 			continue;
@@ -135,6 +138,8 @@ unsigned rb_loader_cancel(struct rb_loader *l, const void *owner)
 		j->handle = 0;
 		snprintf(j->log, sizeof(j->log),
 			 "the queue stopped (device reset, disconnect or daemon shutdown) before this LOAD was verified; nothing was loaded");
+		rb_info(j->vm, "LOAD of section '%s' answered unverified: its queue stopped while it waited",
+			j->section);
 		job_done(j);
 	}
 	return n;

@@ -337,6 +337,14 @@ int rb_workers_new(unsigned n, enum rb_io_notify mode, struct rb_workers **out, 
 	return 0;
 }
 
+void rb_workers_cancel_loads(struct rb_workers *p)
+{
+	unsigned n = p && p->loader ? rb_loader_cancel(p->loader, NULL) : 0;
+
+	if (n)
+		rb_info("loader", "%u LOAD%s answered unverified at shutdown", n, n == 1 ? "" : "s");
+}
+
 void rb_workers_free(struct rb_workers *p)
 {
 	if (!p)

@@ -144,9 +144,12 @@ class Disk:
 
 
 class Daemon:
-    def __init__(self, binary, workdir, verbose=False):
+    LAYOUT = (("main", False), ("other", False), ("ro", True))
+
+    def __init__(self, binary, workdir, verbose=False, layout=LAYOUT):
+        """layout: (label, readonly) per disk, vm0 first."""
         self.disks = {}
-        for i, (label, ro) in enumerate((("main", False), ("other", False), ("ro", True))):
+        for i, (label, ro) in enumerate(layout):
             self.disks[label] = Disk(workdir, i, label, ro)
         self.log_path = os.path.join(workdir, "daemon.log")
         self.args = [binary]
