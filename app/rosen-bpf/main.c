@@ -496,10 +496,13 @@ static int cmd_verify(int argc, char **argv)
 	}
 	if (stats)
 		fprintf(stderr,
-			"insns %zu, walked %llu, states kept %llu, pruned %llu, joined %llu, %.3f ms\n",
+			"insns %zu, walked %llu, states kept %llu, pruned %llu, joined %llu, "
+			"frames copied %llu, compared %llu, work %llu, peak memory %llu KiB, %.3f ms\n",
 			rb_bpf_prog_len(prog), (unsigned long long)st.insns_processed,
 			(unsigned long long)st.states_stored, (unsigned long long)st.states_pruned,
-			(unsigned long long)st.states_joined, st.elapsed_ns / 1e6);
+			(unsigned long long)st.states_joined, (unsigned long long)st.frames_copied,
+			(unsigned long long)st.frames_compared, (unsigned long long)st.work,
+			(unsigned long long)(st.peak_mem >> 10), st.elapsed_ns / 1e6);
 out:
 	rb_bpf_prog_free(prog);
 	rb_bpf_helpers_free(h);

@@ -360,7 +360,7 @@ struct rb_bpf_type {
 	unsigned n_helpers;
 };
 
-#define RB_BPF_VERIFY_MAX_WORK 8000000u          /* default work limit */
+#define RB_BPF_VERIFY_MAX_WORK 24000000u         /* default work limit (~0.5 s here) */
 #define RB_BPF_VERIFY_MAX_MEM (64u << 20)         /* default memory limit */
 
 /*

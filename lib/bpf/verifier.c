@@ -39,8 +39,15 @@ struct verifier {
 	struct vstate **work;   /* pending branches */
 	size_t n_work, cap_work;
 	uint32_t next_id;
-	uint64_t max_insns;
+	uint64_t max_insns, max_work, max_mem, max_cpu_ns;
+	uint64_t cpu0_ns;       /* thread CPU time at the start */
+	uint64_t fixed_bytes;   /* per-instruction arrays */
+	struct vacct acct;      /* what the states cost */
 	struct rb_bpf_verify_stats stats;
+	/* What is proven per instruction, for the JIT (rb_bpf_fact), and what
+	 * recording it needs on the way (ptr_use). */
+	struct rb_bpf_fact *facts;
+	struct ptr_use *use;
 	uint64_t thr[256]; /* widening thresholds: the program's constants */
 	unsigned n_thr;
 	char *log;
@@ -51,6 +58,33 @@ struct verifier {
 #define MAX_KEPT_PER_INSN 32
 #define WIDEN_AFTER 128 /* visits of a loop head before widening */
 #define OFF_LIMIT ((int64_t)1 << 40)
+/* A number added to a pointer, and any pointer's offset, stays within
+ * +-2^29 (Linux's BPF_MAX_VAR_OFF): offsets never wrap an address, so two
+ * pointers into one region compare as their offsets do, and no pointer can
+ * be walked to NULL or to another mapping. */
+#define PTR_OFF_MAX ((int64_t)1 << 29)
+/* Addresses of user mappings lie above 64 KiB (mmap_min_addr) and below
+ * 2^47: a pointer whose offset stays above -64 KiB is never NULL and never
+ * wraps. */
+#define OFF_WINDOW_LO (-(int64_t)65536)
+
+/* How one 64-bit add/sub X instruction used its operands over every path:
+ * the number in a pointer addition must be a number on every path, or the
+ * JIT could not clamp it to its proven range. */
+enum {
+	USE_SRC_PTR = 1,  /* src was a pointer on some path */
+	USE_DST_PTR = 2,
+	USE_NUM_SRC = 4,  /* pointer (dst) +- number (src) on some path */
+	USE_NUM_DST = 8,  /* number (dst) + pointer (src) on some path */
+	USE_SRC_SEEN = 16, /* src_lo/hi hold something */
+	USE_DST_SEEN = 32,
+	USE_SRC_VARIES = 64, /* X-form: src was not one constant on every path */
+};
+
+struct ptr_use {
+	uint8_t flags;
+	int64_t src_lo, src_hi, dst_lo, dst_hi; /* signed ranges of numbers seen */
+};
 
 /* ---- states ------------------------------------------------------------------- */
 
@@ -243,6 +277,102 @@ static void propagate_link(struct vstate *s, const struct vreg *r)
 			}
 		}
 	}
+}
+
+/* ---- what the JIT is told ---------------------------------------------------------- */
+
+static void range_union(int64_t *lo, int64_t *hi, bool seen, const struct scal *n)
+{
+	if (!seen || n->smin < *lo)
+		*lo = n->smin;
+	if (!seen || n->smax > *hi)
+		*hi = n->smax;
+}
+
+/*
+ * A 64-bit add/sub X: records the ranges of its number operands over every
+ * path, so that the JIT can clamp the number added to a pointer to what
+ * was proven.  A register that is the number in a pointer addition on one
+ * path and a pointer on another is refused: no clamp would fit both.
+ */
+static int note_add_operands(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *in)
+{
+	struct ptr_use *u = &v->use[s->pc];
+	const struct vreg *d = &regs(s)[in->dst], *src = &regs(s)[in->src];
+
+	if (is_ptr(src)) {
+		u->flags |= USE_SRC_PTR;
+	} else {
+		range_union(&u->src_lo, &u->src_hi, u->flags & USE_SRC_SEEN, &src->v);
+		u->flags |= USE_SRC_SEEN;
+	}
+	if (is_ptr(d)) {
+		u->flags |= USE_DST_PTR;
+	} else {
+		range_union(&u->dst_lo, &u->dst_hi, u->flags & USE_DST_SEEN, &d->v);
+		u->flags |= USE_DST_SEEN;
+	}
+	if (is_ptr(d) && !is_ptr(src))
+		u->flags |= USE_NUM_SRC;
+	if (!is_ptr(d) && is_ptr(src))
+		u->flags |= USE_NUM_DST;
+	if (((u->flags & USE_NUM_SRC) && (u->flags & USE_SRC_PTR)) ||
+	    ((u->flags & USE_NUM_DST) && (u->flags & USE_DST_PTR)))
+		return reject(v, s, "r%u is added to a pointer as a number on one path and is a pointer on another: use separate registers",
+			      (u->flags & USE_NUM_SRC) && (u->flags & USE_SRC_PTR) ? in->src : in->dst);
+	return 0;
+}
+
+/* X-form ALU and jumps: is src the same known number on every path? */
+static void note_src_const(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *in)
+{
+	struct rb_bpf_fact *f = &v->facts[s->pc];
+	struct ptr_use *u = &v->use[s->pc];
+	const struct vreg *src = &regs(s)[in->src];
+	bool known = src->type == T_SCALAR && scal_is_const(&src->v);
+
+	if (u->flags & USE_SRC_VARIES)
+		return;
+	if (known && (!(f->flags & RB_FACT_SRC_CONST) || f->k == src->v.t.value) &&
+	    (!(f->flags & RB_FACT_SEEN) || (f->flags & RB_FACT_SRC_CONST))) {
+		f->flags |= RB_FACT_SRC_CONST;
+		f->k = src->v.t.value;
+		return;
+	}
+	f->flags &= (uint8_t)~RB_FACT_SRC_CONST;
+	u->flags |= USE_SRC_VARIES;
+}
+
+/* An access to the stack of frame `fi` from byte `lo` of it up: the JIT
+ * zeroes what a function may touch at its entry. */
+static void note_stack(struct verifier *v, struct vstate *s, unsigned fi, int64_t lo)
+{
+	struct rb_bpf_fact *f = &v->facts[s->f[fi]->entry];
+	int64_t depth = ((int64_t)RB_BPF_STACK_SIZE - lo + 7) & ~(int64_t)7;
+
+	if (depth > f->stack_depth)
+		f->stack_depth = (uint16_t)depth;
+}
+
+/* Accepted: the facts become the program's (for rb_bpf_jit). */
+static void finish_facts(struct verifier *v, struct rb_bpf_prog *prog)
+{
+	for (size_t pc = 0; pc < v->n; pc++) {
+		struct rb_bpf_fact *f = &v->facts[pc];
+		const struct ptr_use *u = &v->use[pc];
+		if (u->flags & USE_NUM_SRC) {
+			f->flags |= RB_FACT_PTR_ARITH;
+			f->lo = u->src_lo;
+			f->hi = u->src_hi;
+		} else if (u->flags & USE_NUM_DST) {
+			f->flags |= RB_FACT_PTR_ARITH | RB_FACT_NUM_IS_DST;
+			f->lo = u->dst_lo;
+			f->hi = u->dst_hi;
+		}
+	}
+	free(prog->facts);
+	prog->facts = v->facts;
+	v->facts = NULL;
 }
 
 /* ---- memory ---------------------------------------------------------------------- */
@@ -447,6 +577,7 @@ static int mem_access(struct verifier *v, struct vstate *s, unsigned reg, int16_
 		return rc;
 	if (p.type == T_STACK) {
 		struct vframe *f = s->f[p.idx];
+		note_stack(v, s, p.idx, lo);
 		if (write)
 			return stack_write(v, s, f, &p, lo, hi, size, val);
 		return stack_read(v, s, reg, f, &p, lo, hi, size, sx, out);
@@ -530,6 +661,9 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 	}
 	if ((rc = need_init(v, s, in->dst)))
 		return rc;
+	if (is64 && x && (op == RB_BPF_ADD || op == RB_BPF_SUB) &&
+	    (rc = note_add_operands(v, s, in)))
+		return rc;
 	struct vreg *d = &r[in->dst];
 	if (d->type == T_SCALAR && src.type == T_SCALAR) {
 		bool sdiv = (op == RB_BPF_DIV || op == RB_BPF_MOD) && in->off == 1;
@@ -557,16 +691,34 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 		*d = scalar(diff);
 		return 0;
 	}
+	if (!is_ptr(d) && op == RB_BPF_SUB)
+		return reject(v, s, "a pointer is subtracted from a number");
+	/* pointer +- number, number + pointer: the number and the offset it
+	 * makes must stay within +-2^29, whatever the access later does, so
+	 * that no offset wraps the address (and no compare can reveal it). */
+	const struct vreg *num = is_ptr(d) ? &src : d;
+	unsigned num_reg = is_ptr(d) ? in->src : in->dst;
+	char b[160];
+	if (num->v.smin < -PTR_OFF_MAX || num->v.smax > PTR_OFF_MAX) {
+		reg_fmt(v, num, b, sizeof(b));
+		if (!x)
+			return reject(v, s, "a constant of %" PRId64 " is added to a pointer into the %s: pointer arithmetic is limited to +-2^29",
+				      num->v.smin, region_name(v, ptr));
+		return reject(v, s, "r%u = %s is added to a pointer into the %s: the number must be proven within +-2^29 first (mask or compare it)",
+			      num_reg, b, region_name(v, ptr));
+	}
+	struct scal o = ptr->v;
+	scal_alu(&o, &num->v, is_ptr(d) ? op : RB_BPF_ADD, true, false);
+	if (o.smin < -PTR_OFF_MAX || o.smax > PTR_OFF_MAX) {
+		reg_fmt(v, ptr, b, sizeof(b));
+		return reject(v, s, "the pointer (%s) would move to an offset outside +-2^29 of the %s",
+			      b, region_name(v, ptr));
+	}
 	if (is_ptr(d)) {
-		scal_alu(&d->v, &src.v, op, true, false);
+		d->v = o;
 		keep_link(d, in);
 		return 0;
 	}
-	/* number + pointer */
-	if (op == RB_BPF_SUB)
-		return reject(v, s, "a pointer is subtracted from a number");
-	struct scal o = src.v;
-	scal_alu(&o, &d->v, RB_BPF_ADD, true, false);
 	*d = src;
 	d->v = o;
 	d->link = 0, d->link_off = 0;
@@ -622,6 +774,7 @@ static int atomic_op(struct verifier *v, struct vstate *s, const struct rb_bpf_i
 		return reject(v, s, "atomic access to the %s is not provably %u-byte aligned",
 			      region_name(v, &p), size);
 	if (p.type == T_STACK) {
+		note_stack(v, s, p.idx, lo);
 		/* Reads then writes: the bytes must hold a number already. */
 		if ((rc = stack_read(v, s, in->dst, s->f[p.idx], &p, lo, hi, size, false, NULL)))
 			return rc;
@@ -704,6 +857,7 @@ static int helper_mem_arg(struct verifier *v, struct vstate *s, const struct rb_
 		return rc;
 	if (p.type == T_STACK) {
 		struct vframe *f = s->f[p.idx];
+		note_stack(v, s, p.idx, lo);
 		if (!write)
 			return stack_read(v, s, argno, f, &p, lo, hi, 1, false, NULL);
 		/* Written only if the helper fills the buffer on every path;
@@ -779,9 +933,11 @@ static int call(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *
 	if (in->src == RB_BPF_CALL_LOCAL) {
 		if (s->nframes >= RB_BPF_MAX_FRAMES)
 			return reject(v, s, "local calls nested deeper than %u frames", RB_BPF_MAX_FRAMES);
-		struct vframe *f = vframe_new(s->pc);
+		uint32_t entry = s->pc + (uint32_t)in->imm + 1;
+		struct vframe *f = vframe_new(s->acct, s->pc, entry);
 		if (!f)
 			return -ENOMEM;
+		v->facts[entry].flags |= RB_FACT_FN_ENTRY;
 		for (int i = 1; i <= 5; i++)
 			f->r[i] = r[i];
 		f->r[10] = (struct vreg){.type = T_STACK, .idx = (uint8_t)s->nframes,
@@ -840,6 +996,7 @@ static int do_exit(struct verifier *v, struct vstate *s)
 	struct vframe *f = s->f[--s->nframes];
 	s->pc = f->callsite + 1;
 	free(f);
+	s->acct->live_bytes -= sizeof(*f);
 	forget_frame(s, s->nframes);
 	clobber_args(s);
 	regs(s)[0] = ret;
@@ -910,25 +1067,23 @@ static bool assume(struct vstate *s, const struct rb_bpf_insn *in, enum scal_rel
 		return true;
 	}
 	if (is_ptr(d) || is_ptr(src)) {
-		/* A real pointer is never NULL. */
+		/* A pointer that cannot be NULL against 0 (check_cond allowed
+		 * only ==/!= 0 with its offset in the window): both branches
+		 * are walked, the pointer unchanged.  Deciding "never NULL"
+		 * here would leave the other branch unverified, and a verifier
+		 * bug elsewhere could steer execution into it. */
 		if (!is_ptr(d) || !is_ptr(src))
-			return rel == REL_NE || rel == REL_GT || rel == REL_SET;
+			return true;
 		/* Two pointers into one region share its base, and no address
-		 * wraps (user mappings start above 64 KiB and end below 2^47):
-		 * with offsets in (-64 KiB, 2^40) they compare as their offsets
-		 * do, signed (`p + 8 <= end`, `p < q` loops). */
+		 * wraps (check_cond keeps both offsets in (-64 KiB, 2^40), user
+		 * mappings lie in [64 KiB, 2^47)): they compare as their offsets
+		 * do, signed or not (`p + 8 <= end`, `p < q` loops). */
 		static const enum scal_rel as_signed[] = {
 			[REL_EQ] = REL_EQ, [REL_NE] = REL_NE, [REL_GT] = REL_SGT, [REL_GE] = REL_SGE,
 			[REL_LT] = REL_SLT, [REL_LE] = REL_SLE, [REL_SGT] = REL_SGT, [REL_SGE] = REL_SGE,
 			[REL_SLT] = REL_SLT, [REL_SLE] = REL_SLE, [REL_SET] = REL_SET, [REL_NSET] = REL_NSET,
 		};
 		enum scal_rel srel = as_signed[rel];
-		if (srel == REL_SET || srel == REL_NSET || rel == REL_SGT || rel == REL_SGE ||
-		    rel == REL_SLT || rel == REL_SLE)
-			return true; /* signed address compares: no use, no harm */
-		if (d->v.smin <= -65536 || d->v.smax >= OFF_LIMIT || src->v.smin <= -65536 ||
-		    src->v.smax >= OFF_LIMIT)
-			return true;
 		struct scal a = d->v, b = src->v;
 		if (!scal_refine(&a, &b, srel, false))
 			return false;
@@ -965,6 +1120,10 @@ static int check_cond(struct verifier *v, struct vstate *s, const struct rb_bpf_
 	if (is32)
 		return reject(v, s, "32-bit comparison of a pointer");
 	bool zero = src ? (!sp && scal_is_const(&src->v) && src->v.t.value == 0) : in->imm == 0;
+	uint8_t op = in->code & 0xf0;
+	char b[160];
+	if (op == RB_BPF_JSET)
+		return reject(v, s, "a pointer is tested with jset: the branch would reveal bits of the address");
 	if (dp && sp) {
 		/* Helper memory: the same block only (its id), or the compare
 		 * would reveal how the host laid out the guest's memory. */
@@ -974,11 +1133,26 @@ static int check_cond(struct verifier *v, struct vstate *s, const struct rb_bpf_
 			      (src->type == T_REGION || src->type == T_REGION_END)));
 		if (!same || d->type == T_MEM_OR_NULL || src->type == T_MEM_OR_NULL)
 			return reject(v, s, "pointers into different regions are compared");
+		/* Outside the window an offset could wrap the address, and the
+		 * branch would depend on where the host put the region. */
+		for (int i = 0; i < 2; i++) {
+			const struct vreg *q = i ? src : d;
+			if (q->v.smin <= OFF_WINDOW_LO || q->v.smax >= OFF_LIMIT) {
+				reg_fmt(v, q, b, sizeof(b));
+				return reject(v, s, "r%u = %s is compared with another pointer: its offset must be proven within (-64 KiB, 2^40) of the %s",
+					      i ? in->src : in->dst, b, region_name(v, q));
+			}
+		}
 		return 0;
 	}
-	uint8_t op = in->code & 0xf0;
 	if (!zero || (op != RB_BPF_JEQ && op != RB_BPF_JNE))
 		return reject(v, s, "a pointer is compared with a number other than by ==/!= 0: the branch would reveal the address");
+	const struct vreg *q = dp ? d : src;
+	if (q->type != T_MEM_OR_NULL && q->v.smin <= OFF_WINDOW_LO) {
+		reg_fmt(v, q, b, sizeof(b));
+		return reject(v, s, "r%u = %s is compared with 0: a pointer moved more than 64 KiB below its %s could be NULL, and the branch would reveal the address",
+			      dp ? in->dst : in->src, b, region_name(v, q));
+	}
 	return 0;
 }
 
@@ -999,6 +1173,7 @@ static int keep(struct verifier *v, const struct vstate *s)
 	v->kept[s->pc] = k;
 	v->n_kept[s->pc]++;
 	v->stats.states_stored++;
+	v->acct.live_bytes += sizeof(*k);
 	return 0;
 }
 
@@ -1057,6 +1232,7 @@ static int push_work(struct verifier *v, const struct vstate *s)
 		struct vstate **w = realloc(v->work, cap * sizeof(*w));
 		if (!w)
 			return -ENOMEM;
+		v->fixed_bytes += (cap - v->cap_work) * sizeof(*w);
 		v->work = w;
 		v->cap_work = cap;
 	}
@@ -1066,6 +1242,7 @@ static int push_work(struct verifier *v, const struct vstate *s)
 		return -ENOMEM;
 	}
 	v->work[v->n_work++] = c;
+	v->acct.live_bytes += sizeof(*c);
 	return 0;
 }
 
@@ -1076,6 +1253,48 @@ static void note_branch(struct vstate *s, uint32_t from, uint32_t to)
 	s->nhist++;
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t work_done(const struct verifier *v)
+{
+	return v->stats.insns_processed +
+	       (v->acct.frames_copied + v->acct.frames_compared) * RB_BPF_VERIFY_FRAME_WORK;
+}
+
+/* The limits of one verification (rb_bpf_verify_opts); -E2BIG past one. */
+static int over_limits(struct verifier *v, const struct vstate *s)
+{
+	const char *what = NULL;
+	char why[160];
+
+	if (v->stats.insns_processed > v->max_insns) {
+		snprintf(why, sizeof(why), "more than %" PRIu64 " instructions walked", v->max_insns);
+		what = why;
+	} else if (work_done(v) > v->max_work) {
+		snprintf(why, sizeof(why), "more than %" PRIu64 " units of work: %" PRIu64 " instructions walked, %" PRIu64 " state frames copied, %" PRIu64 " compared",
+			 v->max_work, v->stats.insns_processed, v->acct.frames_copied, v->acct.frames_compared);
+		what = why;
+	} else if (v->acct.live_bytes + v->fixed_bytes > v->max_mem) {
+		snprintf(why, sizeof(why), "its states need more than %" PRIu64 " KiB of verifier memory",
+			 v->max_mem >> 10);
+		what = why;
+	} else if (v->max_cpu_ns && !(v->stats.insns_processed & 1023) &&
+		   cpu_ns() - v->cpu0_ns > v->max_cpu_ns) {
+		snprintf(why, sizeof(why), "more than %" PRIu64 " ms of CPU time", v->max_cpu_ns / 1000000);
+		what = why;
+	}
+	if (!what)
+		return 0;
+	snprintf(v->log, v->loglen, "insn %u: the program is too complex to verify (%s)\n", s->pc, what);
+	return -E2BIG;
+}
+
 /* Follows one path until it ends (exit, pruned) or fails. */
 static int walk(struct verifier *v, struct vstate *s)
 {
@@ -1083,12 +1302,9 @@ static int walk(struct verifier *v, struct vstate *s)
 		int rc;
 		if (s->pc >= v->n)
 			return reject(v, s, "execution falls off the end of the program");
-		if (++v->stats.insns_processed > v->max_insns) {
-			snprintf(v->log, v->loglen,
-				 "insn %u: the program is too complex to verify (more than %" PRIu64 " instructions walked)\n",
-				 s->pc, v->max_insns);
-			return -E2BIG;
-		}
+		++v->stats.insns_processed;
+		if ((rc = over_limits(v, s)))
+			return rc;
 		if (v->prune[s->pc]) {
 			rc = prune_point(v, s);
 			if (rc)
@@ -1096,6 +1312,13 @@ static int walk(struct verifier *v, struct vstate *s)
 		}
 		const struct rb_bpf_insn *in = &v->in[s->pc];
 		uint8_t cls = in->code & 7, op = in->code & 0xf0;
+
+		if ((in->code & RB_BPF_X) &&
+		    (cls == RB_BPF_ALU || cls == RB_BPF_ALU64 ||
+		     ((cls == RB_BPF_JMP || cls == RB_BPF_JMP32) && op != RB_BPF_JA &&
+		      op != RB_BPF_CALL && op != RB_BPF_EXIT)))
+			note_src_const(v, s, in);
+		v->facts[s->pc].flags |= RB_FACT_SEEN;
 
 		switch (cls) {
 		case RB_BPF_ALU:
@@ -1294,6 +1517,8 @@ static void verifier_free(struct verifier *v)
 		free(v->work[i]);
 	}
 	free(v->work);
+	free(v->facts);
+	free(v->use);
 	free(v->kept);
 	free(v->n_kept);
 	free(v->visits);
@@ -1331,21 +1556,30 @@ int rb_bpf_verify_ex(struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
 	struct verifier v = {
 		.prog = prog, .type = type, .in = prog->insns, .n = prog->n_insns,
 		.max_insns = opts && opts->max_insns ? opts->max_insns : RB_BPF_VERIFY_MAX_INSNS,
+		.max_work = opts && opts->max_work ? opts->max_work : RB_BPF_VERIFY_MAX_WORK,
+		.max_mem = opts && opts->max_mem ? opts->max_mem : RB_BPF_VERIFY_MAX_MEM,
+		.max_cpu_ns = opts ? opts->max_cpu_ns : 0,
+		.cpu0_ns = cpu_ns(),
 		.log = log, .loglen = loglen,
 	};
 	v.prune = calloc(v.n + 1, 1);
 	v.visits = calloc(v.n + 1, sizeof(*v.visits));
 	v.kept = calloc(v.n + 1, sizeof(*v.kept));
 	v.n_kept = calloc(v.n + 1, sizeof(*v.n_kept));
-	struct vstate s = {.pc = 0, .nframes = 1};
-	s.f[0] = vframe_new(0);
-	if (!v.prune || !v.visits || !v.kept || !v.n_kept || !s.f[0]) {
+	v.facts = calloc(v.n + 1, sizeof(*v.facts));
+	v.use = calloc(v.n + 1, sizeof(*v.use));
+	v.fixed_bytes = (v.n + 1) * (1 + sizeof(*v.visits) + sizeof(*v.kept) + sizeof(*v.n_kept) +
+				     sizeof(*v.facts) + sizeof(*v.use));
+	struct vstate s = {.acct = &v.acct, .pc = 0, .nframes = 1};
+	s.f[0] = vframe_new(&v.acct, 0, 0);
+	if (!v.prune || !v.visits || !v.kept || !v.n_kept || !v.facts || !v.use || !s.f[0]) {
 		vstate_free(&s);
 		verifier_free(&v);
 		return -ENOMEM;
 	}
 	mark_prune_points(&v);
 	collect_thresholds(&v);
+	v.facts[0].flags |= RB_FACT_FN_ENTRY;
 	s.f[0]->r[1] = (struct vreg){.type = T_CTX, .v = scal_const(0)};
 	s.f[0]->r[10] = (struct vreg){.type = T_STACK, .idx = 0, .v = scal_const(RB_BPF_STACK_SIZE)};
 
@@ -1356,15 +1590,22 @@ int rb_bpf_verify_ex(struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
 		rc = walk(&v, w);
 		vstate_free(w);
 		free(w);
+		v.acct.live_bytes -= sizeof(*w);
 	}
 	if (rc == -ENOMEM)
 		snprintf(log, loglen, "out of memory while verifying\n");
 	v.stats.elapsed_ns = now_ns() - t0;
+	v.stats.frames_copied = v.acct.frames_copied;
+	v.stats.frames_compared = v.acct.frames_compared;
+	v.stats.work = work_done(&v);
+	v.stats.peak_mem = v.acct.peak_bytes + v.fixed_bytes;
 	if (stats)
 		*stats = v.stats;
-	verifier_free(&v);
-	if (!rc)
+	if (!rc) {
+		finish_facts(&v, prog);
 		log[0] = 0;
+	}
+	verifier_free(&v);
 	return rc;
 }
 

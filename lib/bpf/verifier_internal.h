@@ -121,6 +121,7 @@ struct vframe {
 	struct vreg r[11];
 	uint8_t byte[RB_BPF_STACK_SIZE];
 	uint32_t callsite;         /* pc of the call that made this frame */
+	uint32_t entry;            /* pc of the function's first instruction */
 	/* Slots below min_slot were never written (programs use the top of
 	 * their frame): copies and comparisons skip them. */
 	unsigned min_slot;
@@ -129,7 +130,15 @@ struct vframe {
 
 #define HIST 8
 
+/* What the states of one verification cost: every frame allocated,
+ * copied or compared is counted here (the limits of rb_bpf_verify_opts). */
+struct vacct {
+	uint64_t live_bytes, peak_bytes;
+	uint64_t frames_copied, frames_compared;
+};
+
 struct vstate {
+	struct vacct *acct; /* shared by every state of one verification */
 	uint32_t pc;
 	unsigned nframes;
 	struct vframe *f[RB_BPF_MAX_FRAMES];
@@ -141,7 +150,7 @@ struct vstate {
 
 void vstate_free(struct vstate *s);
 bool vstate_copy(struct vstate *dst, const struct vstate *src);
-struct vframe *vframe_new(uint32_t callsite);
+struct vframe *vframe_new(struct vacct *acct, uint32_t callsite, uint32_t entry);
 /* Same call chain (number of frames and call sites). */
 bool vstate_same_frames(const struct vstate *a, const struct vstate *b);
 /* Does every concrete state cur allows, old allow too (with the same

@@ -10,10 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void acct_alloc(struct vacct *a, unsigned frames)
+{
+	if (!a)
+		return;
+	a->live_bytes += frames * sizeof(struct vframe);
+	if (a->live_bytes > a->peak_bytes)
+		a->peak_bytes = a->live_bytes;
+}
+
 void vstate_free(struct vstate *s)
 {
 	for (unsigned i = 0; i < s->nframes; i++)
 		free(s->f[i]);
+	if (s->acct)
+		s->acct->live_bytes -= s->nframes * sizeof(struct vframe);
 	s->nframes = 0;
 }
 
@@ -35,17 +46,24 @@ bool vstate_copy(struct vstate *dst, const struct vstate *src)
 			return false;
 		}
 		frame_copy(dst->f[i], src->f[i]);
+		/* Counted as it goes, so vstate_free() of a partial copy
+		 * subtracts exactly what was added. */
+		acct_alloc(src->acct, 1);
 	}
+	if (src->acct)
+		src->acct->frames_copied += src->nframes;
 	return true;
 }
 
-struct vframe *vframe_new(uint32_t callsite)
+struct vframe *vframe_new(struct vacct *acct, uint32_t callsite, uint32_t entry)
 {
 	struct vframe *f = calloc(1, sizeof(*f));
 
 	if (f) {
 		f->callsite = callsite;
+		f->entry = entry;
 		f->min_slot = NSLOTS;
+		acct_alloc(acct, 1);
 	}
 	return f;
 }
@@ -124,9 +142,12 @@ bool vstate_covers(const struct vstate *o, const struct vstate *c)
 
 	if (o->nframes != c->nframes)
 		return false;
-	for (unsigned i = 0; i < o->nframes; i++)
+	for (unsigned i = 0; i < o->nframes; i++) {
+		if (c->acct)
+			c->acct->frames_compared++;
 		if (!frame_covers(o->f[i], c->f[i], &m))
 			return false;
+	}
 	return true;
 }
 

@@ -130,7 +130,8 @@ int cq_helpers_prog(struct rb_ndp_ctx *ctx)
 		return 7;
 	s->cur_off[s->hops & 3] = cur.off;
 	s->hops++;
-	s->get_bad = rb_ndp_get_sqe(ctx, 5, &bad); /* zeroes bad: not cur */
+	/* A failing get_sqe zeroes its out-buffer: not `cur`. */
+	s->get_bad = rb_ndp_get_sqe(ctx, 5, &bad);
 	s->disk_trans_bad = (__s64)rb_ndp_disk_trans(ctx, 1ULL << 50);
 	if (s->hops >= 4)
 		return RB_NDP_OK;

@@ -13,6 +13,7 @@
 #include <rosen/ndp.h>
 
 #include <errno.h>
+#include <inttypes.h>
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -288,9 +289,9 @@ static const struct hostile hostile_c[] = {
 	{"cq_rodata_fwd", "of the 32-byte rodata"},
 	{"xrp_data_fwd", "of the 4096-byte data"},
 	{"xrp_scratch_back", "bytes -4..-4 of the 4096-byte scratch"},
-	{"cq_unbounded_index", "is not bounded"},
+	{"cq_unbounded_index", "must be proven within +-2^29"},
 	{"cq_off_by_one", "bytes 0..4096 of the 4096-byte data"},
-	{"cq_signed_index", "is not bounded"},
+	{"cq_signed_index", "must be proven within +-2^29"},
 	{"cq_mask_too_wide", "bytes 0..8191 of the 4096-byte data"},
 	{"cq_loop_overrun", "of the 4096-byte data"},
 	{"cq_unbounded_loop", "of the 4096-byte data"},
@@ -446,6 +447,268 @@ TEST(hostile_raw_programs_are_rejected_with_their_reason)
 				   raw_cases[i].reason, log);
 		rb_bpf_prog_free(p);
 	}
+	rb_bpf_helpers_free(h);
+}
+
+/*
+ * One program per soundness rule of issue 10, each the shape of an exploit
+ * that worked against the verifier before (the reason quoted is the new
+ * rejection; most of these were accepted then).  cq context: meta +0,
+ * data +16, scratch +32, offset +48 (a number the guest chooses).
+ */
+#define LDX64(d, s, o) I(RB_BPF_LDX | RB_BPF_MEM | RB_BPF_DW, d, s, o, 0)
+#define LDXB(d, s, o) I(RB_BPF_LDX | RB_BPF_MEM | RB_BPF_B, d, s, o, 0)
+#define STX64(d, s, o) I(RB_BPF_STX | RB_BPF_MEM | RB_BPF_DW, d, s, o, 0)
+#define ST64(d, o, k) I(RB_BPF_ST | RB_BPF_MEM | RB_BPF_DW, d, 0, o, k)
+#define ALU64X(op, d, s) I(RB_BPF_ALU64 | (op) | RB_BPF_X, d, s, 0, 0)
+#define ALU64K(op, d, k) I(RB_BPF_ALU64 | (op) | RB_BPF_K, d, 0, 0, k)
+#define MOV64X(d, s) ALU64X(RB_BPF_MOV, d, s)
+#define JK(op, d, k, o) I(RB_BPF_JMP | (op) | RB_BPF_K, d, 0, o, k)
+#define JX(op, d, s, o) I(RB_BPF_JMP | (op) | RB_BPF_X, d, s, o, 0)
+#define JA(o) I(RB_BPF_JMP | RB_BPF_JA, 0, 0, o, 0)
+#define CALL_HELPER(id) I(RB_BPF_JMP | RB_BPF_CALL, 0, 0, 0, id)
+#define CALL_LOCAL(o) I(RB_BPF_JMP | RB_BPF_CALL, 0, RB_BPF_CALL_LOCAL, 0, o)
+
+struct rule_case {
+	const char *rule;
+	const char *name;
+	struct rb_bpf_insn insns[24];
+	unsigned n;
+	const char *reason;
+};
+
+static const struct rule_case rule_cases[] = {
+	/* hole 1: data - x, then "== 0" assumed never taken */
+	{"unbounded arithmetic", "data minus a guest number, then its == 0 branch",
+	 {LDX64(2, 1, 16), LDX64(3, 1, 48), ALU64X(RB_BPF_SUB, 2, 3), JK(RB_BPF_JEQ, 2, 0, 2),
+	  MOV64K(0, 0), EXIT, LDX64(0, 2, 0), EXIT}, 8, "must be proven within +-2^29"},
+	{"unbounded arithmetic", "a constant of 2^30 added and taken away",
+	 {LDX64(2, 1, 16), MOV64K(3, 1 << 30), ALU64X(RB_BPF_ADD, 2, 3), ALU64X(RB_BPF_SUB, 2, 3),
+	  LDXB(0, 2, 0), EXIT}, 6, "must be proven within +-2^29"},
+	{"unbounded arithmetic", "an offset walked past 2^29 in two steps",
+	 {LDX64(2, 1, 16), MOV64K(3, 1 << 29), ALU64X(RB_BPF_ADD, 2, 3), ALU64X(RB_BPF_ADD, 2, 3),
+	  ALU64X(RB_BPF_SUB, 2, 3), ALU64X(RB_BPF_SUB, 2, 3), LDXB(0, 2, 0), EXIT}, 8,
+	 "outside +-2^29"},
+	{"unbounded arithmetic", "the same register a number on one path, a pointer on another",
+	 {LDX64(4, 1, 48), ALU64K(RB_BPF_AND, 4, 7), LDX64(5, 1, 16), JK(RB_BPF_JGT, 4, 3, 3),
+	  MOV64X(2, 5), MOV64X(3, 4), JA(2), MOV64X(2, 4), MOV64X(3, 5), ALU64X(RB_BPF_ADD, 2, 3),
+	  MOV64K(0, 0), EXIT}, 12, "as a number on one path and is a pointer on another"},
+	/* pointer vs 0 */
+	{"pointer vs 0", "the == 0 branch of a real pointer is verified too",
+	 {LDX64(2, 1, 16), JK(RB_BPF_JNE, 2, 0, 2), LDX64(0, 2, 8192), EXIT, MOV64K(0, 0), EXIT}, 6,
+	 "of the 4096-byte data"},
+	{"pointer vs 0", "a pointer moved 64 KiB below its region compared with 0",
+	 {LDX64(2, 1, 16), ALU64K(RB_BPF_ADD, 2, -65536), JK(RB_BPF_JEQ, 2, 0, 0), MOV64K(0, 0), EXIT},
+	 5, "compared with 0"},
+	{"pointer vs 0", "a pointer compared with a number other than 0",
+	 {LDX64(2, 1, 16), JK(RB_BPF_JGT, 2, 4096, 0), MOV64K(0, 0), EXIT}, 4,
+	 "other than by ==/!= 0"},
+	/* hole 2: pointer vs pointer */
+	{"pointer vs pointer", "data - guess < data (the address search)",
+	 {LDX64(2, 1, 16), LDX64(3, 1, 16), LDX64(4, 1, 48), ALU64X(RB_BPF_SUB, 2, 4),
+	  JX(RB_BPF_JLT, 2, 3, 1), MOV64K(0, 0), MOV64K(0, 1), EXIT}, 8, "must be proven within +-2^29"},
+	{"pointer vs pointer", "an offset outside the window compared",
+	 {LDX64(2, 1, 16), ALU64K(RB_BPF_ADD, 2, -(1 << 20)), LDX64(3, 1, 16), JX(RB_BPF_JGT, 2, 3, 1),
+	  MOV64K(0, 0), MOV64K(0, 1), EXIT}, 7, "within (-64 KiB, 2^40)"},
+	{"pointer vs pointer", "jset of two pointers into one region",
+	 {LDX64(2, 1, 16), LDX64(3, 1, 16), ALU64K(RB_BPF_ADD, 3, 1), JX(RB_BPF_JSET, 2, 3, 1),
+	  MOV64K(0, 0), MOV64K(0, 1), EXIT}, 7, "jset"},
+	{"pointer vs pointer", "data compared with scratch",
+	 {LDX64(2, 1, 16), LDX64(3, 1, 32), JX(RB_BPF_JGT, 2, 3, 1), MOV64K(0, 0), MOV64K(0, 1), EXIT},
+	 6, "different regions are compared"},
+	/* hole 3: registers after a helper */
+	{"uninitialised registers", "r1 read after a helper call",
+	 {CALL_HELPER(RB_NDP_HELPER_NEW_SQE), MOV64X(0, 1), EXIT}, 3, "r1 is read before it is written"},
+	{"uninitialised registers", "r5 read after a helper call",
+	 {MOV64K(5, 7), CALL_HELPER(RB_NDP_HELPER_NEW_SQE), MOV64X(0, 5), EXIT}, 4,
+	 "r5 is read before it is written"},
+	/* local-call frames */
+	{"local-call frames", "a later callee reads what an earlier one left in its frame",
+	 {CALL_LOCAL(3), CALL_LOCAL(5), MOV64K(0, 0), EXIT,
+	  /* f1 */ ST64(10, -8, 7), MOV64K(0, 0), EXIT,
+	  /* f2 */ LDX64(0, 10, -8), EXIT}, 9, "which is not initialised"},
+	{"local-call frames", "a pointer into a frame that returned, left in the caller's stack",
+	 {ST64(10, -8, 0), MOV64X(2, 10), ALU64K(RB_BPF_ADD, 2, -8), CALL_LOCAL(3), LDX64(3, 10, -8),
+	  LDXB(0, 3, 0), EXIT,
+	  /* f */ MOV64X(4, 10), ALU64K(RB_BPF_ADD, 4, -16), STX64(2, 4, 0), MOV64K(0, 0), EXIT}, 12,
+	 "which is not initialised"},
+	{"local-call frames", "a callee returns a pointer to its own frame",
+	 {CALL_LOCAL(1), EXIT, MOV64X(0, 10), ALU64K(RB_BPF_ADD, 0, -8), EXIT}, 5,
+	 "pointer to its own stack frame"},
+};
+
+TEST(each_soundness_rule_rejects_its_exploit)
+{
+	static char log[8192];
+	struct rb_bpf_helpers *h = helpers_all();
+
+	REQUIRE(h);
+	for (size_t i = 0; i < sizeof(rule_cases) / sizeof(rule_cases[0]); i++) {
+		const struct rule_case *c = &rule_cases[i];
+		struct rb_bpf_prog *p = NULL;
+		char err[256];
+		if (rb_bpf_prog_new(c->insns, c->n, h, NULL, &p, err, sizeof(err))) {
+			RT_FAIL_AT("%s / %s: does not load: %s", c->rule, c->name, err);
+			continue;
+		}
+		int rc = rb_bpf_verify(p, rb_ndp_bpf_type(RB_NDP_PROG_CQ), log, sizeof(log));
+		if (rc != -EACCES || !strstr(log, c->reason))
+			RT_FAIL_AT("%s / %s: rc %d, want -EACCES with '%s'; log:\n%s", c->rule, c->name,
+				   rc, c->reason, log);
+		rb_bpf_prog_free(p);
+	}
+	rb_bpf_helpers_free(h);
+}
+
+/* A helper that may return without writing its out-buffer leaves the
+ * bytes as they were: uninitialised stack stays unreadable (the unchecked
+ * JIT does not clear the stack for the program, so "written" would hand
+ * it stale host stack).  Only a helper declared `filled` initialises. */
+TEST(helper_out_buffer_counts_as_written_only_when_filled)
+{
+	static char log[8192];
+	struct rb_bpf_helpers *h = helpers_all();
+	const struct rb_bpf_type *cq = rb_ndp_bpf_type(RB_NDP_PROG_CQ);
+	/* get_sqe(ctx, 5, fp-16), then read the out-buffer. */
+	const struct rb_bpf_insn prog[] = {
+		MOV64K(2, 5), MOV64X(3, 10), ALU64K(RB_BPF_ADD, 3, -16),
+		CALL_HELPER(RB_NDP_HELPER_GET_SQE), LDX64(0, 10, -16), EXIT,
+	};
+	struct rb_bpf_helper_proto protos[8];
+	struct rb_bpf_type t = *cq;
+
+	REQUIRE(h && cq->n_helpers <= 8);
+	memcpy(protos, cq->helpers, cq->n_helpers * sizeof(protos[0]));
+	t.helpers = protos;
+	bool found = false;
+	for (unsigned i = 0; i < t.n_helpers; i++) {
+		if (protos[i].id != RB_NDP_HELPER_GET_SQE)
+			continue;
+		found = true;
+		CHECK(protos[i].arg[2].kind == RB_BPF_ARG_MEM_W);
+		CHECK(protos[i].arg[2].filled); /* exec.c's get_sqe zeroes it on failure */
+		protos[i].arg[2].filled = false;
+	}
+	CHECK(found);
+	struct rb_bpf_prog *p = NULL;
+	REQUIRE(rb_bpf_prog_new(prog, sizeof(prog) / sizeof(prog[0]), h, NULL, &p, log, sizeof(log)) == 0);
+	CHECK(rb_bpf_verify(p, cq, log, sizeof(log)) == 0);
+	int rc = rb_bpf_verify(p, &t, log, sizeof(log));
+	if (rc != -EACCES || !strstr(log, "fp-16, which is not initialised"))
+		RT_FAIL_AT("unfilled out-buffer read back: rc %d; log:\n%s", rc, log);
+	rb_bpf_prog_free(p);
+	rb_bpf_helpers_free(h);
+}
+
+/*
+ * Hole 4: a program built to make states explode (nested local calls, each
+ * level branching on numbers reloaded from the context so that no state
+ * covers another) must be refused quickly and within the memory limit,
+ * whatever the instruction cap says.
+ */
+static size_t explosion_prog(struct rb_bpf_insn *out, unsigned levels, unsigned branches)
+{
+	size_t n = 0;
+
+	/* main: r6 = ctx, call level 1, exit */
+	for (unsigned lv = 0; lv < levels; lv++) {
+		out[n++] = (struct rb_bpf_insn)MOV64X(6, 1);
+		out[n++] = (struct rb_bpf_insn)MOV64K(7, 0);
+		for (unsigned b = 0; b < branches; b++) {
+			out[n++] = (struct rb_bpf_insn)LDX64(2, 6, 48);
+			out[n++] = (struct rb_bpf_insn)JK(RB_BPF_JGT, 2, (int32_t)b, 1);
+			out[n++] = (struct rb_bpf_insn)ALU64K(RB_BPF_ADD, 7, (int32_t)(1u << (b % 30)));
+		}
+		if (lv + 1 < levels) {
+			out[n++] = (struct rb_bpf_insn)MOV64X(1, 6);
+			out[n++] = (struct rb_bpf_insn)CALL_LOCAL(2); /* the next level follows this function's exit */
+		}
+		out[n++] = (struct rb_bpf_insn)MOV64X(0, 7);
+		out[n++] = (struct rb_bpf_insn)EXIT;
+	}
+	return n;
+}
+
+TEST(state_explosion_is_refused_within_time_and_memory)
+{
+	static struct rb_bpf_insn insns[4096];
+	static char log[8192];
+	struct rb_bpf_helpers *h = helpers_all();
+	size_t n = explosion_prog(insns, 8, 24);
+	struct rb_bpf_prog *p = NULL;
+	struct rb_bpf_verify_stats st;
+	/* What an NDP LOAD allows (lib/ndp), but with no instruction cap to
+	 * hide behind: work and memory must stop it. */
+	struct rb_bpf_verify_opts o = {.max_insns = UINT64_MAX, .max_mem = 64u << 20,
+				       .max_cpu_ns = 2000000000ull};
+
+	REQUIRE(h);
+	REQUIRE(rb_bpf_prog_new(insns, n, h, NULL, &p, log, sizeof(log)) == 0);
+	int rc = rb_bpf_verify_ex(p, rb_ndp_bpf_type(RB_NDP_PROG_CQ), &o, &st, log, sizeof(log));
+	fprintf(stderr, "    %zu insns: rc %d, %" PRIu64 " walked, %" PRIu64 " frames copied, %" PRIu64
+		" compared, work %" PRIu64 ", peak %" PRIu64 " KiB, %.3f s\n    %s", n, rc,
+		st.insns_processed, st.frames_copied, st.frames_compared, st.work, st.peak_mem >> 10,
+		st.elapsed_ns / 1e9, log);
+	CHECK(rc == -E2BIG);
+	CHECK(strstr(log, "too complex") != NULL);
+	CHECK(st.peak_mem <= (64u << 20) + (1u << 20));
+	CHECK(st.work <= RB_BPF_VERIFY_MAX_WORK + 32 * RB_BPF_MAX_FRAMES * RB_BPF_VERIFY_FRAME_WORK);
+	CHECK(st.elapsed_ns < 1500000000ull);
+	/* A memory cap alone stops it too, with a message that says so. */
+	o.max_work = UINT64_MAX;
+	o.max_mem = 4u << 20;
+	rc = rb_bpf_verify_ex(p, rb_ndp_bpf_type(RB_NDP_PROG_CQ), &o, &st, log, sizeof(log));
+	CHECK(rc == -E2BIG);
+	CHECK(strstr(log, "KiB of verifier memory") != NULL);
+	CHECK(st.peak_mem <= (4u << 20) + (1u << 20));
+	/* And the work cap alone. */
+	o.max_mem = UINT64_MAX;
+	o.max_work = 100000;
+	rc = rb_bpf_verify_ex(p, rb_ndp_bpf_type(RB_NDP_PROG_CQ), &o, &st, log, sizeof(log));
+	CHECK(rc == -E2BIG);
+	CHECK(strstr(log, "units of work") != NULL);
+	rb_bpf_prog_free(p);
+	rb_bpf_helpers_free(h);
+}
+
+/* What the verifier hands the JIT: the union of what it proved. */
+TEST(facts_record_what_was_proven)
+{
+	static char log[8192];
+	struct rb_bpf_helpers *h = helpers_all();
+	const struct rb_bpf_insn prog[] = {
+		/* 0 */ LDX64(2, 1, 16),            /* r2 = data */
+		/* 1 */ LDX64(3, 1, 48),            /* r3 = offset */
+		/* 2 */ ALU64K(RB_BPF_AND, 3, 255), /* r3 in [0, 255] */
+		/* 3 */ ALU64X(RB_BPF_ADD, 2, 3),   /* pointer + [0, 255] */
+		/* 4 */ MOV64K(4, 9),
+		/* 5 */ ALU64X(RB_BPF_ADD, 3, 4),   /* src always 9 */
+		/* 6 */ ST64(10, -24, 1),           /* 24 bytes of stack */
+		/* 7 */ JK(RB_BPF_JEQ, 4, 9, 1),    /* always taken */
+		/* 8 */ LDX64(0, 2, 4000),          /* never reached */
+		/* 9 */ LDXB(0, 2, 0),
+		/* 10 */ EXIT,
+	};
+	struct rb_bpf_prog *p = NULL;
+
+	REQUIRE(h);
+	REQUIRE(rb_bpf_prog_new(prog, sizeof(prog) / sizeof(prog[0]), h, NULL, &p, log, sizeof(log)) == 0);
+	REQUIRE(rb_bpf_verify(p, rb_ndp_bpf_type(RB_NDP_PROG_CQ), log, sizeof(log)) == 0);
+	const struct rb_bpf_fact *f = p->facts;
+	REQUIRE(f);
+	CHECK(f[0].flags & RB_FACT_FN_ENTRY);
+	CHECK_EQ_U64(f[0].stack_depth, 24);
+	CHECK(f[3].flags & RB_FACT_PTR_ARITH);
+	CHECK(!(f[3].flags & RB_FACT_NUM_IS_DST));
+	CHECK_EQ_U64((uint64_t)f[3].lo, 0);
+	CHECK_EQ_U64((uint64_t)f[3].hi, 255);
+	CHECK(f[5].flags & RB_FACT_SRC_CONST);
+	CHECK_EQ_U64(f[5].k, 9);
+	CHECK(!(f[5].flags & RB_FACT_PTR_ARITH));
+	CHECK(f[7].flags & RB_FACT_SEEN);
+	CHECK(!(f[8].flags & RB_FACT_SEEN));
+	CHECK(f[9].flags & RB_FACT_SEEN);
+	rb_bpf_prog_free(p);
 	rb_bpf_helpers_free(h);
 }
 
