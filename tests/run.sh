@@ -76,6 +76,9 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: vhost ndp bad input (hostile frontend)" \
     python3 tests/vhost/test_ndp_bad_input.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  run_suite "$kind: ndp LOAD queue (loader thread, limits)" \
+    python3 tests/vhost/test_ndp_load_queue.py --daemon "$dir/app/rosenbridged/rosenbridged" \
+      --programs "$dir/tests/programs"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \
     "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
       "$dir/progs" "$dir/tests/programs"

@@ -259,6 +259,9 @@ int main(int argc, char **argv)
 				rb_device_handle(devs[i]);
 	}
 out:
+	/* LOADs still waiting are answered now, not verified one by one
+	 * while the queues drain. */
+	rb_workers_cancel_loads(workers);
 	for (unsigned i = 0; i < ndevs; i++)
 		rb_device_free(devs[i]);
 	rb_workers_free(workers);

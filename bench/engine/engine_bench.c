@@ -218,9 +218,12 @@ static void verify_times(int reps)
 		if (rc)
 			fprintf(stderr, "  %-18s REJECTED: %s\n", shipped[i].section, log);
 		else
-			fprintf(stderr, "  %-18s %-3s %4zu insns, %6" PRIu64 " walked: %8.1f us\n",
+			fprintf(stderr,
+				"  %-18s %-3s %4zu insns, %6" PRIu64 " walked, %8" PRIu64
+				" work units (NDP LOAD limit %u), %.1f MiB peak: %8.1f us\n",
 				shipped[i].section, rb_ndp_prog_type_name(shipped[i].type), rb_bpf_prog_len(p),
-				st.insns_processed, ns / 1e3);
+				st.insns_processed, st.work, RB_NDP_VERIFY_MAX_WORK, st.peak_mem / 1048576.0,
+				ns / 1e3);
 		printf("verifier,%s,%d,%.0f,%.0f,%" PRIu64 ",\n", shipped[i].section, reps, ns, 1e9 / ns,
 		       st.insns_processed);
 		rb_bpf_prog_free(p);

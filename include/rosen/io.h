@@ -34,6 +34,12 @@ int rb_workers_new(unsigned n, enum rb_io_notify mode, struct rb_workers **out,
 		   char *err, size_t errlen);
 /* Stops and joins the workers; every disk must have been freed first. */
 void rb_workers_free(struct rb_workers *w);
+/*
+ * Shutdown, before the disks are freed: answers every NDP LOAD still
+ * waiting for the loader thread (LIMIT: the queue stopped) and refuses new
+ * ones, so stopping the queues waits for at most the LOAD being verified.
+ */
+void rb_workers_cancel_loads(struct rb_workers *w);
 
 enum rb_disk_cache {
 	RB_DISK_CACHE_DIRECT,   /* O_DIRECT where the disk allows it */

@@ -26,10 +26,29 @@ extern "C" {
 #endif
 
 #define RB_NDP_BUDGET 1000000u /* instructions per program run */
-/* Verifier work per LOAD (instructions walked): BPF-KV's range program
- * needs about 21,000; this bounds what one LOAD can cost the host (a
- * fraction of a second) while leaving room for real programs. */
-#define RB_NDP_VERIFY_MAX_INSNS 250000u
+
+/*
+ * What one LOAD may cost the host.  A guest's program is proved safe on the
+ * host's CPU and memory, so each verification is bounded on every axis
+ * (rb_bpf_verify_opts); over any bound the LOAD is REJECTED as too complex,
+ * with a log naming the limit.  BPF-KV's range program, the largest shipped
+ * one, walks ~21,000 instructions and ~3.2 million work units (~12 ms).
+ */
+#define RB_NDP_VERIFY_MAX_INSNS 250000u          /* instructions walked: 12x range */
+#define RB_NDP_VERIFY_MAX_WORK 16000000u         /* work units: 5x range */
+#define RB_NDP_VERIFY_MAX_MEM (64ull << 20)      /* bytes of verifier state */
+#define RB_NDP_VERIFY_MAX_CPU_NS 1000000000ull   /* CPU time of the loader thread */
+
+/*
+ * How many LOADs may wait.  Every LOAD of every VM is verified on one
+ * low-priority daemon thread, first come first served: at most
+ * RB_NDP_LOADS_PER_VM of one VM and RB_NDP_LOADS_QUEUED of all VMs may be
+ * queued or running at once; a LOAD over either answers LIMIT at once.
+ * With the bounds above, the last LOAD of a full queue waits at most ~16 s
+ * of loader CPU.
+ */
+#define RB_NDP_LOADS_PER_VM 2u
+#define RB_NDP_LOADS_QUEUED 16u
 
 /* ---- program table (one per VM disk) ------------------------------------- */
 

@@ -51,16 +51,23 @@ struct rb_ndp_sqe {
 #define RB_NDP_SQE_CURRENT 0xffffffffu
 
 /*
- * Helpers (ids 200..203).  They range-check as they go, so a program learns
- * of a bad I/O when it asks, not only when the request ends.
+ * Helpers (ids 200..204).  They range-check as they go, so a program learns
+ * of a bad I/O when it asks, not only when the request ends.  A failing
+ * helper changes nothing but what it documents: an out-buffer is filled on
+ * success and zeroed on failure, never left holding older bytes.
  *   get_sqe:    copies the current I/O (idx RB_NDP_SQE_CURRENT) or next I/O
- *               idx into *out; 0 or -22 (EINVAL)
- *   new_sqe:    adds a next I/O slot; its index, or -28 (ENOSPC)
+ *               idx into *out; 0, or -22 (EINVAL: no such slot; *out zeroed)
+ *   new_sqe:    adds a next I/O slot, zeroed; its index, or -28 (ENOSPC:
+ *               all 16 taken)
  *   set_sqe:    sets next I/O idx; the offset is checked against this VM's
- *               disk (512-aligned, len 512..4096); 0, -22 or -34 (ERANGE)
+ *               disk (512-aligned, len 512..4096); 0, -22 (no such slot) or
+ *               -34 (ERANGE); on failure the slot is unchanged
  *   disk_trans: the host offset of a disk offset (identity on a raw image),
  *               or (__u64)-34 when it is outside the disk
- *   mem_trans:  (id 204) a pointer into guest memory the VM registered
+ *   mem_trans:  (id 204) a pointer into guest memory the VM registered, or
+ *               NULL (unknown key, range outside the registration)
+ * They serve sq and cq programs; the verifier refuses an xrp program that
+ * calls one.
  */
 #ifdef __bpf__
 static long (*const rb_ndp_get_sqe)(struct rb_ndp_ctx *ctx, __u32 idx,

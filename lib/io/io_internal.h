@@ -26,7 +26,7 @@ struct rb_io_req {
 	struct rb_blk_req blk;
 	uint64_t expected; /* bytes the storage I/O must transfer */
 	struct rb_io_ndp *ndp; /* NULL for virtio-blk requests */
-	struct rb_io_load *load; /* an NDP LOAD running on its own thread */
+	struct rb_io_load *load; /* an NDP LOAD queued for or on the loader */
 	/* NDP state kept for this slot across requests (allocated on first
 	 * use; it only ever holds this queue's, this VM's, data). */
 	struct rb_io_ndp *ndp_cache;
@@ -66,9 +66,9 @@ struct rb_disk {
 	uint64_t capacity_sectors;
 	char serial[RB_VIRTIO_BLK_ID_BYTES];
 	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
-	/* LOADs of this VM being verified right now: capped, so one guest
-	 * cannot keep many host cores verifying at once. */
-	atomic_uint loads_running;
+	/* LOADs of this VM queued for or running on the loader: capped at
+	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
+	atomic_uint loads_pending;
 	unsigned nqueues;
 	struct rb_io_queue queues[16];
 	/* Written only by workers, read for stats: relaxed atomics. */
@@ -107,6 +107,7 @@ struct rb_workers {
 	unsigned n;
 	unsigned next; /* round-robin queue placement */
 	struct rb_worker *w;
+	struct rb_loader *loader; /* the daemon's one LOAD thread */
 };
 
 /* Runs fn on worker w's thread and waits until it returns true (it is
@@ -124,7 +125,7 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* ndp_io.c: NDP request types (RB_NDP_T_*). */
 void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type);
 void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
-/* The thread of an NDP LOAD finished (its eventfd read completed). */
+/* The loader is done with an NDP LOAD (its eventfd read completed). */
 void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* The one submission point of every storage I/O (blk.c). */
 struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *req);
@@ -132,6 +133,42 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
 /* Gives a request back to the ring (used length) and frees it. */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
+
+/*
+ * loader.c: the daemon's one LOAD thread and its bounded FIFO.  A job is
+ * the submitter's until rb_loader_submit() takes it, and again once the
+ * loader writes 1 to job->efd (the status, handle and log are then set);
+ * the loader touches nothing of it after that write.  `table` must outlive
+ * the job: a disk's table is freed only after every queue of the disk has
+ * stopped, and a queue stops only once its LOADs have come back (stopping
+ * cancels the queued ones, so it waits for at most the running one).
+ */
+struct rb_loader;
+struct rb_load_job {
+	struct rb_load_job *next;   /* the loader's FIFO */
+	const void *owner;          /* what rb_loader_cancel() matches: the queue */
+	const char *vm;             /* for log lines */
+	struct rb_ndp_table *table;
+	uint32_t prog_type;
+	const uint8_t *elf;         /* the copy out of guest memory */
+	size_t elf_len;
+	char section[RB_NDP_SECTION_MAX];
+	int efd;
+	uint64_t queued_us;
+	/* result */
+	uint32_t status;            /* enum rb_ndp_status */
+	uint32_t handle;
+	char log[RB_NDP_LOG_MAX];
+};
+int rb_loader_new(unsigned max_jobs, struct rb_loader **out, char *err, size_t errlen);
+/* Joins the thread; every queue must be stopped (nothing queued). */
+void rb_loader_free(struct rb_loader *l);
+/* Queues a job: 0, or -EAGAIN when max_jobs are queued or running. */
+int rb_loader_submit(struct rb_loader *l, struct rb_load_job *j);
+/* Answers `owner`'s jobs still waiting (LIMIT, "the queue stopped") on the
+ * caller's thread; a running one finishes.  Returns how many.  owner NULL:
+ * every job, and the loader takes no new ones (shutdown). */
+unsigned rb_loader_cancel(struct rb_loader *l, const void *owner);
 
 /* Rate-limited log line about what a guest sent. */
 void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)

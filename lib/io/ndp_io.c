@@ -12,7 +12,6 @@
 #include <rosen/log.h>
 
 #include <errno.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,23 +82,18 @@ static void do_probe(struct rb_io_req *req)
 }
 
 /*
- * LOAD runs off the worker: parsing, verifying and compiling a program takes
- * milliseconds, and the worker serves other queues (other VMs) meanwhile.
- * The worker copies the request out of guest memory, a thread of its own
- * loads it, and its end reaches the worker as an ordinary io_uring
- * completion (a read of an eventfd the thread writes), so the request stays
- * in flight like any I/O: resets and GET_VRING_BASE wait for it.
+ * LOAD runs off the worker: parsing, verifying and compiling a program costs
+ * milliseconds for a real program and, for a hostile one, up to the
+ * verifier's bounds (RB_NDP_VERIFY_*).  The worker copies the request out
+ * of guest memory and queues it on the daemon's one loader thread
+ * (loader.c); the loader's answer reaches the worker as an ordinary
+ * io_uring completion (a read of an eventfd the loader writes), so the
+ * request stays in flight like any I/O: resets and GET_VRING_BASE wait for
+ * it, and stopping the queue answers it at once if it is still queued.
  */
-#define RB_NDP_MAX_LOADS_RUNNING 2u /* per VM */
-
 struct rb_io_load {
-	struct rb_ndp_table *table;
-	int efd;
-	uint64_t efd_value;  /* the completion's read lands here */
-	struct rb_ndp_load ld;
-	uint8_t *elf;
-	struct rb_ndp_load_result res;
-	char log[RB_NDP_LOG_MAX];
+	uint64_t efd_value; /* the completion's read lands here */
+	struct rb_load_job job;
 };
 
 /* Writes the result and log into the guest's buffers and completes. */
@@ -124,63 +118,68 @@ static void load_reply(struct rb_io_req *req, struct rb_ndp_load_result res, cha
 	finish(req, status, RB_VIRTIO_BLK_S_OK, (uint32_t)(sizeof(res) + n + 1));
 }
 
-static void *load_thread(void *arg)
+static void load_free(struct rb_io_load *l)
 {
-	struct rb_io_load *l = arg;
-	int efd = l->efd;
-
-	l->res.status = rb_ndp_load(l->table, l->ld.prog_type, l->elf, l->ld.elf_len, l->ld.section,
-				    &l->res.handle, l->log, sizeof(l->log));
-	free(l->elf);
-	l->elf = NULL;
-	/* The worker owns l from here on. */
-	eventfd_write(efd, 1);
-	return NULL;
+	if (l->job.efd >= 0)
+		close(l->job.efd);
+	free((void *)l->job.elf);
+	free(l);
 }
 
 void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res)
 {
 	struct rb_io_load *l = req->load;
+	struct rb_ndp_load_result r = {.status = l->job.status, .handle = l->job.handle};
 
 	(void)w;
 	(void)res; /* the eventfd read cannot fail short of a bug */
 	req->load = NULL;
-	atomic_fetch_sub(&req->q->disk->loads_running, 1);
-	close(l->efd);
-	load_reply(req, l->res, l->log);
-	free(l);
+	atomic_fetch_sub(&req->q->disk->loads_pending, 1);
+	if (r.status != RB_NDP_S_OK)
+		r.handle = 0;
+	load_reply(req, r, l->job.log);
+	load_free(l);
 }
 
-/* Starts the load on its own thread; false when that is not possible
- * (the caller then loads inline). */
-static bool load_async(struct rb_worker *w, struct rb_io_req *req, struct rb_io_load *l)
+/* Queues the LOAD on the loader.  RB_NDP_S_OK when it is in flight (its
+ * answer, a refusal included, comes through rb_ndp_load_done()), or the
+ * status to answer now with `log` filled. */
+static uint32_t load_queue(struct rb_worker *w, struct rb_io_req *req, struct rb_io_load *l,
+			   char *log, size_t loglen)
 {
-	pthread_attr_t attr;
-	pthread_t t;
+	struct rb_disk *d = req->q->disk;
 
-	l->efd = eventfd(0, EFD_CLOEXEC);
-	if (l->efd < 0)
-		return false;
-	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
+	if (atomic_fetch_add(&d->loads_pending, 1) >= RB_NDP_LOADS_PER_VM) {
+		atomic_fetch_sub(&d->loads_pending, 1);
+		snprintf(log, loglen,
+			 "%u LOADs of this VM are already queued or being verified (at most %u per VM); retry when one completes",
+			 RB_NDP_LOADS_PER_VM, RB_NDP_LOADS_PER_VM);
+		rb_io_guest_log(req->q, "NDP LOAD refused (limit): %s", log);
+		return RB_NDP_S_LIMIT;
+	}
+	l->job.efd = eventfd(0, EFD_CLOEXEC);
+	struct io_uring_sqe *sqe = l->job.efd >= 0 ? rb_io_submit_point(w, req) : NULL;
 	if (!sqe) {
-		close(l->efd);
-		return false;
+		atomic_fetch_sub(&d->loads_pending, 1);
+		snprintf(log, loglen, "the device is out of resources for a LOAD (%s); retry later",
+			 l->job.efd < 0 ? "eventfd" : "submission queue");
+		rb_io_guest_log(req->q, "NDP LOAD refused: %s", log);
+		return RB_NDP_S_LIMIT;
 	}
-	io_uring_prep_read(sqe, l->efd, &l->efd_value, sizeof(l->efd_value), 0);
 	req->load = l;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int rc = pthread_create(&t, &attr, load_thread, l);
-	pthread_attr_destroy(&attr);
-	if (rc) {
-		/* The read is queued: answer it ourselves. */
-		l->res.status = rb_ndp_load(l->table, l->ld.prog_type, l->elf, l->ld.elf_len,
-					    l->ld.section, &l->res.handle, l->log, sizeof(l->log));
-		free(l->elf);
-		l->elf = NULL;
-		eventfd_write(l->efd, 1);
+	if (rb_loader_submit(w->pool->loader, &l->job)) {
+		/* The sqe is taken: the refusal completes through it, as a
+		 * no-op, on the same path as an answer from the loader. */
+		l->job.status = RB_NDP_S_LIMIT;
+		snprintf(l->job.log, sizeof(l->job.log),
+			 "the device's LOAD queue is full (%u LOADs of all VMs queued or being verified); retry later",
+			 RB_NDP_LOADS_QUEUED);
+		rb_io_guest_log(req->q, "NDP LOAD refused (limit): %s", l->job.log);
+		io_uring_prep_nop(sqe);
+		return RB_NDP_S_OK;
 	}
-	return true;
+	io_uring_prep_read(sqe, l->job.efd, &l->efd_value, sizeof(l->efd_value), 0);
+	return RB_NDP_S_OK;
 }
 
 static void do_load(struct rb_worker *w, struct rb_io_req *req)
@@ -207,46 +206,43 @@ static void do_load(struct rb_worker *w, struct rb_io_req *req)
 		load_reply(req, res, log);
 		return;
 	}
-	struct rb_ndp_load *ld = &l->ld;
+	l->job.efd = -1;
+	struct rb_ndp_load ld;
+	uint8_t *elf = NULL;
 	if (c->read_bytes < fixed) {
 		snprintf(log, sizeof(log), "LOAD request of %llu bytes is truncated",
 			 (unsigned long long)c->read_bytes);
 		res.status = RB_NDP_S_BAD_REQUEST;
 	} else {
-		rb_iov_gather(c->iov, c->n_read, 16, ld, sizeof(*ld));
-		ld->section[sizeof(ld->section) - 1] = 0;
-		if (ld->elf_len > RB_NDP_MAX_ELF_BYTES) {
+		rb_iov_gather(c->iov, c->n_read, 16, &ld, sizeof(ld));
+		ld.section[sizeof(ld.section) - 1] = 0;
+		if (ld.elf_len > RB_NDP_MAX_ELF_BYTES) {
 			snprintf(log, sizeof(log), "object of %u bytes exceeds the %u-byte limit",
-				 ld->elf_len, RB_NDP_MAX_ELF_BYTES);
+				 ld.elf_len, RB_NDP_MAX_ELF_BYTES);
 			res.status = RB_NDP_S_LIMIT;
-		} else if (c->read_bytes != fixed + ld->elf_len) {
+		} else if (c->read_bytes != fixed + ld.elf_len) {
 			snprintf(log, sizeof(log), "LOAD announces %u object bytes but carries %llu",
-				 ld->elf_len, (unsigned long long)(c->read_bytes - fixed));
+				 ld.elf_len, (unsigned long long)(c->read_bytes - fixed));
 			res.status = RB_NDP_S_BAD_REQUEST;
-		} else if (!(l->elf = malloc(ld->elf_len ? ld->elf_len : 1))) {
+		} else if (!(elf = malloc(ld.elf_len ? ld.elf_len : 1))) {
 			snprintf(log, sizeof(log), "out of memory");
 			res.status = RB_NDP_S_LIMIT;
 		} else {
 			/* One copy out of guest memory; the loader reads only it. */
-			rb_iov_gather(c->iov, c->n_read, fixed, l->elf, ld->elf_len);
-			l->table = d->progs;
-			if (atomic_fetch_add(&d->loads_running, 1) >= RB_NDP_MAX_LOADS_RUNNING) {
-				atomic_fetch_sub(&d->loads_running, 1);
-				snprintf(log, sizeof(log),
-					 "%u LOADs of this VM are already being verified; retry when one completes",
-					 RB_NDP_MAX_LOADS_RUNNING);
-				res.status = RB_NDP_S_LIMIT;
-			} else if (load_async(w, req, l)) {
+			rb_iov_gather(c->iov, c->n_read, fixed, elf, ld.elf_len);
+			l->job.owner = req->q;
+			l->job.vm = d->name;
+			l->job.table = d->progs;
+			l->job.prog_type = ld.prog_type;
+			l->job.elf = elf;
+			l->job.elf_len = ld.elf_len;
+			memcpy(l->job.section, ld.section, sizeof(l->job.section));
+			res.status = load_queue(w, req, l, log, sizeof(log));
+			if (res.status == RB_NDP_S_OK)
 				return;
-			} else {
-				res.status = rb_ndp_load(d->progs, ld->prog_type, l->elf, ld->elf_len,
-							 ld->section, &res.handle, log, sizeof(log));
-				atomic_fetch_sub(&d->loads_running, 1);
-			}
 		}
 	}
-	free(l->elf);
-	free(l);
+	load_free(l); /* and elf, once the job holds it */
 	load_reply(req, res, log);
 }
 

@@ -320,6 +320,11 @@ int rb_workers_new(unsigned n, enum rb_io_notify mode, struct rb_workers **out, 
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	int lrc = rb_loader_new(RB_NDP_LOADS_QUEUED, &p->loader, err, errlen);
+	if (lrc) {
+		rb_workers_free(p);
+		return lrc;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		int rc = worker_init(&p->w[i], p, i, mode, err, errlen);
 		p->n = i + 1;
@@ -332,12 +337,21 @@ int rb_workers_new(unsigned n, enum rb_io_notify mode, struct rb_workers **out, 
 	return 0;
 }
 
+void rb_workers_cancel_loads(struct rb_workers *p)
+{
+	unsigned n = p && p->loader ? rb_loader_cancel(p->loader, NULL) : 0;
+
+	if (n)
+		rb_info("loader", "%u LOAD%s answered unverified at shutdown", n, n == 1 ? "" : "s");
+}
+
 void rb_workers_free(struct rb_workers *p)
 {
 	if (!p)
 		return;
 	for (unsigned i = 0; i < p->n; i++)
 		worker_fini(&p->w[i]);
+	rb_loader_free(p->loader);
 	free(p->w);
 	free(p);
 }
@@ -373,8 +387,12 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 	struct rb_io_queue *q = arg;
 
 	q->stopping = true;
-	if (q->inflight)
+	if (q->inflight) {
+		/* LOADs still waiting for the loader are answered now; the
+		 * drain then waits for at most the one being verified. */
+		rb_loader_cancel(w->pool->loader, q);
 		return false; /* called again after completions */
+	}
 	for (unsigned i = 0; i < w->nq; i++) {
 		if (w->queues[i] == q) {
 			w->queues[i] = w->queues[--w->nq];

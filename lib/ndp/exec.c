@@ -223,8 +223,13 @@ static uint64_t h_get_sqe(struct rb_bpf_call *call, uint64_t ctx, uint64_t idx, 
 	(void)ctx, (void)a4, (void)a5;
 	if (!x)
 		return 0;
-	if (!rb_bpf_call_mem_ok(call, out, sizeof(sqe), true))
-		return (uint64_t)-EINVAL;
+	/* The verifier proved the buffer writable; if it is not, nothing
+	 * can be written and the program would read what it held before as
+	 * "written": end it (FAULT) instead of returning. */
+	if (!rb_bpf_call_mem_ok(call, out, sizeof(sqe), true)) {
+		rb_bpf_call_fail(call, "rb_ndp_get_sqe: out-buffer not writable");
+		return 0;
+	}
 	/* The out-buffer is written on every path (zeroes on failure): the
 	 * verifier counts it initialised after the call (types.c). */
 	uint64_t rc = 0;

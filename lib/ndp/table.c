@@ -93,9 +93,18 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 	/* Hostile until proven otherwise: the verifier proves every access
 	 * in bounds for this type, so the compiled code needs no per-access
 	 * checks.  A rejection goes back to the guest with the log. */
-	struct rb_bpf_verify_stats vs;
-	struct rb_bpf_verify_opts vo = {.max_insns = RB_NDP_VERIFY_MAX_INSNS};
+	struct rb_bpf_verify_stats vs = {0};
+	struct rb_bpf_verify_opts vo = {
+		.max_insns = RB_NDP_VERIFY_MAX_INSNS,
+		.max_work = RB_NDP_VERIFY_MAX_WORK,
+		.max_mem = RB_NDP_VERIFY_MAX_MEM,
+		.max_cpu_ns = RB_NDP_VERIFY_MAX_CPU_NS,
+	};
 	int vrc = rb_bpf_verify_ex(bpf, rb_ndp_bpf_type(type), &vo, &vs, log, loglen);
+	rb_debug(t->name,
+		 "LOAD of section '%s': verifier %s after %llu instructions walked, %llu work units, %.1f MiB of state at peak, %.1f ms",
+		 section, vrc ? "rejected it" : "accepted it", (unsigned long long)vs.insns_processed,
+		 (unsigned long long)vs.work, vs.peak_mem / 1048576.0, vs.elapsed_ns / 1e6);
 	if (vrc) {
 		rb_warn(t->name, "LOAD of section '%s' (%s) rejected by the verifier: %s", section,
 			rb_ndp_prog_type_name(type), log);

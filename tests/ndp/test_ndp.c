@@ -434,6 +434,57 @@ TEST(helpers_describe_and_range_check_ios)
 	rb_guest_ndp_unload(vm1, 0, h);
 }
 
+/* Each helper with an out-buffer fills or zeroes it on every path: a
+ * failing call must not leave what the buffer held before (the verifier
+ * counts it written).  Failures return the codes rosen/prog.h documents. */
+TEST(helper_failures_leave_no_stale_data)
+{
+	char log[1024];
+	uint32_t h = 0;
+	int rc = load(vm1, test_progs_dir, "helper_failures.o", "cq_helper_failures", RB_NDP_PROG_CQ,
+		      &h, log, sizeof(log));
+	if (rc)
+		fprintf(stderr, "    load: %s\n", rb_guest_errmsg());
+	REQUIRE(rc == 0);
+	int64_t scratch[24];
+	uint32_t key = 4242; /* never registered */
+	memset(scratch, 0x5c, sizeof(scratch));
+	struct rb_guest_nd nd = {.handle = h, .offset = 512 * 7, .io_len = 512, .meta = &key,
+				 .meta_len = 4, .scratch = scratch, .scratch_len = sizeof(scratch)};
+	struct rb_guest_nd_result r;
+	REQUIRE(rb_guest_read_nd(vm1, 0, &nd, &r) == 0);
+	REQUIRE(r.status == RB_NDP_S_OK);
+	/* get_sqe of slots 5, 16 and 0xfffffffe (none exist): -EINVAL and a
+	 * zeroed out-buffer on the stack... */
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ_U64(scratch[i * 3], -EINVAL);
+		CHECK_EQ_U64(scratch[i * 3 + 1], 0);
+		CHECK_EQ_U64(scratch[i * 3 + 2], 0);
+	}
+	/* ... and in scratch. */
+	CHECK_EQ_U64(scratch[9], -EINVAL);
+	CHECK_EQ_U64(scratch[10], 0);
+	CHECK_EQ_U64(scratch[11], 0);
+	/* new_sqe: slot 0, zeroed over the program's pattern; -ENOSPC at 17. */
+	CHECK_EQ_U64(scratch[12], 0);
+	CHECK_EQ_U64(scratch[13], 0);
+	CHECK_EQ_U64(scratch[14], 0);
+	CHECK_EQ_U64(scratch[15], -ENOSPC);
+	/* set_sqe: bad slot -EINVAL; outside the disk, misaligned, too long
+	 * -ERANGE; the slot unchanged. */
+	CHECK_EQ_U64(scratch[16], -EINVAL);
+	CHECK_EQ_U64(scratch[17], -ERANGE);
+	CHECK_EQ_U64(scratch[18], -ERANGE);
+	CHECK_EQ_U64(scratch[19], -ERANGE);
+	CHECK_EQ_U64(scratch[20], 0);
+	CHECK_EQ_U64(scratch[21], 0);
+	/* disk_trans outside the disk: (u64)-ERANGE; mem_trans of an
+	 * unknown key: NULL. */
+	CHECK_EQ_U64(scratch[22], -ERANGE);
+	CHECK_EQ_U64(scratch[23], 0);
+	rb_guest_ndp_unload(vm1, 0, h);
+}
+
 TEST(registered_guest_memory_is_reachable_through_mem_trans)
 {
 	uint32_t h = must_load(vm1, "cq_mem_copy", RB_NDP_PROG_CQ);
