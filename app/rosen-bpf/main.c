@@ -485,7 +485,12 @@ static int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	struct rb_bpf_verify_stats st;
-	int rc = rb_bpf_verify_ex(prog, rb_ndp_bpf_type(type), NULL, &st, log, sizeof(log));
+	/* The limits an NDP LOAD has in rosenbridged (lib/ndp/table.c). */
+	const struct rb_bpf_verify_opts opts = {
+		.max_insns = RB_NDP_VERIFY_MAX_INSNS, .max_work = RB_NDP_VERIFY_MAX_WORK,
+		.max_mem = RB_NDP_VERIFY_MAX_MEM, .max_cpu_ns = RB_NDP_VERIFY_MAX_CPU_NS,
+	};
+	int rc = rb_bpf_verify_ex(prog, rb_ndp_bpf_type(type), &opts, &st, log, sizeof(log));
 	if (rc == 0) {
 		fprintf(stderr, "rosen-bpf verify: %s section '%s': accepted as a %s program\n", obj,
 			section, type_name);
