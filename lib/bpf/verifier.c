@@ -510,7 +510,11 @@ static int stack_read(struct verifier *v, struct vstate *s, unsigned reg, struct
 {
 	bool fixed = scal_is_const(&p->v);
 
-	if (fixed && size == 8 && lo % 8 == 0 && f->byte[lo] == B_SPILL) {
+	/* A whole spilled register read back: what was known of it.  Not
+	 * for the byte checks of atomics and helper arguments (out == NULL),
+	 * which must refuse a spilled pointer like any other read of it as
+	 * a number. */
+	if (out && fixed && size == 8 && lo % 8 == 0 && f->byte[lo] == B_SPILL) {
 		*out = f->spill[lo / 8];
 		return 0;
 	}

@@ -537,6 +537,40 @@ static const struct rule_case rule_cases[] = {
 	 "pointer to its own stack frame"},
 };
 
+/* Found by a red team: an atomic on a stack slot holding a spilled
+ * register crashed the verifier (and the daemon with it), and on a spilled
+ * pointer would have returned the address as a number. */
+TEST(atomics_on_spilled_slots_are_checked_not_crashed)
+{
+	static char log[8192];
+	struct rb_bpf_helpers *h = helpers_all();
+	const struct rb_bpf_insn num[] = {
+		MOV64K(2, 5), STX64(10, 2, -8), MOV64K(3, 1),
+		I(RB_BPF_STX | RB_BPF_ATOMIC | RB_BPF_DW, 10, 3, -8, RB_BPF_ADD), LDX64(0, 10, -8), EXIT,
+	};
+	const struct rb_bpf_insn ptr[] = {
+		STX64(10, 1, -8), MOV64K(3, 0),
+		I(RB_BPF_STX | RB_BPF_ATOMIC | RB_BPF_DW, 10, 3, -8, RB_BPF_ADD | RB_BPF_FETCH),
+		MOV64X(0, 3), EXIT,
+	};
+	struct rb_bpf_prog *p = NULL;
+
+	REQUIRE(h);
+	REQUIRE(rb_bpf_prog_new(num, sizeof(num) / sizeof(num[0]), h, NULL, &p, log, sizeof(log)) == 0);
+	CHECK(rb_bpf_verify(p, rb_ndp_bpf_type(RB_NDP_PROG_CQ), log, sizeof(log)) == 0);
+	struct rb_bpf_run_opts o = {.args = {0}};
+	struct rb_bpf_result res;
+	CHECK(rb_bpf_run_interp(p, &o, &res) == 0);
+	CHECK_EQ_U64(res.r0, 6);
+	rb_bpf_prog_free(p);
+	REQUIRE(rb_bpf_prog_new(ptr, sizeof(ptr) / sizeof(ptr[0]), h, NULL, &p, log, sizeof(log)) == 0);
+	int rc = rb_bpf_verify(p, rb_ndp_bpf_type(RB_NDP_PROG_CQ), log, sizeof(log));
+	if (rc != -EACCES || !strstr(log, "reads part of a pointer spilled at fp-8"))
+		RT_FAIL_AT("fetch-add on a spilled pointer: rc %d; log:\n%s", rc, log);
+	rb_bpf_prog_free(p);
+	rb_bpf_helpers_free(h);
+}
+
 TEST(each_soundness_rule_rejects_its_exploit)
 {
 	static char log[8192];
