@@ -23,16 +23,11 @@ struct frame {
 static DEBUG_PATH bool debug_find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz,
 				       bool write, uint64_t *lo, uint64_t *span);
 
-/* Slow path of the access check: finds the span holding [a, a+sz) and makes
- * it the cached one. */
-static bool __attribute__((noinline))
-find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
-	  uint64_t *lo, uint64_t *span)
+/* The span holding [a, a+sz): the live stack or a granted region. */
+static inline bool span_lookup(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
+			       uint64_t *lo, uint64_t *span)
 {
 	uint64_t slo = c->stack_lo, sspan = c->stack_hi - c->stack_lo;
-
-	if (RB_UNLIKELY(c->dbg))
-		return debug_find_span(c, a, sz, write, lo, span);
 
 	if (a - slo < sspan && sspan - (a - slo) >= sz) {
 		*lo = slo;
@@ -51,6 +46,17 @@ find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
 		}
 	}
 	return false;
+}
+
+/* Slow path of the access check: finds the span holding [a, a+sz) and makes
+ * it the cached one. */
+static bool __attribute__((noinline))
+find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
+	  uint64_t *lo, uint64_t *span)
+{
+	if (RB_UNLIKELY(c->dbg))
+		return debug_find_span(c, a, sz, write, lo, span);
+	return span_lookup(c, a, sz, write, lo, span);
 }
 
 static inline uint64_t sdiv64(uint64_t a, uint64_t b)
@@ -162,10 +168,8 @@ static DEBUG_PATH bool debug_find_span(const struct rb_bpf_call *c, uint64_t a, 
 				       bool write, uint64_t *lo, uint64_t *span)
 {
 	struct rb_bpf_interp_debug *d = c->dbg;
-	struct rb_bpf_call plain = *c;
 
-	plain.dbg = NULL;
-	if (!find_span(&plain, a, sz, write, lo, span))
+	if (!span_lookup(c, a, sz, write, lo, span))
 		return false;
 	*lo = 0;
 	*span = 0;
