@@ -39,7 +39,7 @@ if [ "${1:-}" = --smoke ]; then
       pass=$((pass + 1))
     else
       echo "FAIL fuzz_$t ($RUNS runs)"
-      grep -E "VERIFIER BUG|ERROR:|SUMMARY|^ +[0-9]+: " "$log" | head -n 60 | sed 's/^/    /'
+      grep -E "VERIFIER BUG|ERROR:|SUMMARY|^ +[0-9]+: |^ +#[0-6] " "$log" | head -n 60 | sed 's/^/    /'
       fail=$((fail + 1))
     fi
     rm -rf "$scratch"
