@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The one test command: installs what is missing, builds the release and the
-# ASan+UBSan builds, and runs every test against both.  Ends with a line
+# The one test command: installs what is missing, builds the release, the
+# ASan+UBSan and the fuzz builds, runs every test against the first two and
+# the fuzz targets' smoke run (tests/fuzz/run.sh --smoke).  Ends with a line
 # "N passed, N failed"; exits non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-scripts/build.sh release asan
+scripts/build.sh release asan fuzz
 exec tests/run.sh build build-asan

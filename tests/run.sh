@@ -88,6 +88,13 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: e2e (librosen pci:BDF in a QEMU guest)" python3 tests/e2e/test_guest_pci.py --build "$dir"
 done
 
+# The libFuzzer targets, a fixed number of executions each, when the fuzz
+# build exists (scripts/build.sh fuzz; docs/robustness.md).
+if [ -x build-fuzz/tests/fuzz/fuzz_verifier ]; then
+  echo "== build-fuzz"
+  run_suite "build-fuzz: fuzz smoke (tests/fuzz/run.sh --smoke)" tests/fuzz/run.sh --smoke build-fuzz
+fi
+
 echo
 if [ ${#failed_suites[@]} -ne 0 ]; then
   echo "failing suites: ${failed_suites[*]}"

@@ -110,6 +110,7 @@ struct rb_bpf_call {
 	bool failed;
 	uint64_t stop_value;
 	char msg[128];
+	struct rb_bpf_interp_debug *dbg; /* interpreter only: NULL but in tests */
 };
 
 /* True when [addr, addr+len) lies inside one accessible span (or the live
@@ -120,6 +121,30 @@ bool rb_bpf_mem_ok(const struct rb_bpf_call *call, uint64_t addr,
 /* Grants the caller's regions and the program's data sections. */
 void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
 		       const struct rb_bpf_run_opts *opts);
+/*
+ * A test-only run mode of the interpreter (tests/unit/test_bpf_soundness.c,
+ * tests/fuzz/): it makes visible what a verified program must never see.
+ * Registers the program has not written (r0, r(n_args+1)..r9 at entry,
+ * r1..r5 after every helper call) and stack bytes it has not written hold
+ * garbage drawn from `seed`, and a read of a stack byte never written (by
+ * the program, or by a helper: a byte a helper call changed) faults.  The
+ * frames live in `stack`, so two runs can put them at different addresses.
+ * A helper that writes RB_BPF_UNWRITTEN_POISON into a byte nothing wrote is
+ * not seen writing it (test stand-ins avoid that byte).  Normal runs pay
+ * one predictable branch on the access check's slow path, on helper and
+ * local calls and on returns, nothing in the fast path.
+ */
+#define RB_BPF_UNWRITTEN_POISON 0xa5
+struct rb_bpf_interp_debug {
+	uint64_t seed;    /* in: garbage; advanced as it is drawn */
+	unsigned n_args;  /* in: opts->args[0..n_args) are real, the rest garbage */
+	bool unwritten_read; /* out: the fault read a stack byte never written */
+	uint8_t stack[RB_BPF_MAX_FRAMES * RB_BPF_STACK_SIZE] __attribute__((aligned(16)));
+	uint8_t written[RB_BPF_MAX_FRAMES * RB_BPF_STACK_SIZE];
+};
+int rb_bpf_run_interp_debug(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+			    struct rb_bpf_interp_debug *dbg, struct rb_bpf_result *res);
+
 /* jit.c */
 int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 		   struct rb_bpf_result *res);

@@ -19,11 +19,13 @@ struct frame {
 	uint64_t fp;
 };
 
-/* Slow path of the access check: finds the span holding [a, a+sz) and makes
- * it the cached one. */
-static bool __attribute__((noinline))
-find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
-	  uint64_t *lo, uint64_t *span)
+#define DEBUG_PATH __attribute__((noinline, cold))
+static DEBUG_PATH bool debug_find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz,
+				       bool write, uint64_t *lo, uint64_t *span);
+
+/* The span holding [a, a+sz): the live stack or a granted region. */
+static inline bool span_lookup(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
+			       uint64_t *lo, uint64_t *span)
 {
 	uint64_t slo = c->stack_lo, sspan = c->stack_hi - c->stack_lo;
 
@@ -44,6 +46,17 @@ find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
 		}
 	}
 	return false;
+}
+
+/* Slow path of the access check: finds the span holding [a, a+sz) and makes
+ * it the cached one. */
+static bool __attribute__((noinline))
+find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
+	  uint64_t *lo, uint64_t *span)
+{
+	if (RB_UNLIKELY(c->dbg))
+		return debug_find_span(c, a, sz, write, lo, span);
+	return span_lookup(c, a, sz, write, lo, span);
 }
 
 static inline uint64_t sdiv64(uint64_t a, uint64_t b)
@@ -80,6 +93,98 @@ static inline uint32_t smod32(uint32_t a, uint32_t b)
 	if ((int32_t)b == -1)
 		return 0;
 	return (uint32_t)((int32_t)a % (int32_t)b);
+}
+
+/* ---- the test-only debug mode (bpf_internal.h) ------------------------------- */
+
+static uint64_t garbage(struct rb_bpf_interp_debug *d)
+{
+	uint64_t z = (d->seed += 0x9e3779b97f4a7c15ull); /* splitmix64 */
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void debug_fill(struct rb_bpf_interp_debug *d, uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t g = garbage(d);
+		memcpy(p + i, &g, 8);
+	}
+}
+
+static size_t debug_index(const struct rb_bpf_call *c, uint64_t a)
+{
+	return (size_t)(a - (uint64_t)(uintptr_t)c->dbg->stack);
+}
+
+static DEBUG_PATH void debug_start(struct rb_bpf_call *c, uint64_t *r)
+{
+	struct rb_bpf_interp_debug *d = c->dbg;
+
+	d->unwritten_read = false;
+	debug_fill(d, d->stack, sizeof(d->stack));
+	memset(d->written, 0, sizeof(d->written));
+	r[0] = garbage(d);
+	for (unsigned i = d->n_args + 1; i <= 9; i++)
+		r[i] = garbage(d);
+}
+
+static DEBUG_PATH void debug_new_frame(struct rb_bpf_call *c)
+{
+	struct rb_bpf_interp_debug *d = c->dbg;
+	size_t at = debug_index(c, c->stack_lo);
+
+	debug_fill(d, d->stack + at, RB_BPF_STACK_SIZE);
+	memset(d->written + at, 0, RB_BPF_STACK_SIZE);
+}
+
+/* What a helper changes on the live stack counts as written: unwritten
+ * bytes are poisoned first so that a change is seen. */
+static DEBUG_PATH void debug_before_helper(struct rb_bpf_call *c)
+{
+	struct rb_bpf_interp_debug *d = c->dbg;
+
+	for (size_t i = debug_index(c, c->stack_lo); i < sizeof(d->stack); i++)
+		if (!d->written[i])
+			d->stack[i] = RB_BPF_UNWRITTEN_POISON;
+}
+
+static DEBUG_PATH void debug_after_helper(struct rb_bpf_call *c, uint64_t *r)
+{
+	struct rb_bpf_interp_debug *d = c->dbg;
+
+	for (size_t i = debug_index(c, c->stack_lo); i < sizeof(d->stack); i++)
+		if (!d->written[i] && d->stack[i] != RB_BPF_UNWRITTEN_POISON)
+			d->written[i] = 1;
+	for (int i = 1; i <= 5; i++) /* the caller-saved registers are gone */
+		r[i] = garbage(d);
+}
+
+/* find_span() in debug mode: the same answer, never cached (span 0), and
+ * stack bytes checked against (reads) or recorded in (writes) the map. */
+static DEBUG_PATH bool debug_find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz,
+				       bool write, uint64_t *lo, uint64_t *span)
+{
+	struct rb_bpf_interp_debug *d = c->dbg;
+
+	if (!span_lookup(c, a, sz, write, lo, span))
+		return false;
+	*lo = 0;
+	*span = 0;
+	if (a - c->stack_lo >= c->stack_hi - c->stack_lo)
+		return true;
+	size_t at = debug_index(c, a);
+	for (uint64_t i = 0; i < sz; i++) {
+		if (write) {
+			d->written[at + i] = 1;
+		} else if (!d->written[at + i]) {
+			d->unwritten_read = true;
+			return false;
+		}
+	}
+	return true;
 }
 
 void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
@@ -183,6 +288,7 @@ void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
 		fault_size = sizeof(T);                                     \
 		goto out_fault_align;                                       \
 	}                                                                   \
+	CHECK_READ(a, sizeof(T)); /* it reads the old value too */         \
 	CHECK_WRITE(a, sizeof(T));                                          \
 	T *p = (T *)(uintptr_t)a;
 
@@ -208,7 +314,7 @@ void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
 
 static int interp(const struct rb_bpf_prog *prog,
 		  const struct rb_bpf_run_opts *opts, struct rb_bpf_result *res,
-		  const void *const **table_out)
+		  const void *const **table_out, struct rb_bpf_interp_debug *dbg)
 {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverride-init"
@@ -303,6 +409,7 @@ static int interp(const struct rb_bpf_prog *prog,
 	call.failed = false;
 	call.stop_value = 0;
 	call.msg[0] = 0;
+	call.dbg = dbg;
 	const struct rb_bpf_op *ins = prog->ops;
 	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
 	uint64_t remaining = budget;
@@ -311,7 +418,7 @@ static int interp(const struct rb_bpf_prog *prog,
 	uint32_t helper_id;
 	const char *what;
 
-	call.stack_hi = (uint64_t)(uintptr_t)(stack + sizeof(stack));
+	call.stack_hi = (uint64_t)(uintptr_t)((dbg ? dbg->stack : stack) + sizeof(stack));
 	call.stack_lo = call.stack_hi - RB_BPF_STACK_SIZE;
 	/* Zero each frame as it comes into use: a program must never read
 	 * what an earlier run (of another VM's program) left there. */
@@ -323,6 +430,10 @@ static int interp(const struct rb_bpf_prog *prog,
 	for (int i = 0; i < 5; i++)
 		r[i + 1] = opts->args[i];
 	r[10] = call.stack_hi;
+	if (RB_UNLIKELY(dbg)) {
+		debug_start(&call, r);
+		rspan = wspan = 0; /* every access takes the slow path */
+	}
 
 	DISPATCH();
 
@@ -436,7 +547,11 @@ callx:
 		goto out_err;
 	}
 do_helper:
+	if (RB_UNLIKELY(call.dbg))
+		debug_before_helper(&call);
 	r[0] = fn(&call, r[1], r[2], r[3], r[4], r[5]);
+	if (RB_UNLIKELY(call.dbg))
+		debug_after_helper(&call, r);
 	if (RB_UNLIKELY(call.failed)) {
 		snprintf(res->msg, sizeof(res->msg), "insn %td: helper %s: %s",
 			 ins - prog->ops,
@@ -465,7 +580,10 @@ call_local:
 	depth++;
 	r[10] -= RB_BPF_STACK_SIZE;
 	call.stack_lo = r[10] - RB_BPF_STACK_SIZE;
-	memset((void *)(uintptr_t)call.stack_lo, 0, RB_BPF_STACK_SIZE);
+	if (RB_UNLIKELY(call.dbg))
+		debug_new_frame(&call);
+	else
+		memset((void *)(uintptr_t)call.stack_lo, 0, RB_BPF_STACK_SIZE);
 	ins += ins->imm + 1;
 	DISPATCH();
 
@@ -480,6 +598,8 @@ exit_:
 	/* The callee's frame is gone: forget cached spans that held it. */
 	rlo = wlo = call.stack_lo;
 	rspan = wspan = call.stack_hi - call.stack_lo;
+	if (RB_UNLIKELY(call.dbg))
+		rspan = wspan = 0;
 	DISPATCH();
 
 op_invalid:
@@ -502,6 +622,8 @@ out_fault_align:
 	res->status = RB_BPF_E_FAULT;
 	goto out_err;
 out_fault:
+	if (RB_UNLIKELY(call.dbg && call.dbg->unwritten_read))
+		what = "read of never-written stack:";
 	snprintf(res->msg, sizeof(res->msg),
 		 "insn %td: %s %" PRIu64 " bytes at 0x%" PRIx64
 		 " outside the memory granted to the program",
@@ -535,7 +657,7 @@ const void *const *rb_bpf_interp_handlers(void)
 {
 	const void *const *table = NULL;
 
-	interp(NULL, NULL, NULL, &table);
+	interp(NULL, NULL, NULL, &table, NULL);
 	return table;
 }
 
@@ -566,7 +688,7 @@ int rb_bpf_run(const struct rb_bpf_prog *prog,
 		return rc;
 	if (prog->jit_code)
 		return rb_bpf_run_jit(prog, opts, res);
-	return interp(prog, opts, res, NULL);
+	return interp(prog, opts, res, NULL, NULL);
 }
 
 int rb_bpf_run_interp(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
@@ -574,7 +696,17 @@ int rb_bpf_run_interp(const struct rb_bpf_prog *prog, const struct rb_bpf_run_op
 {
 	int rc = check_opts(prog, opts, res);
 
-	return rc ? rc : interp(prog, opts, res, NULL);
+	return rc ? rc : interp(prog, opts, res, NULL, NULL);
+}
+
+int rb_bpf_run_interp_debug(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+			    struct rb_bpf_interp_debug *dbg, struct rb_bpf_result *res)
+{
+	int rc = check_opts(prog, opts, res);
+
+	if (!rc && !dbg)
+		rc = -EINVAL;
+	return rc ? rc : interp(prog, opts, res, NULL, dbg);
 }
 
 const char *rb_bpf_status_name(enum rb_bpf_status s)

@@ -1375,6 +1375,11 @@ bool rb_bpf_prog_is_jitted(const struct rb_bpf_prog *p)
 	return p->jit_code != NULL;
 }
 
+/* Generated code carries no type signature before its entry, so clang's
+ * -fsanitize=function (part of UBSan) would read before the code page. */
+#if defined(__clang__)
+__attribute__((no_sanitize("function")))
+#endif
 int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 		   struct rb_bpf_result *res)
 {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# libFuzzer campaigns and the fuzz smoke test (docs/robustness.md).
+#   tests/fuzz/run.sh TARGET SECONDS [BUILD_DIR]   a campaign: the corpus in
+#       tests/fuzz/corpus/TARGET/ plus new finds in a scratch dir (printed;
+#       merge what is worth keeping by hand), crashes saved under
+#       tests/fuzz/crashes/TARGET/.
+#   tests/fuzz/run.sh --smoke [BUILD_DIR]          every target over its corpus
+#       and RUNS more executions: PASS/FAIL lines and "N passed, N failed".
+# BUILD_DIR defaults to build-fuzz (scripts/build.sh fuzz).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+TARGETS=(verifier)
+RUNS=${RB_FUZZ_SMOKE_RUNS:-20000}
+# A leak report at exit is a finding too; UBSan stops at the first error.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+
+# The seed corpus is generated from the accepted test programs when missing.
+seed_corpus() {
+  local target=$1 bin=$2 dir=tests/fuzz/corpus/$1
+  if [ -z "$(ls -A "$dir" 2>/dev/null)" ]; then
+    mkdir -p "$dir"
+    RB_FUZZ_WRITE_SEEDS=$dir "$bin" || { echo "fuzz: cannot write the $target seeds" >&2; return 1; }
+  fi
+}
+
+if [ "${1:-}" = --smoke ]; then
+  build=${2:-build-fuzz}
+  pass=0 fail=0
+  for t in "${TARGETS[@]}"; do
+    bin=$build/tests/fuzz/fuzz_$t
+    scratch=$(mktemp -d)
+    log=$scratch/log
+    mkdir -p "$scratch/new"
+    if seed_corpus "$t" "$bin" && "$bin" -runs="$RUNS" -seed=1 -max_len=8192 \
+        -artifact_prefix="$scratch/" "$scratch/new" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
+      echo "PASS fuzz_$t ($RUNS runs)"
+      pass=$((pass + 1))
+    else
+      echo "FAIL fuzz_$t ($RUNS runs)"
+      grep -E "VERIFIER BUG|ERROR:|SUMMARY|^ +[0-9]+: |^ +#[0-6] " "$log" | head -n 60 | sed 's/^/    /'
+      fail=$((fail + 1))
+    fi
+    rm -rf "$scratch"
+  done
+  echo "$pass passed, $fail failed"
+  [ "$fail" -eq 0 ]
+  exit
+fi
+
+if [ $# -lt 2 ]; then
+  echo "usage: tests/fuzz/run.sh TARGET SECONDS [BUILD_DIR] | --smoke [BUILD_DIR]" >&2
+  exit 2
+fi
+target=$1 seconds=$2 build=${3:-build-fuzz}
+bin=$build/tests/fuzz/fuzz_$target
+if [ ! -x "$bin" ]; then
+  echo "fuzz: $bin missing (scripts/build.sh fuzz)" >&2
+  exit 2
+fi
+seed_corpus "$target" "$bin" || exit 1
+new=$(mktemp -d "/tmp/fuzz-$target-XXXXXX")
+crashes=tests/fuzz/crashes/$target
+mkdir -p "$crashes"
+echo "fuzz: $target for ${seconds}s; new inputs in $new, crashes in $crashes/"
+"$bin" -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
+  -artifact_prefix="$crashes/" "$new" "tests/fuzz/corpus/$target"
+rc=$?
+if [ "$rc" -ne 0 ]; then
+  echo "fuzz: $target FOUND A BUG (exit $rc): the input is in $crashes/ (crash-*);" \
+       "replay it with: $bin $crashes/crash-<hash>" >&2
+fi
+exit "$rc"
