@@ -9,7 +9,17 @@
 #ifndef ROSEN_VIRTIO_NDP_H
 #define ROSEN_VIRTIO_NDP_H
 
+/* One copy for user space and the guest kernel driver (kernel/virtio_ndp):
+ * fixed-width types from <linux/types.h> in the kernel, <stdint.h> here. */
+#ifdef __KERNEL__
+#include <linux/types.h>
+typedef __u32 rb_ndp_u32;
+typedef __u64 rb_ndp_u64;
+#else
 #include <stdint.h>
+typedef uint32_t rb_ndp_u32;
+typedef uint64_t rb_ndp_u64;
+#endif
 
 /* Request types (struct rb_virtio_blk_outhdr.type). */
 #define RB_NDP_T_BASE 0x52420000u /* "RB" << 16: far above virtio-blk's */
@@ -47,16 +57,16 @@ enum rb_ndp_prog_type {
 
 /* PROBE: device-writable reply. */
 struct rb_ndp_probe {
-	uint32_t magic;
-	uint32_t version;
-	uint32_t max_programs;
-	uint32_t max_elf_bytes;
-	uint32_t max_meta;
-	uint32_t max_scratch;
-	uint32_t max_data;
-	uint32_t max_hops;
-	uint32_t prog_types; /* bit n: enum rb_ndp_prog_type n supported */
-	uint32_t reserved[7];
+	rb_ndp_u32 magic;
+	rb_ndp_u32 version;
+	rb_ndp_u32 max_programs;
+	rb_ndp_u32 max_elf_bytes;
+	rb_ndp_u32 max_meta;
+	rb_ndp_u32 max_scratch;
+	rb_ndp_u32 max_data;
+	rb_ndp_u32 max_hops;
+	rb_ndp_u32 prog_types; /* bit n: enum rb_ndp_prog_type n supported */
+	rb_ndp_u32 reserved[7];
 };
 
 /*
@@ -65,24 +75,24 @@ struct rb_ndp_probe {
  * verifier log (NUL-terminated text), then the status byte.
  */
 struct rb_ndp_load {
-	uint32_t prog_type; /* enum rb_ndp_prog_type */
-	uint32_t elf_len;
+	rb_ndp_u32 prog_type; /* enum rb_ndp_prog_type */
+	rb_ndp_u32 elf_len;
 	char section[RB_NDP_SECTION_MAX]; /* NUL-terminated */
 };
 
 struct rb_ndp_load_result {
-	uint32_t handle;  /* valid when status == RB_NDP_S_OK */
-	uint32_t status;  /* enum rb_ndp_status */
-	uint32_t log_len; /* bytes of log written after this struct */
-	uint32_t reserved;
+	rb_ndp_u32 handle;  /* valid when status == RB_NDP_S_OK */
+	rb_ndp_u32 status;  /* enum rb_ndp_status */
+	rb_ndp_u32 log_len; /* bytes of log written after this struct */
+	rb_ndp_u32 reserved;
 };
 
-/* UNLOAD: readable = header, struct rb_ndp_unload; writable = a uint32_t
+/* UNLOAD: readable = header, struct rb_ndp_unload; writable = a u32
  * enum rb_ndp_status, then the status byte.
  * PROBE: readable = header; writable = struct rb_ndp_probe, status byte. */
 struct rb_ndp_unload {
-	uint32_t handle;
-	uint32_t reserved;
+	rb_ndp_u32 handle;
+	rb_ndp_u32 reserved;
 };
 
 /*
@@ -93,14 +103,14 @@ struct rb_ndp_unload {
  *            scratch (out), struct rb_ndp_result, status byte.
  */
 struct rb_ndp_io {
-	uint32_t handle;
-	uint32_t io_len;      /* bytes of the first I/O (multiple of 512) */
-	uint32_t meta_len;
-	uint32_t scratch_len;
-	uint32_t data_len;
-	uint32_t max_hops;    /* 0: RB_NDP_DEFAULT_HOPS */
-	uint32_t flags;       /* none defined: must be 0 */
-	uint32_t reserved;
+	rb_ndp_u32 handle;
+	rb_ndp_u32 io_len;      /* bytes of the first I/O (multiple of 512) */
+	rb_ndp_u32 meta_len;
+	rb_ndp_u32 scratch_len;
+	rb_ndp_u32 data_len;
+	rb_ndp_u32 max_hops;    /* 0: RB_NDP_DEFAULT_HOPS */
+	rb_ndp_u32 flags;       /* none defined: must be 0 */
+	rb_ndp_u32 reserved;
 };
 
 /*
@@ -114,25 +124,25 @@ struct rb_ndp_io {
 #define RB_NDP_MAX_REGION_BYTES (1u << 30)
 
 struct rb_ndp_reg_mem {
-	uint64_t gpa;
-	uint64_t len;
+	rb_ndp_u64 gpa;
+	rb_ndp_u64 len;
 };
 
 struct rb_ndp_reg_result {
-	uint32_t status; /* enum rb_ndp_status */
-	uint32_t key;
+	rb_ndp_u32 status; /* enum rb_ndp_status */
+	rb_ndp_u32 key;
 };
 
 struct rb_ndp_unreg_mem {
-	uint32_t key;
-	uint32_t reserved;
+	rb_ndp_u32 key;
+	rb_ndp_u32 reserved;
 };
 
 struct rb_ndp_result {
-	uint32_t status;  /* enum rb_ndp_status */
-	uint32_t hops;    /* storage I/Os performed */
-	uint64_t retval;  /* the program's last return value */
-	uint64_t bytes;   /* data bytes produced */
+	rb_ndp_u32 status;  /* enum rb_ndp_status */
+	rb_ndp_u32 hops;    /* storage I/Os performed */
+	rb_ndp_u64 retval;  /* the program's last return value */
+	rb_ndp_u64 bytes;   /* data bytes produced */
 };
 
 /* Outcomes the guest can tell apart (rb_ndp_result.status, load status). */
@@ -152,7 +162,7 @@ enum rb_ndp_status {
 	RB_NDP_S_READ_ONLY = 12,  /* WRITE_ND on a read-only disk */
 };
 
-static inline const char *rb_ndp_status_name(uint32_t s)
+static inline const char *rb_ndp_status_name(rb_ndp_u32 s)
 {
 	switch (s) {
 	case RB_NDP_S_OK: return "ok";

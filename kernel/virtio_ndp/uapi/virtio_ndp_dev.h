@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
+/*
+ * virtio_ndp.ko's user-space interface: one character device per disk,
+ * /dev/virtio-ndp/<disk> (e.g. /dev/virtio-ndp/vdb for /dev/vdb), beside
+ * the ordinary block device.  An open file owns what it creates: a DMA
+ * area (mmap), programs (LOAD), registered memory (REG_MEM), requests in
+ * flight; all of it goes away when the file is released.
+ *
+ * Buffers are never user pages: every request names its buffers by offset
+ * into the file's DMA area, driver-allocated memory the device reads and
+ * writes, mapped with mmap(fd, 0, len) after VNDP_IOC_DMA_ALLOC.  The area
+ * is made of physically contiguous chunks of info.dma_chunk_bytes; a
+ * buffer may span chunks, a REG_MEM region may not (the device registers
+ * one contiguous guest-physical range).
+ *
+ * Requests are queued with VNDP_IOC_SUBMIT (up to VNDP_MAX_BATCH per call,
+ * each copied once and all validated before any is queued) and reaped with
+ * VNDP_IOC_REAP (many per call, optionally waiting); poll() reports
+ * POLLIN while completions wait.  Errors are negative errnos; NDP outcomes
+ * are enum rb_ndp_status values (rosen/virtio_ndp.h, the wire format).
+ */
+#ifndef _UAPI_VIRTIO_NDP_DEV_H
+#define _UAPI_VIRTIO_NDP_DEV_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define VNDP_DEV_DIR "/dev/virtio-ndp"
+#define VNDP_UAPI_VERSION 1
+
+#define VNDP_MAX_BATCH 64u        /* requests per SUBMIT */
+#define VNDP_MAX_INFLIGHT 256u    /* requests in flight per open file */
+#define VNDP_DMA_MAX (64u << 20)  /* DMA area per open file */
+#define VNDP_SECTION_MAX 64u      /* = RB_NDP_SECTION_MAX */
+
+/* VNDP_IOC_INFO: what the disk is and what it can do. */
+struct vndp_info {
+	__u64 capacity_bytes;
+	__u32 block_size;       /* logical block size */
+	__u32 num_queues;       /* virtqueues the driver uses */
+	__u32 readonly;         /* VIRTIO_BLK_F_RO */
+	__u32 ndp;              /* 1: the device answered the NDP probe */
+	__u32 ndp_version;      /* RB_NDP_VERSION the device speaks */
+	__u32 prog_types;       /* bit n: enum rb_ndp_prog_type n */
+	__u32 max_programs;     /* per VM (the device's limit) */
+	__u32 max_elf_bytes;
+	__u32 max_meta, max_scratch, max_data, max_hops;
+	__u32 max_batch;        /* VNDP_MAX_BATCH */
+	__u32 max_inflight;     /* VNDP_MAX_INFLIGHT */
+	__u32 dma_chunk_bytes;  /* physically contiguous chunks of the DMA area */
+	__u32 uapi_version;     /* VNDP_UAPI_VERSION */
+	__u64 dma_max_bytes;    /* VNDP_DMA_MAX */
+	__u64 features;         /* negotiated virtio feature bits */
+	char disk[32];          /* the block device's name, e.g. "vdb" */
+	__u32 reserved[8];
+};
+
+/* VNDP_IOC_DMA_ALLOC: once per open file, before mmap.  len in: bytes
+ * wanted (rounded up to whole chunks, at most dma_max_bytes); out: the
+ * area's size.  -EBUSY when the file has one already. */
+struct vndp_dma_alloc {
+	__u64 len;
+	__u32 flags;            /* must be 0 */
+	__u32 reserved;
+};
+
+/* VNDP_IOC_LOAD: an ELF object's section as a program of prog_type.  The
+ * ioctl returns 0 when the device answered: status says how (RB_NDP_S_OK
+ * with handle set, RB_NDP_S_REJECTED with the verifier's log, ...);
+ * -errno for bad arguments (-EFAULT, -EINVAL, -E2BIG), -EOPNOTSUPP on a
+ * device without NDP, -EIO when the device failed the request.  The
+ * program belongs to this open file. */
+struct vndp_load {
+	__u64 elf_ptr;          /* user pointer to the object */
+	__u32 elf_len;          /* <= info.max_elf_bytes */
+	__u32 prog_type;        /* enum rb_ndp_prog_type */
+	char section[VNDP_SECTION_MAX]; /* NUL-terminated */
+	__u64 log_ptr;          /* user buffer for the log, or 0 */
+	__u32 log_len;          /* its size (<= 65536) */
+	__u32 flags;            /* must be 0 */
+	__u32 handle;           /* out */
+	__u32 status;           /* out: enum rb_ndp_status */
+	__u32 log_written;      /* out: bytes of log copied, NUL included */
+	__u32 reserved;
+};
+
+/* VNDP_IOC_UNLOAD: a program this file loaded.  -ENOENT for a handle it
+ * does not own (another file's, or stale). */
+struct vndp_unload {
+	__u32 handle;
+	__u32 flags;            /* must be 0 */
+	__u32 status;           /* out */
+	__u32 reserved;
+};
+
+/* VNDP_IOC_REG_MEM: [dma_off, dma_off + len) of this file's DMA area,
+ * inside one chunk, registered with the device; programs reach it with
+ * the mem_trans helper under `key`.  VNDP_IOC_UNREG_MEM: by key. */
+struct vndp_reg_mem {
+	__u64 dma_off;
+	__u64 len;
+	__u32 flags;            /* must be 0 */
+	__u32 key;              /* out (UNREG_MEM: in) */
+	__u32 status;           /* out */
+	__u32 reserved;
+};
+
+enum vndp_op {
+	VNDP_OP_READ = 1,       /* plain block I/O on the raw disk */
+	VNDP_OP_WRITE = 2,
+	VNDP_OP_FLUSH = 3,
+	VNDP_OP_READ_ND = 4,    /* the program runs on every I/O, in the host */
+	VNDP_OP_WRITE_ND = 5,
+};
+
+/* Request flags.  VNDP_REQ_F_FILE is reserved for NDP on files (the next
+ * step): offset is then a file offset in the file registered as file_key. */
+#define VNDP_REQ_F_FILE (1u << 0)
+#define VNDP_REQ_F_KNOWN 0u     /* flags a request may carry today */
+
+/*
+ * One request.  Offsets and lengths of disk I/O are multiples of 512 and
+ * inside the disk.  Buffers are (offset, length) in the DMA area:
+ *   READ / WRITE: data_off, len bytes.  FLUSH: nothing.
+ *   READ_ND:  first I/O (offset, len), program `handle`; meta (read-only to
+ *             the program), scratch (in and out), data (out: the data
+ *             buffer's final contents, data_len bytes).
+ *   WRITE_ND: the same; data holds the len bytes to write.
+ * Raw writes (WRITE, WRITE_ND) need the file opened for writing and are
+ * refused with -EBUSY while the disk or a partition of it is mounted or
+ * otherwise claimed.
+ */
+struct vndp_req {
+	__u32 op;               /* enum vndp_op */
+	__u32 flags;            /* VNDP_REQ_F_* */
+	__u64 user_data;        /* given back in the completion */
+	__u64 offset;           /* disk byte offset of the (first) I/O */
+	__u32 len;              /* bytes of the (first) I/O */
+	__u32 handle;           /* *_ND: the program */
+	__u64 data_off;
+	__u32 data_len;         /* *_ND: <= info.max_data */
+	__u32 max_hops;         /* *_ND: 0 = the device's default */
+	__u64 meta_off;
+	__u32 meta_len;         /* <= info.max_meta */
+	__u32 scratch_len;      /* <= info.max_scratch */
+	__u64 scratch_off;
+	__u32 file_key;         /* VNDP_REQ_F_FILE: the file; else 0 */
+	__u32 reserved[5];
+};
+
+/* VNDP_IOC_SUBMIT: reqs[0..nr) all validated, then all queued (or none:
+ * the ioctl fails with the first bad request's errno and its index in
+ * `done`).  -EAGAIN when they would exceed VNDP_MAX_INFLIGHT. */
+struct vndp_submit {
+	__u64 reqs_ptr;         /* struct vndp_req[nr] */
+	__u32 nr;               /* 1..VNDP_MAX_BATCH */
+	__u32 flags;            /* must be 0 */
+	__u32 done;             /* out: requests queued, or the bad one's index */
+	__u32 reserved;
+};
+
+struct vndp_cpl {
+	__u64 user_data;
+	__s32 error;            /* 0, or -errno (-EIO: the device failed it) */
+	__u32 status;           /* *_ND: enum rb_ndp_status */
+	__u32 hops;             /* *_ND: storage I/Os the device performed */
+	__u32 reserved;
+	__u64 retval;           /* *_ND: the program's last return value */
+	__u64 bytes;            /* bytes transferred / produced */
+};
+
+/* VNDP_IOC_REAP: up to max completions into cpls; with min > 0 waits
+ * (interruptibly, at most timeout_ms; < 0 forever) until that many are
+ * there.  got = how many were copied; -ETIMEDOUT when fewer than min
+ * came in time (got may still be > 0). */
+struct vndp_reap {
+	__u64 cpls_ptr;         /* struct vndp_cpl[max] */
+	__u32 max;
+	__u32 min;
+	__s32 timeout_ms;
+	__u32 got;              /* out */
+};
+
+#define VNDP_IOC_MAGIC 0xbe
+#define VNDP_IOC_INFO _IOR(VNDP_IOC_MAGIC, 1, struct vndp_info)
+#define VNDP_IOC_DMA_ALLOC _IOWR(VNDP_IOC_MAGIC, 2, struct vndp_dma_alloc)
+#define VNDP_IOC_LOAD _IOWR(VNDP_IOC_MAGIC, 3, struct vndp_load)
+#define VNDP_IOC_UNLOAD _IOWR(VNDP_IOC_MAGIC, 4, struct vndp_unload)
+#define VNDP_IOC_REG_MEM _IOWR(VNDP_IOC_MAGIC, 5, struct vndp_reg_mem)
+#define VNDP_IOC_UNREG_MEM _IOWR(VNDP_IOC_MAGIC, 6, struct vndp_reg_mem)
+#define VNDP_IOC_SUBMIT _IOWR(VNDP_IOC_MAGIC, 7, struct vndp_submit)
+#define VNDP_IOC_REAP _IOWR(VNDP_IOC_MAGIC, 8, struct vndp_reap)
+
+#endif /* _UAPI_VIRTIO_NDP_DEV_H */
