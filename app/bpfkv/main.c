@@ -81,7 +81,8 @@ static void usage(FILE *f)
 		"       local-ndp  RosenBridge's NDP engine in this process on io_uring: the\n"
 		"                  program runs on each block and resubmits the next read\n"
 		"                  itself (bare metal, the XRP-like upper bound)\n"
-		"       vhost      through a device (--uri vhost-user:SOCK or pci:BDF), one\n"
+		"       vhost      through a device (--uri vhost-user:SOCK, pci:BDF or\n"
+		"                  kernel:/dev/virtio-ndp/DISK), one\n"
 		"                  virtio-blk read per block (the guest drives the walk)\n"
 		"       ndp        through a virtio-ndp device: one READ_ND per call; the\n"
 		"                  device runs the program on every block\n"
@@ -304,7 +305,7 @@ static int env_open(struct env *e, struct opts *o, enum op_kind kind)
 		return e->prog ? 0 : -1;
 	}
 	if (!o->uri) {
-		fprintf(stderr, "bpfkv: mode %s needs --uri (vhost-user:SOCKET or pci:BDF)\n",
+		fprintf(stderr, "bpfkv: mode %s needs --uri (vhost-user:SOCKET, pci:BDF or kernel:/dev/virtio-ndp/DISK)\n",
 			mode_names[o->mode]);
 		return -1;
 	}
@@ -1366,7 +1367,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (o.mode >= MODE_VHOST && !o.uri) {
-		fprintf(stderr, "bpfkv: mode %s needs --uri (vhost-user:SOCKET or pci:BDF)\n",
+		fprintf(stderr, "bpfkv: mode %s needs --uri (vhost-user:SOCKET, pci:BDF or kernel:/dev/virtio-ndp/DISK)\n",
 			mode_names[o.mode]);
 		return 2;
 	}

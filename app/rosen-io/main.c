@@ -29,6 +29,8 @@ static void usage(FILE *f)
 		"                                qemu-storage-daemon)\n"
 		"     pci:0000:00:05.0           (a virtio-blk PCI device bound to\n"
 		"                                uio_pci_generic, inside a VM)\n"
+		"     kernel:/dev/virtio-ndp/DISK (a disk bound to the virtio_ndp kernel\n"
+		"                                driver, inside a VM: docs/guest-driver.md)\n"
 		"\n"
 		"Commands (OFFSET and LENGTH in bytes, multiples of 512):\n"
 		"  info                    key: value lines: capacity_bytes, block_size,\n"

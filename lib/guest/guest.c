@@ -215,8 +215,11 @@ int rb_guest_open(const char *uri, const struct rb_guest_opts *opts, struct rb_g
 	} else if (!strncmp(uri, "pci:", 4)) {
 		t = &rb_guest_pci;
 		addr = uri + 4;
+	} else if (!strncmp(uri, "kernel:", 7)) {
+		t = &rb_guest_kernel;
+		addr = uri + 7;
 	} else {
-		rb_guest_seterr("unknown device URI '%s' (use vhost-user:/path/to.sock or pci:0000:00:05.0)",
+		rb_guest_seterr("unknown device URI '%s' (use vhost-user:/path/to.sock, pci:0000:00:05.0 or kernel:/dev/virtio-ndp/vdb)",
 				uri);
 		return -EINVAL;
 	}
@@ -245,6 +248,10 @@ int rb_guest_open(const char *uri, const struct rb_guest_opts *opts, struct rb_g
 	if (rc) {
 		free(d);
 		return rc;
+	}
+	if (t->direct) {
+		*out = d; /* the kernel driver probed NDP itself */
+		return 0;
 	}
 	if (d->opts.notify == RB_GUEST_NOTIFY_POLL)
 		for (unsigned i = 0; i < d->nq; i++)
@@ -331,6 +338,8 @@ int rb_guest_submit(struct rb_guest_dev *d, unsigned qi, enum rb_guest_op op, vo
 		rb_guest_seterr("the device does not support flush");
 		return -ENOTSUP;
 	}
+	if (d->t->direct)
+		return d->t->direct->submit(d, qi, op, buf, offset, len, user);
 	if (!q->free) {
 		rb_guest_seterr("queue %u is full (%u requests in flight)", qi, q->inflight);
 		return -EAGAIN;
@@ -388,6 +397,8 @@ int rb_guest_poll(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 
 	if (rc)
 		return rc;
+	if (d->t->direct)
+		return d->t->direct->poll(d, qi, cpl, max);
 	struct rb_guest_queue *q = &d->q[qi];
 	while (n < max) {
 		void *cookie;
@@ -433,6 +444,11 @@ int rb_guest_wait(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
 	bool can_sleep = d->opts.notify == RB_GUEST_NOTIFY_EVENT;
 	unsigned spins = 0;
+
+	if (d->t->direct) {
+		int rc = check_queue(d, qi);
+		return rc ? rc : d->t->direct->wait(d, qi, cpl, max, timeout_ms);
+	}
 
 	for (;;) {
 		int n = rb_guest_poll(d, qi, cpl, max);

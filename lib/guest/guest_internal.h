@@ -52,6 +52,27 @@ struct rb_guest_queue {
 
 struct rb_guest_dev;
 
+/*
+ * A transport whose rings someone else drives (the guest kernel's
+ * virtio_ndp driver) takes whole requests instead: the common code checks
+ * the arguments, then hands the request down.  Completions come back
+ * through poll/wait; `q` is kept as the caller's bookkeeping.
+ */
+struct rb_guest_direct {
+	int (*submit)(struct rb_guest_dev *dev, unsigned q, enum rb_guest_op op, void *buf,
+		      uint64_t offset, size_t len, void *user);
+	int (*submit_nd)(struct rb_guest_dev *dev, unsigned q, bool write,
+			 const struct rb_guest_nd *nd, struct rb_guest_nd_result *res, void *user);
+	int (*poll)(struct rb_guest_dev *dev, unsigned q, struct rb_guest_cpl *cpl, unsigned max);
+	int (*wait)(struct rb_guest_dev *dev, unsigned q, struct rb_guest_cpl *cpl, unsigned max,
+		    int timeout_ms);
+	int (*load)(struct rb_guest_dev *dev, const void *elf, size_t elf_len, const char *section,
+		    uint32_t prog_type, uint32_t *handle, char *log, size_t loglen);
+	int (*unload)(struct rb_guest_dev *dev, uint32_t handle);
+	int (*reg_mem)(struct rb_guest_dev *dev, const void *buf, size_t len, uint32_t *key);
+	int (*unreg_mem)(struct rb_guest_dev *dev, uint32_t key);
+};
+
 struct rb_guest_transport {
 	const char *name;
 	/*
@@ -71,6 +92,9 @@ struct rb_guest_transport {
 	/* Device address of [p, p+len) in DMA memory, or UINT64_MAX when the
 	 * range is not DMA memory or not contiguous for the device. */
 	uint64_t (*dma_addr)(struct rb_guest_dev *dev, const void *p, size_t len);
+	/* NULL, or the request layer of a kernel-driven device (open then
+	 * only fills cfg, features, nq, ndp and the DMA memory). */
+	const struct rb_guest_direct *direct;
 };
 
 struct rb_guest_dev {
@@ -94,6 +118,7 @@ struct rb_guest_dev {
 
 extern const struct rb_guest_transport rb_guest_vhost_user;
 extern const struct rb_guest_transport rb_guest_pci;
+extern const struct rb_guest_transport rb_guest_kernel;
 
 void rb_guest_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

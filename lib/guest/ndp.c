@@ -193,6 +193,8 @@ int rb_guest_ndp_load(struct rb_guest_dev *d, unsigned q, const void *elf, size_
 		return -EINVAL;
 	}
 	strcpy(ld.section, section);
+	if (d->t->direct)
+		return d->t->direct->load(d, elf, elf_len, section, prog_type, handle, log, loglen);
 	if (stage_alloc(d, &s, 16 + sizeof(ld) + elf_len, sizeof(res) + RB_NDP_LOG_MAX)) {
 		rb_guest_seterr("no DMA memory for a %zu-byte object", elf_len);
 		return -ENOMEM;
@@ -236,6 +238,8 @@ int rb_guest_ndp_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle)
 
 	if (rc)
 		return rc;
+	if (d->t->direct)
+		return d->t->direct->unload(d, handle);
 	if (stage_alloc(d, &s, 16 + sizeof(u), sizeof(ndp_st)))
 		return -ENOMEM;
 	put_hdr(s.mem, RB_NDP_T_UNLOAD, 0);
@@ -327,6 +331,35 @@ static void nd_unpack(const uint8_t *w, bool write, void *data, uint32_t data_le
 	out->bytes = res.bytes;
 }
 
+/* A kernel-driven device: submit, then wait for exactly this request. */
+static int direct_nd(struct rb_guest_dev *d, unsigned q, bool write, const struct rb_guest_nd *nd,
+		     struct rb_guest_nd_result *out)
+{
+	struct rb_guest_cpl cpl;
+	int rc;
+
+	if (rb_guest_inflight(d, q)) {
+		rb_guest_seterr("queue %u has asynchronous requests in flight; synchronous calls need an idle queue",
+				q);
+		return -EBUSY;
+	}
+	rc = d->t->direct->submit_nd(d, q, write, nd, out, NULL);
+	if (rc)
+		return rc;
+	rc = rb_guest_wait(d, q, &cpl, 1, 30000);
+	if (rc < 0)
+		return rc;
+	if (cpl.status) {
+		rb_guest_seterr("the driver failed the %s request (%s)", write ? "WRITE_ND" : "READ_ND",
+				strerror(-cpl.status));
+		return cpl.status;
+	}
+	if (out->status != RB_NDP_S_OK)
+		rb_guest_seterr("the request ended with status %s after %u hops",
+				rb_ndp_status_name(out->status), out->hops);
+	return 0;
+}
+
 static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct rb_guest_nd *nd,
 		 struct rb_guest_nd_result *out)
 {
@@ -339,6 +372,8 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 
 	if (rc)
 		return rc;
+	if (d->t->direct)
+		return direct_nd(d, q, write, nd, out);
 	nd_lengths(nd, write, &rlen, &wlen);
 	if (stage_alloc_in(d, &d->q[q], &s, rlen, wlen)) {
 		rb_guest_seterr("no DMA memory for an NDP request");
@@ -388,6 +423,8 @@ int rb_guest_submit_nd(struct rb_guest_dev *d, unsigned qi, bool write,
 		rb_guest_seterr("bad NDP request: no result");
 		return -EINVAL;
 	}
+	if (d->t->direct)
+		return d->t->direct->submit_nd(d, qi, write, nd, res, user);
 	struct rb_guest_queue *q = &d->q[qi];
 	if (!q->free) {
 		rb_guest_seterr("queue %u is full", qi);
@@ -472,6 +509,10 @@ int rb_guest_ndp_reg_gpa(struct rb_guest_dev *d, unsigned q, uint64_t gpa, uint6
 
 	if (rc)
 		return rc;
+	if (d->t->direct) {
+		rb_guest_seterr("the kernel transport registers DMA memory only (rb_guest_ndp_reg_mem): the driver does not let user space name guest-physical addresses");
+		return -ENOTSUP;
+	}
 	if (stage_alloc(d, &s, 16 + sizeof(m), sizeof(res)))
 		return -ENOMEM;
 	put_hdr(s.mem, RB_NDP_T_REG_MEM, 0);
@@ -498,6 +539,10 @@ int rb_guest_ndp_reg_gpa(struct rb_guest_dev *d, unsigned q, uint64_t gpa, uint6
 int rb_guest_ndp_reg_mem(struct rb_guest_dev *d, unsigned q, const void *buf, size_t len,
 			 uint32_t *key)
 {
+	if (d->t->direct) {
+		int rc = need_ndp(d);
+		return rc ? rc : d->t->direct->reg_mem(d, buf, len, key);
+	}
 	uint64_t gpa = d->t->dma_addr(d, buf, len);
 
 	if (gpa == UINT64_MAX) {
@@ -517,6 +562,8 @@ int rb_guest_ndp_unreg_mem(struct rb_guest_dev *d, unsigned q, uint32_t key)
 
 	if (rc)
 		return rc;
+	if (d->t->direct)
+		return d->t->direct->unreg_mem(d, key);
 	if (stage_alloc(d, &s, 16 + sizeof(u), sizeof(ndp_st)))
 		return -ENOMEM;
 	put_hdr(s.mem, RB_NDP_T_UNREG_MEM, 0);
