@@ -7,7 +7,8 @@ PACKAGES=(
   gcc libc6-dev pkg-config meson ninja-build python3
   libelf-dev zlib1g-dev liburing-dev libbpf-dev linux-libc-dev
   clang-19 llvm-19 libclang-rt-19-dev
-  qemu-system-x86 qemu-system-common cpio xz-utils
+  qemu-system-x86 qemu-system-common cpio xz-utils e2fsprogs
+  linux-headers-amd64 make
   gnuplot-nox
 )
 

@@ -12,7 +12,9 @@
 #   vmlinux            the same kernel decompressed (ELF), when it has the
 #                      PVH entry point (CONFIG_PVH=y): QEMU boots it directly,
 #                      which skips the slow decompression under TCG (about 3 s)
-#   modules/NAME.ko    uncompressed modules, NAME from MODULES below
+#   modules/NAME.ko    uncompressed modules, NAME from MODULES and FS_MODULES
+#                      below (/init loads MODULES; tests that want a
+#                      filesystem load FS_MODULES themselves, in that order)
 #   busybox            the static busybox binary
 #   versions           what was fetched (the cache key)
 # and prints DIR as its last line on stdout (everything else goes to stderr).
@@ -23,6 +25,9 @@ set -euo pipefail
 # Load order matters: each module needs the ones before it.
 MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
          virtio_pci virtio_blk uio uio_pci_generic)
+# ext4 and what it needs: mkfs.ext4's default metadata_csum wants crc32c,
+# and busybox has no modprobe to find crc32c_generic by itself.
+FS_MODULES=(crc16 mbcache jbd2 crc32c_generic ext4)
 
 cache="${ROSEN_CACHE:-$HOME/.cache/rosenbridge}/guest"
 force=0
@@ -46,7 +51,7 @@ cache_complete() {
   [ -f "$cache/vmlinuz" ] && [ -x "$cache/busybox" ] && [ -f "$cache/versions" ] || return 1
   grep -q '^vmlinux no$' "$cache/versions" || [ -f "$cache/vmlinux" ] || return 1
   local m
-  for m in "${MODULES[@]}"; do
+  for m in "${MODULES[@]}" "${FS_MODULES[@]}"; do
     [ -f "$cache/modules/$m.ko" ] || return 1
   done
 }
@@ -107,8 +112,8 @@ if [ -z "$kpkg" ] || [ -z "$kver" ] || [ -z "$bbver" ] || [ "$kver" = "(none)" ]
   die "cannot resolve the kernel package: 'apt-cache depends linux-image-amd64' and 'apt-cache policy' gave package='$kpkg' version='$kver', busybox-static version='$bbver'. Run 'apt-get update' (the package lists may be missing)."
 fi
 
-want=$(printf 'kernel %s %s\nbusybox-static %s\nmodules %s\n' "$kpkg" "$kver" "$bbver" "${MODULES[*]}")
-if [ "$force" -eq 0 ] && cache_complete && [ "$(grep -v '^vmlinux ' "$cache/versions")" = "$want" ]; then
+want=$(printf 'kernel %s %s\nbusybox-static %s\nmodules %s\nfsmodules %s\n' "$kpkg" "$kver" "$bbver" "${MODULES[*]}" "${FS_MODULES[*]}")
+if [ "$force" -eq 0 ] && cache_complete && [ "$(grep -v '^vmlinux \|^release ' "$cache/versions")" = "$want" ]; then
   log "cache up to date ($kpkg $kver, busybox-static $bbver) in $cache"
   echo "$cache"
   exit 0
@@ -151,9 +156,11 @@ if grep -q '^CONFIG_PVH=y' "$work"/k/boot/config-* 2>/dev/null; then
     log "warning: could not decompress $(basename "$vmlinuz"); guests boot the slower bzImage"
   fi
 fi
-want="$want"$'\n'"vmlinux $have_vmlinux"
+# The kernel release (uname -r): modules for the guest build against
+# /usr/src/linux-headers-<release> (scripts/setup.sh installs them).
+want="$want"$'\n'"vmlinux $have_vmlinux"$'\n'"release $(basename "$moddir")"
 cp "$work/b/bin/busybox" "$work/out/busybox"
-for m in "${MODULES[@]}"; do
+for m in "${MODULES[@]}" "${FS_MODULES[@]}"; do
   # Debian 12 ships plain .ko files, later kernels may compress them.
   # Busybox insmod loads only plain ELF here, so decompress on the host.
   f=$(find "$moddir" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" \) | head -n 1)
@@ -179,5 +186,5 @@ rm -rf "$cache/modules" "$cache/vmlinuz" "$cache/vmlinux" "$cache/busybox" "$cac
 mv "$work/out/modules" "$work/out/vmlinuz" "$work/out/busybox" "$cache/"
 [ "$have_vmlinux" = yes ] && mv "$work/out/vmlinux" "$cache/vmlinux"
 mv "$work/out/versions" "$cache/versions"
-log "ready: $kpkg $kver ($(basename "$vmlinuz"), PVH vmlinux: $have_vmlinux), ${#MODULES[@]} modules, busybox-static $bbver in $cache"
+log "ready: $kpkg $kver ($(basename "$vmlinuz"), PVH vmlinux: $have_vmlinux), $((${#MODULES[@]} + ${#FS_MODULES[@]})) modules, busybox-static $bbver in $cache"
 echo "$cache"
