@@ -51,8 +51,9 @@ struct vndp_info {
 	__u32 uapi_version;     /* VNDP_UAPI_VERSION */
 	__u64 dma_max_bytes;    /* VNDP_DMA_MAX */
 	__u64 features;         /* negotiated virtio feature bits */
-	char disk[32];          /* the block device's name, e.g. "vdb" */
-	__u32 reserved[8];
+	char disk[32];          /* the block device's name, e.g. "vndpa" */
+	__u32 max_io_bytes;     /* largest READ/WRITE len (multiple of 4096) */
+	__u32 reserved[7];
 };
 
 /* VNDP_IOC_DMA_ALLOC: once per open file, before mmap.  len in: bytes
