@@ -11,9 +11,11 @@ dev_of() { # the virtioN whose virtio_blk disk is $1
 }
 wait_dev /dev/vda
 wait_dev /dev/vdb
+wait_dev /dev/vdc
 A=$(dev_of vda)
 B=$(dev_of vdb)
-echo "# vda is $A, vdb is $B"
+C=$(dev_of vdc)
+echo "# vda is $A, vdb is $B, vdc is $C (read-only)"
 run insmod /lib/virtio_ndp.ko
 ls /sys/bus/virtio/drivers/
 if [ -e /sys/bus/virtio/devices/$A/driver_override ]; then
@@ -21,16 +23,20 @@ if [ -e /sys/bus/virtio/devices/$A/driver_override ]; then
 else
   echo "# virtio bus has no driver_override (6.1): unbind + bind"
 fi
-for v in $A $B; do
+for v in $A $B $C; do
   run sh -c "echo $v > /sys/bus/virtio/drivers/virtio_blk/unbind"
   run sh -c "echo $v > /sys/bus/virtio/drivers/virtio_ndp/bind"
 done
 wait_dev /dev/vndpa
 wait_dev /dev/vndpb
+wait_dev /dev/vndpc
 dmesg | grep -i virtio_ndp
 check chardev_a test -c /dev/virtio-ndp/vndpa
 check chardev_b test -c /dev/virtio-ndp/vndpb
 check sysfs_ro_a test "$(cat /sys/block/vndpa/ro)" = 0
+check sysfs_ro_c test "$(cat /sys/block/vndpc/ro)" = 1
+check ro_c vndp_check ro /dev/virtio-ndp/vndpc
+check blk_write_ro_refused sh -c '! blkcheck write /dev/vndpc 0 4K 1'
 echo "# queues: $(ls /sys/block/vndpa/mq)"
 # Disk B holds an ext4 made on the host (when the ext4 modules are here).
 if [ -e /lib/modules/ext4.ko ]; then

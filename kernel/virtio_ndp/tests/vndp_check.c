@@ -7,6 +7,7 @@
  *   vndp_check ndp DEV OBJ        the same, then LOAD/READ_ND/WRITE_ND/REG_MEM
  *   vndp_check busy DEV BLKDEV    raw writes refused while BLKDEV is claimed
  *   vndp_check hold DEV SECONDS   keeps DEV open (for the rmmod check)
+ *   vndp_check ro DEV             a read-only disk: INFO says so, WRITE -EROFS
  *
  * Prints "ROSEN-E2E-CHECK: PASS|FAIL name" per check; exits 1 if any failed.
  */
@@ -494,6 +495,21 @@ int main(int argc, char **argv)
 		sleep(argc > 3 ? atoi(argv[3]) : 5);
 		close(fd);
 		return 0;
+	}
+	if (!strcmp(argv[1], "ro")) {
+		struct vndp_dma_alloc da = { .len = 4096 };
+		struct vndp_req r = rw(VNDP_OP_WRITE, 0, 4096, 0);
+		struct vndp_cpl c;
+
+		fd = open_dev(argv[2], O_RDWR);
+		check(xioctl(fd, VNDP_IOC_INFO, &info) == 0 && info.readonly == 1, "info_readonly",
+		      NULL);
+		xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+		check(submit(fd, &r, 1, NULL) == -EROFS, "write_readonly_erofs", NULL);
+		r.op = VNDP_OP_READ;
+		check(run1(fd, &r, &c) == 0 && c.error == 0, "read_readonly_disk", NULL);
+		close(fd);
+		return failed ? 1 : 0;
 	}
 	if (!strcmp(argv[1], "busy") && argc > 3) {
 		busy_checks(argv[2], argv[3]);
