@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
 /*
  * virtio_ndp.ko's user-space interface: one character device per disk,
- * /dev/virtio-ndp/<disk> (e.g. /dev/virtio-ndp/vdb for /dev/vdb), beside
- * the ordinary block device.  An open file owns what it creates: a DMA
- * area (mmap), programs (LOAD), registered memory (REG_MEM), requests in
- * flight; all of it goes away when the file is released.
+ * /dev/virtio-ndp/<disk> (e.g. /dev/virtio-ndp/vndpa for /dev/vndpa: the
+ * driver names its disks vndpa, vndpb, ... so they never collide with
+ * virtio_blk's vdX), beside the ordinary block device.  An open file owns
+ * what it creates: a DMA area (mmap), programs (LOAD), registered memory
+ * (REG_MEM), requests in flight; all of it goes away when the file is
+ * released.
  *
  * Buffers are never user pages: every request names its buffers by offset
  * into the file's DMA area, driver-allocated memory the device reads and
- * writes, mapped with mmap(fd, 0, len) after VNDP_IOC_DMA_ALLOC.  The area
- * is made of physically contiguous chunks of info.dma_chunk_bytes; a
- * buffer may span chunks, a REG_MEM region may not (the device registers
+ * writes, mapped with mmap(fd, 0, len) after VNDP_IOC_DMA_ALLOC (MAP_SHARED
+ * only; PROT_WRITE needs the file opened O_RDWR, as any shared mapping
+ * does: meta and scratch are written there, so NDP users open O_RDWR).
+ * The area is made of physically contiguous chunks of info.dma_chunk_bytes;
+ * a buffer may span chunks, a REG_MEM region may not (the device registers
  * one contiguous guest-physical range).
  *
  * Requests are queued with VNDP_IOC_SUBMIT (up to VNDP_MAX_BATCH per call,
@@ -51,13 +55,17 @@ struct vndp_info {
 	__u32 uapi_version;     /* VNDP_UAPI_VERSION */
 	__u64 dma_max_bytes;    /* VNDP_DMA_MAX */
 	__u64 features;         /* negotiated virtio feature bits */
-	char disk[32];          /* the block device's name, e.g. "vdb" */
-	__u32 reserved[8];
+	char disk[32];          /* the block device's name, e.g. "vndpa" */
+	__u32 max_io_bytes;     /* largest READ/WRITE len (-E2BIG beyond) */
+	__u32 reserved[7];
 };
 
 /* VNDP_IOC_DMA_ALLOC: once per open file, before mmap.  len in: bytes
- * wanted (rounded up to whole chunks, at most dma_max_bytes); out: the
- * area's size.  -EBUSY when the file has one already. */
+ * wanted (at most dma_max_bytes, else -E2BIG); out: the area's size, len
+ * rounded up to whole chunks, except that a last partial chunk is rounded
+ * up to a power of two of pages only (chunk k always starts at
+ * k * dma_chunk_bytes).  -EBUSY when the file has one already, -ENOMEM
+ * when the guest has no contiguous memory left.  Zero-filled. */
 struct vndp_dma_alloc {
 	__u64 len;
 	__u32 flags;            /* must be 0 */
@@ -126,9 +134,19 @@ enum vndp_op {
  *             the program), scratch (in and out), data (out: the data
  *             buffer's final contents, data_len bytes).
  *   WRITE_ND: the same; data holds the len bytes to write.
- * Raw writes (WRITE, WRITE_ND) need the file opened for writing and are
- * refused with -EBUSY while the disk or a partition of it is mounted or
- * otherwise claimed.
+ * Raw writes (WRITE, WRITE_ND) need the file opened for writing (-EBADF)
+ * and are refused with -EBUSY while the disk or a partition of it is
+ * mounted or otherwise claimed (an O_EXCL open); a plain WRITE to a
+ * read-only disk is -EROFS (WRITE_ND: the device answers READ_ONLY).
+ * Errors of SUBMIT: -EINVAL (op, flags, reserved fields or file_key not 0,
+ * misaligned or outside the disk, a buffer outside the DMA area or no DMA
+ * area, max_hops above info.max_hops), -E2BIG (len above max_io_bytes or
+ * max_data, meta/scratch/data above their limits), -ENOENT (a handle this
+ * file did not load), -EOPNOTSUPP (*_ND without NDP, VNDP_REQ_F_FILE),
+ * -EBADF, -EROFS, -EBUSY, -EFAULT.  READ and READ_ND first write back the
+ * disk's dirty page-cache pages; WRITE and WRITE_ND write back, run, then
+ * drop the cached pages (WRITE_ND: of the whole disk, its program may
+ * write anywhere).
  */
 struct vndp_req {
 	__u32 op;               /* enum vndp_op */
@@ -172,7 +190,10 @@ struct vndp_cpl {
 /* VNDP_IOC_REAP: up to max completions into cpls; with min > 0 waits
  * (interruptibly, at most timeout_ms; < 0 forever) until that many are
  * there.  got = how many were copied; -ETIMEDOUT when fewer than min
- * came in time (got may still be > 0). */
+ * came in time (got may still be > 0: read it even then).  -EINVAL for
+ * max == 0, min > max, or min above the requests outstanding (submitted,
+ * not reaped: they could never come); -EINTR on a signal; -EFAULT leaves
+ * the completions queued. */
 struct vndp_reap {
 	__u64 cpls_ptr;         /* struct vndp_cpl[max] */
 	__u32 max;

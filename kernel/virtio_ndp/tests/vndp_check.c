@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vndp_check: exercises /dev/virtio-ndp/<disk> inside the test guest.
+ * Built with gcc -static -I include -I kernel/virtio_ndp.
+ *
+ *   vndp_check plain DEV          INFO, DMA, SUBMIT/REAP plain I/O, errors
+ *   vndp_check ndp DEV OBJ        the same, then LOAD/READ_ND/WRITE_ND/REG_MEM
+ *   vndp_check busy DEV BLKDEV    raw writes refused while BLKDEV is claimed
+ *   vndp_check hold DEV SECONDS   keeps DEV open (for the rmmod check)
+ *   vndp_check ro DEV             a read-only disk: INFO says so, WRITE -EROFS
+ *
+ * Prints "ROSEN-E2E-CHECK: PASS|FAIL name" per check; exits 1 if any failed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rosen/virtio_ndp.h>
+#include "uapi/virtio_ndp_dev.h"
+
+static int failed;
+
+static void check(int ok, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("ROSEN-E2E-CHECK: %s %s", ok ? "PASS" : "FAIL", name);
+	if (!ok && fmt) {
+		printf(": ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	printf("\n");
+	fflush(stdout);
+	failed += !ok;
+}
+
+/* An ioctl's result as 0 or -errno. */
+static int xioctl(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) ? -errno : 0;
+}
+
+static struct vndp_info info;
+static uint8_t *dma;
+static uint64_t dma_len;
+
+static int submit(int fd, struct vndp_req *r, unsigned int nr, unsigned int *done)
+{
+	struct vndp_submit s = { .reqs_ptr = (uintptr_t)r, .nr = nr };
+	int rc = xioctl(fd, VNDP_IOC_SUBMIT, &s);
+
+	if (done)
+		*done = s.done;
+	return rc;
+}
+
+static int reap(int fd, struct vndp_cpl *c, unsigned int max, unsigned int min,
+		int tmo, unsigned int *got)
+{
+	struct vndp_reap r = { .cpls_ptr = (uintptr_t)c, .max = max, .min = min,
+			       .timeout_ms = tmo };
+	int rc = xioctl(fd, VNDP_IOC_REAP, &r);
+
+	*got = r.got;
+	return rc;
+}
+
+/* One request, submitted and reaped. */
+static int run1(int fd, struct vndp_req *r, struct vndp_cpl *c)
+{
+	unsigned int got;
+	int rc = submit(fd, r, 1, NULL);
+
+	if (rc)
+		return rc;
+	rc = reap(fd, c, 1, 1, 10000, &got);
+	if (rc)
+		return rc;
+	return got == 1 ? 0 : -EPROTO;
+}
+
+static void fill(uint8_t *p, size_t n, unsigned int seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 9));
+}
+
+static struct vndp_req rw(uint32_t op, uint64_t off, uint32_t len, uint64_t data_off)
+{
+	struct vndp_req r = { .op = op, .offset = off, .len = len, .data_off = data_off,
+			      .user_data = off ^ op };
+	return r;
+}
+
+static int open_dev(const char *dev, int flags)
+{
+	int fd = open(dev, flags);
+
+	if (fd < 0) {
+		printf("cannot open %s: %s\n", dev, strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static void plain_checks(const char *dev, int fd)
+{
+	struct vndp_dma_alloc da = { .len = 8 << 20 };
+	struct vndp_cpl c[VNDP_MAX_BATCH];
+	struct vndp_req r[VNDP_MAX_BATCH + 1];
+	unsigned int done, got, i;
+	struct pollfd pfd;
+	int rc, ro;
+
+	rc = xioctl(fd, VNDP_IOC_INFO, &info);
+	check(rc == 0 && info.uapi_version == VNDP_UAPI_VERSION && info.capacity_bytes &&
+	      info.block_size >= 512 && info.num_queues >= 1 && info.max_io_bytes >= 4096,
+	      "info", "rc %d", rc);
+	printf("# %s: disk %s, %llu bytes, bs %u, %u queues, ro %u, ndp %u (v%u, types 0x%x, elf %u, data %u), chunk %u, io max %u, features 0x%llx\n",
+	       dev, info.disk, (unsigned long long)info.capacity_bytes, info.block_size,
+	       info.num_queues, info.readonly, info.ndp, info.ndp_version, info.prog_types,
+	       info.max_elf_bytes, info.max_data, info.dma_chunk_bytes, info.max_io_bytes,
+	       (unsigned long long)info.features);
+
+	check(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED,
+	      "mmap_before_alloc", NULL);
+	rc = xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+	check(rc == 0 && da.len >= (8u << 20), "dma_alloc", "rc %d len %llu", rc,
+	      (unsigned long long)da.len);
+	dma_len = da.len;
+	rc = xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+	check(rc == -EBUSY, "dma_alloc_twice_ebusy", "rc %d", rc);
+	da.len = (uint64_t)VNDP_DMA_MAX + 1;
+	check(xioctl(fd, VNDP_IOC_DMA_ALLOC, &da) == -E2BIG, "dma_alloc_too_big_e2big", NULL);
+	dma = mmap(NULL, dma_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	check(dma != MAP_FAILED, "mmap", "%s", strerror(errno));
+	if (dma == MAP_FAILED)
+		exit(1);
+	check(mmap(NULL, dma_len + 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED,
+	      "mmap_too_long", NULL);
+	check(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) == MAP_FAILED,
+	      "mmap_private_refused", NULL);
+
+	/* One write crossing the 4 MiB chunk boundary, read back elsewhere. */
+	fill(dma + (4 << 20) - 32768, 65536, 1);
+	r[0] = rw(VNDP_OP_WRITE, 1 << 20, 65536, (4 << 20) - 32768);
+	rc = run1(fd, r, c);
+	check(rc == 0 && c[0].error == 0 && c[0].bytes == 65536 &&
+	      c[0].user_data == r[0].user_data, "write", "rc %d error %d bytes %llu", rc,
+	      c[0].error, (unsigned long long)c[0].bytes);
+	memset(dma, 0, 65536);
+	r[0] = rw(VNDP_OP_READ, 1 << 20, 65536, 0);
+	rc = run1(fd, r, c);
+	check(rc == 0 && c[0].error == 0 && !memcmp(dma, dma + (4 << 20) - 32768, 65536),
+	      "read_back", "rc %d error %d", rc, c[0].error);
+
+	/* A batch of 64 4 KiB writes, then 64 reads, reaped in pieces. */
+	for (i = 0; i < VNDP_MAX_BATCH; i++) {
+		fill(dma + (1 << 20) + i * 4096, 4096, 100 + i);
+		r[i] = rw(VNDP_OP_WRITE, (2 << 20) + i * 4096, 4096, (1 << 20) + i * 4096);
+		r[i].user_data = i;
+	}
+	rc = submit(fd, r, VNDP_MAX_BATCH, &done);
+	check(rc == 0 && done == VNDP_MAX_BATCH, "batch_submit", "rc %d done %u", rc, done);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	rc = poll(&pfd, 1, 10000);
+	check(rc == 1 && (pfd.revents & POLLIN), "poll_pollin", "rc %d", rc);
+	unsigned int total = 0, bad = 0;
+
+	while (total < VNDP_MAX_BATCH) {
+		rc = reap(fd, c, 10, 1, 10000, &got);
+		if (rc)
+			break;
+		for (i = 0; i < got; i++)
+			bad += c[i].error != 0 || c[i].bytes != 4096;
+		total += got;
+	}
+	check(rc == 0 && total == VNDP_MAX_BATCH && !bad, "batch_reap", "rc %d total %u bad %u",
+	      rc, total, bad);
+	for (i = 0; i < VNDP_MAX_BATCH; i++)
+		r[i] = rw(VNDP_OP_READ, (2 << 20) + i * 4096, 4096, (3 << 20) + i * 4096);
+	rc = submit(fd, r, VNDP_MAX_BATCH, &done);
+	rc = rc ? rc : reap(fd, c, VNDP_MAX_BATCH, VNDP_MAX_BATCH, 10000, &got);
+	check(rc == 0 && got == VNDP_MAX_BATCH &&
+	      !memcmp(dma + (1 << 20), dma + (3 << 20), VNDP_MAX_BATCH * 4096),
+	      "batch_read_back", "rc %d got %u", rc, got);
+	r[0] = (struct vndp_req){ .op = VNDP_OP_FLUSH };
+	rc = run1(fd, r, c);
+	check(rc == 0 && c[0].error == 0, "flush", "rc %d error %d", rc, c[0].error);
+
+	/* Every argument error, each naming the bad request. */
+	r[0] = rw(VNDP_OP_READ, 0, 4096, 0);
+	r[1] = rw(VNDP_OP_READ, 100, 4096, 0);
+	check(submit(fd, r, 2, &done) == -EINVAL && done == 1, "misaligned_einval", NULL);
+	r[1] = rw(VNDP_OP_READ, info.capacity_bytes, 4096, 0);
+	check(submit(fd, r, 2, &done) == -EINVAL && done == 1, "past_end_einval", NULL);
+	r[1] = rw(VNDP_OP_READ, 0, 4096, dma_len - 2048);
+	check(submit(fd, r, 2, &done) == -EINVAL, "buffer_outside_dma_einval", NULL);
+	r[1] = rw(99, 0, 4096, 0);
+	check(submit(fd, r, 2, &done) == -EINVAL, "bad_op_einval", NULL);
+	r[1] = rw(VNDP_OP_READ, 0, 4096, 0);
+	r[1].flags = 1u << 7;
+	check(submit(fd, r, 2, &done) == -EINVAL, "unknown_flag_einval", NULL);
+	r[1].flags = VNDP_REQ_F_FILE;
+	check(submit(fd, r, 2, &done) == -EOPNOTSUPP, "file_flag_eopnotsupp", NULL);
+	r[1].flags = 0;
+	r[1].reserved[2] = 1;
+	check(submit(fd, r, 2, &done) == -EINVAL, "reserved_einval", NULL);
+	r[1] = rw(VNDP_OP_READ, 0, info.max_io_bytes + 4096, 0);
+	check(submit(fd, r, 2, &done) == -E2BIG, "too_long_e2big", NULL);
+	check(submit(fd, r, VNDP_MAX_BATCH + 1, &done) == -E2BIG, "batch_e2big", NULL);
+	check(submit(fd, r, 0, &done) == -EINVAL, "batch_zero_einval", NULL);
+	{
+		struct vndp_submit s = { .reqs_ptr = 8, .nr = 1 };
+
+		check(xioctl(fd, VNDP_IOC_SUBMIT, &s) == -EFAULT, "bad_pointer_efault", NULL);
+		check(xioctl(fd, VNDP_IOC_SUBMIT, (void *)8) == -EFAULT, "bad_arg_efault", NULL);
+	}
+	check(reap(fd, c, 4, 1, 10, &got) == -EINVAL, "reap_nothing_outstanding_einval", NULL);
+	r[0] = rw(VNDP_OP_READ, 0, 4096, 0);
+	rc = submit(fd, r, 1, NULL);
+	rc = rc ? rc : reap(fd, c, 1, 1, 10000, &got);
+	{
+		struct vndp_reap rp = { .cpls_ptr = 8, .max = 1 };
+
+		r[0] = rw(VNDP_OP_READ, 0, 4096, 0);
+		submit(fd, r, 1, NULL);
+		usleep(200000);
+		check(xioctl(fd, VNDP_IOC_REAP, &rp) == -EFAULT, "reap_efault", NULL);
+		rc = reap(fd, c, 1, 1, 10000, &got);
+		check(rc == 0 && got == 1, "reap_after_efault_keeps_cpl", "rc %d", rc);
+	}
+	check(xioctl(fd, 0x1234, NULL) == -ENOTTY, "bad_ioctl_enotty", NULL);
+
+	/* A read-only open can read but not write. */
+	ro = open_dev(dev, O_RDONLY);
+	da.len = 4096;
+	rc = xioctl(ro, VNDP_IOC_DMA_ALLOC, &da);
+	r[0] = rw(VNDP_OP_WRITE, 0, 4096, 0);
+	check(rc == 0 && submit(ro, r, 1, &done) == -EBADF, "write_readonly_open_ebadf", NULL);
+	r[0] = rw(VNDP_OP_READ, 0, 4096, 0);
+	rc = run1(ro, r, c);
+	check(rc == 0 && c[0].error == 0, "read_readonly_open", "rc %d", rc);
+	/* Closed with a request in flight: release waits for it. */
+	submit(ro, r, 1, NULL);
+	close(ro);
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	void *p;
+
+	if (fd < 0 || fstat(fd, &st)) {
+		printf("cannot read %s\n", path);
+		exit(1);
+	}
+	p = malloc(st.st_size);
+	if (read(fd, p, st.st_size) != st.st_size)
+		exit(1);
+	close(fd);
+	*len = st.st_size;
+	return p;
+}
+
+static int load(int fd, const void *elf, size_t len, const char *sec, uint32_t type,
+		struct vndp_load *l, char *log, uint32_t log_len)
+{
+	memset(l, 0, sizeof(*l));
+	l->elf_ptr = (uintptr_t)elf;
+	l->elf_len = len;
+	l->prog_type = type;
+	snprintf(l->section, sizeof(l->section), "%s", sec);
+	l->log_ptr = (uintptr_t)log;
+	l->log_len = log_len;
+	return xioctl(fd, VNDP_IOC_LOAD, l);
+}
+
+static struct vndp_req nd(uint32_t op, uint32_t handle, uint64_t off, uint32_t len)
+{
+	/* Buffers: data at 6 MiB, meta at 6 MiB + 8K, scratch at 6 MiB + 16K. */
+	struct vndp_req r = { .op = op, .handle = handle, .offset = off, .len = len,
+			      .data_off = 6 << 20, .data_len = 4096,
+			      .meta_off = (6 << 20) + 8192, .meta_len = 64,
+			      .scratch_off = (6 << 20) + 16384, .scratch_len = 64 };
+	return r;
+}
+
+static void ndp_checks(const char *dev, int fd, const char *obj)
+{
+	static char log[8192];
+	struct vndp_load l;
+	struct vndp_unload u = { 0 };
+	struct vndp_reg_mem m = { 0 };
+	struct vndp_cpl c[4];
+	struct vndp_req r[2];
+	uint32_t peek, cq, forever, memcopy;
+	size_t elf_len;
+	void *elf = slurp(obj, &elf_len);
+	int rc, fd2;
+
+	check(info.ndp == 1 && info.ndp_version == RB_NDP_VERSION, "info_ndp", "ndp %u", info.ndp);
+	rc = load(fd, "garbage!", 8, "x", RB_NDP_PROG_XRP, &l, log, sizeof(log));
+	check(rc == 0 && l.status == RB_NDP_S_REJECTED && l.log_written > 1 &&
+	      l.log_written <= sizeof(log) && log[l.log_written - 1] == 0,
+	      "load_garbage_rejected_with_log", "rc %d status %u log %u", rc, l.status,
+	      l.log_written);
+	printf("# log: %s\n", log);
+	check(load(fd, elf, elf_len, "xrp_peek", 99, &l, NULL, 0) == -EINVAL, "load_bad_type", NULL);
+	check(load(fd, elf, info.max_elf_bytes + 1, "xrp_peek", RB_NDP_PROG_XRP, &l, NULL, 0) ==
+	      -E2BIG, "load_too_big_e2big", NULL);
+	check(load(fd, (void *)8, elf_len, "xrp_peek", RB_NDP_PROG_XRP, &l, NULL, 0) == -EFAULT,
+	      "load_efault", NULL);
+	rc = load(fd, elf, elf_len, "xrp_peek", RB_NDP_PROG_XRP, &l, log, sizeof(log));
+	check(rc == 0 && l.status == RB_NDP_S_OK, "load_xrp_peek", "rc %d status %u %s", rc,
+	      l.status, log);
+	peek = l.handle;
+	rc = load(fd, elf, elf_len, "cq_sum", RB_NDP_PROG_CQ, &l, NULL, 0);
+	check(rc == 0 && l.status == RB_NDP_S_OK, "load_cq_sum", "rc %d status %u", rc, l.status);
+	cq = l.handle;
+	rc = load(fd, elf, elf_len, "xrp_forever", RB_NDP_PROG_XRP, &l, NULL, 0);
+	forever = l.handle;
+	rc = rc ? rc : load(fd, elf, elf_len, "cq_mem_copy", RB_NDP_PROG_CQ, &l, NULL, 0);
+	memcopy = l.handle;
+	check(rc == 0 && l.status == RB_NDP_S_OK, "load_more", "rc %d", rc);
+
+	/* READ_ND with xrp_peek on the data written at 1 MiB. */
+	memset(dma + (6 << 20), 0, 32768);
+	r[0] = nd(VNDP_OP_READ_ND, peek, 1 << 20, 512);
+	rc = run1(fd, r, c);
+	check(rc == 0 && c[0].error == 0 && c[0].status == RB_NDP_S_OK && c[0].hops == 1 &&
+	      !memcmp(dma + (6 << 20) + 16384, dma + (4 << 20) - 32768, 16) &&
+	      !memcmp(dma + (6 << 20), dma + (4 << 20) - 32768, 512),
+	      "read_nd_xrp_peek", "rc %d error %d status %u hops %u", rc, c[0].error,
+	      c[0].status, c[0].hops);
+
+	/* cq_sum over 4 blocks, stride 1: the sum of bytes of 2 KiB at 1 MiB. */
+	uint32_t meta[2] = { 4, 1 };
+	uint64_t sum = 0;
+
+	for (int i = 0; i < 2048; i++)
+		sum += dma[(4 << 20) - 32768 + i];
+	memcpy(dma + (6 << 20) + 8192, meta, sizeof(meta));
+	memset(dma + (6 << 20) + 16384, 0, 64);
+	r[0] = nd(VNDP_OP_READ_ND, cq, 1 << 20, 512);
+	rc = run1(fd, r, c);
+	check(rc == 0 && c[0].status == RB_NDP_S_OK && c[0].hops >= 3 &&
+	      *(uint64_t *)(dma + (6 << 20) + 16384) == sum, "read_nd_cq_sum",
+	      "rc %d status %u hops %u sum %llu want %llu", rc, c[0].status, c[0].hops,
+	      (unsigned long long)*(uint64_t *)(dma + (6 << 20) + 16384),
+	      (unsigned long long)sum);
+	r[0] = nd(VNDP_OP_READ_ND, forever, 0, 512);
+	r[0].max_hops = 10;
+	rc = run1(fd, r, c);
+	check(rc == 0 && c[0].status == RB_NDP_S_HOP_LIMIT && c[0].hops == 10,
+	      "read_nd_hop_limit", "rc %d status %u hops %u", rc, c[0].status, c[0].hops);
+	r[0] = nd(VNDP_OP_READ_ND, peek, 0, 512);
+	r[0].meta_len = info.max_meta + 1;
+	check(submit(fd, r, 1, NULL) == -E2BIG, "read_nd_meta_e2big", NULL);
+	r[0] = nd(VNDP_OP_READ_ND, 12345, 0, 512);
+	check(submit(fd, r, 1, NULL) == -ENOENT, "read_nd_unowned_enoent", NULL);
+
+	/* WRITE_ND through cq_sum (one block): the data lands on the disk. */
+	fill(dma + (6 << 20), 512, 77);
+	memcpy(dma + (5 << 20), dma + (6 << 20), 512);
+	meta[0] = 1;
+	memcpy(dma + (6 << 20) + 8192, meta, sizeof(meta));
+	r[0] = nd(VNDP_OP_WRITE_ND, cq, 3 << 20, 512);
+	r[0].data_len = 512;
+	rc = run1(fd, r, c);
+	check(rc == 0 && c[0].error == 0 && c[0].status == RB_NDP_S_OK, "write_nd",
+	      "rc %d error %d status %u", rc, c[0].error, c[0].status);
+	r[0] = rw(VNDP_OP_READ, 3 << 20, 4096, 7 << 20);
+	rc = run1(fd, r, c);
+	check(rc == 0 && !memcmp(dma + (7 << 20), dma + (5 << 20), 512), "write_nd_read_back",
+	      "rc %d", rc);
+
+	/* REG_MEM: cq_mem_copy copies 64 bytes read into the region. */
+	m.dma_off = (4 << 20) + 65536;
+	m.len = 4096;
+	rc = xioctl(fd, VNDP_IOC_REG_MEM, &m);
+	check(rc == 0 && m.status == RB_NDP_S_OK, "reg_mem", "rc %d status %u", rc, m.status);
+	memset(dma + m.dma_off, 0, 4096);
+	memcpy(dma + (6 << 20) + 8192, &m.key, 4);
+	r[0] = nd(VNDP_OP_READ_ND, memcopy, 1 << 20, 512);
+	rc = run1(fd, r, c);
+	check(rc == 0 && c[0].status == RB_NDP_S_OK &&
+	      !memcmp(dma + m.dma_off, dma + (4 << 20) - 32768, 64), "mem_copy_into_region",
+	      "rc %d status %u retval %llu", rc, c[0].status, (unsigned long long)c[0].retval);
+	{
+		struct vndp_reg_mem m2 = { .dma_off = (4 << 20) - 4096, .len = 8192 };
+
+		check(xioctl(fd, VNDP_IOC_REG_MEM, &m2) == -EINVAL, "reg_mem_across_chunks_einval",
+		      NULL);
+		m2.dma_off = dma_len;
+		m2.len = 4096;
+		check(xioctl(fd, VNDP_IOC_REG_MEM, &m2) == -EINVAL, "reg_mem_outside_einval", NULL);
+	}
+
+	/* Another open of the same disk owns none of it. */
+	fd2 = open_dev(dev, O_RDWR);
+	u.handle = peek;
+	check(xioctl(fd2, VNDP_IOC_UNLOAD, &u) == -ENOENT, "unload_foreign_enoent", NULL);
+	{
+		struct vndp_reg_mem m3 = { .key = m.key };
+
+		check(xioctl(fd2, VNDP_IOC_UNREG_MEM, &m3) == -ENOENT, "unreg_foreign_enoent", NULL);
+	}
+	close(fd2);
+
+	rc = xioctl(fd, VNDP_IOC_UNREG_MEM, &m);
+	check(rc == 0 && m.status == RB_NDP_S_OK, "unreg_mem", "rc %d status %u", rc, m.status);
+	check(xioctl(fd, VNDP_IOC_UNREG_MEM, &m) == -ENOENT, "unreg_twice_enoent", NULL);
+	u.handle = peek;
+	rc = xioctl(fd, VNDP_IOC_UNLOAD, &u);
+	check(rc == 0 && u.status == RB_NDP_S_OK, "unload", "rc %d status %u", rc, u.status);
+	check(xioctl(fd, VNDP_IOC_UNLOAD, &u) == -ENOENT, "unload_twice_enoent", NULL);
+	r[0] = nd(VNDP_OP_READ_ND, peek, 0, 512);
+	check(submit(fd, r, 1, NULL) == -ENOENT, "read_nd_unloaded_enoent", NULL);
+	/* Registered memory and programs left for release to clean up. */
+	m.dma_off = 0;
+	m.len = 4096;
+	rc = xioctl(fd, VNDP_IOC_REG_MEM, &m);
+	check(rc == 0 && m.status == RB_NDP_S_OK, "reg_mem_left_for_release", "rc %d", rc);
+	free(elf);
+}
+
+static void no_ndp_checks(int fd)
+{
+	struct vndp_load l;
+	struct vndp_reg_mem m = { .dma_off = 0, .len = 4096 };
+	struct vndp_req r = nd(VNDP_OP_READ_ND, 1, 0, 512);
+
+	check(info.ndp == 0, "info_no_ndp", NULL);
+	check(load(fd, "x", 1, "x", RB_NDP_PROG_XRP, &l, NULL, 0) == -EOPNOTSUPP,
+	      "load_eopnotsupp", NULL);
+	check(xioctl(fd, VNDP_IOC_REG_MEM, &m) == -EOPNOTSUPP, "reg_mem_eopnotsupp", NULL);
+	check(submit(fd, &r, 1, NULL) == -EOPNOTSUPP, "read_nd_eopnotsupp", NULL);
+}
+
+static void busy_checks(const char *dev, const char *blkdev)
+{
+	struct vndp_dma_alloc da = { .len = 4096 };
+	struct vndp_req r = rw(VNDP_OP_WRITE, 0, 4096, 0);
+	struct vndp_cpl c;
+	unsigned int got;
+	int fd = open_dev(dev, O_RDWR), bfd, rc;
+
+	xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+	bfd = open(blkdev, O_RDONLY | O_EXCL); /* an exclusive claim, like a mount */
+	if (bfd < 0 && errno == EBUSY)
+		printf("# %s is claimed already (mounted?)\n", blkdev);
+	else
+		check(bfd >= 0, "exclusive_open", "%s", strerror(errno));
+	check(submit(fd, &r, 1, NULL) == -EBUSY, "write_while_claimed_ebusy", NULL);
+	r.op = VNDP_OP_READ;
+	rc = run1(fd, &r, &c);
+	check(rc == 0 && c.error == 0, "read_while_claimed", "rc %d", rc);
+	if (bfd < 0) {
+		close(fd);
+		return;
+	}
+	close(bfd);
+	r.op = VNDP_OP_WRITE;
+	rc = submit(fd, &r, 1, NULL);
+	rc = rc ? rc : reap(fd, &c, 1, 1, 10000, &got);
+	check(rc == 0 && c.error == 0, "write_after_release", "rc %d", rc);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	int fd;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: vndp_check plain|ndp|busy|hold DEV [ARG]\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "hold")) {
+		fd = open_dev(argv[2], O_RDONLY);
+		sleep(argc > 3 ? atoi(argv[3]) : 5);
+		close(fd);
+		return 0;
+	}
+	if (!strcmp(argv[1], "ro")) {
+		struct vndp_dma_alloc da = { .len = 4096 };
+		struct vndp_req r = rw(VNDP_OP_WRITE, 0, 4096, 0);
+		struct vndp_cpl c;
+
+		fd = open_dev(argv[2], O_RDWR);
+		check(xioctl(fd, VNDP_IOC_INFO, &info) == 0 && info.readonly == 1, "info_readonly",
+		      NULL);
+		xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+		check(submit(fd, &r, 1, NULL) == -EROFS, "write_readonly_erofs", NULL);
+		r.op = VNDP_OP_READ;
+		check(run1(fd, &r, &c) == 0 && c.error == 0, "read_readonly_disk", NULL);
+		close(fd);
+		return failed ? 1 : 0;
+	}
+	if (!strcmp(argv[1], "busy") && argc > 3) {
+		busy_checks(argv[2], argv[3]);
+		return failed ? 1 : 0;
+	}
+	fd = open_dev(argv[2], O_RDWR);
+	plain_checks(argv[2], fd);
+	if (!strcmp(argv[1], "ndp") && argc > 3)
+		ndp_checks(argv[2], fd, argv[3]);
+	else
+		no_ndp_checks(fd);
+	munmap(dma, dma_len);
+	close(fd);
+	printf("vndp_check %s %s: %d failed\n", argv[1], argv[2], failed);
+	return failed ? 1 : 0;
+}
