@@ -86,6 +86,13 @@ for dir in "${dirs[@]}"; do
     python3 tests/e2e/test_guest_blk.py --backend rosenbridged \
       --daemon "$dir/app/rosenbridged/rosenbridged"
   run_suite "$kind: e2e (librosen pci:BDF in a QEMU guest)" python3 tests/e2e/test_guest_pci.py --build "$dir"
+  # The guest kernel driver: the module and the guest's tools are the same
+  # for every build, so the release build runs it (ASan cannot see into a
+  # kernel module anyway).
+  if [ "$kind" = build ]; then
+    run_suite "$kind: e2e (virtio_ndp.ko in a QEMU guest)" \
+      python3 tests/e2e/test_guest_ndp_driver.py --build "$dir"
+  fi
 done
 
 # The libFuzzer targets, a fixed number of executions each, when the fuzz
