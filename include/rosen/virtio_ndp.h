@@ -31,10 +31,13 @@ enum {
 	RB_NDP_T_WRITE_ND = RB_NDP_T_BASE + 5,
 	RB_NDP_T_REG_MEM = RB_NDP_T_BASE + 6,
 	RB_NDP_T_UNREG_MEM = RB_NDP_T_BASE + 7,
+	RB_NDP_T_REG_FILE = RB_NDP_T_BASE + 8,   /* version 2 */
+	RB_NDP_T_UNREG_FILE = RB_NDP_T_BASE + 9, /* version 2 */
 };
 
 #define RB_NDP_MAGIC 0x5044534eu /* "NDSP" */
-#define RB_NDP_VERSION 1u
+/* 2: files (REG_FILE/UNREG_FILE, RB_NDP_IO_F_FILE, STALE_LAYOUT, caps). */
+#define RB_NDP_VERSION 2u
 
 /* Program types, named "sq", "cq" and "xrp" everywhere. */
 enum rb_ndp_prog_type {
@@ -66,8 +69,14 @@ struct rb_ndp_probe {
 	rb_ndp_u32 max_data;
 	rb_ndp_u32 max_hops;
 	rb_ndp_u32 prog_types; /* bit n: enum rb_ndp_prog_type n supported */
-	rb_ndp_u32 reserved[7];
+	rb_ndp_u32 caps;       /* RB_NDP_CAP_* */
+	rb_ndp_u32 max_files;  /* registered files per VM */
+	rb_ndp_u32 max_extents; /* extents per registered file */
+	rb_ndp_u32 reserved[4];
 };
+
+/* Capabilities (rb_ndp_probe.caps). */
+#define RB_NDP_CAP_FILES (1u << 0) /* REG_FILE, file requests */
 
 /*
  * LOAD: readable = header, struct rb_ndp_load, then elf_len bytes of ELF;
@@ -109,7 +118,51 @@ struct rb_ndp_io {
 	rb_ndp_u32 scratch_len;
 	rb_ndp_u32 data_len;
 	rb_ndp_u32 max_hops;    /* 0: RB_NDP_DEFAULT_HOPS */
-	rb_ndp_u32 flags;       /* none defined: must be 0 */
+	rb_ndp_u32 flags;       /* RB_NDP_IO_F_*; unknown bits: BAD_REQUEST */
+	rb_ndp_u32 file_key;    /* RB_NDP_IO_F_FILE: the registered file; else 0 */
+};
+
+/*
+ * A file request (RB_NDP_IO_F_FILE): header.sector * 512 is a byte offset
+ * in the file registered as file_key, and so is every offset a program
+ * sees and asks for (xrp next_addr, cq/sq next_off, ctx offset).  The
+ * device translates each I/O through the file's extent map, exactly once;
+ * an I/O crossing an extent boundary is split, one in a hole, past the
+ * file's size or outside its map ends the request with OUT_OF_RANGE.  On
+ * a file request disk_trans only checks: it returns the (file) offset
+ * when the map holds it, -ERANGE otherwise.
+ */
+#define RB_NDP_IO_F_FILE (1u << 0)
+#define RB_NDP_IO_F_KNOWN RB_NDP_IO_F_FILE
+
+/*
+ * REG_FILE: readable = header, struct rb_ndp_reg_file, then n_extents
+ * struct rb_ndp_extent sorted by file_off, not overlapping in the file or
+ * on the disk, each inside the disk, offsets and lengths multiples of 512;
+ * writable = struct rb_ndp_reg_result (the key), status byte.  The map is
+ * the guest's statement of the file's layout: the device trusts it only
+ * as far as the VM's own disk (every I/O is still range-checked against
+ * the disk), so a wrong map can only misdirect the VM's own reads.
+ * UNREG_FILE: readable = header, struct rb_ndp_unreg_file; writable = u32
+ * NDP status, status byte.
+ */
+#define RB_NDP_MAX_FILES 16u        /* registered files per VM */
+#define RB_NDP_MAX_EXTENTS 16384u   /* extents per file */
+
+struct rb_ndp_reg_file {
+	rb_ndp_u64 file_size; /* bytes; I/O past it is OUT_OF_RANGE */
+	rb_ndp_u32 n_extents; /* 1..RB_NDP_MAX_EXTENTS */
+	rb_ndp_u32 flags;     /* none defined: must be 0 */
+};
+
+struct rb_ndp_extent {
+	rb_ndp_u64 file_off;
+	rb_ndp_u64 disk_off;
+	rb_ndp_u64 len;
+};
+
+struct rb_ndp_unreg_file {
+	rb_ndp_u32 key;
 	rb_ndp_u32 reserved;
 };
 
@@ -160,6 +213,8 @@ enum rb_ndp_status {
 	RB_NDP_S_WRONG_TYPE = 10, /* the program's type does not fit the request */
 	RB_NDP_S_NO_MEMORY = 11,  /* REG_MEM: not memory the guest has */
 	RB_NDP_S_READ_ONLY = 12,  /* WRITE_ND on a read-only disk */
+	RB_NDP_S_STALE_LAYOUT = 13, /* file request: the guest driver could not
+	                             * get a stable map of the file's layout */
 };
 
 static inline const char *rb_ndp_status_name(rb_ndp_u32 s)
@@ -178,6 +233,7 @@ static inline const char *rb_ndp_status_name(rb_ndp_u32 s)
 	case RB_NDP_S_WRONG_TYPE: return "wrong-type";
 	case RB_NDP_S_NO_MEMORY: return "no-memory";
 	case RB_NDP_S_READ_ONLY: return "read-only";
+	case RB_NDP_S_STALE_LAYOUT: return "stale-layout";
 	}
 	return "unknown";
 }
