@@ -57,7 +57,11 @@ struct vndp_info {
 	__u64 features;         /* negotiated virtio feature bits */
 	char disk[32];          /* the block device's name, e.g. "vndpa" */
 	__u32 max_io_bytes;     /* largest READ/WRITE len (-E2BIG beyond) */
-	__u32 reserved[7];
+	__u32 ndp_caps;         /* RB_NDP_CAP_* the device reported */
+	__u64 nd_requests;      /* READ_ND/WRITE_ND sent to the device by this
+	                         * disk so far (every file): device round trips */
+	__u32 max_files;        /* registered files per VM (the device's limit) */
+	__u32 reserved[3];
 };
 
 /* VNDP_IOC_DMA_ALLOC: once per open file, before mmap.  len in: bytes
@@ -121,8 +125,10 @@ enum vndp_op {
 	VNDP_OP_WRITE_ND = 5,
 };
 
-/* Request flags.  VNDP_REQ_F_FILE is reserved for NDP on files (the next
- * step): offset is then a file offset in the file registered as file_key. */
+/* Request flags.  VNDP_REQ_F_FILE (READ_ND/WRITE_ND only): offset is a
+ * byte offset in the file this open file registered as file_key
+ * (VNDP_IOC_REG_FILE), and so is every offset the program sees and asks
+ * for; the device translates them through the file's extent map. */
 #define VNDP_REQ_F_FILE (1u << 0)
 #define VNDP_REQ_F_KNOWN 0u     /* flags a request may carry today */
 
@@ -202,6 +208,34 @@ struct vndp_reap {
 	__u32 got;              /* out */
 };
 
+/*
+ * VNDP_IOC_REG_FILE: registers a regular file of an ext4 filesystem
+ * mounted from this disk (or one of its partitions) for file requests.
+ * The driver writes back the file's dirty pages (delayed allocation picks
+ * blocks at writeback), maps it with bmap() (holes, unwritten extents and
+ * unmappable blocks are not readable by programs), adds the partition's
+ * start, compresses the blocks into extents and registers them with the
+ * device; key out.  While a file request runs, the driver holds the
+ * file's inode shared (truncate, hole punching, fallocate, defrag wait for
+ * it) and re-checks the map first (size, blocks, change counter),
+ * refreshing it when the file changed; STALE_LAYOUT when it cannot get a
+ * stable map.  The registration belongs to this open file: UNREG_FILE (key
+ * in) or release ends it.  Refused with an errno: not a regular file or
+ * not on this disk (-EXDEV; tmpfs, another disk, a pipe, a directory:
+ * -EINVAL), a filesystem other than ext4, stacked devices (dm, md, loop),
+ * encrypted, DAX, inline-data or reflinked files (-EOPNOTSUPP), more
+ * extents than the device takes (-E2BIG), an fd not open (-EBADF).
+ */
+struct vndp_reg_file {
+	__s32 fd;               /* in (REG_FILE): an open file on this disk */
+	__u32 flags;            /* must be 0 */
+	__u32 key;              /* out (REG_FILE); in (UNREG_FILE) */
+	__u32 status;           /* out: enum rb_ndp_status */
+	__u64 size;             /* out: the file's size */
+	__u32 n_extents;        /* out: extents registered */
+	__u32 reserved;
+};
+
 #define VNDP_IOC_MAGIC 0xbe
 #define VNDP_IOC_INFO _IOR(VNDP_IOC_MAGIC, 1, struct vndp_info)
 #define VNDP_IOC_DMA_ALLOC _IOWR(VNDP_IOC_MAGIC, 2, struct vndp_dma_alloc)
@@ -211,5 +245,7 @@ struct vndp_reap {
 #define VNDP_IOC_UNREG_MEM _IOWR(VNDP_IOC_MAGIC, 6, struct vndp_reg_mem)
 #define VNDP_IOC_SUBMIT _IOWR(VNDP_IOC_MAGIC, 7, struct vndp_submit)
 #define VNDP_IOC_REAP _IOWR(VNDP_IOC_MAGIC, 8, struct vndp_reap)
+#define VNDP_IOC_REG_FILE _IOWR(VNDP_IOC_MAGIC, 9, struct vndp_reg_file)
+#define VNDP_IOC_UNREG_FILE _IOWR(VNDP_IOC_MAGIC, 10, struct vndp_reg_file)
 
 #endif /* _UAPI_VIRTIO_NDP_DEV_H */
