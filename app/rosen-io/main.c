@@ -31,6 +31,8 @@ static void usage(FILE *f)
 		"                                uio_pci_generic, inside a VM)\n"
 		"     kernel:/dev/virtio-ndp/DISK (a disk bound to the virtio_ndp kernel\n"
 		"                                driver, inside a VM: docs/guest-driver.md)\n"
+		"     file:/mnt/PATH             (a file on such a disk's ext4: NDP with\n"
+		"                                file offsets, plain I/O through the file)\n"
 		"\n"
 		"Commands (OFFSET and LENGTH in bytes, multiples of 512):\n"
 		"  info                    key: value lines: capacity_bytes, block_size,\n"

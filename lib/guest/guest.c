@@ -218,8 +218,11 @@ int rb_guest_open(const char *uri, const struct rb_guest_opts *opts, struct rb_g
 	} else if (!strncmp(uri, "kernel:", 7)) {
 		t = &rb_guest_kernel;
 		addr = uri + 7;
+	} else if (!strncmp(uri, "file:", 5)) {
+		t = &rb_guest_file;
+		addr = uri + 5;
 	} else {
-		rb_guest_seterr("unknown device URI '%s' (use vhost-user:/path/to.sock, pci:0000:00:05.0 or kernel:/dev/virtio-ndp/vdb)",
+		rb_guest_seterr("unknown device URI '%s' (use vhost-user:/path/to.sock, pci:0000:00:05.0, kernel:/dev/virtio-ndp/vndpa or file:/path/on/a/virtio_ndp/disk)",
 				uri);
 		return -EINVAL;
 	}

@@ -119,6 +119,7 @@ struct rb_guest_dev {
 extern const struct rb_guest_transport rb_guest_vhost_user;
 extern const struct rb_guest_transport rb_guest_pci;
 extern const struct rb_guest_transport rb_guest_kernel;
+extern const struct rb_guest_transport rb_guest_file;
 
 void rb_guest_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -6,6 +6,11 @@
  * The kernel owns the rings; requests go down whole (SUBMIT), completions
  * come back in batches (REAP), and buffers live in the DMA area the driver
  * lets us mmap.  It never hands the driver a pointer outside that area.
+ *
+ * `file:PATH` is the same with a file on that disk's filesystem as the
+ * device: the file is registered with the driver (REG_FILE), NDP requests
+ * name it and use file offsets, plain reads and writes go through the
+ * file itself (the guest's normal path).
  */
 #include "guest_internal.h"
 
@@ -21,6 +26,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +46,9 @@ struct kreq {
 
 struct kdev {
 	int fd;
+	int file_fd;       /* file: the registered file (-1: a raw disk) */
+	uint32_t file_key;
+	uint64_t file_size;
 	struct vndp_info info;
 	void *area;
 	size_t area_len;
@@ -89,6 +99,56 @@ static int k_submit_one(struct rb_guest_dev *d, struct kreq *r, struct vndp_req 
 	return 0;
 }
 
+/* A request that is already complete (file: plain I/O) joins its queue's
+ * completion list like one the driver returned. */
+static void complete_now(struct rb_guest_dev *d, struct kreq *r, int error, uint64_t bytes)
+{
+	struct kdev *k = kd(d);
+
+	r->cpl.error = error;
+	r->cpl.bytes = bytes;
+	d->q[r->q].inflight++;
+	pthread_mutex_lock(&k->lock);
+	r->next = NULL;
+	if (k->done_tail[r->q])
+		k->done_tail[r->q]->next = r;
+	else
+		k->done_head[r->q] = r;
+	k->done_tail[r->q] = r;
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* file: plain reads and writes are the file's own (page cache, the
+ * guest's normal path); they complete at once. */
+static int file_io(struct rb_guest_dev *d, struct kreq *r, enum rb_guest_op op, void *buf,
+		   uint64_t offset, size_t len)
+{
+	struct kdev *k = kd(d);
+	ssize_t n = 0;
+	size_t done = 0;
+
+	if (op == RB_GUEST_OP_FLUSH) {
+		complete_now(d, r, fsync(k->file_fd) ? -errno : 0, 0);
+		return 0;
+	}
+	while (done < len) {
+		n = op == RB_GUEST_OP_READ ? pread(k->file_fd, (uint8_t *)buf + done, len - done, (off_t)(offset + done))
+					   : pwrite(k->file_fd, (uint8_t *)buf + done, len - done, (off_t)(offset + done));
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	if (n < 0) {
+		complete_now(d, r, -errno, done);
+	} else {
+		/* Past the end of the file reads as zeros, like a disk. */
+		if (op == RB_GUEST_OP_READ && done < len)
+			memset((uint8_t *)buf + done, 0, len - done);
+		complete_now(d, r, 0, len);
+	}
+	return 0;
+}
+
 static int k_submit(struct rb_guest_dev *d, unsigned q, enum rb_guest_op op, void *buf,
 		    uint64_t offset, size_t len, void *user)
 {
@@ -108,6 +168,8 @@ static int k_submit(struct rb_guest_dev *d, unsigned q, enum rb_guest_op op, voi
 		return -ENOMEM;
 	r->q = q;
 	r->user = user;
+	if (kd(d)->file_fd >= 0)
+		return file_io(d, r, op, buf, offset, len);
 	int rc = k_submit_one(d, r, &req);
 	if (rc)
 		free(r);
@@ -151,6 +213,10 @@ static int k_submit_nd(struct rb_guest_dev *d, unsigned q, bool write, const str
 		.meta_len = nd->meta_len, .scratch_off = area_off(d, scratch),
 		.scratch_len = nd->scratch_len,
 	};
+	if (kd(d)->file_fd >= 0) {
+		req.flags = VNDP_REQ_F_FILE;
+		req.file_key = kd(d)->file_key;
+	}
 	int rc = k_submit_one(d, r, &req);
 	if (rc) {
 		rb_guest_dma_free(d, r->stage);
@@ -368,6 +434,8 @@ static void k_close(struct rb_guest_dev *d)
 
 	if (!k)
 		return;
+	if (k->file_fd >= 0)
+		close(k->file_fd); /* the registration ends with the char device */
 	for (unsigned q = 0; q < RB_GUEST_MAX_QUEUES; q++) {
 		while (k->done_head[q]) {
 			struct kreq *r = k->done_head[q];
@@ -395,6 +463,7 @@ static int k_open(struct rb_guest_dev *d, const char *path)
 		return -ENOMEM;
 	pthread_mutex_init(&k->lock, NULL);
 	d->tp = k;
+	k->file_fd = -1;
 	k->fd = open(path, O_RDWR | O_CLOEXEC);
 	if (k->fd < 0 && (errno == EACCES || errno == EROFS))
 		k->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -469,6 +538,96 @@ static int k_wait_unused(struct rb_guest_dev *d, unsigned q, int timeout_ms)
 	(void)d, (void)q, (void)timeout_ms;
 	return -ENOTSUP;
 }
+
+/* ---- file:PATH ------------------------------------------------------------------ */
+
+/* The char device of the disk holding the file: st_dev names the block
+ * device (a partition or the whole disk); its sysfs path names the disk. */
+static int disk_of(dev_t dev, char *out, size_t outlen)
+{
+	char link[128], target[512];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(dev), minor(dev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = 0;
+	/* .../block/vndpa or .../block/vndpa/vndpa1 */
+	char *blk = strstr(target, "/block/");
+	if (!blk)
+		return -ENODEV;
+	blk += 7;
+	char *slash = strchr(blk, '/');
+	if (slash)
+		*slash = 0;
+	snprintf(out, outlen, "%s/%s", VNDP_DEV_DIR, blk);
+	return 0;
+}
+
+static int f_open(struct rb_guest_dev *d, const char *path)
+{
+	struct stat st;
+	char cdev[256];
+	int fd = open(path, O_RDWR | O_CLOEXEC), rc;
+
+	if (fd < 0 && (errno == EACCES || errno == EROFS))
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		rb_guest_seterr("%s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		rb_guest_seterr("%s: not a regular file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	rc = disk_of(st.st_dev, cdev, sizeof(cdev));
+	if (rc || access(cdev, F_OK)) {
+		rb_guest_seterr("%s is not on a disk driven by virtio_ndp (no %s; docs/guest-driver.md)", path,
+				rc ? "block device in sysfs" : cdev);
+		close(fd);
+		return rc ? rc : -ENODEV;
+	}
+	rc = k_open(d, cdev);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	struct kdev *k = kd(d);
+	struct vndp_reg_file rf = {.fd = fd};
+	if (ioctl(k->fd, VNDP_IOC_REG_FILE, &rf) < 0) {
+		rc = -errno;
+		rb_guest_seterr("%s: the driver did not register the file: %s", path, strerror(errno));
+		close(fd);
+		k_close(d);
+		return rc;
+	}
+	if (rf.status != RB_NDP_S_OK) {
+		rb_guest_seterr("%s: the device did not register the file (%s)", path,
+				rb_ndp_status_name(rf.status));
+		close(fd);
+		k_close(d);
+		return rf.status == RB_NDP_S_LIMIT ? -ENOSPC : -EIO;
+	}
+	k->file_fd = fd;
+	k->file_key = rf.key;
+	k->file_size = rf.size;
+	/* The device is the file: its size, in whole sectors. */
+	d->cfg.capacity = (rf.size + RB_VIRTIO_BLK_SECTOR - 1) / RB_VIRTIO_BLK_SECTOR;
+	return 0;
+}
+
+const struct rb_guest_transport rb_guest_file = {
+	.name = "file",
+	.open = f_open,
+	.close = k_close,
+	.kick = k_kick,
+	.wait = k_wait_unused,
+	.dma_addr = k_dma_addr,
+	.direct = &kernel_direct,
+};
 
 const struct rb_guest_transport rb_guest_kernel = {
 	.name = "kernel",
