@@ -48,6 +48,7 @@ struct vndp_disk {
 	unsigned int sg_elems;  /* data segments per request */
 	unsigned int seg_bytes; /* largest segment (VIRTIO_BLK_F_SIZE_MAX) */
 	unsigned int io_max;    /* largest plain char-device I/O, bytes */
+	unsigned int ring;      /* descriptors per chain: the smallest ring */
 	int index;
 	char name[DISK_NAME_LEN];
 	struct work_struct config_work;
@@ -66,6 +67,14 @@ struct vndp_disk {
 	 * takes it for write to set dead, so no new request starts after. */
 	struct rw_semaphore gate;
 	bool dead;
+	/*
+	 * Open files (struct vndp_file.node): added and removed under gate
+	 * for read plus files_lock, walked by remove under gate for write.
+	 * The device keeps programs and registered memory across a reset,
+	 * so remove gives back what open files own while it still can.
+	 */
+	struct list_head files;
+	spinlock_t files_lock;
 };
 
 /* Per-request driver data (blk-mq pdu). */
@@ -98,12 +107,14 @@ struct vndp_owned {
 
 struct vndp_file {
 	struct vndp_disk *vd;
+	struct list_head node;  /* in vd->files */
 	fmode_t mode;
 	struct mutex lock;      /* ioctls that change the lists or the area */
 	struct vndp_dma *dma;   /* set once by DMA_ALLOC, freed at release */
 	struct list_head progs; /* struct vndp_owned, under lock */
 	struct list_head keys;
 	unsigned int nprogs, nkeys;
+	bool dma_pinned;        /* an UNREG failed: never free the area */
 
 	spinlock_t cpl_lock;    /* done, active, outstanding */
 	struct list_head done;  /* struct vndp_kreq, completed, not reaped */
@@ -160,6 +171,7 @@ long vndp_ioc_unload(struct vndp_file *f, void __user *arg);
 long vndp_ioc_reg_mem(struct vndp_file *f, void __user *arg);
 long vndp_ioc_unreg_mem(struct vndp_file *f, void __user *arg);
 bool vndp_ndp_release(struct vndp_file *f);
+void vndp_ndp_remove(struct vndp_disk *vd);
 
 /* vndp_submit.c: SUBMIT / REAP */
 long vndp_ioc_submit(struct vndp_file *f, void __user *arg);

@@ -67,6 +67,9 @@ static int vndp_req_check(struct vndp_file *f, const struct vndp_dma *dma,
 		return -EBADF;
 	if (r->op == VNDP_OP_FLUSH)
 		return 0;
+	/* Everything else reads the disk (a program's results included). */
+	if (!(f->mode & FMODE_READ))
+		return -EBADF;
 	if (r->op == VNDP_OP_WRITE && get_disk_ro(vd->disk))
 		return -EROFS;
 	if (vndp_op_is_nd(r->op) && !vd->ndp)
@@ -136,7 +139,7 @@ static struct vndp_kreq *vndp_kreq_build(struct vndp_file *f,
 	max = 4 + vndp_segs_max(vd, nd ? r->data_len : r->len, shift) +
 	      vndp_segs_max(vd, r->meta_len, shift) +
 	      2 * vndp_segs_max(vd, r->scratch_len, shift);
-	k = kzalloc(struct_size(k, sg, max), GFP_KERNEL);
+	k = kzalloc(struct_size(k, sg, max), GFP_KERNEL_ACCOUNT);
 	if (!k)
 		return ERR_PTR(-ENOMEM);
 	k->f = f;
@@ -206,8 +209,11 @@ static struct vndp_kreq *vndp_kreq_build(struct vndp_file *f,
 	}
 	if (err)
 		goto fail;
-	/* Data segments beyond what the device takes in one request. */
-	if (n - 1 > vd->sg_elems + 2) {
+	/*
+	 * Data segments beyond what the device takes in one request, or a
+	 * chain (with the status byte) longer than the ring.
+	 */
+	if (n - 1 > vd->sg_elems + 2 || n + 1 > vd->ring) {
 		err = -E2BIG;
 		goto fail;
 	}

@@ -13,6 +13,10 @@
  * writes, mapped with mmap(fd, 0, len) after VNDP_IOC_DMA_ALLOC (MAP_SHARED
  * only; PROT_WRITE needs the file opened O_RDWR, as any shared mapping
  * does: meta and scratch are written there, so NDP users open O_RDWR).
+ * The mapping holds the file: it may outlive close(), and fork() shares
+ * it.  After the disk is removed, calls fail -ENODEV and poll() reports
+ * POLLHUP; completions of requests that were in flight can still be
+ * reaped.
  * The area is made of physically contiguous chunks of info.dma_chunk_bytes;
  * a buffer may span chunks, a REG_MEM region may not (the device registers
  * one contiguous guest-physical range).
@@ -134,7 +138,8 @@ enum vndp_op {
  *             the program), scratch (in and out), data (out: the data
  *             buffer's final contents, data_len bytes).
  *   WRITE_ND: the same; data holds the len bytes to write.
- * Raw writes (WRITE, WRITE_ND) need the file opened for writing (-EBADF)
+ * Raw writes (WRITE, WRITE_ND) need the file opened for writing, every op
+ * but FLUSH for reading (-EBADF)
  * and are refused with -EBUSY while the disk or a partition of it is
  * mounted or otherwise claimed (an O_EXCL open); a plain WRITE to a
  * read-only disk is -EROFS (WRITE_ND: the device answers READ_ONLY).
