@@ -35,7 +35,7 @@
 /* One virtqueue and the lock that serialises adding to it. */
 struct vndp_vq {
 	struct virtqueue *vq;
-	spinlock_t lock;
+	spinlock_t lock;        /* adding to vq, kick_prepare, get_buf */
 	char name[16];
 } ____cacheline_aligned_in_smp;
 
@@ -64,7 +64,8 @@ struct vndp_disk {
 	struct device cdev_dev;
 	struct cdev cdev;
 	/* Held for read while a char-device call uses the queue; remove
-	 * takes it for write to set dead, so no new request starts after. */
+	 * takes it for write to set dead, so no new request starts after.
+	 */
 	struct rw_semaphore gate;
 	bool dead;
 	/*
@@ -74,7 +75,7 @@ struct vndp_disk {
 	 * so remove gives back what open files own while it still can.
 	 */
 	struct list_head files;
-	spinlock_t files_lock;
+	spinlock_t files_lock;  /* files, between concurrent open/release */
 };
 
 /* Per-request driver data (blk-mq pdu). */
@@ -83,7 +84,8 @@ struct vndp_cmd {
 	struct virtio_blk_discard_write_zeroes range;
 	u8 status;
 	/* Passthrough (REQ_OP_DRV_*): the caller's device-readable and
-	 * device-writable lists (header included, status excluded). */
+	 * device-writable lists (header included, status excluded).
+	 */
 	struct scatterlist *pt_out;
 	struct scatterlist *pt_in;
 	struct scatterlist sg[];

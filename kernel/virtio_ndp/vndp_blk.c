@@ -223,7 +223,8 @@ int vndp_exec_sync(struct vndp_disk *vd, struct scatterlist *out,
 }
 
 /* Queues one driver-built request; end_io runs on completion (any
- * context) and must return RQ_END_IO_FREE. */
+ * context) and must return RQ_END_IO_FREE.
+ */
 int vndp_exec_async(struct vndp_disk *vd, struct scatterlist *out,
 		    struct scatterlist *in, bool write, rq_end_io_fn *end_io,
 		    void *data)

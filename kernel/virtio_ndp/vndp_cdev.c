@@ -147,6 +147,7 @@ out:
 static int vndp_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct vndp_file *f = file->private_data;
+	/* Pairs with smp_store_release() in vndp_ioc_dma_alloc(). */
 	struct vndp_dma *dma = smp_load_acquire(&f->dma);
 	unsigned long addr = vma->vm_start, len = vma->vm_end - vma->vm_start;
 	u64 off = (u64)vma->vm_pgoff << PAGE_SHIFT;

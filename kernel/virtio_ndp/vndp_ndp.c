@@ -388,6 +388,7 @@ long vndp_ioc_reg_mem(struct vndp_file *f, void __user *arg)
 	err = vndp_enter_ndp(vd);
 	if (err)
 		return err;
+	/* Pairs with smp_store_release() in vndp_ioc_dma_alloc(). */
 	dma = smp_load_acquire(&f->dma);
 	err = -EINVAL;
 	if (!vndp_dma_range_ok(dma, a.dma_off, a.len))

@@ -246,7 +246,8 @@ static void vndp_kreq_complete(struct vndp_kreq *k)
 		c->bytes = k->req.len;
 	}
 	/* Release waits for active == 0 and then takes this lock once, so
-	 * nothing here touches f after the unlock. */
+	 * nothing here touches f after the unlock.
+	 */
 	spin_lock_irqsave(&f->cpl_lock, flags);
 	list_add_tail(&k->node, &f->done);
 	f->active--;
@@ -361,6 +362,7 @@ static int vndp_submit_prepare(struct vndp_file *f, const struct vndp_req *r,
 			       unsigned int *bad)
 {
 	struct vndp_disk *vd = f->vd;
+	/* Pairs with smp_store_release() in vndp_ioc_dma_alloc(). */
 	struct vndp_dma *dma = smp_load_acquire(&f->dma);
 	struct address_space *mapping = vndp_mapping(vd);
 	bool reads = false;
@@ -405,7 +407,8 @@ static int vndp_submit_prepare(struct vndp_file *f, const struct vndp_req *r,
 	}
 	*bad = 0;
 	/* Reads see what was written through the page cache; hops may go
-	 * anywhere, so the whole disk. */
+	 * anywhere, so the whole disk.
+	 */
 	return reads ? filemap_write_and_wait(mapping) : 0;
 }
 
@@ -467,7 +470,8 @@ long vndp_ioc_submit(struct vndp_file *f, void __user *arg)
 				      vndp_kreq_end_io, k[i]);
 		if (err) {
 			/* Only when the queue is going away: the request
-			 * still completes, with the error. */
+			 * still completes, with the error.
+			 */
 			k[i]->blk_err = err;
 			if (k[i]->claim)
 				queue_work(vndp_wq, &k[i]->work);

@@ -267,7 +267,8 @@ static void plain_checks(const char *dev, int fd)
 	check(rc == 0 && c[0].error == 0, "read_readonly_open", "rc %d", rc);
 	{
 		/* A shared read-only mapping of a read-only open: zeroed pages
-		 * (no writable one: the file is not open for writing). */
+		 * (no writable one: the file is not open for writing).
+		 */
 		uint8_t *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, ro, 0);
 		int zero = p != MAP_FAILED;
 
@@ -454,7 +455,8 @@ static void ndp_checks(const char *dev, int fd, const char *obj)
 	      "read_nd_hop_limit", "rc %d status %u hops %u", rc, c[0].status, c[0].hops);
 	{
 		/* UNLOAD racing a long READ_ND of the same program: the
-		 * request completes with a status, UNLOAD succeeds. */
+		 * request completes with a status, UNLOAD succeeds.
+		 */
 		struct timespec t0, t1;
 		unsigned int got = 0;
 		int urc, rrc;
@@ -478,7 +480,8 @@ static void ndp_checks(const char *dev, int fd, const char *obj)
 	}
 	{
 		/* A file closed with a long READ_ND of its own program in
-		 * flight: release waits for it, then unloads. */
+		 * flight: release waits for it, then unloads.
+		 */
 		struct vndp_dma_alloc da = { .len = 65536 };
 		int fd3 = open_dev(dev, O_RDWR);
 
@@ -788,9 +791,8 @@ static void unbind_checks(const char *dev, const char *obj)
 		pthread_create(&th, NULL, stuck_load_thread, &sl);
 		pfd.fd = uffd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 5000) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg)) {
+		if (poll(&pfd, 1, 5000) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg))
 			printf("# the LOAD did not fault\n");
-		}
 	} else {
 		printf("# no userfaultfd: %s\n", strerror(errno));
 	}

@@ -69,7 +69,8 @@ struct vndp_info {
  * rounded up to whole chunks, except that a last partial chunk is rounded
  * up to a power of two of pages only (chunk k always starts at
  * k * dma_chunk_bytes).  -EBUSY when the file has one already, -ENOMEM
- * when the guest has no contiguous memory left.  Zero-filled. */
+ * when the guest has no contiguous memory left.  Zero-filled.
+ */
 struct vndp_dma_alloc {
 	__u64 len;
 	__u32 flags;            /* must be 0 */
@@ -81,7 +82,8 @@ struct vndp_dma_alloc {
  * with handle set, RB_NDP_S_REJECTED with the verifier's log, ...);
  * -errno for bad arguments (-EFAULT, -EINVAL, -E2BIG), -EOPNOTSUPP on a
  * device without NDP, -EIO when the device failed the request.  The
- * program belongs to this open file. */
+ * program belongs to this open file.
+ */
 struct vndp_load {
 	__u64 elf_ptr;          /* user pointer to the object */
 	__u32 elf_len;          /* <= info.max_elf_bytes */
@@ -97,7 +99,8 @@ struct vndp_load {
 };
 
 /* VNDP_IOC_UNLOAD: a program this file loaded.  -ENOENT for a handle it
- * does not own (another file's, or stale). */
+ * does not own (another file's, or stale).
+ */
 struct vndp_unload {
 	__u32 handle;
 	__u32 flags;            /* must be 0 */
@@ -107,7 +110,8 @@ struct vndp_unload {
 
 /* VNDP_IOC_REG_MEM: [dma_off, dma_off + len) of this file's DMA area,
  * inside one chunk, registered with the device; programs reach it with
- * the mem_trans helper under `key`.  VNDP_IOC_UNREG_MEM: by key. */
+ * the mem_trans helper under `key`.  VNDP_IOC_UNREG_MEM: by key.
+ */
 struct vndp_reg_mem {
 	__u64 dma_off;
 	__u64 len;
@@ -126,7 +130,8 @@ enum vndp_op {
 };
 
 /* Request flags.  VNDP_REQ_F_FILE is reserved for NDP on files (the next
- * step): offset is then a file offset in the file registered as file_key. */
+ * step): offset is then a file offset in the file registered as file_key.
+ */
 #define VNDP_REQ_F_FILE (1u << 0)
 #define VNDP_REQ_F_KNOWN 0u     /* flags a request may carry today */
 
@@ -173,7 +178,8 @@ struct vndp_req {
 
 /* VNDP_IOC_SUBMIT: reqs[0..nr) all validated, then all queued (or none:
  * the ioctl fails with the first bad request's errno and its index in
- * `done`).  -EAGAIN when they would exceed VNDP_MAX_INFLIGHT. */
+ * `done`).  -EAGAIN when they would exceed VNDP_MAX_INFLIGHT.
+ */
 struct vndp_submit {
 	__u64 reqs_ptr;         /* struct vndp_req[nr] */
 	__u32 nr;               /* 1..VNDP_MAX_BATCH */
@@ -198,7 +204,8 @@ struct vndp_cpl {
  * came in time (got may still be > 0: read it even then).  -EINVAL for
  * max == 0, min > max, or min above the requests outstanding (submitted,
  * not reaped: they could never come); -EINTR on a signal; -EFAULT leaves
- * the completions queued. */
+ * the completions queued.
+ */
 struct vndp_reap {
 	__u64 cpls_ptr;         /* struct vndp_cpl[max] */
 	__u32 max;
