@@ -35,7 +35,7 @@
 /* One virtqueue and the lock that serialises adding to it. */
 struct vndp_vq {
 	struct virtqueue *vq;
-	spinlock_t lock;
+	spinlock_t lock;        /* adding to vq, kick_prepare, get_buf */
 	char name[16];
 } ____cacheline_aligned_in_smp;
 
@@ -48,6 +48,7 @@ struct vndp_disk {
 	unsigned int sg_elems;  /* data segments per request */
 	unsigned int seg_bytes; /* largest segment (VIRTIO_BLK_F_SIZE_MAX) */
 	unsigned int io_max;    /* largest plain char-device I/O, bytes */
+	unsigned int ring;      /* descriptors per chain: the smallest ring */
 	int index;
 	char name[DISK_NAME_LEN];
 	struct work_struct config_work;
@@ -63,9 +64,18 @@ struct vndp_disk {
 	struct device cdev_dev;
 	struct cdev cdev;
 	/* Held for read while a char-device call uses the queue; remove
-	 * takes it for write to set dead, so no new request starts after. */
+	 * takes it for write to set dead, so no new request starts after.
+	 */
 	struct rw_semaphore gate;
 	bool dead;
+	/*
+	 * Open files (struct vndp_file.node): added and removed under gate
+	 * for read plus files_lock, walked by remove under gate for write.
+	 * The device keeps programs and registered memory across a reset,
+	 * so remove gives back what open files own while it still can.
+	 */
+	struct list_head files;
+	spinlock_t files_lock;  /* files, between concurrent open/release */
 };
 
 /* Per-request driver data (blk-mq pdu). */
@@ -74,7 +84,8 @@ struct vndp_cmd {
 	struct virtio_blk_discard_write_zeroes range;
 	u8 status;
 	/* Passthrough (REQ_OP_DRV_*): the caller's device-readable and
-	 * device-writable lists (header included, status excluded). */
+	 * device-writable lists (header included, status excluded).
+	 */
 	struct scatterlist *pt_out;
 	struct scatterlist *pt_in;
 	struct scatterlist sg[];
@@ -98,12 +109,14 @@ struct vndp_owned {
 
 struct vndp_file {
 	struct vndp_disk *vd;
+	struct list_head node;  /* in vd->files */
 	fmode_t mode;
 	struct mutex lock;      /* ioctls that change the lists or the area */
 	struct vndp_dma *dma;   /* set once by DMA_ALLOC, freed at release */
 	struct list_head progs; /* struct vndp_owned, under lock */
 	struct list_head keys;
 	unsigned int nprogs, nkeys;
+	bool dma_pinned;        /* an UNREG failed: never free the area */
 
 	spinlock_t cpl_lock;    /* done, active, outstanding */
 	struct list_head done;  /* struct vndp_kreq, completed, not reaped */
@@ -160,6 +173,7 @@ long vndp_ioc_unload(struct vndp_file *f, void __user *arg);
 long vndp_ioc_reg_mem(struct vndp_file *f, void __user *arg);
 long vndp_ioc_unreg_mem(struct vndp_file *f, void __user *arg);
 bool vndp_ndp_release(struct vndp_file *f);
+void vndp_ndp_remove(struct vndp_disk *vd);
 
 /* vndp_submit.c: SUBMIT / REAP */
 long vndp_ioc_submit(struct vndp_file *f, void __user *arg);

@@ -223,7 +223,8 @@ int vndp_exec_sync(struct vndp_disk *vd, struct scatterlist *out,
 }
 
 /* Queues one driver-built request; end_io runs on completion (any
- * context) and must return RQ_END_IO_FREE. */
+ * context) and must return RQ_END_IO_FREE.
+ */
 int vndp_exec_async(struct vndp_disk *vd, struct scatterlist *out,
 		    struct scatterlist *in, bool write, rq_end_io_fn *end_io,
 		    void *data)
@@ -412,9 +413,13 @@ static void vndp_del_vqs(struct vndp_disk *vd)
 /* Segment limits: the device's, and a chain no longer than the ring. */
 static void vndp_read_seg_limits(struct vndp_disk *vd)
 {
-	unsigned int ring = virtqueue_get_vring_size(vd->vqs[0].vq);
+	unsigned int i, ring = virtqueue_get_vring_size(vd->vqs[0].vq);
 	u32 v;
 
+	for (i = 1; i < vd->num_vqs; i++)
+		ring = min(ring, virtqueue_get_vring_size(vd->vqs[i].vq));
+	/* No chain may be longer than the ring, indirect or not. */
+	vd->ring = ring;
 	if (virtio_cread_feature(vd->vdev, VIRTIO_BLK_F_SEG_MAX,
 				 struct virtio_blk_config, seg_max, &v) || !v)
 		v = 1;
@@ -483,6 +488,8 @@ static int vndp_probe(struct virtio_device *vdev)
 	vd->vdev = vdev;
 	vdev->priv = vd;
 	init_rwsem(&vd->gate);
+	INIT_LIST_HEAD(&vd->files);
+	spin_lock_init(&vd->files_lock);
 	INIT_WORK(&vd->config_work, vndp_config_work);
 	vndp_disk_name(index, vd->name);
 	err = dev_set_name(&vd->cdev_dev, "%s", vd->name);

@@ -89,7 +89,7 @@ static struct vndp_dma *vndp_dma_alloc(u64 len)
 	unsigned int i, nchunks = DIV_ROUND_UP_ULL(size, chunk_bytes);
 	struct vndp_dma *dma;
 
-	dma = kzalloc(struct_size(dma, chunk, nchunks), GFP_KERNEL);
+	dma = kzalloc(struct_size(dma, chunk, nchunks), GFP_KERNEL_ACCOUNT);
 	if (!dma)
 		return NULL;
 	dma->nchunks = nchunks;
@@ -99,7 +99,7 @@ static struct vndp_dma *vndp_dma_alloc(u64 len)
 		unsigned int order = get_order(min(left, chunk_bytes));
 
 		/* Zeroed: the pages go to user space and to the device. */
-		dma->chunk[i].page = alloc_pages(GFP_KERNEL | __GFP_ZERO |
+		dma->chunk[i].page = alloc_pages(GFP_KERNEL_ACCOUNT | __GFP_ZERO |
 						 __GFP_NOWARN, order);
 		if (!dma->chunk[i].page) {
 			vndp_dma_free(dma);
@@ -147,14 +147,19 @@ out:
 static int vndp_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct vndp_file *f = file->private_data;
+	/* Pairs with smp_store_release() in vndp_ioc_dma_alloc(). */
 	struct vndp_dma *dma = smp_load_acquire(&f->dma);
 	unsigned long addr = vma->vm_start, len = vma->vm_end - vma->vm_start;
 	u64 off = (u64)vma->vm_pgoff << PAGE_SHIFT;
 
 	if (!dma)
 		return -ENXIO;
-	/* Private mappings of these pages would copy on write. */
-	if (!(vma->vm_flags & VM_SHARED))
+	/*
+	 * Private mappings of these pages would copy on write.  VM_MAYSHARE,
+	 * not VM_SHARED: a MAP_SHARED mapping of a file opened read-only has
+	 * only the former (and no VM_MAYWRITE, so mprotect cannot add write).
+	 */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (!vndp_dma_range_ok(dma, off, len))
 		return -EINVAL;
@@ -255,6 +260,9 @@ static __poll_t vndp_poll(struct file *file, poll_table *wait)
 	if (!list_empty(&f->done))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	spin_unlock_irqrestore(&f->cpl_lock, flags);
+	/* The disk is gone (remove wakes us): nothing new will come. */
+	if (READ_ONCE(f->vd->dead))
+		mask |= EPOLLHUP;
 	return mask;
 }
 
@@ -273,8 +281,6 @@ static int vndp_open(struct inode *inode, struct file *file)
 		return -ENODEV;
 	}
 	get_device(&vd->cdev_dev);
-	up_read(&vd->gate);
-
 	f->vd = vd;
 	f->mode = file->f_mode;
 	mutex_init(&f->lock);
@@ -283,6 +289,11 @@ static int vndp_open(struct inode *inode, struct file *file)
 	spin_lock_init(&f->cpl_lock);
 	INIT_LIST_HEAD(&f->done);
 	init_waitqueue_head(&f->wq);
+	spin_lock(&vd->files_lock);
+	list_add(&f->node, &vd->files);
+	spin_unlock(&vd->files_lock);
+	up_read(&vd->gate);
+
 	file->private_data = f;
 	return nonseekable_open(inode, file);
 }
@@ -337,7 +348,8 @@ void vndp_cdev_del(struct vndp_disk *vd)
 {
 	/* After this no char-device call starts a request. */
 	down_write(&vd->gate);
-	vd->dead = true;
+	WRITE_ONCE(vd->dead, true);
+	vndp_ndp_remove(vd);
 	up_write(&vd->gate);
 	cdev_device_del(&vd->cdev, &vd->cdev_dev);
 }

@@ -209,6 +209,9 @@ static int vndp_load_send(struct vndp_disk *vd, struct vndp_load_bufs *b,
 	size_t off;
 	int st;
 
+	/* With the status byte; only a device with a small size_max. */
+	if (nout + nin + 1 > vd->ring)
+		return -E2BIG;
 	b->sg = kcalloc(nout + nin, sizeof(*b->sg), GFP_KERNEL);
 	if (!b->sg)
 		return -ENOMEM;
@@ -246,41 +249,48 @@ long vndp_ioc_load(struct vndp_file *f, void __user *arg)
 		return -E2BIG;
 	log_len = a.log_ptr ? a.log_len : 0;
 
+	/* vd->ndp and vd->probe are set at probe and never change. */
+	if (READ_ONCE(vd->dead))
+		return -ENODEV;
+	if (!vd->ndp)
+		return -EOPNOTSUPP;
+	if (a.elf_len > vd->probe.max_elf_bytes)
+		return -E2BIG;
+	if (a.prog_type < RB_NDP_PROG_SQ || a.prog_type > 31 ||
+	    !(vd->probe.prog_types & (1u << a.prog_type)))
+		return -EINVAL;
+
+	/*
+	 * The object is copied before the gate is taken: a fault on user
+	 * memory may take as long as user space likes (userfaultfd, FUSE),
+	 * and remove must never wait for it.
+	 */
+	err = -ENOMEM;
+	b.c = vndp_ctl_new(vd, RB_NDP_T_LOAD);
+	b.elf_len = a.elf_len;
+	b.elf = alloc_pages_exact(b.elf_len, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (log_len)
+		b.log = kzalloc(log_len, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!b.c || !b.elf || (log_len && !b.log))
+		goto out_free_bufs;
+	err = -EFAULT;
+	if (copy_from_user(b.elf, u64_to_user_ptr(a.elf_ptr), a.elf_len))
+		goto out_free_bufs;
+	b.c->in.load.prog_type = vndp_le32(a.prog_type);
+	b.c->in.load.elf_len = vndp_le32(a.elf_len);
+	memcpy(b.c->in.load.section, a.section, sizeof(a.section));
+
 	err = vndp_enter_ndp(vd);
 	if (err)
-		return err;
-	if (a.elf_len > vd->probe.max_elf_bytes) {
-		err = -E2BIG;
-		goto out_gate;
-	}
-	if (a.prog_type < RB_NDP_PROG_SQ || a.prog_type > 31 ||
-	    !(vd->probe.prog_types & (1u << a.prog_type))) {
-		err = -EINVAL;
-		goto out_gate;
-	}
+		goto out_free_bufs;
 	o = vndp_owned_reserve(f, &f->nprogs);
 	if (!o) {
 		err = -ENOSPC;
 		goto out_gate;
 	}
-	err = -ENOMEM;
-	b.c = vndp_ctl_new(vd, RB_NDP_T_LOAD);
-	b.elf_len = a.elf_len;
-	b.elf = alloc_pages_exact(b.elf_len, GFP_KERNEL | __GFP_NOWARN);
-	if (log_len)
-		b.log = kzalloc(log_len, GFP_KERNEL | __GFP_NOWARN);
-	if (!b.c || !b.elf || (log_len && !b.log))
-		goto out_free;
-	err = -EFAULT;
-	if (copy_from_user(b.elf, u64_to_user_ptr(a.elf_ptr), a.elf_len))
-		goto out_free;
-	b.c->in.load.prog_type = vndp_le32(a.prog_type);
-	b.c->in.load.elf_len = vndp_le32(a.elf_len);
-	memcpy(b.c->in.load.section, a.section, sizeof(a.section));
-
 	err = vndp_load_send(vd, &b, log_len);
 	if (err)
-		goto out_free;
+		goto out_unreserve;
 	a.status = vndp_le32(b.c->out.load.status);
 	a.handle = 0;
 	if (log_len) {
@@ -294,7 +304,7 @@ long vndp_ioc_load(struct vndp_file *f, void __user *arg)
 		vndp_owned_commit(f, &f->progs, o, a.handle);
 		o = NULL;
 	}
-out_free:
+out_unreserve:
 	if (o)
 		vndp_owned_unreserve(f, &f->nprogs, o);
 out_gate:
@@ -307,6 +317,7 @@ out_gate:
 		else if (copy_to_user(arg, &a, sizeof(a)))
 			err = -EFAULT;
 	}
+out_free_bufs:
 	vndp_load_free(&b);
 	return err;
 }
@@ -377,6 +388,7 @@ long vndp_ioc_reg_mem(struct vndp_file *f, void __user *arg)
 	err = vndp_enter_ndp(vd);
 	if (err)
 		return err;
+	/* Pairs with smp_store_release() in vndp_ioc_dma_alloc(). */
 	dma = smp_load_acquire(&f->dma);
 	err = -EINVAL;
 	if (!vndp_dma_range_ok(dma, a.dma_off, a.len))
@@ -464,20 +476,18 @@ out:
 }
 
 /*
- * Release: unload every program and unregister every range the file still
- * owns.  Returns true when a range may still be registered (the device
- * failed the UNREG), so the caller must not free its memory.
+ * Unloads every program and unregisters every range f owns, on a live NDP
+ * device, with vd->gate held (for write, or for read by f's release).
+ * Returns true when a range may still be registered (the device failed
+ * the UNREG), so the area must never be freed.
  */
-bool vndp_ndp_release(struct vndp_file *f)
+static bool vndp_ndp_drop(struct vndp_file *f, bool live)
 {
 	struct vndp_disk *vd = f->vd;
 	struct vndp_owned *o, *t;
 	bool registered = false;
-	bool live;
 	u32 st;
 
-	down_read(&vd->gate);
-	live = !vd->dead && vd->ndp;
 	list_for_each_entry_safe(o, t, &f->progs, node) {
 		if (live && vndp_send_unload(vd, o->id, &st))
 			pr_warn("%s: could not unload program %u\n", vd->name,
@@ -486,14 +496,50 @@ bool vndp_ndp_release(struct vndp_file *f)
 		kfree(o);
 	}
 	list_for_each_entry_safe(o, t, &f->keys, node) {
-		/* A removed device reads no memory any more. */
 		if (live && vndp_send_unreg(vd, o->id, &st))
 			registered = true;
 		list_del(&o->node);
 		kfree(o);
 	}
-	up_read(&vd->gate);
 	f->nprogs = 0;
 	f->nkeys = 0;
 	return registered;
+}
+
+/*
+ * Release: what the file still owns goes (unless remove took it already),
+ * and the file leaves the disk's list.  Returns true when the DMA area
+ * must not be freed.
+ */
+bool vndp_ndp_release(struct vndp_file *f)
+{
+	struct vndp_disk *vd = f->vd;
+
+	down_read(&vd->gate);
+	if (vndp_ndp_drop(f, !vd->dead && vd->ndp))
+		f->dma_pinned = true;
+	spin_lock(&vd->files_lock);
+	list_del(&f->node);
+	spin_unlock(&vd->files_lock);
+	up_read(&vd->gate);
+	return f->dma_pinned;
+}
+
+/*
+ * Remove, with vd->gate held for write and dead set, before the queue goes:
+ * the device keeps programs and registered memory across a reset, so every
+ * open file's are given back now (requests still in flight keep what they
+ * use on the device; the DMA area itself lives until the file's release).
+ * Pollers are woken to see the disk gone.
+ */
+void vndp_ndp_remove(struct vndp_disk *vd)
+{
+	struct vndp_file *f;
+
+	lockdep_assert_held_write(&vd->gate);
+	list_for_each_entry(f, &vd->files, node) {
+		if (vndp_ndp_drop(f, vd->ndp))
+			f->dma_pinned = true;
+		wake_up(&f->wq);
+	}
 }

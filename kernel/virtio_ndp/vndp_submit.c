@@ -67,6 +67,9 @@ static int vndp_req_check(struct vndp_file *f, const struct vndp_dma *dma,
 		return -EBADF;
 	if (r->op == VNDP_OP_FLUSH)
 		return 0;
+	/* Everything else reads the disk (a program's results included). */
+	if (!(f->mode & FMODE_READ))
+		return -EBADF;
 	if (r->op == VNDP_OP_WRITE && get_disk_ro(vd->disk))
 		return -EROFS;
 	if (vndp_op_is_nd(r->op) && !vd->ndp)
@@ -136,7 +139,7 @@ static struct vndp_kreq *vndp_kreq_build(struct vndp_file *f,
 	max = 4 + vndp_segs_max(vd, nd ? r->data_len : r->len, shift) +
 	      vndp_segs_max(vd, r->meta_len, shift) +
 	      2 * vndp_segs_max(vd, r->scratch_len, shift);
-	k = kzalloc(struct_size(k, sg, max), GFP_KERNEL);
+	k = kzalloc(struct_size(k, sg, max), GFP_KERNEL_ACCOUNT);
 	if (!k)
 		return ERR_PTR(-ENOMEM);
 	k->f = f;
@@ -206,8 +209,11 @@ static struct vndp_kreq *vndp_kreq_build(struct vndp_file *f,
 	}
 	if (err)
 		goto fail;
-	/* Data segments beyond what the device takes in one request. */
-	if (n - 1 > vd->sg_elems + 2) {
+	/*
+	 * Data segments beyond what the device takes in one request, or a
+	 * chain (with the status byte) longer than the ring.
+	 */
+	if (n - 1 > vd->sg_elems + 2 || n + 1 > vd->ring) {
 		err = -E2BIG;
 		goto fail;
 	}
@@ -240,7 +246,8 @@ static void vndp_kreq_complete(struct vndp_kreq *k)
 		c->bytes = k->req.len;
 	}
 	/* Release waits for active == 0 and then takes this lock once, so
-	 * nothing here touches f after the unlock. */
+	 * nothing here touches f after the unlock.
+	 */
 	spin_lock_irqsave(&f->cpl_lock, flags);
 	list_add_tail(&k->node, &f->done);
 	f->active--;
@@ -355,6 +362,7 @@ static int vndp_submit_prepare(struct vndp_file *f, const struct vndp_req *r,
 			       unsigned int *bad)
 {
 	struct vndp_disk *vd = f->vd;
+	/* Pairs with smp_store_release() in vndp_ioc_dma_alloc(). */
 	struct vndp_dma *dma = smp_load_acquire(&f->dma);
 	struct address_space *mapping = vndp_mapping(vd);
 	bool reads = false;
@@ -399,7 +407,8 @@ static int vndp_submit_prepare(struct vndp_file *f, const struct vndp_req *r,
 	}
 	*bad = 0;
 	/* Reads see what was written through the page cache; hops may go
-	 * anywhere, so the whole disk. */
+	 * anywhere, so the whole disk.
+	 */
 	return reads ? filemap_write_and_wait(mapping) : 0;
 }
 
@@ -461,7 +470,8 @@ long vndp_ioc_submit(struct vndp_file *f, void __user *arg)
 				      vndp_kreq_end_io, k[i]);
 		if (err) {
 			/* Only when the queue is going away: the request
-			 * still completes, with the error. */
+			 * still completes, with the error.
+			 */
 			k[i]->blk_err = err;
 			if (k[i]->claim)
 				queue_work(vndp_wq, &k[i]->work);

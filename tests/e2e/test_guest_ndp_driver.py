@@ -24,7 +24,8 @@ qemu-storage-daemon a fourth; the guest tells them apart by size:
                EOPNOTSUPP (vndp_check plain).
   SCR  16 MiB  scratch for the driver's own checks (vndp_check ndp, busy:
                kernel/virtio_ndp/tests/vndp_check.c, which writes where it
-               likes).
+               likes); last, vndp_check unbind unbinds it under an open
+               file and binds it again.
 Then rmmod is refused while a char device is open, works once everything
 is closed, and insmod brings the disks back.  The guest boots with
 panic_on_warn=1 oops=panic; any BUG/WARNING/Oops in its log fails the test.
@@ -297,6 +298,10 @@ $RIO kernel:/dev/virtio-ndp/$QSD info > /tmp/qinfo 2>&1; cat /tmp/qinfo
 check qsd-info-no-ndp grep -q "ndp: no" /tmp/qinfo
 $RIO kernel:/dev/virtio-ndp/$QSD ndp-load /lib/rosen/bpfkv_xrp_lookup.o bpfkv_xrp_lookup xrp > /tmp/qload 2>&1; cat /tmp/qload
 check qsd-ndp-eopnotsupp grep -qi "not supported\|virtio-ndp" /tmp/qload
+
+# --- the scratch disk unbound under an open file (requests in flight, a
+# mapping kept by a child, a LOAD stuck in a user fault), then bound again ---
+vndp_check unbind /dev/virtio-ndp/$SCR /lib/rosen/ndp_progs.o || E2E_FAILED=$((E2E_FAILED + 1))
 
 # --- rmmod while in use, then rmmod and insmod again ---
 exec 3< /dev/virtio-ndp/$KVD

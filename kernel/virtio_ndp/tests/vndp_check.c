@@ -8,13 +8,20 @@
  *   vndp_check busy DEV BLKDEV    raw writes refused while BLKDEV is claimed
  *   vndp_check hold DEV SECONDS   keeps DEV open (for the rmmod check)
  *   vndp_check ro DEV             a read-only disk: INFO says so, WRITE -EROFS
+ *   vndp_check unbind DEV OBJ     the disk unbound (and bound again) under an
+ *                                 open file with requests in flight, a
+ *                                 mapping kept by a child, a LOAD stuck in
+ *                                 a user fault, the device's tables full
  *
  * Prints "ROSEN-E2E-CHECK: PASS|FAIL name" per check; exits 1 if any failed.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +30,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
 
 #include <rosen/virtio_ndp.h>
 #include "uapi/virtio_ndp_dev.h"
@@ -254,9 +265,83 @@ static void plain_checks(const char *dev, int fd)
 	r[0] = rw(VNDP_OP_READ, 0, 4096, 0);
 	rc = run1(ro, r, c);
 	check(rc == 0 && c[0].error == 0, "read_readonly_open", "rc %d", rc);
+	{
+		/* A shared read-only mapping of a read-only open: zeroed pages
+		 * (no writable one: the file is not open for writing).
+		 */
+		uint8_t *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, ro, 0);
+		int zero = p != MAP_FAILED;
+
+		for (i = 0; zero && i < 4096; i++)
+			zero = p[i] == 0;
+		check(p != MAP_FAILED && zero, "mmap_readonly_open_zeroed", "%s",
+		      p == MAP_FAILED ? strerror(errno) : "not zeroed");
+		if (p != MAP_FAILED)
+			munmap(p, 4096);
+		check(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0) == MAP_FAILED &&
+		      errno == EACCES, "mmap_readonly_open_no_write", "%s", strerror(errno));
+	}
 	/* Closed with a request in flight: release waits for it. */
 	submit(ro, r, 1, NULL);
 	close(ro);
+
+	/* A write-only open can neither read nor map. */
+	ro = open_dev(dev, O_WRONLY);
+	da.len = 4096;
+	rc = xioctl(ro, VNDP_IOC_DMA_ALLOC, &da);
+	r[0] = rw(VNDP_OP_READ, 0, 4096, 0);
+	rc = rc ? rc : submit(ro, r, 1, &done);
+	check(rc == -EBADF, "read_writeonly_open_ebadf", "rc %d", rc);
+	close(ro);
+}
+
+/*
+ * The DMA area's mapping outlives close(), and a forked child shares it:
+ * the pages stay until the last mapping goes, with a request in flight
+ * when the parent closes.
+ */
+static void lifetime_checks(const char *dev)
+{
+	struct vndp_dma_alloc da = { .len = 65536 };
+	struct vndp_req r = rw(VNDP_OP_READ, 0, 4096, 32768);
+	int fd = open_dev(dev, O_RDWR), p[2], st = -1, rc;
+	uint8_t *m;
+	pid_t pid;
+	char go;
+
+	rc = xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+	m = rc ? MAP_FAILED : mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED || pipe(p)) {
+		check(0, "mmap_outlives_close", "rc %d %s", rc, strerror(errno));
+		close(fd);
+		return;
+	}
+	fill(m, 4096, 3);
+	pid = fork();
+	if (pid == 0) {
+		uint8_t want[4096];
+
+		close(fd);
+		close(p[1]);
+		if (read(p[0], &go, 1) != 1)
+			_exit(2);
+		fill(want, 4096, 3);
+		/* The parent wrote the second page after its close. */
+		_exit(memcmp(m, want, 4096) || m[4096] != 0x5a ? 1 : 0);
+	}
+	close(p[0]);
+	rc = submit(fd, &r, 1, NULL);
+	close(fd);
+	m[4096] = 0x5a;
+	munmap(m, 65536);
+	go = 1;
+	if (write(p[1], &go, 1) != 1)
+		st = -2;
+	close(p[1]);
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	check(rc == 0 && pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "mmap_outlives_close_and_fork", "rc %d status %d", rc, st);
 }
 
 static void *slurp(const char *path, size_t *len)
@@ -368,6 +453,60 @@ static void ndp_checks(const char *dev, int fd, const char *obj)
 	rc = run1(fd, r, c);
 	check(rc == 0 && c[0].status == RB_NDP_S_HOP_LIMIT && c[0].hops == 10,
 	      "read_nd_hop_limit", "rc %d status %u hops %u", rc, c[0].status, c[0].hops);
+	{
+		/*
+		 * UNLOAD racing long READ_NDs of the same program (16 of
+		 * them, so the device is still running some when UNLOAD
+		 * comes): every request completes with a status, UNLOAD
+		 * succeeds.
+		 */
+		struct vndp_req rr[16];
+		struct vndp_cpl cc[16];
+		struct timespec t0, t1;
+		unsigned int got = 0, bad = 0, hops = 0;
+		int urc, rrc;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (int i = 0; i < 16; i++) {
+			rr[i] = nd(VNDP_OP_READ_ND, forever, 0, 512);
+			rr[i].max_hops = info.max_hops;
+		}
+		rc = submit(fd, rr, 16, NULL);
+		u.handle = forever;
+		urc = xioctl(fd, VNDP_IOC_UNLOAD, &u);
+		rrc = reap(fd, cc, 16, 16, 20000, &got);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		for (unsigned int i = 0; i < got; i++) {
+			bad += cc[i].error != 0;
+			hops += cc[i].hops;
+		}
+		printf("# 16 READ_ND raced by UNLOAD: last status %u, %u hops in all, %ld ms\n",
+		       got ? cc[got - 1].status : 0, hops,
+		       (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+		check(rc == 0 && urc == 0 && u.status == RB_NDP_S_OK && rrc == 0 && got == 16 && !bad,
+		      "unload_racing_read_nd", "submit %d unload %d status %u reap %d got %u bad %u",
+		      rc, urc, u.status, rrc, got, bad);
+		r[0] = rr[0];
+		check(submit(fd, r, 1, NULL) == -ENOENT, "read_nd_after_racing_unload_enoent", NULL);
+	}
+	{
+		/* A file closed with a long READ_ND of its own program in
+		 * flight: release waits for it, then unloads.
+		 */
+		struct vndp_dma_alloc da = { .len = 65536 };
+		int fd3 = open_dev(dev, O_RDWR);
+
+		rc = xioctl(fd3, VNDP_IOC_DMA_ALLOC, &da);
+		rc = rc ? rc : load(fd3, elf, elf_len, "xrp_forever", RB_NDP_PROG_XRP, &l, NULL, 0);
+		r[0] = nd(VNDP_OP_READ_ND, l.handle, 0, 512);
+		r[0].data_off = 0;
+		r[0].meta_off = 8192;
+		r[0].scratch_off = 16384;
+		r[0].max_hops = info.max_hops;
+		rc = rc ? rc : submit(fd3, r, 1, NULL);
+		close(fd3);
+		check(rc == 0 && l.status == RB_NDP_S_OK, "close_with_read_nd_in_flight", "rc %d", rc);
+	}
 	r[0] = nd(VNDP_OP_READ_ND, peek, 0, 512);
 	r[0].meta_len = info.max_meta + 1;
 	check(submit(fd, r, 1, NULL) == -E2BIG, "read_nd_meta_e2big", NULL);
@@ -482,12 +621,286 @@ static void busy_checks(const char *dev, const char *blkdev)
 	close(fd);
 }
 
+/* ---- unbind with a file open ------------------------------------------- */
+
+static int write_sysfs(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+struct stuck_load {
+	int fd;
+	void *elf;
+	size_t len;
+	int rc;
+};
+
+static void *stuck_load_thread(void *arg)
+{
+	struct stuck_load *s = arg;
+	struct vndp_load l;
+
+	s->rc = load(s->fd, s->elf, s->len, "xrp_peek", RB_NDP_PROG_XRP, &l, NULL, 0);
+	return NULL;
+}
+
+/* A userfaultfd over len bytes at *area; -1 where the kernel has none. */
+static int uffd_area(size_t len, void **area)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	int uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (uffd < 0)
+		return -1;
+	*area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	reg.range.start = (uintptr_t)*area;
+	reg.range.len = len;
+	if (*area == MAP_FAILED || ioctl(uffd, UFFDIO_API, &api) ||
+	    ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		close(uffd);
+		return -1;
+	}
+	return uffd;
+}
+
+/* The disk's name once DEV's virtio device VIRTIO is bound again. */
+static int find_disk(const char *virtio, char *name, size_t len)
+{
+	char path[PATH_MAX + 64];
+
+	for (int i = 0; i < 100; i++) {
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/block", virtio);
+		DIR *d = opendir(path);
+		struct dirent *e;
+
+		while (d && (e = readdir(d)))
+			if (e->d_name[0] != '.') {
+				snprintf(name, len, "/dev/virtio-ndp/%s", e->d_name);
+				break;
+			}
+		if (d)
+			closedir(d);
+		if (d && access(name, F_OK) == 0)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+static void unbind_checks(const char *dev, const char *obj)
+{
+	static const char unbind[] = "/sys/bus/virtio/drivers/virtio_ndp/unbind";
+	static const char bind[] = "/sys/bus/virtio/drivers/virtio_ndp/bind";
+	struct vndp_dma_alloc da = { .len = 1 << 20 };
+	struct vndp_cpl c[2];
+	struct vndp_req r[2];
+	struct vndp_load l;
+	struct stuck_load sl = { 0 };
+	char path[PATH_MAX], link[PATH_MAX], dev2[PATH_MAX];
+	const char *virtio;
+	unsigned int nprog = 0, nreg = 0, got = 0, i;
+	uint32_t forever = 0;
+	size_t elf_len, uf_len = 0;
+	void *elf = slurp(obj, &elf_len), *uf = NULL;
+	int fd = open_dev(dev, O_RDWR), uffd, p[2], st = -1, rc, unbound = 0;
+	pthread_t th;
+	pid_t child, unbinder;
+	struct timespec t0;
+	struct pollfd pfd;
+	ssize_t n;
+	char go = 1;
+
+	rc = xioctl(fd, VNDP_IOC_INFO, &info);
+	snprintf(path, sizeof(path), "/sys/class/virtio-ndp/%s/device", info.disk);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (rc || n <= 0 || !info.ndp) {
+		check(0, "unbind_setup", "rc %d, %s: %s, ndp %u", rc, path, strerror(errno),
+		      info.ndp);
+		return;
+	}
+	link[n] = 0;
+	virtio = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	rc = xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+	dma = rc ? MAP_FAILED : mmap(NULL, da.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (dma == MAP_FAILED || pipe(p)) {
+		check(0, "unbind_setup", "dma: rc %d %s", rc, strerror(errno));
+		return;
+	}
+	fill(dma, 4096, 5);
+
+	/* Fill the device's tables: it keeps them across a reset. */
+	while (nprog < info.max_programs && nprog < 64) {
+		rc = load(fd, elf, elf_len, nprog ? "xrp_peek" : "xrp_forever", RB_NDP_PROG_XRP, &l,
+			  NULL, 0);
+		if (rc || l.status != RB_NDP_S_OK)
+			break;
+		if (!nprog)
+			forever = l.handle;
+		nprog++;
+	}
+	for (i = 0; i < 16; i++) {
+		struct vndp_reg_mem m = { .dma_off = 65536 + i * 4096, .len = 4096 };
+
+		if (xioctl(fd, VNDP_IOC_REG_MEM, &m) || m.status != RB_NDP_S_OK)
+			break;
+		nreg++;
+	}
+	printf("# %s is %s; %u programs and %u ranges fill the device's tables\n", info.disk,
+	       virtio, nprog, nreg);
+	check(nprog > 0 && nreg > 0, "unbind_tables_filled", "%u programs %u ranges", nprog, nreg);
+
+	/* In flight at unbind: a long READ_ND and a plain READ. */
+	r[0] = nd(VNDP_OP_READ_ND, forever, 0, 512);
+	r[0].data_off = 0x80000;
+	r[0].meta_off = 0x90000;
+	r[0].scratch_off = 0xa0000;
+	r[0].max_hops = info.max_hops;
+	r[0].user_data = 77;
+	r[1] = rw(VNDP_OP_READ, 0, 4096, 0xb0000);
+	rc = submit(fd, r, 2, NULL);
+	check(rc == 0, "unbind_requests_in_flight", "rc %d", rc);
+
+	/* A child keeps the mapping (and so the file) past everything. */
+	child = fork();
+	if (child == 0) {
+		uint8_t want[4096];
+
+		close(fd);
+		close(p[1]);
+		if (read(p[0], &go, 1) != 1)
+			_exit(2);
+		fill(want, 4096, 5);
+		_exit(memcmp(dma, want, 4096) ? 1 : 0);
+	}
+	close(p[0]);
+
+	/* A LOAD whose object faults into user space and waits there. */
+	uf_len = (elf_len + 4095) & ~(size_t)4095;
+	uffd = uffd_area(uf_len, &uf);
+	if (uffd >= 0) {
+		struct uffd_msg msg;
+
+		sl.fd = fd;
+		sl.elf = uf;
+		sl.len = elf_len;
+		pthread_create(&th, NULL, stuck_load_thread, &sl);
+		pfd.fd = uffd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 5000) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+			printf("# the LOAD did not fault\n");
+	} else {
+		printf("# no userfaultfd: %s\n", strerror(errno));
+	}
+
+	/* Unbind in a child: it must not wait for the user fault. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	unbinder = fork();
+	if (unbinder == 0)
+		_exit(write_sysfs(unbind, virtio) ? 1 : 0);
+	while (unbinder > 0 && ms_since(&t0) < 8000) {
+		if (waitpid(unbinder, &st, WNOHANG) == unbinder) {
+			unbound = 1;
+			break;
+		}
+		usleep(20000);
+	}
+	printf("# unbind took %ld ms\n", ms_since(&t0));
+	check(unbound && WIFEXITED(st) && WEXITSTATUS(st) == 0, "unbind_while_open",
+	      "%s", unbound ? "unbind failed" : "unbind still waiting after 8 s");
+	if (uffd >= 0) {
+		void *src = mmap(NULL, uf_len, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct uffdio_copy cp = { .dst = (uintptr_t)uf, .src = (uintptr_t)src,
+					  .len = uf_len };
+
+		memcpy(src, elf, elf_len);
+		if (ioctl(uffd, UFFDIO_COPY, &cp))
+			printf("# UFFDIO_COPY: %s\n", strerror(errno));
+		pthread_join(th, NULL);
+		check(sl.rc == -ENODEV, "load_stuck_in_user_fault_enodev", "rc %d", sl.rc);
+		close(uffd);
+	}
+	if (!unbound && unbinder > 0)
+		waitpid(unbinder, &st, 0);
+
+	/* The file after its disk went away. */
+	rc = reap(fd, c, 2, 2, 20000, &got);
+	for (i = 0; i < got; i++)
+		printf("# after unbind: %s status %u hops %u error %d\n",
+		       c[i].user_data == 77 ? "READ_ND" : "READ", c[i].status, c[i].hops,
+		       c[i].error);
+	check(rc == 0 && got == 2, "reap_after_unbind", "rc %d got %u", rc, got);
+	check(xioctl(fd, VNDP_IOC_INFO, &info) == -ENODEV, "info_after_unbind_enodev", NULL);
+	r[1] = rw(VNDP_OP_READ, 0, 4096, 0xb0000);
+	check(submit(fd, &r[1], 1, NULL) == -ENODEV, "submit_after_unbind_enodev", NULL);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	rc = poll(&pfd, 1, 1000);
+	check(rc == 1 && (pfd.revents & POLLHUP), "poll_hup_after_unbind", "rc %d revents 0x%x",
+	      rc, pfd.revents);
+	{
+		uint8_t want[4096];
+
+		fill(want, 4096, 5);
+		check(!memcmp(dma, want, 4096), "mapping_survives_unbind", NULL);
+	}
+	close(fd);
+	munmap(dma, da.len);
+	if (write(p[1], &go, 1) != 1)
+		printf("# child gone\n");
+	close(p[1]);
+	st = -1;
+	if (child > 0)
+		waitpid(child, &st, 0);
+	check(child > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork_child_mapping_after_unbind",
+	      "status %d", st);
+
+	/* Bound again: what the old file owned is gone from the device. */
+	rc = write_sysfs(bind, virtio);
+	check(rc == 0 && find_disk(virtio, dev2, sizeof(dev2)) == 0, "bind_again", "rc %d", rc);
+	if (rc)
+		return;
+	fd = open_dev(dev2, O_RDWR);
+	da.len = 1 << 20;
+	rc = xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+	for (i = 0; i < nreg && !rc; i++) {
+		struct vndp_reg_mem m = { .dma_off = i * 4096, .len = 4096 };
+
+		rc = xioctl(fd, VNDP_IOC_REG_MEM, &m);
+		rc = rc ? rc : (int)m.status;
+	}
+	check(rc == 0, "unbind_unregistered_memory", "range %u: %d", i, rc);
+	for (i = 0, rc = 0; i < nprog && !rc; i++) {
+		rc = load(fd, elf, elf_len, "xrp_peek", RB_NDP_PROG_XRP, &l, NULL, 0);
+		rc = rc ? rc : (int)l.status;
+	}
+	check(rc == 0, "unbind_unloaded_programs", "program %u: %d", i, rc);
+	close(fd);
+	free(elf);
+}
+
 int main(int argc, char **argv)
 {
 	int fd;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: vndp_check plain|ndp|busy|hold DEV [ARG]\n");
+		fprintf(stderr, "usage: vndp_check plain|ndp|busy|hold|ro|unbind DEV [ARG]\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "hold")) {
@@ -511,12 +924,18 @@ int main(int argc, char **argv)
 		close(fd);
 		return failed ? 1 : 0;
 	}
+	if (!strcmp(argv[1], "unbind") && argc > 3) {
+		unbind_checks(argv[2], argv[3]);
+		printf("vndp_check unbind %s: %d failed\n", argv[2], failed);
+		return failed ? 1 : 0;
+	}
 	if (!strcmp(argv[1], "busy") && argc > 3) {
 		busy_checks(argv[2], argv[3]);
 		return failed ? 1 : 0;
 	}
 	fd = open_dev(argv[2], O_RDWR);
 	plain_checks(argv[2], fd);
+	lifetime_checks(argv[2]);
 	if (!strcmp(argv[1], "ndp") && argc > 3)
 		ndp_checks(argv[2], fd, argv[3]);
 	else

@@ -13,6 +13,10 @@
  * writes, mapped with mmap(fd, 0, len) after VNDP_IOC_DMA_ALLOC (MAP_SHARED
  * only; PROT_WRITE needs the file opened O_RDWR, as any shared mapping
  * does: meta and scratch are written there, so NDP users open O_RDWR).
+ * The mapping holds the file: it may outlive close(), and fork() shares
+ * it.  After the disk is removed, calls fail -ENODEV and poll() reports
+ * POLLHUP; completions of requests that were in flight can still be
+ * reaped.
  * The area is made of physically contiguous chunks of info.dma_chunk_bytes;
  * a buffer may span chunks, a REG_MEM region may not (the device registers
  * one contiguous guest-physical range).
@@ -69,7 +73,8 @@ struct vndp_info {
  * rounded up to whole chunks, except that a last partial chunk is rounded
  * up to a power of two of pages only (chunk k always starts at
  * k * dma_chunk_bytes).  -EBUSY when the file has one already, -ENOMEM
- * when the guest has no contiguous memory left.  Zero-filled. */
+ * when the guest has no contiguous memory left.  Zero-filled.
+ */
 struct vndp_dma_alloc {
 	__u64 len;
 	__u32 flags;            /* must be 0 */
@@ -81,7 +86,8 @@ struct vndp_dma_alloc {
  * with handle set, RB_NDP_S_REJECTED with the verifier's log, ...);
  * -errno for bad arguments (-EFAULT, -EINVAL, -E2BIG), -EOPNOTSUPP on a
  * device without NDP, -EIO when the device failed the request.  The
- * program belongs to this open file. */
+ * program belongs to this open file.
+ */
 struct vndp_load {
 	__u64 elf_ptr;          /* user pointer to the object */
 	__u32 elf_len;          /* <= info.max_elf_bytes */
@@ -97,7 +103,8 @@ struct vndp_load {
 };
 
 /* VNDP_IOC_UNLOAD: a program this file loaded.  -ENOENT for a handle it
- * does not own (another file's, or stale). */
+ * does not own (another file's, or stale).
+ */
 struct vndp_unload {
 	__u32 handle;
 	__u32 flags;            /* must be 0 */
@@ -107,7 +114,8 @@ struct vndp_unload {
 
 /* VNDP_IOC_REG_MEM: [dma_off, dma_off + len) of this file's DMA area,
  * inside one chunk, registered with the device; programs reach it with
- * the mem_trans helper under `key`.  VNDP_IOC_UNREG_MEM: by key. */
+ * the mem_trans helper under `key`.  VNDP_IOC_UNREG_MEM: by key.
+ */
 struct vndp_reg_mem {
 	__u64 dma_off;
 	__u64 len;
@@ -140,7 +148,8 @@ enum vndp_op {
  *             the program), scratch (in and out), data (out: the data
  *             buffer's final contents, data_len bytes).
  *   WRITE_ND: the same; data holds the len bytes to write.
- * Raw writes (WRITE, WRITE_ND) need the file opened for writing (-EBADF)
+ * Raw writes (WRITE, WRITE_ND) need the file opened for writing, every op
+ * but FLUSH for reading (-EBADF)
  * and are refused with -EBUSY while the disk or a partition of it is
  * mounted or otherwise claimed (an O_EXCL open); a plain WRITE to a
  * read-only disk is -EROFS (WRITE_ND: the device answers READ_ONLY).
@@ -174,7 +183,8 @@ struct vndp_req {
 
 /* VNDP_IOC_SUBMIT: reqs[0..nr) all validated, then all queued (or none:
  * the ioctl fails with the first bad request's errno and its index in
- * `done`).  -EAGAIN when they would exceed VNDP_MAX_INFLIGHT. */
+ * `done`).  -EAGAIN when they would exceed VNDP_MAX_INFLIGHT.
+ */
 struct vndp_submit {
 	__u64 reqs_ptr;         /* struct vndp_req[nr] */
 	__u32 nr;               /* 1..VNDP_MAX_BATCH */
@@ -199,7 +209,8 @@ struct vndp_cpl {
  * came in time (got may still be > 0: read it even then).  -EINVAL for
  * max == 0, min > max, or min above the requests outstanding (submitted,
  * not reaped: they could never come); -EINTR on a signal; -EFAULT leaves
- * the completions queued. */
+ * the completions queued.
+ */
 struct vndp_reap {
 	__u64 cpls_ptr;         /* struct vndp_cpl[max] */
 	__u32 max;
