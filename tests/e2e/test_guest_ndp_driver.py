@@ -35,7 +35,6 @@ import hashlib
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -45,11 +44,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, HERE)
 import guest  # noqa: E402
-from test_guest_blk import Backend, QsdBackend, pattern  # noqa: E402
-from test_guest_pci import guest_libs  # noqa: E402
+from test_guest_blk import QsdBackend, pattern  # noqa: E402
+from ndp_guest import RosenDisks, build_module, guest_libs, FS_MODULES, KMOD_SRC  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
-KMOD_SRC = os.path.join(ROOT, "kernel", "virtio_ndp")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -60,7 +58,6 @@ QSD_SIZE = 6 * MiB
 SCR_SIZE = 16 * MiB
 KV_LEVELS = 3
 QUEUES = 2
-FS_MODULES = ["crc16", "mbcache", "jbd2", "crc32c_generic", "ext4"]
 # Raw writes in the KV disk's tail (past the 2.4 MB database):
 # (offset, length, seed), last write wins.
 RAW_PLAN = [
@@ -83,72 +80,6 @@ def check(name, cond, detail=""):
 
 def note(msg):
     print("# " + msg, flush=True)
-
-
-class RosenDisks(Backend):
-    """One rosenbridged, several disks: [(image, socket, extra options)]."""
-    name = "rosenbridged"
-    daemon = None
-
-    def __init__(self, disks, log):
-        super().__init__(disks[0][0], disks[0][1], log)
-        self.disks = disks
-
-    def command(self):
-        cmd = [self.daemon]
-        for img, sock, extra in self.disks:
-            cmd += ["--disk", img, "--socket", sock, "--queues", str(QUEUES)] + extra
-        return cmd
-
-    def start(self, timeout=15):
-        for _, sock, _ in self.disks:
-            if os.path.exists(sock):
-                os.unlink(sock)
-        err = super().start(timeout)
-        if err:
-            return err
-        deadline = time.monotonic() + timeout
-        for _, sock, _ in self.disks:
-            while True:
-                try:
-                    if stat.S_ISSOCK(os.stat(sock).st_mode):
-                        break
-                except FileNotFoundError:
-                    pass
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    return "no socket %s" % sock
-                time.sleep(0.05)
-        return None
-
-
-def kernel_release(cache):
-    with open(os.path.join(cache, "versions")) as f:
-        for line in f:
-            if line.startswith("release "):
-                return line.split()[1]
-    raise guest.GuestError("the guest cache names no kernel release (rerun tests/e2e/guest/fetch-kernel.sh)")
-
-
-def build_module(cache, tmp):
-    """Builds virtio_ndp.ko in a copy of the sources; returns its path."""
-    release = kernel_release(cache)
-    kdir = "/usr/src/linux-headers-%s" % release
-    if not os.path.isdir(kdir):
-        raise guest.GuestError("%s missing: the guest boots %s; install linux-headers-%s "
-                               "(scripts/setup.sh installs linux-headers-amd64)" % (kdir, release, release))
-    src = os.path.join(tmp, "ksrc")
-    shutil.copytree(os.path.join(ROOT, "kernel"), os.path.join(src, "kernel"),
-                    ignore=shutil.ignore_patterns("*.o", "*.ko", "*.mod*", ".*.cmd", "Module.symvers",
-                                                  "modules.order"))
-    shutil.copytree(os.path.join(ROOT, "include"), os.path.join(src, "include"))
-    mdir = os.path.join(src, "kernel", "virtio_ndp")
-    p = subprocess.run(["make", "-C", mdir, "KDIR=" + kdir], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    ko = os.path.join(mdir, "virtio_ndp.ko")
-    if p.returncode != 0 or not os.path.isfile(ko):
-        raise guest.GuestError("building virtio_ndp.ko failed:\n" + p.stdout[-3000:])
-    warnings = [l for l in p.stdout.splitlines() if "warning:" in l]
-    return ko, release, warnings
 
 
 def make_fs_image(img, tmp):
