@@ -122,6 +122,8 @@ static int cmd_info(struct rb_guest_dev *d)
 	printf("readonly: %s\n", i.readonly ? "yes" : "no");
 	printf("queue_size: %u\n", i.queue_size);
 	printf("transport: %s\n", i.transport);
+	if (!strcmp(i.transport, "kernel") || !strcmp(i.transport, "file"))
+		printf("nd_requests: %llu\n", (unsigned long long)i.nd_requests);
 	return 0;
 }
 

@@ -52,7 +52,11 @@ struct rb_guest_info {
 	uint64_t features;    /* negotiated virtio features */
 	bool ndp;             /* the device answers the NDP capability probe */
 	bool readonly;
-	const char *transport; /* "vhost-user" or "pci" */
+	const char *transport; /* "vhost-user", "pci", "kernel" or "file" */
+	/* kernel/file transports: READ_ND/WRITE_ND requests the guest driver
+	 * has sent to the device for this disk so far (every user): device
+	 * round trips; 0 elsewhere. */
+	uint64_t nd_requests;
 };
 void rb_guest_info(const struct rb_guest_dev *dev, struct rb_guest_info *info);
 

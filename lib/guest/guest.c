@@ -301,6 +301,8 @@ void rb_guest_info(const struct rb_guest_dev *d, struct rb_guest_info *i)
 	i->ndp = d->ndp;
 	i->readonly = d->features & (1ull << RB_VIRTIO_BLK_F_RO);
 	i->transport = d->t->name;
+	if (d->t->direct && d->t->direct->nd_requests)
+		i->nd_requests = d->t->direct->nd_requests(d);
 }
 
 /* ---- requests -------------------------------------------------------------------- */

@@ -71,6 +71,7 @@ struct rb_guest_direct {
 	int (*unload)(struct rb_guest_dev *dev, uint32_t handle);
 	int (*reg_mem)(struct rb_guest_dev *dev, const void *buf, size_t len, uint32_t *key);
 	int (*unreg_mem)(struct rb_guest_dev *dev, uint32_t key);
+	uint64_t (*nd_requests)(const struct rb_guest_dev *dev);
 };
 
 struct rb_guest_transport {

@@ -415,6 +415,13 @@ static int k_unreg_mem(struct rb_guest_dev *d, uint32_t key)
 	return 0;
 }
 
+static uint64_t k_nd_requests(const struct rb_guest_dev *d)
+{
+	struct vndp_info info;
+
+	return ioctl(kd(d)->fd, VNDP_IOC_INFO, &info) ? 0 : info.nd_requests;
+}
+
 static const struct rb_guest_direct kernel_direct = {
 	.submit = k_submit,
 	.submit_nd = k_submit_nd,
@@ -424,6 +431,7 @@ static const struct rb_guest_direct kernel_direct = {
 	.unload = k_unload,
 	.reg_mem = k_reg_mem,
 	.unreg_mem = k_unreg_mem,
+	.nd_requests = k_nd_requests,
 };
 
 /* ---- open / close ---------------------------------------------------------------- */
