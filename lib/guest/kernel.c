@@ -525,6 +525,7 @@ static int k_open(struct rb_guest_dev *d, const char *path)
 		d->nq = RB_GUEST_MAX_QUEUES;
 	d->qsize = (uint16_t)(k->info.max_inflight > 32768 ? 32768 : k->info.max_inflight);
 	d->ndp = k->info.ndp;
+	d->ndp_caps = k->info.ndp_caps;
 	return 0;
 fail:
 	k_close(d);
