@@ -124,6 +124,24 @@ int rb_guest_ndp_reg_gpa(struct rb_guest_dev *dev, unsigned q, uint64_t gpa, uin
 			 uint32_t *key);
 int rb_guest_ndp_unreg_mem(struct rb_guest_dev *dev, unsigned q, uint32_t key);
 
+struct rb_ndp_extent; /* rosen/virtio_ndp.h */
+
+/*
+ * Registers a file's layout: n extents (struct rb_ndp_extent of
+ * rosen/virtio_ndp.h: file_off, disk_off, len; sorted by file_off, in whole
+ * 512-byte sectors, disjoint in the file and on the disk, inside the disk
+ * and within file_size rounded up to 512).  READ_ND/WRITE_ND with
+ * RB_GUEST_ND_FILE and the returned key then work in file offsets.  0 with
+ * *key set; -EINVAL (the device refused the map: its log says why),
+ * -ENOSPC (RB_NDP_MAX_FILES registered), -ENOTSUP (no file support: an
+ * older device, or the kernel: transport for now).
+ */
+int rb_guest_ndp_reg_file(struct rb_guest_dev *dev, unsigned q, const struct rb_ndp_extent *ext,
+			  unsigned n, uint64_t file_size, uint32_t *key);
+/* 0, -ENOENT (no such key), -ENOTSUP.  Requests already running with the
+ * file finish with its map. */
+int rb_guest_ndp_unreg_file(struct rb_guest_dev *dev, unsigned q, uint32_t key);
+
 struct rb_guest_nd {
 	uint32_t handle;
 	uint64_t offset;        /* first I/O: byte offset, multiple of 512 */
@@ -136,7 +154,14 @@ struct rb_guest_nd {
 				 * WRITE_ND: the io_len bytes to write */
 	uint32_t data_len;      /* <= 4096 */
 	uint32_t max_hops;      /* 0: 64 */
+	/* RB_GUEST_ND_FILE: offset and every offset the program sees or asks
+	 * for are offsets in the file registered as file_key
+	 * (rb_guest_ndp_reg_file); 0: disk offsets, file_key 0. */
+	uint32_t flags;
+	uint32_t file_key;
 };
+
+#define RB_GUEST_ND_FILE (1u << 0)
 
 struct rb_guest_nd_result {
 	uint32_t status;  /* enum rb_ndp_status (rosen/virtio_ndp.h) */

@@ -94,6 +94,47 @@ uint32_t rb_ndp_unreg_mem(struct rb_ndp_table *t, uint32_t key);
 /* Copies out the VM's registrations (at most RB_NDP_MAX_REGIONS). */
 unsigned rb_ndp_regions(struct rb_ndp_table *t, uint32_t *keys, uint64_t *gpa, uint64_t *len);
 
+/* ---- registered files (per VM) ------------------------------------------------ */
+
+/* A file's extent map, registered by REG_FILE and reference-counted like a
+ * program: a request holds its file until it completes. */
+struct rb_ndp_file;
+
+/*
+ * Checks a REG_FILE's map (rf and its rf->n_extents extents) against a disk
+ * of disk_bytes: flags 0, 1..RB_NDP_MAX_EXTENTS extents, each non-empty and
+ * in whole 512-byte sectors, sorted by file offset without overlaps, not
+ * overlapping another on the disk, inside the disk and inside the file's
+ * size rounded up to 512.  0, or -EINVAL (-ENOMEM) with err saying which
+ * extent broke which rule.  No side effects.
+ */
+int rb_ndp_file_check(const struct rb_ndp_reg_file *rf, const struct rb_ndp_extent *ext,
+		      uint64_t disk_bytes, char *err, size_t errlen);
+/*
+ * Translates [off, off + len) of a file whose checked map is ext[0..n) into
+ * at most `max` disk pieces (disk_off[i], piece_len[i]), in file order, one
+ * per extent touched (extents adjacent on the disk too make one piece).
+ * Returns the number of pieces, or -EFBIG (past file_size rounded up to 512,
+ * or len 0), -ENXIO (a part in a hole or past the map's last extent),
+ * -E2BIG (more than max pieces).  O(log n + pieces), no allocation.
+ */
+int rb_ndp_file_translate(const struct rb_ndp_extent *ext, uint32_t n, uint64_t file_size,
+			  uint64_t off, uint64_t len, uint64_t *disk_off, uint32_t *piece_len,
+			  unsigned max);
+
+/* Keeps a copy of a map rb_ndp_file_check() accepted.  RB_NDP_S_OK with
+ * *key (never 0), RB_NDP_S_LIMIT (RB_NDP_MAX_FILES registered, or no
+ * memory). */
+uint32_t rb_ndp_reg_file(struct rb_ndp_table *t, const struct rb_ndp_reg_file *rf,
+			 const struct rb_ndp_extent *ext, uint32_t *key);
+/* RB_NDP_S_OK, or RB_NDP_S_NO_PROGRAM (unknown key).  Requests in flight
+ * finish with the map they hold; new ones no longer find it. */
+uint32_t rb_ndp_unreg_file(struct rb_ndp_table *t, uint32_t key);
+/* A reference to a registered file, or NULL (unknown or stale key). */
+struct rb_ndp_file *rb_ndp_file_acquire(struct rb_ndp_table *t, uint32_t key);
+void rb_ndp_file_release(struct rb_ndp_file *f);
+unsigned rb_ndp_file_count(struct rb_ndp_table *t);
+
 /* ---- requests ---------------------------------------------------------------- */
 
 /* Gathered, validated form of a READ_ND/WRITE_ND request.  Everything the
@@ -133,6 +174,10 @@ int rb_ndp_req_parse(struct rb_virtq_chain *chain, struct rb_ndp_req *r, bool *c
 struct rb_ndp_exec {
 	struct rb_ndp_prog *prog;
 	uint64_t capacity_bytes;   /* the VM's disk */
+	/* A file request's map (NULL: offsets are disk offsets).  Every
+	 * offset a program sees or asks for is then a file offset, translated
+	 * into io_off/io_len pieces here and nowhere else. */
+	struct rb_ndp_file *file;
 	uint32_t max_hops;
 	uint32_t hops;
 	uint32_t status;           /* enum rb_ndp_status once done */
@@ -153,7 +198,12 @@ struct rb_ndp_exec {
 	uint32_t mem_key[RB_NDP_MAX_REGIONS];
 	uint8_t *mem_host[RB_NDP_MAX_REGIONS];
 	uint64_t mem_len[RB_NDP_MAX_REGIONS];
-	/* I/Os to issue next: each lands in data at data_off[i]. */
+	/* I/Os to issue next (disk offsets): each lands in data at
+	 * data_off[i].  They serve the program's n_req I/Os of this round,
+	 * the first at ctx_off (a file offset on a file request); a program
+	 * I/O crossing extents becomes several disk I/Os. */
+	unsigned n_req;
+	uint64_t ctx_off;
 	unsigned n_io;
 	uint64_t io_off[RB_NDP_MAX_NEXT_IOS];
 	uint32_t io_len[RB_NDP_MAX_NEXT_IOS];

@@ -107,6 +107,7 @@ struct rb_guest_dev {
 	unsigned nq;
 	uint16_t qsize;
 	bool ndp;
+	uint32_t ndp_caps; /* PROBE's RB_NDP_CAP_* (vhost-user, pci) */
 	/* DMA memory: [dma_base, dma_base + dma_size), 4 KiB pages. */
 	uint8_t *dma_base;
 	size_t dma_size;

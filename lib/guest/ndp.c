@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * librosen's NDP requests: PROBE (at open), LOAD, UNLOAD, READ_ND and
- * WRITE_ND, laid out as docs/virtio-ndp.md says.  Each request is staged in
+ * librosen's NDP requests: PROBE (at open), LOAD, UNLOAD, REG/UNREG_MEM,
+ * REG/UNREG_FILE, READ_ND and WRITE_ND, laid out as docs/virtio-ndp.md says.  Each request is staged in
  * one block of DMA memory (a readable part and a writable part) and sent as
  * one two-descriptor chain plus the status byte.
  */
@@ -157,6 +157,7 @@ int rb_guest_ndp_probe(struct rb_guest_dev *d)
 	if (rc == 0 && st == RB_VIRTIO_BLK_S_OK) {
 		memcpy(&p, s.mem + 16, sizeof(p));
 		d->ndp = p.magic == RB_NDP_MAGIC && p.version == RB_NDP_VERSION;
+		d->ndp_caps = d->ndp ? p.caps : 0;
 	}
 	stage_free(d, &s);
 	/* A plain virtio-blk device answers UNSUPP (or IOERR): no NDP. */
@@ -272,6 +273,14 @@ static int nd_check(struct rb_guest_dev *d, unsigned q, const struct rb_guest_nd
 		rb_guest_seterr("queue %u does not exist", q);
 		return -EINVAL;
 	}
+	if (nd->flags & ~RB_GUEST_ND_FILE) {
+		rb_guest_seterr("bad NDP request: unknown flags 0x%x", nd->flags);
+		return -EINVAL;
+	}
+	if ((nd->flags & RB_GUEST_ND_FILE) && d->t->direct) {
+		rb_guest_seterr("the %s transport does not send file requests yet", d->t->name);
+		return -ENOTSUP;
+	}
 	if (nd->offset % 512 || nd->meta_len > RB_NDP_MAX_META || nd->scratch_len > RB_NDP_MAX_SCRATCH ||
 	    nd->data_len > RB_NDP_MAX_DATA || (nd->meta_len && !nd->meta) ||
 	    (nd->scratch_len && !nd->scratch) || (nd->data_len && !nd->data)) {
@@ -297,7 +306,8 @@ static void nd_pack(uint8_t *p, bool write, const struct rb_guest_nd *nd)
 {
 	struct rb_ndp_io io = {
 		.handle = nd->handle, .io_len = nd->io_len, .meta_len = nd->meta_len,
-		.scratch_len = nd->scratch_len, .data_len = nd->data_len, .max_hops = nd->max_hops};
+		.scratch_len = nd->scratch_len, .data_len = nd->data_len, .max_hops = nd->max_hops,
+		.flags = nd->flags & RB_GUEST_ND_FILE ? RB_NDP_IO_F_FILE : 0, .file_key = nd->file_key};
 
 	put_hdr(p, write ? RB_NDP_T_WRITE_ND : RB_NDP_T_READ_ND, nd->offset / 512);
 	memcpy(p + 16, &io, sizeof(io));
@@ -573,6 +583,98 @@ int rb_guest_ndp_unreg_mem(struct rb_guest_dev *d, unsigned q, uint32_t key)
 		memcpy(&ndp_st, s.mem + s.rlen, sizeof(ndp_st));
 		if (st != RB_VIRTIO_BLK_S_OK || ndp_st != RB_NDP_S_OK) {
 			rb_guest_seterr("no registered memory with key %u", key);
+			rc = -ENOENT;
+		}
+	}
+	stage_free(d, &s);
+	return rc;
+}
+
+/* ---- registered files ------------------------------------------------------- */
+
+static int need_files(struct rb_guest_dev *d)
+{
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (d->t->direct) {
+		rb_guest_seterr("the %s transport does not register files yet", d->t->name);
+		return -ENOTSUP;
+	}
+	if (!(d->ndp_caps & RB_NDP_CAP_FILES)) {
+		rb_guest_seterr("the device does not serve files (PROBE caps 0x%x)", d->ndp_caps);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+int rb_guest_ndp_reg_file(struct rb_guest_dev *d, unsigned q, const struct rb_ndp_extent *ext,
+			  unsigned n, uint64_t file_size, uint32_t *key)
+{
+	struct rb_ndp_reg_file rf = {.file_size = file_size, .n_extents = n};
+	struct rb_ndp_reg_result res;
+	struct stage s;
+	uint32_t used;
+	uint8_t st;
+	int rc = need_files(d);
+
+	if (rc)
+		return rc;
+	/* The device checks the map; only what cannot be sent is refused here. */
+	if (n > RB_NDP_MAX_EXTENTS || (n && !ext)) {
+		rb_guest_seterr("a map of %u extents (1..%u)", n, RB_NDP_MAX_EXTENTS);
+		return -EINVAL;
+	}
+	if (stage_alloc(d, &s, 16 + sizeof(rf) + (size_t)n * sizeof(*ext), sizeof(res))) {
+		rb_guest_seterr("no DMA memory for a map of %u extents", n);
+		return -ENOMEM;
+	}
+	put_hdr(s.mem, RB_NDP_T_REG_FILE, 0);
+	memcpy(s.mem + 16, &rf, sizeof(rf));
+	if (n)
+		memcpy(s.mem + 16 + sizeof(rf), ext, (size_t)n * sizeof(*ext));
+	rc = stage_send(d, q, &s, &used, &st);
+	if (rc == 0 && st != RB_VIRTIO_BLK_S_OK) {
+		rb_guest_seterr("the device failed the REG_FILE request (status %u)", st);
+		rc = st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
+	}
+	if (rc == 0) {
+		memcpy(&res, s.mem + s.rlen, sizeof(res));
+		if (res.status == RB_NDP_S_OK) {
+			*key = res.key;
+		} else {
+			rb_guest_seterr("file map of %u extents not registered (%s; the device's log says why)",
+					n, rb_ndp_status_name(res.status));
+			rc = res.status == RB_NDP_S_LIMIT ? -ENOSPC : -EINVAL;
+		}
+	}
+	stage_free(d, &s);
+	return rc;
+}
+
+int rb_guest_ndp_unreg_file(struct rb_guest_dev *d, unsigned q, uint32_t key)
+{
+	struct rb_ndp_unreg_file u = {.key = key};
+	struct stage s;
+	uint32_t used, ndp_st = 0;
+	uint8_t st;
+	int rc = need_files(d);
+
+	if (rc)
+		return rc;
+	if (stage_alloc(d, &s, 16 + sizeof(u), sizeof(ndp_st)))
+		return -ENOMEM;
+	put_hdr(s.mem, RB_NDP_T_UNREG_FILE, 0);
+	memcpy(s.mem + 16, &u, sizeof(u));
+	rc = stage_send(d, q, &s, &used, &st);
+	if (rc == 0) {
+		memcpy(&ndp_st, s.mem + s.rlen, sizeof(ndp_st));
+		if (st != RB_VIRTIO_BLK_S_OK) {
+			rb_guest_seterr("the device failed the UNREG_FILE request (status %u)", st);
+			rc = st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
+		} else if (ndp_st != RB_NDP_S_OK) {
+			rb_guest_seterr("no registered file with key %u", key);
 			rc = -ENOENT;
 		}
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * NDP requests in the worker: PROBE, LOAD, UNLOAD, and READ_ND/WRITE_ND
+ * NDP requests in the worker: PROBE, LOAD, UNLOAD, REG/UNREG_MEM,
+ * REG/UNREG_FILE, and READ_ND/WRITE_ND
  * whose whole chain of dependent I/Os runs here: the program decides the
  * next I/O, it is range-checked (lib/ndp), submitted through the same
  * submission point as every other I/O, and the program runs again on
@@ -45,12 +46,14 @@ static void finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t 
 		if (req->ndp->x.prog)
 			rb_ndp_release(req->ndp->x.prog);
 		req->ndp->x.prog = NULL;
+		rb_ndp_file_release(req->ndp->x.file);
+		req->ndp->x.file = NULL;
 		req->ndp = NULL; /* the state stays cached in the slot */
 	}
 	rb_io_req_finish(req, status ? used : 0);
 }
 
-/* ---- control requests: PROBE, LOAD, UNLOAD ----------------------------------- */
+/* ---- control requests: PROBE, LOAD, UNLOAD, REG/UNREG_MEM, REG/UNREG_FILE ---------------------------------- */
 
 static void do_probe(struct rb_io_req *req)
 {
@@ -63,6 +66,8 @@ static void do_probe(struct rb_io_req *req)
 		.max_meta = RB_NDP_MAX_META, .max_scratch = RB_NDP_MAX_SCRATCH,
 		.max_data = RB_NDP_MAX_DATA, .max_hops = RB_NDP_MAX_HOPS,
 		.prog_types = (1u << RB_NDP_PROG_SQ) | (1u << RB_NDP_PROG_CQ) | (1u << RB_NDP_PROG_XRP),
+		.caps = RB_NDP_CAP_FILES, .max_files = RB_NDP_MAX_FILES,
+		.max_extents = RB_NDP_MAX_EXTENTS,
 	};
 
 	if (nw == 0) {
@@ -312,6 +317,106 @@ static void do_reg_mem(struct rb_io_req *req, bool reg)
 	finish(req, status, RB_VIRTIO_BLK_S_OK, (uint32_t)(out_len + 1));
 }
 
+/*
+ * REG_FILE: parse (lengths, one copy of the map out of guest memory),
+ * validate (rb_ndp_file_check, pure), act (the VM's file table).  Every
+ * refusal answers a status through the result and says why in the log.
+ */
+static void do_reg_file(struct rb_io_req *req)
+{
+	struct rb_disk *d = req->q->disk;
+	struct rb_virtq_chain *c = &req->chain;
+	struct iovec *w = c->iov + c->n_read;
+	unsigned nw = c->n_segs - c->n_read;
+	struct rb_ndp_reg_result res = {0};
+	struct rb_ndp_reg_file rf;
+	const size_t fixed = 16 + sizeof(rf);
+	struct rb_ndp_extent *ext = NULL;
+	char err[256];
+
+	if (nw == 0) {
+		rb_io_guest_log(req->q, "NDP REG_FILE without a status byte");
+		finish(req, NULL, 0, 0);
+		return;
+	}
+	uint8_t *status = (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1;
+	if (c->write_bytes != sizeof(res) + 1) {
+		rb_io_guest_log(req->q, "NDP REG_FILE: %llu writable bytes, expected %zu",
+				(unsigned long long)c->write_bytes, sizeof(res) + 1);
+		finish(req, status, RB_VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	res.status = RB_NDP_S_BAD_REQUEST;
+	if (c->read_bytes < fixed) {
+		rb_io_guest_log(req->q, "REG_FILE refused: request of %llu bytes is truncated (at least %zu)",
+				(unsigned long long)c->read_bytes, fixed);
+		goto reply;
+	}
+	rb_iov_gather(c->iov, c->n_read, 16, &rf, sizeof(rf));
+	if (rf.n_extents == 0 || rf.n_extents > RB_NDP_MAX_EXTENTS) {
+		rb_io_guest_log(req->q, "REG_FILE refused: %u extents (1..%u)", rf.n_extents,
+				RB_NDP_MAX_EXTENTS);
+		goto reply;
+	}
+	if (c->read_bytes != fixed + (uint64_t)rf.n_extents * sizeof(*ext)) {
+		rb_io_guest_log(req->q,
+				"REG_FILE refused: it announces %u extents (%llu bytes) but carries %llu bytes of extents",
+				rf.n_extents, (unsigned long long)rf.n_extents * sizeof(*ext),
+				(unsigned long long)(c->read_bytes - fixed));
+		goto reply;
+	}
+	ext = malloc((size_t)rf.n_extents * sizeof(*ext));
+	if (!ext) {
+		rb_io_guest_log(req->q, "REG_FILE refused: out of memory for %u extents", rf.n_extents);
+		res.status = RB_NDP_S_LIMIT;
+		goto reply;
+	}
+	/* One copy out of guest memory: checked and kept from it only. */
+	rb_iov_gather(c->iov, c->n_read, fixed, ext, (size_t)rf.n_extents * sizeof(*ext));
+	if (rb_ndp_file_check(&rf, ext, d->capacity_sectors * RB_VIRTIO_BLK_SECTOR, err,
+			      sizeof(err))) {
+		rb_io_guest_log(req->q, "REG_FILE refused: %s", err);
+		goto reply;
+	}
+	res.status = rb_ndp_reg_file(d->progs, &rf, ext, &res.key);
+	if (res.status != RB_NDP_S_OK)
+		rb_io_guest_log(req->q, "REG_FILE refused (limit): this VM already has %u files registered",
+				RB_NDP_MAX_FILES);
+reply:
+	free(ext);
+	if (res.status != RB_NDP_S_OK)
+		res.key = 0;
+	rb_iov_scatter(w, nw, 0, &res, sizeof(res));
+	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(res) + 1);
+}
+
+static void do_unreg_file(struct rb_io_req *req)
+{
+	struct rb_virtq_chain *c = &req->chain;
+	struct iovec *w = c->iov + c->n_read;
+	unsigned nw = c->n_segs - c->n_read;
+	struct rb_ndp_unreg_file u;
+	uint32_t st;
+
+	if (nw == 0) {
+		rb_io_guest_log(req->q, "NDP UNREG_FILE without a status byte");
+		finish(req, NULL, 0, 0);
+		return;
+	}
+	uint8_t *status = (uint8_t *)w[nw - 1].iov_base + w[nw - 1].iov_len - 1;
+	if (c->read_bytes != 16 + sizeof(u) || c->write_bytes != sizeof(st) + 1) {
+		rb_io_guest_log(req->q, "NDP UNREG_FILE with wrong lengths");
+		finish(req, status, RB_VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	rb_iov_gather(c->iov, c->n_read, 16, &u, sizeof(u));
+	st = rb_ndp_unreg_file(req->q->disk->progs, u.key);
+	if (st != RB_NDP_S_OK)
+		rb_io_guest_log(req->q, "UNREG_FILE: no file with key %u on this disk", u.key);
+	rb_iov_scatter(w, nw, 0, &st, sizeof(st));
+	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(st) + 1);
+}
+
 /* Grants the VM's registered memory to this request's program runs. */
 static void map_registrations(struct rb_io_req *req, struct rb_ndp_exec *x)
 {
@@ -448,6 +553,19 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 		nd_complete(req);
 		return;
 	}
+	if (n->r.io.flags & RB_NDP_IO_F_FILE) {
+		/* Held until the request completes: an UNREG_FILE meanwhile
+		 * (another queue) does not free the map under it. */
+		x->file = rb_ndp_file_acquire(d->progs, n->r.io.file_key);
+		if (!x->file) {
+			x->status = RB_NDP_S_NO_PROGRAM;
+			snprintf(x->msg, sizeof(x->msg),
+				 "no file with key %u on this disk (never registered, unregistered, or another VM's)",
+				 n->r.io.file_key);
+			nd_complete(req);
+			return;
+		}
+	}
 	x->capacity_bytes = d->capacity_sectors * RB_VIRTIO_BLK_SECTOR;
 	map_registrations(req, x);
 	x->max_hops = n->r.io.max_hops;
@@ -534,6 +652,12 @@ void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)
 	case RB_NDP_T_REG_MEM:
 	case RB_NDP_T_UNREG_MEM:
 		do_reg_mem(req, type == RB_NDP_T_REG_MEM);
+		return;
+	case RB_NDP_T_REG_FILE:
+		do_reg_file(req);
+		return;
+	case RB_NDP_T_UNREG_FILE:
+		do_unreg_file(req);
 		return;
 	}
 	struct rb_virtq_chain *c = &req->chain;

@@ -2,7 +2,8 @@
 /*
  * Running the hooks of one NDP request: the sq hook before the first I/O,
  * the cq/xrp hook after each round of I/O, and the checks on what a program
- * asks for next (alignment, size, the VM's disk bounds, the hop limit).
+ * asks for next (alignment, size, the VM's disk bounds, the hop limit), and
+ * on a file request the translation of each file offset through its map.
  * A program only ever sees its context and the buffers of its own request.
  */
 #include "ndp_internal.h"
@@ -19,10 +20,52 @@ static int done(struct rb_ndp_exec *x, uint32_t status)
 	return RB_NDP_STEP_DONE;
 }
 
-/* Checks and queues the next I/Os; the data of I/O i lands at data_off[i]. */
+/* A file request: one program I/O [off, off + len) becomes disk pieces at
+ * io_off/io_len[k..], landing from data offset `at`.  Returns the number of
+ * pieces, or 0 with the request ended. */
+static unsigned queue_file_io(struct rb_ndp_exec *x, unsigned k, uint32_t at, uint64_t off,
+			      uint32_t len)
+{
+	const struct rb_ndp_file *f = x->file;
+	int np = rb_ndp_file_translate(f->ext, f->n, f->size, off, len, x->io_off + k, x->io_len + k,
+				       RB_NDP_MAX_NEXT_IOS - k);
+
+	if (np < 0) {
+		snprintf(x->msg, sizeof(x->msg), "I/O of %u bytes at file offset %" PRIu64 " of file %u %s",
+			 len, off, f->key,
+			 np == -EFBIG ? "goes past the file's size"
+			 : np == -ENXIO ? "is not in the file's map (a hole, or past its last extent)"
+					: "needs more disk I/Os than a hop may issue");
+		if (np == -E2BIG)
+			snprintf(x->msg + strlen(x->msg), sizeof(x->msg) - strlen(x->msg), " (%u)",
+				 RB_NDP_MAX_NEXT_IOS);
+		done(x, RB_NDP_S_OUT_OF_RANGE);
+		return 0;
+	}
+	for (int j = 0; j < np; j++, k++) {
+		/* The map was checked against the disk at REG_FILE; the disk
+		 * is still the judge of every I/O. */
+		if (!rb_blk_range_ok(x->io_off[k] / RB_VIRTIO_BLK_SECTOR, x->io_len[k],
+				     x->capacity_bytes / RB_VIRTIO_BLK_SECTOR)) {
+			snprintf(x->msg, sizeof(x->msg),
+				 "I/O at file offset %" PRIu64 " maps to %u bytes at disk offset %" PRIu64 ", which leaves the %" PRIu64 "-byte disk",
+				 off, x->io_len[k], x->io_off[k], x->capacity_bytes);
+			done(x, RB_NDP_S_OUT_OF_RANGE);
+			return 0;
+		}
+		x->data_off[k] = at;
+		at += x->io_len[k];
+	}
+	return (unsigned)np;
+}
+
+/* Checks and queues the next I/Os the program asked for (file offsets on a
+ * file request, translated here exactly once); the data of I/O i lands
+ * right after that of I/O i - 1. */
 static int queue_ios(struct rb_ndp_exec *x, unsigned n, const uint64_t *off, const uint32_t *len)
 {
 	uint32_t at = 0;
+	unsigned k = 0;
 
 	if (n == 0 || n > RB_NDP_MAX_NEXT_IOS) {
 		snprintf(x->msg, sizeof(x->msg), "program asked for %u next I/Os (1..%u)", n,
@@ -35,19 +78,30 @@ static int queue_ios(struct rb_ndp_exec *x, unsigned n, const uint64_t *off, con
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (len[i] == 0 || len[i] % RB_VIRTIO_BLK_SECTOR || off[i] % RB_VIRTIO_BLK_SECTOR ||
-		    len[i] > RB_NDP_MAX_DATA - at || !rb_blk_range_ok(off[i] / RB_VIRTIO_BLK_SECTOR, len[i],
-									x->capacity_bytes / RB_VIRTIO_BLK_SECTOR)) {
+		    len[i] > RB_NDP_MAX_DATA - at ||
+		    (!x->file && !rb_blk_range_ok(off[i] / RB_VIRTIO_BLK_SECTOR, len[i],
+						  x->capacity_bytes / RB_VIRTIO_BLK_SECTOR))) {
 			snprintf(x->msg, sizeof(x->msg),
-				 "I/O of %u bytes at offset %" PRIu64 " is not 512-aligned, exceeds the %u-byte buffer or leaves the %" PRIu64 "-byte disk",
-				 len[i], off[i], RB_NDP_MAX_DATA, x->capacity_bytes);
+				 "I/O of %u bytes at %soffset %" PRIu64 " is not 512-aligned, exceeds the %u-byte buffer or leaves the %" PRIu64 "-byte disk",
+				 len[i], x->file ? "file " : "", off[i], RB_NDP_MAX_DATA, x->capacity_bytes);
 			return done(x, RB_NDP_S_OUT_OF_RANGE);
 		}
-		x->io_off[i] = off[i];
-		x->io_len[i] = len[i];
-		x->data_off[i] = at;
+		if (x->file) {
+			unsigned np = queue_file_io(x, k, at, off[i], len[i]);
+			if (!np)
+				return RB_NDP_STEP_DONE;
+			k += np;
+		} else {
+			x->io_off[k] = off[i];
+			x->io_len[k] = len[i];
+			x->data_off[k] = at;
+			k++;
+		}
 		at += len[i];
 	}
-	x->n_io = n;
+	x->n_req = n;
+	x->ctx_off = off[0];
+	x->n_io = k;
 	return RB_NDP_STEP_IO;
 }
 
@@ -154,7 +208,9 @@ int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res)
 	uint64_t r0;
 	int st;
 
-	x->hops += x->n_io;
+	/* Hops count the program's I/Os, however many disk I/Os a file's
+	 * layout made of them: a program behaves the same on any layout. */
+	x->hops += x->n_req;
 	if (res < 0) {
 		snprintf(x->msg, sizeof(x->msg), "storage I/O failed: %s", strerror(-res));
 		return done(x, RB_NDP_S_IO_ERROR);
@@ -165,7 +221,7 @@ int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res)
 		/* An sq program shapes the I/O; there is no completion hook. */
 		return done(x, RB_NDP_S_OK);
 	case RB_NDP_PROG_CQ:
-		fill_ctx(x, x->io_off[0], (uint32_t)x->bytes);
+		fill_ctx(x, x->ctx_off, (uint32_t)x->bytes);
 		st = run(x, &x->c.ctx, sizeof(x->c.ctx), &r0);
 		if (st)
 			return done(x, (uint32_t)st);
@@ -195,11 +251,25 @@ int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res)
 
 /* ---- helpers (ids in rosen/prog.h) ------------------------------------------ */
 
+/* Whether queue_ios() would take [off, off + len) (on a file: a file range
+ * the map holds in pieces inside the disk). */
 static bool io_ok(const struct rb_ndp_exec *x, uint64_t off, uint64_t len)
 {
-	return len && len <= RB_NDP_MAX_DATA && !(len % RB_VIRTIO_BLK_SECTOR) &&
-	       !(off % RB_VIRTIO_BLK_SECTOR) &&
-	       rb_blk_range_ok(off / RB_VIRTIO_BLK_SECTOR, len, x->capacity_bytes / RB_VIRTIO_BLK_SECTOR);
+	uint64_t doff[RB_NDP_MAX_NEXT_IOS];
+	uint32_t dlen[RB_NDP_MAX_NEXT_IOS];
+
+	if (!len || len > RB_NDP_MAX_DATA || len % RB_VIRTIO_BLK_SECTOR || off % RB_VIRTIO_BLK_SECTOR)
+		return false;
+	if (!x->file)
+		return rb_blk_range_ok(off / RB_VIRTIO_BLK_SECTOR, len,
+				       x->capacity_bytes / RB_VIRTIO_BLK_SECTOR);
+	int np = rb_ndp_file_translate(x->file->ext, x->file->n, x->file->size, off, len, doff, dlen,
+				       RB_NDP_MAX_NEXT_IOS);
+	for (int i = 0; i < np; i++)
+		if (!rb_blk_range_ok(doff[i] / RB_VIRTIO_BLK_SECTOR, dlen[i],
+				     x->capacity_bytes / RB_VIRTIO_BLK_SECTOR))
+			return false;
+	return np > 0;
 }
 
 /* The helpers work on the native context; xrp programs have another one. */
@@ -284,8 +354,18 @@ static uint64_t h_disk_trans(struct rb_bpf_call *call, uint64_t ctx, uint64_t of
 	struct rb_ndp_exec *x = rb_bpf_call_user(call);
 
 	(void)ctx, (void)a3, (void)a4, (void)a5;
-	/* A raw image maps disk offsets 1:1; a later file-extent digest
-	 * (RosenXRP on a filesystem) translates here. */
+	/* A raw image maps disk offsets 1:1.  On a file request programs
+	 * live in file offsets and never learn disk ones: the answer is the
+	 * offset itself when the map holds its sector. */
+	if (x->file) {
+		uint64_t d;
+		uint32_t l;
+		uint64_t sec = off / RB_VIRTIO_BLK_SECTOR * RB_VIRTIO_BLK_SECTOR;
+		return rb_ndp_file_translate(x->file->ext, x->file->n, x->file->size, sec,
+					     RB_VIRTIO_BLK_SECTOR, &d, &l, 1) == 1
+			       ? off
+			       : (uint64_t)-ERANGE;
+	}
 	return off < x->capacity_bytes ? off : (uint64_t)-ERANGE;
 }
 

@@ -15,5 +15,15 @@ struct rb_ndp_prog {
 	struct rb_bpf_prog *bpf;
 };
 
+/* A registered file: its extent map, immutable once registered (requests
+ * read it without the table's lock, holding a reference). */
+struct rb_ndp_file {
+	atomic_uint refs;
+	uint32_t key;
+	uint32_t n;           /* extents */
+	uint64_t size;        /* bytes */
+	struct rb_ndp_extent ext[]; /* validated: rb_ndp_file_check() */
+};
+
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A VM's program table: LOAD (parse the ELF, validate, keep), UNLOAD, and
- * reference-counted lookups for requests.  Programs belong to the disk, so
+ * reference-counted lookups for requests; the VM's registered memory and
+ * registered files (extent maps, reference-counted like programs).  Programs belong to the disk, so
  * they outlive frontend reconnects; handles carry a generation so a stale
  * handle never reaches a newer program in the same slot.
  */
@@ -25,9 +26,15 @@ struct rb_ndp_table {
 		uint64_t gpa, len;
 	} reg[RB_NDP_MAX_REGIONS];
 	uint32_t next_key;
+	/* Registered files: keys are (generation << FILE_SLOT_BITS) | slot,
+	 * so a stale key does not name a newer file in its slot. */
+	struct rb_ndp_file *file[RB_NDP_MAX_FILES];
+	uint32_t file_generation;
 };
 
 #define SLOT_BITS 4u /* RB_NDP_MAX_PROGRAMS == 16 */
+#define FILE_SLOT_BITS 4u
+_Static_assert(RB_NDP_MAX_FILES == 1u << FILE_SLOT_BITS, "file keys name a slot in their low bits");
 
 struct rb_ndp_table *rb_ndp_table_new(const char *vm_name)
 {
@@ -53,6 +60,8 @@ void rb_ndp_table_free(struct rb_ndp_table *t)
 	for (unsigned i = 0; i < RB_NDP_MAX_PROGRAMS; i++)
 		if (t->slot[i])
 			rb_ndp_release(t->slot[i]);
+	for (unsigned i = 0; i < RB_NDP_MAX_FILES; i++)
+		rb_ndp_file_release(t->file[i]);
 	rb_bpf_helpers_free(t->helpers);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
@@ -267,6 +276,101 @@ unsigned rb_ndp_regions(struct rb_ndp_table *t, uint32_t *keys, uint64_t *gpa, u
 			len[n] = t->reg[i].len;
 			n++;
 		}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+/* ---- registered files ------------------------------------------------------- */
+
+uint32_t rb_ndp_reg_file(struct rb_ndp_table *t, const struct rb_ndp_reg_file *rf,
+			 const struct rb_ndp_extent *ext, uint32_t *key)
+{
+	struct rb_ndp_file *f = malloc(sizeof(*f) + (size_t)rf->n_extents * sizeof(f->ext[0]));
+	unsigned slot = RB_NDP_MAX_FILES;
+
+	if (!f)
+		return RB_NDP_S_LIMIT;
+	atomic_init(&f->refs, 1);
+	f->n = rf->n_extents;
+	f->size = rf->file_size;
+	memcpy(f->ext, ext, (size_t)rf->n_extents * sizeof(f->ext[0]));
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < RB_NDP_MAX_FILES; i++)
+		if (!t->file[i]) {
+			slot = i;
+			break;
+		}
+	if (slot < RB_NDP_MAX_FILES) {
+		do /* key 0 means "no file" on the wire */
+			t->file_generation++;
+		while (!(t->file_generation << FILE_SLOT_BITS));
+		f->key = (t->file_generation << FILE_SLOT_BITS) | slot;
+		t->file[slot] = f;
+		*key = f->key;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (slot == RB_NDP_MAX_FILES) {
+		free(f);
+		return RB_NDP_S_LIMIT;
+	}
+	/* Not f: another queue may unregister it as soon as the lock is free. */
+	rb_info(t->name, "file of %llu bytes in %u extents registered as key %u",
+		(unsigned long long)rf->file_size, rf->n_extents, *key);
+	return RB_NDP_S_OK;
+}
+
+static struct rb_ndp_file **find_file(struct rb_ndp_table *t, uint32_t key)
+{
+	struct rb_ndp_file **s = &t->file[key & (RB_NDP_MAX_FILES - 1)];
+
+	return key && *s && (*s)->key == key ? s : NULL;
+}
+
+uint32_t rb_ndp_unreg_file(struct rb_ndp_table *t, uint32_t key)
+{
+	struct rb_ndp_file *f = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	struct rb_ndp_file **s = find_file(t, key);
+	if (s) {
+		f = *s;
+		*s = NULL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (!f)
+		return RB_NDP_S_NO_PROGRAM;
+	rb_info(t->name, "file %u unregistered", key);
+	rb_ndp_file_release(f);
+	return RB_NDP_S_OK;
+}
+
+struct rb_ndp_file *rb_ndp_file_acquire(struct rb_ndp_table *t, uint32_t key)
+{
+	struct rb_ndp_file *f = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	struct rb_ndp_file **s = find_file(t, key);
+	if (s) {
+		f = *s;
+		atomic_fetch_add(&f->refs, 1);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return f;
+}
+
+void rb_ndp_file_release(struct rb_ndp_file *f)
+{
+	if (f && atomic_fetch_sub(&f->refs, 1) == 1)
+		free(f);
+}
+
+unsigned rb_ndp_file_count(struct rb_ndp_table *t)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < RB_NDP_MAX_FILES; i++)
+		n += t->file[i] != NULL;
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }

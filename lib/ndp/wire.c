@@ -94,10 +94,14 @@ int rb_ndp_req_parse(struct rb_virtq_chain *chain, struct rb_ndp_req *r, bool *c
 	r->type = hdr.type;
 	r->sector = hdr.sector;
 	const struct rb_ndp_io *io = &r->io;
-	/* File requests (RB_NDP_IO_F_FILE) are not served yet: refused as
-	 * unknown flags until the file map lands (issue 12). */
-	if (io->flags || io->file_key) {
-		errf(err, errlen, "reserved fields set (flags 0x%x)", io->flags);
+	/* file_key names a file only with RB_NDP_IO_F_FILE; 0 never does. */
+	if ((io->flags & ~RB_NDP_IO_F_KNOWN) || (io->file_key && !(io->flags & RB_NDP_IO_F_FILE))) {
+		errf(err, errlen, "reserved fields set (flags 0x%x, file_key %u)", io->flags,
+		     io->file_key);
+		return -EINVAL;
+	}
+	if ((io->flags & RB_NDP_IO_F_FILE) && !io->file_key) {
+		errf(err, errlen, "file request (flags 0x%x) without a file key", io->flags);
 		return -EINVAL;
 	}
 	if (io->meta_len > RB_NDP_MAX_META || io->scratch_len > RB_NDP_MAX_SCRATCH ||

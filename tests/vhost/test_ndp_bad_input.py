@@ -45,7 +45,9 @@ from vhost_client import (NDP_IO, NDP_LOAD, NDP_LOAD_RESULT, NDP_PROBE, NDP_REG_
                           NDP_T_REG_MEM, NDP_T_UNLOAD, NDP_T_UNREG_MEM, NDP_T_WRITE_ND, NDP_UNLOAD,
                           NDP_UNREG_MEM, S_IOERR, S_OK, S_UNSUPP, SECTOR, U32, BlkReq, Frontend,
                           NdpReq, ndp_io, ndp_load, ndp_probe, ndp_reg_mem, ndp_unload,
-                          ndp_unreg_mem, load_result, split_lengths)
+                          ndp_unreg_mem, load_result, split_lengths, ndp_reg_file, ndp_unreg_file,
+                          NDP_T_REG_FILE, NDP_T_UNREG_FILE, NDP_REG_FILE, NDP_EXTENT,
+                          NDP_UNREG_FILE, NDP_IO_F_FILE)
 from vhost_client import (NDP_S_BAD_REQUEST, NDP_S_HOP_LIMIT, NDP_S_LIMIT, NDP_S_NO_MEMORY,  # noqa: E402
                           NDP_S_NO_PROGRAM, NDP_S_OK, NDP_S_OUT_OF_RANGE, NDP_S_READ_ONLY,
                           NDP_S_REJECTED)
@@ -244,6 +246,7 @@ class Ctx:
         self.objs = []
         self.progs = []   # (disk, handle) loaded by this case
         self.regs = []    # (disk, key) registered by this case
+        self.files = []   # (disk, key) of files registered by this case
         self._fe = None
         self.q = None
 
@@ -327,10 +330,12 @@ class Ctx:
         (the disk keeps them across frontends)."""
         by_disk = {}
         for disk, h in self.progs:
-            by_disk.setdefault(disk.label, (disk, [], []))[1].append(h)
+            by_disk.setdefault(disk.label, (disk, [], [], []))[1].append(h)
         for disk, k in self.regs:
-            by_disk.setdefault(disk.label, (disk, [], []))[2].append(k)
-        for disk, handles, keys in by_disk.values():
+            by_disk.setdefault(disk.label, (disk, [], [], []))[2].append(k)
+        for disk, k in self.files:
+            by_disk.setdefault(disk.label, (disk, [], [], []))[3].append(k)
+        for disk, handles, keys, files in by_disk.values():
             with Frontend(disk.sock, timeout=3.0, mem_size=4 * MiB, queue_size=64) as fe:
                 for h in handles:
                     r = ndp_unload(fe.mem, h)
@@ -338,8 +343,12 @@ class Ctx:
                 for k in keys:
                     r = ndp_unreg_mem(fe.mem, k)
                     fe.run(0, r)
+                for k in files:
+                    r = ndp_unreg_file(fe.mem, k)
+                    fe.run(0, r)
         self.progs = []
         self.regs = []
+        self.files = []
 
 
 def load_fields(req):
@@ -394,9 +403,10 @@ def untouched(req, part):
 def t_probe_ok(c):
     r = c.do(ndp_probe(c.fe.mem), S_OK, NDP_PROBE.size + 1)
     f = NDP_PROBE.unpack(r.wpart(0))
-    want = (vc.NDP_MAGIC, vc.NDP_VERSION, 16, 1 << 20, 4096, 4096, 4096, 1024, 0b1110)
+    want = (vc.NDP_MAGIC, vc.NDP_VERSION, 16, 1 << 20, 4096, 4096, 4096, 1024, 0b1110,
+            vc.NDP_CAP_FILES, vc.NDP_MAX_FILES, vc.NDP_MAX_EXTENTS)
     check(f == want, "PROBE answered %r, expected %r" % (f, want))
-    check(r.wpart(0)[36:] == bytes(28), "PROBE reserved words are not zero")
+    check(r.wpart(0)[48:] == bytes(16), "PROBE reserved words are not zero")
 
 
 def probe_wlen_case(wlen):
@@ -916,6 +926,172 @@ def reg_len_case(type_, rlen, wlen, regex):
     return t
 
 
+# ==== REG_FILE / UNREG_FILE and file requests ==================================================
+
+K4 = 4096
+
+
+def reg_file(c, size, extents, fe=None, **kw):
+    """REG_FILE that must come back virtio OK with a result: (status, key)."""
+    fe = fe or c.fe
+    r = c.do(ndp_reg_file(fe.mem, size, extents, **kw), S_OK, NDP_REG_RESULT.size + 1, fe,
+             None if fe is c.fe else 0)
+    st, key = NDP_REG_RESULT.unpack(r.wpart(0))
+    if st == NDP_S_OK:
+        c.files.append((c.disk, key))
+    return st, key
+
+
+def unreg_file(c, key, fe=None):
+    fe = fe or c.fe
+    r = c.do(ndp_unreg_file(fe.mem, key), S_OK, 5, fe, None if fe is c.fe else 0)
+    st = U32.unpack(r.wpart(0))[0]
+    if st == NDP_S_OK:
+        c.files = [(d, k) for d, k in c.files if k != key]
+    return st
+
+
+def file_peek(c, handle, key, file_off, io_len=SECTOR, fe=None):
+    """A file READ_ND through xrp_peek: returns (result, data)."""
+    fe = fe or c.fe
+    r = ndp_io(fe.mem, NDP_T_READ_ND, handle, file_off // SECTOR, io_len, scratch=bytes(16),
+               flags=NDP_IO_F_FILE, file_key=key)
+    c.do(r, S_OK, io_len + 16 + RES_LEN + 1, fe, None if fe is c.fe else 0)
+    return r.result(), r.wpart(0)
+
+
+def reg_file_bad(regex, size=8 * K4, extents=((0, 0, K4),), status=NDP_S_BAD_REQUEST, **kw):
+    """A REG_FILE the device must refuse with `status`, key 0 and a log line."""
+    def t(c):
+        st, key = reg_file(c, size, extents, **kw)
+        check((st, key) == (status, 0), "REG_FILE: %s key %d, expected %s"
+              % (vc.ndp_status_name(st), key, vc.ndp_status_name(status)))
+        c.log(r"vm0: queue \d+: REG_FILE refused.*" + regex)
+    return t
+
+
+def t_reg_file_valid(c):
+    """VALID: a two-extent map; a READ_ND across both extents reads the
+    right disk sectors; UNREG_FILE; the key is then dead."""
+    h = c.load()
+    st, key = reg_file(c, 2 * K4, [(0, 100 * SECTOR, K4), (K4, 40 * SECTOR, K4)])
+    check(st == NDP_S_OK and key != 0, "REG_FILE: %s key %d" % (vc.ndp_status_name(st), key))
+    res, data = file_peek(c, h, key, K4 - 2 * SECTOR, 4 * SECTOR)
+    check(res == (NDP_S_OK, 1, 0, 4 * SECTOR), "file READ_ND result %r" % (res,))
+    want = c.img.sectors(106, 2) + c.img.sectors(40, 2)
+    check(data == want, "file READ_ND read the wrong sectors")
+    check(unreg_file(c, key) == NDP_S_OK, "UNREG_FILE failed")
+    check(unreg_file(c, key) == NDP_S_NO_PROGRAM, "second UNREG_FILE did not answer no-program")
+    res, _ = file_peek(c, h, key, 0)
+    check(res == (NDP_S_NO_PROGRAM, 0, 0, 0), "READ_ND with a stale key: %r" % (res,))
+    c.log(r"vm0: queue \d+: NDP request ended with no-program: no file with key %d on this disk" % key)
+
+
+def t_reg_file_max_extents(c):
+    """VALID: 16384 one-sector extents, backwards over the whole disk (a
+    393 KiB request); a 4096-byte read through it is 8 disk I/Os."""
+    n = vc.NDP_MAX_EXTENTS
+    exts = [(i * SECTOR, (CAP - 1 - i) * SECTOR, SECTOR) for i in range(n)]
+    st, key = reg_file(c, n * SECTOR, exts)
+    check(st == NDP_S_OK, "REG_FILE of %d extents: %s" % (n, vc.ndp_status_name(st)))
+    h = c.load()
+    res, data = file_peek(c, h, key, 16 * SECTOR, 8 * SECTOR)
+    check(res == (NDP_S_OK, 1, 0, 8 * SECTOR), "result %r" % (res,))
+    want = b"".join(c.img.sectors(CAP - 1 - 16 - i) for i in range(8))
+    check(data == want, "the 8 pieces did not land in order")
+
+
+def t_reg_file_split_many(c):
+    """VALID: the request over many small descriptors."""
+    exts = [(i * K4, (200 + 3 * i) * K4, K4) for i in range(10)]
+    total = 16 + NDP_REG_FILE.size + 10 * NDP_EXTENT.size
+    st, key = reg_file(c, 10 * K4, exts, rsplit=split_lengths(total, [5, 11, 3, 24]))
+    check(st == NDP_S_OK, "REG_FILE over many descriptors: %s" % vc.ndp_status_name(st))
+
+
+def t_reg_file_17th(c):
+    keys = []
+    for i in range(vc.NDP_MAX_FILES):
+        st, key = reg_file(c, K4, [(0, i * K4, K4)])
+        check(st == NDP_S_OK, "file %d: %s" % (i, vc.ndp_status_name(st)))
+        keys.append(key)
+    check(len(set(keys)) == len(keys), "keys not distinct: %r" % keys)
+    st, key = reg_file(c, K4, [(0, 0, K4)])
+    check((st, key) == (NDP_S_LIMIT, 0), "17th file: %s key %d" % (vc.ndp_status_name(st), key))
+    c.log(r"vm0: queue \d+: REG_FILE refused \(limit\): this VM already has 16 files registered")
+    check(unreg_file(c, keys[3]) == NDP_S_OK, "UNREG_FILE failed")
+    st, key = reg_file(c, K4, [(0, 0, K4)])
+    check(st == NDP_S_OK and key not in keys, "registration after UNREG_FILE: %s key %d"
+          % (vc.ndp_status_name(st), key))
+
+
+def t_reg_file_truncated_fixed(c):
+    r = NdpReq(c.fe.mem, NDP_T_REG_FILE, [NDP_REG_FILE.pack(K4, 1, 0)[:8]], [NDP_REG_RESULT.size])
+    c.do(r, S_OK, NDP_REG_RESULT.size + 1)
+    check(NDP_REG_RESULT.unpack(r.wpart(0)) == (NDP_S_BAD_REQUEST, 0), "result %r"
+          % (NDP_REG_RESULT.unpack(r.wpart(0)),))
+    c.log(r"REG_FILE refused: request of 24 bytes is truncated")
+
+
+def reg_file_wlen_case(wlen):
+    def t(c):
+        r = NdpReq(c.fe.mem, NDP_T_REG_FILE, [NDP_REG_FILE.pack(K4, 1, 0), NDP_EXTENT.pack(0, 0, K4)],
+                   [wlen] if wlen else [])
+        c.do(r, S_IOERR, 1)
+        check(wlen == 0 or untouched(r, 0), "the device wrote into a wrong-sized REG_FILE result")
+        c.log(r"NDP REG_FILE: %d writable bytes, expected 9" % (wlen + 1))
+    return t
+
+
+def unreg_file_len_case(rlen, wlen):
+    def t(c):
+        body = (NDP_UNREG_FILE.pack(1, 0) + bytes(16))[:rlen]
+        r = NdpReq(c.fe.mem, NDP_T_UNREG_FILE, [body], [wlen] if wlen else [])
+        c.do(r, S_IOERR, 1)
+        check(wlen == 0 or untouched(r, 0), "the device wrote the result of a malformed UNREG_FILE")
+        c.log(r"NDP UNREG_FILE with wrong lengths")
+    return t
+
+
+def t_unreg_file_unknown(c):
+    for key in (0, 1, 0xFFFFFFFF, 777):
+        st = unreg_file(c, key)
+        check(st == NDP_S_NO_PROGRAM, "UNREG_FILE of unknown key %d: %s" % (key, vc.ndp_status_name(st)))
+    c.log(r"UNREG_FILE: no file with key 777 on this disk")
+
+
+def t_file_unknown_key(c):
+    h = c.load()
+    for key in (12345, 0xFFFFFFFF):
+        res, data = file_peek(c, h, key, 0)
+        check(res == (NDP_S_NO_PROGRAM, 0, 0, 0), "key %d: result %r" % (key, res))
+    c.log(r"no file with key 12345 on this disk")
+
+
+def t_file_other_vms_key(c):
+    """A key registered through vm1's socket means nothing on vm0."""
+    other = c.d.disks["other"]
+    fe1 = c.frontend(other)
+    r = ndp_reg_file(fe1.mem, K4, [(0, 0, K4)])
+    c.do(r, S_OK, NDP_REG_RESULT.size + 1, fe1, 0)
+    st, key = NDP_REG_RESULT.unpack(r.wpart(0))
+    check(st == NDP_S_OK, "REG_FILE on vm1: %s" % vc.ndp_status_name(st))
+    c.files.append((other, key))
+    h = c.load()
+    res, _ = file_peek(c, h, key, 0)
+    check(res == (NDP_S_NO_PROGRAM, 0, 0, 0), "vm1's key on vm0: %r" % (res,))
+
+
+def t_file_first_io_in_hole(c):
+    h = c.load()
+    st, key = reg_file(c, 4 * K4, [(0, 0, K4), (2 * K4, 8 * K4, K4)])
+    check(st == NDP_S_OK, "REG_FILE: %s" % vc.ndp_status_name(st))
+    for off, ln in ((K4, SECTOR), (K4 - SECTOR, 2 * SECTOR), (3 * K4, SECTOR), (4 * K4, SECTOR)):
+        res, data = file_peek(c, h, key, off, ln)
+        check(res == (NDP_S_OUT_OF_RANGE, 0, 0, 0), "file offset %d: %r" % (off, res))
+    c.log(r"I/O of 512 bytes at file offset 4096 of file %d is not in the file's map" % key)
+
+
 # ==== other ======================================================================================
 
 
@@ -1214,10 +1390,14 @@ def main():
         R("read_nd_io_len_700", nd_bad(LIMITS + r".*first I/O 700 ", io_len=700, data_len=512))
         R("read_nd_io_len_4608", nd_bad(LIMITS + r".*first I/O 4608 ", io_len=4608, data_len=512))
         R("read_nd_max_hops_1025", nd_bad(LIMITS + r".*hops 1025 ", max_hops=1025))
-        R("read_nd_reserved_flags", nd_bad(r"reserved fields set \(flags 0x1\)", flags=1))
-        R("read_nd_reserved_flags_high", nd_bad(r"reserved fields set \(flags 0x80000000\)",
+        R("read_nd_file_flag_without_key", nd_bad(r"file request \(flags 0x1\) without a file key", flags=1))
+        R("read_nd_reserved_flags", nd_bad(r"reserved fields set \(flags 0x2, file_key 0\)", flags=2))
+        R("read_nd_reserved_flags_high", nd_bad(r"reserved fields set \(flags 0x80000000, file_key 0\)",
                                                 flags=0x80000000))
-        R("read_nd_reserved_word", nd_bad(r"reserved fields set", reserved=1))
+        R("read_nd_reserved_flags_with_file", nd_bad(r"reserved fields set \(flags 0x3, file_key 5\)",
+                                                     flags=3, file_key=5))
+        R("read_nd_file_key_without_flag", nd_bad(r"reserved fields set \(flags 0x0, file_key 1\)",
+                                                  reserved=1))
         R("read_nd_readable_shorter_than_fixed", t_nd_readable_shorter_than_fixed)
         R("write_nd_readable_over_max", t_nd_readable_over_max)
         R("read_nd_status_byte_only", t_nd_status_only)
@@ -1255,6 +1435,67 @@ def main():
         R("reg_mem_writable_too_short", reg_len_case(NDP_T_REG_MEM, 16, 4, r"NDP REG_MEM with wrong lengths"))
         R("unreg_mem_writable_too_long", reg_len_case(NDP_T_UNREG_MEM, 8, 8, r"NDP UNREG_MEM with wrong lengths"))
         R("unreg_mem_readable_too_long", reg_len_case(NDP_T_UNREG_MEM, 16, 4, r"NDP UNREG_MEM with wrong lengths"))
+
+        # -- REG_FILE / UNREG_FILE, file requests
+        R("reg_file_valid_read_through_it_unreg", t_reg_file_valid)
+        R("reg_file_16384_extents", t_reg_file_max_extents)
+        R("reg_file_split_over_many_descs", t_reg_file_split_many)
+        R("reg_file_17th_limit", t_reg_file_17th)
+        R("reg_file_flags_set", reg_file_bad(r"flags 0x1 set", flags=1))
+        R("reg_file_flags_high", reg_file_bad(r"flags 0x80000000 set", flags=0x80000000))
+        R("reg_file_0_extents", reg_file_bad(r": 0 extents \(1\.\.16384\)", extents=()))
+        R("reg_file_16385_extents", reg_file_bad(r": 16385 extents", n_extents=16385))
+        R("reg_file_n_extents_huge", reg_file_bad(r": 4294967295 extents", n_extents=0xFFFFFFFF))
+        R("reg_file_n_extents_more_than_carried", reg_file_bad(
+            r"announces 3 extents \(72 bytes\) but carries 48 bytes", extents=((0, 0, K4), (K4, K4, K4)),
+            n_extents=3))
+        R("reg_file_n_extents_fewer_than_carried", reg_file_bad(
+            r"announces 1 extents \(24 bytes\) but carries 48 bytes", extents=((0, 0, K4), (K4, K4, K4)),
+            n_extents=1))
+        R("reg_file_extent_array_truncated", reg_file_bad(
+            r"announces 2 extents \(48 bytes\) but carries 36 bytes", extents=((0, 0, K4),), n_extents=2,
+            tail=NDP_EXTENT.pack(K4, K4, K4)[:12]))
+        R("reg_file_fixed_struct_truncated", t_reg_file_truncated_fixed)
+        R("reg_file_extent_len_0", reg_file_bad(r"extent 1 .*empty or not in whole",
+                                                extents=((0, 0, K4), (K4, K4, 0))))
+        R("reg_file_file_off_misaligned", reg_file_bad(r"extent 0 \(file 100,.*not in whole",
+                                                       extents=((100, 0, K4),)))
+        R("reg_file_disk_off_misaligned", reg_file_bad(r"extent 0 .*disk 4097,.*not in whole",
+                                                       extents=((0, K4 + 1, K4),)))
+        R("reg_file_len_misaligned", reg_file_bad(r"extent 0 .*1000 bytes\): empty or not in whole",
+                                                  extents=((0, 0, 1000),)))
+        R("reg_file_not_sorted", reg_file_bad(r"extent 1 \(file 0\) is not after extent 0",
+                                              extents=((K4, 0, K4), (0, 2 * K4, K4))))
+        R("reg_file_overlap_in_file", reg_file_bad(r"extent 1 \(file 4096\) is not after extent 0",
+                                                   size=4 * K4, extents=((0, 0, 2 * K4), (K4, 8 * K4, K4))))
+        R("reg_file_overlap_on_disk", reg_file_bad(
+            r"extents 0 and 2 overlap on the disk", size=4 * K4,
+            extents=((0, 8 * K4, K4), (K4, 100 * K4, K4), (2 * K4, 8 * K4 + 2048, K4))))
+        R("reg_file_same_disk_block_twice", reg_file_bad(
+            r"overlap on the disk", extents=((0, 5 * K4, K4), (K4, 5 * K4, K4))))
+        R("reg_file_outside_the_disk", reg_file_bad(r"leaves the 8388608-byte disk",
+                                                    extents=((0, IMG_SIZE - SECTOR, K4),)))
+        R("reg_file_disk_end_wraps", reg_file_bad(r"leaves the 8388608-byte disk",
+                                                  extents=((0, M64 - 511, K4),)))
+        R("reg_file_extent_past_file_size", reg_file_bad(r"ends past the file's 1000 bytes \(1024",
+                                                         size=1000, extents=((0, 0, K4),)))
+        R("reg_file_file_end_wraps", reg_file_bad(r"ends past the file's", extents=((M64 - 511, 0, 1024),)))
+        R("reg_file_file_size_wraps", reg_file_bad(r"is not a size", size=M64))
+        R("reg_file_writable_too_short", reg_file_wlen_case(4))
+        R("reg_file_writable_too_long", reg_file_wlen_case(16))
+        R("reg_file_status_byte_only", reg_file_wlen_case(0))
+        R("reg_file_no_writable_part", no_writable_case(
+            NDP_T_REG_FILE, NDP_REG_FILE.pack(K4, 1, 0) + NDP_EXTENT.pack(0, 0, K4),
+            r"NDP REG_FILE without a status byte"))
+        R("unreg_file_readable_too_short", unreg_file_len_case(4, 4))
+        R("unreg_file_readable_too_long", unreg_file_len_case(16, 4))
+        R("unreg_file_writable_too_long", unreg_file_len_case(8, 8))
+        R("unreg_file_no_writable_part", no_writable_case(
+            NDP_T_UNREG_FILE, NDP_UNREG_FILE.pack(1, 0), r"NDP UNREG_FILE without a status byte"))
+        R("unreg_file_unknown_key", t_unreg_file_unknown)
+        R("read_nd_unknown_file_key", t_file_unknown_key)
+        R("read_nd_other_vms_file_key", t_file_other_vms_key)
+        R("read_nd_file_hole_eof_outside_map", t_file_first_io_in_hole)
 
         # -- other
         R("unknown_vendor_types_unsupp", t_unknown_vendor_type)

@@ -795,6 +795,8 @@ NDP_T_READ_ND = NDP_T_BASE + 4
 NDP_T_WRITE_ND = NDP_T_BASE + 5
 NDP_T_REG_MEM = NDP_T_BASE + 6
 NDP_T_UNREG_MEM = NDP_T_BASE + 7
+NDP_T_REG_FILE = NDP_T_BASE + 8
+NDP_T_UNREG_FILE = NDP_T_BASE + 9
 NDP_MAGIC = 0x5044534E
 NDP_VERSION = 2
 
@@ -812,6 +814,10 @@ NDP_DEFAULT_HOPS = 64
 NDP_SECTION_MAX = 64
 NDP_MAX_REGIONS = 4
 NDP_MAX_REGION_BYTES = 1 << 30
+NDP_MAX_FILES = 16
+NDP_MAX_EXTENTS = 16384
+NDP_CAP_FILES = 1 << 0
+NDP_IO_F_FILE = 1 << 0
 
 NDP_S_OK = 0
 NDP_S_BAD_REQUEST = 1
@@ -826,21 +832,26 @@ NDP_S_LIMIT = 9
 NDP_S_WRONG_TYPE = 10
 NDP_S_NO_MEMORY = 11
 NDP_S_READ_ONLY = 12
+NDP_S_STALE_LAYOUT = 13
 NDP_STATUS_NAMES = ("ok", "bad-request", "no-program", "hop-limit", "budget", "fault",
                     "io-error", "out-of-range", "rejected", "limit", "wrong-type", "no-memory",
-                    "read-only")
+                    "read-only", "stale-layout")
 
-NDP_PROBE = struct.Struct("<9I28x")        # magic version max_programs max_elf_bytes
+NDP_PROBE = struct.Struct("<12I16x")       # magic version max_programs max_elf_bytes
                                            # max_meta max_scratch max_data max_hops prog_types
+                                           # caps max_files max_extents
 NDP_LOAD = struct.Struct("<II64s")         # prog_type elf_len section
 NDP_LOAD_RESULT = struct.Struct("<IIII")   # handle status log_len reserved
 NDP_UNLOAD = struct.Struct("<II")          # handle reserved
 NDP_IO = struct.Struct("<8I")              # handle io_len meta_len scratch_len data_len
-                                           # max_hops flags reserved
+                                           # max_hops flags file_key
 NDP_RESULT = struct.Struct("<IIQQ")        # status hops retval bytes
 NDP_REG_MEM = struct.Struct("<QQ")         # gpa len
 NDP_REG_RESULT = struct.Struct("<II")      # status key
 NDP_UNREG_MEM = struct.Struct("<II")       # key reserved
+NDP_REG_FILE = struct.Struct("<QII")       # file_size n_extents flags
+NDP_EXTENT = struct.Struct("<QQQ")         # file_off disk_off len
+NDP_UNREG_FILE = struct.Struct("<II")      # key reserved
 U32 = struct.Struct("<I")
 
 
@@ -977,7 +988,7 @@ def ndp_unload(mem, handle, **kw):
 
 
 def ndp_io(mem, type_, handle, sector, io_len, meta=b"", scratch=b"", data=None, data_len=None,
-           max_hops=0, flags=0, reserved=0, meta_len=None, scratch_len=None, wdata_len=None,
+           max_hops=0, flags=0, reserved=0, file_key=None, meta_len=None, scratch_len=None, wdata_len=None,
            wscratch_len=None, **kw):
     """READ_ND / WRITE_ND.  By default consistent: data_len = io_len for
     READ_ND, len(data) for WRITE_ND; every *_len override only changes the
@@ -989,7 +1000,7 @@ def ndp_io(mem, type_, handle, sector, io_len, meta=b"", scratch=b"", data=None,
         data_len = len(data) if write and data is not None else (0 if write else io_len)
     io = NDP_IO.pack(handle, io_len, len(meta) if meta_len is None else meta_len,
                      len(scratch) if scratch_len is None else scratch_len, data_len, max_hops,
-                     flags, reserved)
+                     flags, reserved if file_key is None else file_key)
     rparts = [io, meta, scratch] + ([data] if write and data is not None else [])
     sl = (len(scratch) if scratch_len is None else scratch_len) if wscratch_len is None else wscratch_len
     wparts = ([] if write else [data_len if wdata_len is None else wdata_len]) + \
@@ -1003,3 +1014,16 @@ def ndp_reg_mem(mem, gpa, length, **kw):
 
 def ndp_unreg_mem(mem, key, **kw):
     return NdpReq(mem, NDP_T_UNREG_MEM, [NDP_UNREG_MEM.pack(key, 0)], [4], **kw)
+
+
+def ndp_reg_file(mem, file_size, extents, n_extents=None, flags=0, tail=b"", **kw):
+    """REG_FILE: extents = [(file_off, disk_off, len)]; n_extents overrides
+    the count field only; tail is appended to the extent bytes (to
+    truncate or pad the array, pass raw bytes there with fewer extents)."""
+    body = b"".join(NDP_EXTENT.pack(*e) for e in extents) + tail
+    fixed = NDP_REG_FILE.pack(file_size, len(extents) if n_extents is None else n_extents, flags)
+    return NdpReq(mem, NDP_T_REG_FILE, [fixed, body], [NDP_REG_RESULT.size], **kw)
+
+
+def ndp_unreg_file(mem, key, **kw):
+    return NdpReq(mem, NDP_T_UNREG_FILE, [NDP_UNREG_FILE.pack(key, 0)], [4], **kw)
