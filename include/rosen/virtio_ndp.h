@@ -127,24 +127,34 @@ struct rb_ndp_io {
  * in the file registered as file_key, and so is every offset a program
  * sees and asks for (xrp next_addr, cq/sq next_off, ctx offset).  The
  * device translates each I/O through the file's extent map, exactly once;
- * an I/O crossing an extent boundary is split, one in a hole, past the
- * file's size or outside its map ends the request with OUT_OF_RANGE.  On
- * a file request disk_trans only checks: it returns the (file) offset
- * when the map holds it, -ERANGE otherwise.
+ * an I/O crossing an extent boundary is split into several disk I/Os whose
+ * data land one after the other in the buffer; one in a hole, past the
+ * file's size (rounded up to 512) or outside its map ends the request with
+ * OUT_OF_RANGE.  hops counts the program's I/Os, not the disk I/Os a split
+ * made of them.  On a file request disk_trans only checks: it returns the
+ * (file) offset when the map holds its sector, -ERANGE otherwise.  An
+ * unknown or stale file_key (or another VM's) ends the request with
+ * NO_PROGRAM, like an unknown handle; file_key 0 never names a file (with
+ * the flag: BAD_REQUEST).
  */
 #define RB_NDP_IO_F_FILE (1u << 0)
 #define RB_NDP_IO_F_KNOWN RB_NDP_IO_F_FILE
 
 /*
- * REG_FILE: readable = header, struct rb_ndp_reg_file, then n_extents
- * struct rb_ndp_extent sorted by file_off, not overlapping in the file or
- * on the disk, each inside the disk, offsets and lengths multiples of 512;
- * writable = struct rb_ndp_reg_result (the key), status byte.  The map is
+ * REG_FILE: readable = header, struct rb_ndp_reg_file, then exactly
+ * n_extents struct rb_ndp_extent sorted by file_off, not overlapping in the
+ * file or on the disk, each non-empty, inside the disk and inside file_size
+ * rounded up to 512, offsets and lengths multiples of 512 (holes between
+ * extents are allowed); writable = struct rb_ndp_reg_result (status, and
+ * the key, never 0, when OK), status byte.  A map breaking a rule:
+ * BAD_REQUEST; RB_NDP_MAX_FILES already registered: LIMIT.  Files belong to
+ * the VM's disk, like programs.  The map is
  * the guest's statement of the file's layout: the device trusts it only
  * as far as the VM's own disk (every I/O is still range-checked against
  * the disk), so a wrong map can only misdirect the VM's own reads.
  * UNREG_FILE: readable = header, struct rb_ndp_unreg_file; writable = u32
- * NDP status, status byte.
+ * NDP status (OK, or NO_PROGRAM for an unknown key), status byte.
+ * Requests already running with the file finish with its map.
  */
 #define RB_NDP_MAX_FILES 16u        /* registered files per VM */
 #define RB_NDP_MAX_EXTENTS 16384u   /* extents per file */
@@ -202,14 +212,15 @@ struct rb_ndp_result {
 enum rb_ndp_status {
 	RB_NDP_S_OK = 0,
 	RB_NDP_S_BAD_REQUEST = 1, /* malformed NDP request */
-	RB_NDP_S_NO_PROGRAM = 2,  /* unknown handle (or another VM's) */
+	RB_NDP_S_NO_PROGRAM = 2,  /* unknown handle or file key (or another VM's) */
 	RB_NDP_S_HOP_LIMIT = 3,   /* more I/Os than max_hops */
 	RB_NDP_S_BUDGET = 4,      /* instruction budget exhausted */
 	RB_NDP_S_FAULT = 5,       /* the program faulted */
 	RB_NDP_S_IO_ERROR = 6,    /* a storage I/O failed */
-	RB_NDP_S_OUT_OF_RANGE = 7, /* the program asked for I/O outside the disk */
+	RB_NDP_S_OUT_OF_RANGE = 7, /* I/O outside the disk (or the file's map) */
 	RB_NDP_S_REJECTED = 8,    /* LOAD: the program was rejected (see log) */
-	RB_NDP_S_LIMIT = 9,       /* LOAD: too many or too large programs */
+	RB_NDP_S_LIMIT = 9,       /* LOAD: too many or too large programs;
+	                           * REG_MEM/REG_FILE: too many registered */
 	RB_NDP_S_WRONG_TYPE = 10, /* the program's type does not fit the request */
 	RB_NDP_S_NO_MEMORY = 11,  /* REG_MEM: not memory the guest has */
 	RB_NDP_S_READ_ONLY = 12,  /* WRITE_ND on a read-only disk */
@@ -237,5 +248,14 @@ static inline const char *rb_ndp_status_name(rb_ndp_u32 s)
 	}
 	return "unknown";
 }
+
+/* The wire layouts, checked wherever the header is compiled as C. */
+#ifndef __cplusplus
+_Static_assert(sizeof(struct rb_ndp_probe) == 64, "rb_ndp_probe is 64 bytes");
+_Static_assert(sizeof(struct rb_ndp_io) == 32, "rb_ndp_io is 32 bytes");
+_Static_assert(sizeof(struct rb_ndp_reg_file) == 16, "rb_ndp_reg_file is 16 bytes");
+_Static_assert(sizeof(struct rb_ndp_extent) == 24, "rb_ndp_extent is 24 bytes");
+_Static_assert(sizeof(struct rb_ndp_unreg_file) == 8, "rb_ndp_unreg_file is 8 bytes");
+#endif
 
 #endif /* ROSEN_VIRTIO_NDP_H */

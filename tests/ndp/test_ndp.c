@@ -924,7 +924,11 @@ struct view_scratch {
 
 TEST(files_cq_programs_see_file_offsets_and_disk_trans_checks_the_map)
 {
-	uint32_t view = must_load(vm2, "cq_file_view", RB_NDP_PROG_CQ);
+	char log[1024];
+	uint32_t view = UINT32_MAX;
+	if (load(vm2, test_progs_dir, "ndp_file_progs.o", "cq_file_view", RB_NDP_PROG_CQ, &view, log,
+		 sizeof(log)))
+		fprintf(stderr, "    load cq_file_view: %s\n", rb_guest_errmsg());
 	uint32_t sum = must_load(vm2, "cq_sum", RB_NDP_PROG_CQ);
 	uint32_t helpers = must_load(vm2, "cq_helpers", RB_NDP_PROG_CQ);
 	uint32_t key = reg_file(vm2, kv_ext, kv_n, kv_len);
