@@ -74,8 +74,9 @@ static struct vndp_regfile *vndp_rf_find(struct vndp_file *f, u32 key)
 
 /*
  * SUBMIT's check of a file request (f->lock held): the key is this file's,
- * the range is inside the registered size, and a WRITE_ND's file is open
- * for writing.
+ * the range is inside the file (its registered size, or its size now when
+ * it grew: the check under the inode's locks refreshes the map first and
+ * has the last word), and a WRITE_ND's file is open for writing.
  */
 int vndp_file_req_check(struct vndp_file *f, const struct vndp_req *r)
 {
@@ -85,8 +86,9 @@ int vndp_file_req_check(struct vndp_file *f, const struct vndp_req *r)
 	if (!rf)
 		return -ENOENT;
 	spin_lock(&rf->slock);
-	end = round_up(rf->size, SECTOR_SIZE);
+	end = max_t(u64, rf->size, i_size_read(file_inode(rf->filp)));
 	spin_unlock(&rf->slock);
+	end = round_up(end, SECTOR_SIZE);
 	if (r->offset > end || r->len > end - r->offset)
 		return -EINVAL;
 	if (r->op == VNDP_OP_WRITE_ND && !(rf->filp->f_mode & FMODE_WRITE))

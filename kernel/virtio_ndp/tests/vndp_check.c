@@ -654,6 +654,12 @@ static uint8_t pat(uint64_t off, unsigned int seed)
 	return b == 0 || b == 0xee ? 1 : b;
 }
 
+/* For results a racing thread does not care about. */
+static void ignore(long v)
+{
+	(void)v;
+}
+
 static int make_file(const char *path, uint64_t size, unsigned int seed)
 {
 	static uint8_t buf[65536];
@@ -714,12 +720,14 @@ static int same_as_file(int fd, uint64_t off, const uint8_t *p, size_t n)
 
 struct racer {
 	const char *path, *decoy;
-	volatile int stop;
+	int stop;               /* read and written with __atomic */
 	unsigned int rounds;
 };
 
-/* Truncates, punches and rewrites the file, and fills a decoy file with
- * 0xee so freed blocks come back with other bytes. */
+/*
+ * Truncates, punches and rewrites the file, and fills a decoy file with
+ * 0xee so freed blocks come back with other bytes.
+ */
 static void *race_thread(void *arg)
 {
 	struct racer *rc = arg;
@@ -729,31 +737,31 @@ static void *race_thread(void *arg)
 	for (size_t i = 0; i < FSZ; i++)
 		buf[i] = pat(i, 1);
 	memset(ee, 0xee, sizeof(ee));
-	while (fd >= 0 && !rc->stop) {
+	while (fd >= 0 && !__atomic_load_n(&rc->stop, __ATOMIC_RELAXED)) {
 		int d;
 
 		switch (rc->rounds % 3) {
 		case 0:
-			if (ftruncate(fd, 8192)) {}
+			ignore(ftruncate(fd, 8192));
 			break;
 		case 1:
-			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FSZ)) {}
+			ignore(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FSZ));
 			break;
 		default:
-			if (ftruncate(fd, 0)) {}
+			ignore(ftruncate(fd, 0));
 			break;
 		}
 		d = open(rc->decoy, O_RDWR | O_CREAT | O_TRUNC, 0644);
 		if (d >= 0) {
-			if (pwrite(d, ee, sizeof(ee), 0)) {}
+			ignore(pwrite(d, ee, sizeof(ee), 0));
 			fsync(d);
 			close(d);
 		}
-		if (pwrite(fd, buf, FSZ, 0)) {}
+		ignore(pwrite(fd, buf, FSZ, 0));
 		if (rc->rounds % 2)
 			fsync(fd);
 		rc->rounds++;
-		usleep(2000);
+		usleep(10000);  /* the whole file, for a while */
 	}
 	if (fd >= 0)
 		close(fd);
@@ -879,8 +887,8 @@ static void files_checks(const char *dev, const char *mnt, const char *obj)
 		memset(FSCRATCH, 0, 64);
 		r[0] = fnd(VNDP_OP_READ_ND, cq, key, 64 << 10, 512);
 		rc = run1(fd, r, c);
-		check(rc == 0 && c[0].status == RB_NDP_S_OK && *(uint64_t *)FSCRATCH == sum,
-		      "file_read_nd_cq_sum", "rc %d status %u sum %llu want %llu", rc, c[0].status,
+		check(rc == 0 && c[0].status == RB_NDP_S_OK &&
+		      *(uint64_t *)FSCRATCH == sum, "file_read_nd_cq_sum", "rc %d status %u sum %llu want %llu", rc, c[0].status,
 		      (unsigned long long)*(uint64_t *)FSCRATCH, (unsigned long long)sum);
 		/* Stride 64 from 0: block 7 is at 224 KiB, block 8 past EOF. */
 		meta[0] = 9;
@@ -984,7 +992,7 @@ static void files_checks(const char *dev, const char *mnt, const char *obj)
 		sync();
 		dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
 		if (dc >= 0) {
-			if (write(dc, "3", 1)) {}
+			ignore(write(dc, "3", 1));
 			close(dc);
 		}
 		check(pread(ffd, rb, 512, 12288) == 512 && !memcmp(rb, nb, 512),
@@ -994,8 +1002,10 @@ static void files_checks(const char *dev, const char *mnt, const char *obj)
 		check(submit(fd, r, 1, NULL) == -EINVAL, "file_write_nd_past_eof_einval", NULL);
 	}
 
-	/* Reap, then write() the file from the same thread: no deadlock; and
-	 * a write() with the request still in flight waits for it only. */
+	/*
+	 * Reap, then write() the file from the same thread: no deadlock; and
+	 * a write() with the request still in flight waits for it only.
+	 */
 	{
 		uint8_t nb[512];
 		int ok;
@@ -1014,8 +1024,10 @@ static void files_checks(const char *dev, const char *mnt, const char *obj)
 		alarm(0);
 	}
 
-	/* Truncate, punch and rewrite racing file requests: blocked, or
-	 * STALE_LAYOUT/OUT_OF_RANGE, never other bytes. */
+	/*
+	 * Truncate, punch and rewrite racing file requests: blocked, or
+	 * STALE_LAYOUT/OUT_OF_RANGE, never other bytes.
+	 */
 	{
 		struct racer rr = { .path = path, .decoy = decoy };
 		unsigned int n = 0, ok = 0, oor = 0, stale = 0, einval = 0, wrong = 0, other = 0;
@@ -1034,7 +1046,7 @@ static void files_checks(const char *dev, const char *mnt, const char *obj)
 			rc = run1(fd, r, c);
 			n++;
 			if (rc == -EINVAL) {
-				einval++;       /* the registered size was smaller */
+				einval++;       /* the file was smaller */
 			} else if (rc || c[0].error) {
 				other++;
 			} else if (c[0].status == RB_NDP_S_OK) {
@@ -1055,7 +1067,7 @@ static void files_checks(const char *dev, const char *mnt, const char *obj)
 				other++;
 			}
 		}
-		rr.stop = 1;
+		__atomic_store_n(&rr.stop, 1, __ATOMIC_RELAXED);
 		pthread_join(th, NULL);
 		xioctl(fd, VNDP_IOC_INFO, &info);
 		printf("# race: %u requests (%llu sent), %u rewrites: %u ok, %u out-of-range, %u stale, %u einval, %u wrong, %u other\n",

@@ -158,8 +158,9 @@ enum vndp_op {
  * read-only disk is -EROFS (WRITE_ND: the device answers READ_ONLY).
  * Errors of SUBMIT: -EINVAL (op, flags, reserved fields, file_key without
  * VNDP_REQ_F_FILE, the flag on an op other than *_ND, misaligned or
- * outside the disk (a file request: past the file's registered size,
- * rounded up to 512), a buffer outside the DMA area or no DMA area,
+ * outside the disk (a file request: past the file's size -- the
+ * registered one or the current one, whichever is larger -- rounded up
+ * to 512), a buffer outside the DMA area or no DMA area,
  * max_hops above info.max_hops), -E2BIG (len above max_io_bytes or
  * max_data, meta/scratch/data above their limits), -ENOENT (a handle or
  * file_key this file does not own), -EOPNOTSUPP (*_ND without NDP,
