@@ -8,12 +8,14 @@
 #define VNDP_H
 
 #include <linux/blk-mq.h>
+#include <linux/atomic.h>
 #include <linux/blkdev.h>
 #include <linux/cdev.h>
 #include <linux/device.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rwsem.h>
+#include <linux/kref.h>
 #include <linux/scatterlist.h>
 #include <linux/spinlock.h>
 #include <linux/version.h>
@@ -56,6 +58,7 @@ struct vndp_disk {
 	/* The NDP capability, read once at probe. */
 	bool ndp;
 	struct rb_ndp_probe probe;
+	atomic64_t nd_requests; /* READ_ND/WRITE_ND sent (INFO) */
 
 	/*
 	 * The char device.  cdev_dev's refcount keeps this struct alive for
@@ -115,7 +118,8 @@ struct vndp_file {
 	struct vndp_dma *dma;   /* set once by DMA_ALLOC, freed at release */
 	struct list_head progs; /* struct vndp_owned, under lock */
 	struct list_head keys;
-	unsigned int nprogs, nkeys;
+	struct list_head files; /* struct vndp_regfile, under lock */
+	unsigned int nprogs, nkeys, nfiles;
 	bool dma_pinned;        /* an UNREG failed: never free the area */
 
 	spinlock_t cpl_lock;    /* done, active, outstanding */
@@ -123,6 +127,38 @@ struct vndp_file {
 	unsigned int active;    /* queued to the device, not completed */
 	unsigned int outstanding; /* submitted, not reaped */
 	wait_queue_head_t wq;
+};
+
+/* What says a file's layout may have changed (vndp_file.c). */
+struct vndp_fsnap {
+	loff_t size;
+	blkcnt_t blocks;
+	struct timespec64 ctime, mtime;
+	u64 iversion;
+};
+
+/*
+ * A file registered by an open char-device file (REG_FILE).  key is the
+ * user's name for it (the device's first key); dev_key is the device's
+ * current one, which changes when the map is refreshed.
+ */
+struct vndp_regfile {
+	struct list_head node;  /* in vndp_file.files, under its lock */
+	struct kref ref;        /* the list's, and each SUBMIT using it */
+	struct file *filp;      /* held: the inode and its mount stay */
+	u32 key;
+	/* Serialises map refreshes; never taken under the inode's locks
+	 * (a refresh calls bmap(), which takes i_rwsem itself).
+	 */
+	struct mutex lock;
+	/* dev_key, snap, size, dead: read under the inode's locks. */
+	spinlock_t slock;
+	u32 dev_key;            /* 0: no block registered (all holes) */
+	bool dead;              /* unregistered: no refresh may register */
+	struct vndp_fsnap snap; /* the inode when the map was built */
+	u64 size;               /* the registered size */
+	u32 n;                  /* extents, little-endian, kvmalloc'd */
+	struct rb_ndp_extent *ext;
 };
 
 /* One SUBMIT'ed request, from validation until REAP. */
@@ -133,6 +169,7 @@ struct vndp_kreq {
 	struct vndp_req req;            /* the validated copy */
 	struct vndp_cpl cpl;
 	struct block_device *claim;     /* raw write: exclusive claim */
+	struct file *file;      /* file request: holds its inode's locks */
 	int blk_err;
 	/* Wire structures the device reads or writes (kmalloc'd with us). */
 	struct virtio_blk_outhdr hdr;
@@ -174,6 +211,17 @@ long vndp_ioc_reg_mem(struct vndp_file *f, void __user *arg);
 long vndp_ioc_unreg_mem(struct vndp_file *f, void __user *arg);
 bool vndp_ndp_release(struct vndp_file *f);
 void vndp_ndp_remove(struct vndp_disk *vd);
+int vndp_send_reg_file(struct vndp_disk *vd, u64 size,
+		       struct rb_ndp_extent *ext, u32 n, u32 *status, u32 *key);
+int vndp_send_unreg_file(struct vndp_disk *vd, u32 key, u32 *status);
+
+/* vndp_file.c: registered files, file requests' locks and maps */
+long vndp_ioc_reg_file(struct vndp_file *f, void __user *arg);
+long vndp_ioc_unreg_file(struct vndp_file *f, void __user *arg);
+int vndp_file_req_check(struct vndp_file *f, const struct vndp_req *r);
+bool vndp_file_start(struct vndp_kreq *k);
+void vndp_file_done(struct vndp_kreq *k);
+void vndp_files_drop(struct vndp_file *f, bool live);
 
 /* vndp_submit.c: SUBMIT / REAP */
 long vndp_ioc_submit(struct vndp_file *f, void __user *arg);

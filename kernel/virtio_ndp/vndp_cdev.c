@@ -210,7 +210,10 @@ static long vndp_ioc_info(struct vndp_file *f, void __user *arg)
 		info.max_scratch = vd->probe.max_scratch;
 		info.max_data = vd->probe.max_data;
 		info.max_hops = vd->probe.max_hops;
+		info.ndp_caps = vd->probe.caps;
+		info.max_files = vd->probe.max_files;
 	}
+	info.nd_requests = atomic64_read(&vd->nd_requests);
 	info.max_batch = VNDP_MAX_BATCH;
 	info.max_inflight = VNDP_MAX_INFLIGHT;
 	info.dma_chunk_bytes = 1u << vndp_chunk_shift();
@@ -245,6 +248,10 @@ static long vndp_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return vndp_ioc_submit(f, argp);
 	case VNDP_IOC_REAP:
 		return vndp_ioc_reap(f, argp);
+	case VNDP_IOC_REG_FILE:
+		return vndp_ioc_reg_file(f, argp);
+	case VNDP_IOC_UNREG_FILE:
+		return vndp_ioc_unreg_file(f, argp);
 	}
 	return -ENOTTY;
 }
@@ -286,6 +293,7 @@ static int vndp_open(struct inode *inode, struct file *file)
 	mutex_init(&f->lock);
 	INIT_LIST_HEAD(&f->progs);
 	INIT_LIST_HEAD(&f->keys);
+	INIT_LIST_HEAD(&f->files);
 	spin_lock_init(&f->cpl_lock);
 	INIT_LIST_HEAD(&f->done);
 	init_waitqueue_head(&f->wq);

@@ -9,6 +9,7 @@
 
 #include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/vmalloc.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 #include <linux/virtio_config.h>
@@ -23,6 +24,8 @@ struct vndp_ctl {
 		struct rb_ndp_unload unload;
 		struct rb_ndp_reg_mem reg;
 		struct rb_ndp_unreg_mem unreg;
+		struct rb_ndp_reg_file reg_file;
+		struct rb_ndp_unreg_file unreg_file;
 	} in;
 	union {
 		struct rb_ndp_probe probe;
@@ -95,6 +98,12 @@ int vndp_ndp_probe(struct vndp_disk *vd)
 	vd->probe.max_data = min(vndp_le32(p->max_data), RB_NDP_MAX_DATA);
 	vd->probe.max_hops = min(vndp_le32(p->max_hops), RB_NDP_MAX_HOPS);
 	vd->probe.prog_types = vndp_le32(p->prog_types);
+	vd->probe.caps = vndp_le32(p->caps);
+	vd->probe.max_files = min(vndp_le32(p->max_files), RB_NDP_MAX_FILES);
+	vd->probe.max_extents = min(vndp_le32(p->max_extents),
+				    RB_NDP_MAX_EXTENTS);
+	if (!vd->probe.max_files || !vd->probe.max_extents)
+		vd->probe.caps &= ~RB_NDP_CAP_FILES;
 	vd->ndp = true;
 out:
 	kfree(c);
@@ -475,6 +484,95 @@ out:
 	return err;
 }
 
+/* ---- REG_FILE / UNREG_FILE (the file logic is vndp_file.c's) ----------- */
+
+/*
+ * Scatterlist entries for [buf, buf + len) of kvmalloc'd memory: per page
+ * when it is vmalloc'd, else pieces of at most seg_bytes.  Returns the
+ * number used or -E2BIG.
+ */
+static int vndp_kv_sg(void *buf, size_t len, unsigned int seg_bytes,
+		      struct scatterlist *sg, unsigned int max)
+{
+	bool vm = is_vmalloc_addr(buf);
+	unsigned int n = 0;
+
+	while (len) {
+		size_t piece = vm ? min_t(size_t, len,
+					  PAGE_SIZE - offset_in_page(buf)) :
+				    min_t(size_t, len, seg_bytes);
+
+		if (n == max)
+			return -E2BIG;
+		if (vm)
+			sg_set_page(&sg[n++], vmalloc_to_page(buf), piece,
+				    offset_in_page(buf));
+		else
+			sg_set_buf(&sg[n++], buf, piece);
+		buf += piece;
+		len -= piece;
+	}
+	return n;
+}
+
+/*
+ * REG_FILE of n extents (little-endian already, kvmalloc'd); with the
+ * disk's gate held.  0 with *status (and *key when OK), or -errno.
+ */
+int vndp_send_reg_file(struct vndp_disk *vd, u64 size,
+		       struct rb_ndp_extent *ext, u32 n, u32 *status, u32 *key)
+{
+	size_t bytes = (size_t)n * sizeof(*ext);
+	unsigned int max = vd->ring > 3 ? vd->ring - 3 : 0, used;
+	struct scatterlist *out, in[1];
+	struct vndp_ctl *c;
+	int err;
+
+	c = vndp_ctl_new(vd, RB_NDP_T_REG_FILE);
+	out = kcalloc(max + 2, sizeof(*out), GFP_KERNEL);
+	err = -ENOMEM;
+	if (!c || !out)
+		goto out;
+	sg_init_table(out, max + 2);
+	sg_set_buf(&out[0], &c->hdr, sizeof(c->hdr));
+	c->in.reg_file.file_size = vndp_le64(size);
+	c->in.reg_file.n_extents = vndp_le32(n);
+	sg_set_buf(&out[1], &c->in.reg_file, sizeof(c->in.reg_file));
+	/* The chain, with the reply and the status byte, fits the ring. */
+	err = vndp_kv_sg(ext, bytes, vd->seg_bytes, out + 2, max);
+	if (err < 0)
+		goto out;
+	used = err;
+	sg_mark_end(&out[used + 1]);
+	sg_init_one(in, &c->out.reg, sizeof(c->out.reg));
+	err = vndp_exec_sync(vd, out, in, true);
+	if (err >= 0)
+		err = vndp_blk_errno(err);
+	if (!err) {
+		*status = vndp_le32(c->out.reg.status);
+		*key = vndp_le32(c->out.reg.key);
+	}
+out:
+	kfree(out);
+	kfree(c);
+	return err;
+}
+
+int vndp_send_unreg_file(struct vndp_disk *vd, u32 key, u32 *status)
+{
+	struct vndp_ctl *c = vndp_ctl_new(vd, RB_NDP_T_UNREG_FILE);
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	c->in.unreg_file.key = vndp_le32(key);
+	err = vndp_ctl_exec(vd, c, sizeof(c->in.unreg_file),
+			    sizeof(c->out.status));
+	*status = vndp_le32(c->out.status);
+	kfree(c);
+	return err;
+}
+
 /*
  * Unloads every program and unregisters every range f owns, on a live NDP
  * device, with vd->gate held (for write, or for read by f's release).
@@ -503,6 +601,7 @@ static bool vndp_ndp_drop(struct vndp_file *f, bool live)
 	}
 	f->nprogs = 0;
 	f->nkeys = 0;
+	vndp_files_drop(f, live);
 	return registered;
 }
 

@@ -4,7 +4,8 @@
  * requests once, validates all of them, then queues them as passthrough
  * requests whose buffers are the file's DMA area; completions wait on the
  * file's list for REAP (or poll).  Raw writes are claimed exclusively for
- * their lifetime and refused while anything else holds the disk.
+ * their lifetime and refused while anything else holds the disk; file
+ * requests hold their inode's locks instead (vndp_file.c).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -53,15 +54,18 @@ static int vndp_req_check(struct vndp_file *f, const struct vndp_dma *dma,
 	u32 align = max_t(u32, SECTOR_SIZE,
 			  queue_logical_block_size(vd->disk->queue));
 	unsigned int i;
+	int err;
 
 	for (i = 0; i < ARRAY_SIZE(r->reserved); i++)
 		if (r->reserved[i])
 			return -EINVAL;
 	if (r->flags & ~VNDP_REQ_F_KNOWN)
-		return r->flags == VNDP_REQ_F_FILE ? -EOPNOTSUPP : -EINVAL;
-	if (r->file_key)
+		return -EINVAL;
+	if (!(r->flags & VNDP_REQ_F_FILE) && r->file_key)
 		return -EINVAL;
 	if (r->op < VNDP_OP_READ || r->op > VNDP_OP_WRITE_ND)
+		return -EINVAL;
+	if ((r->flags & VNDP_REQ_F_FILE) && !vndp_op_is_nd(r->op))
 		return -EINVAL;
 	if (vndp_op_is_write(r->op) && !(f->mode & FMODE_WRITE))
 		return -EBADF;
@@ -74,9 +78,19 @@ static int vndp_req_check(struct vndp_file *f, const struct vndp_dma *dma,
 		return -EROFS;
 	if (vndp_op_is_nd(r->op) && !vd->ndp)
 		return -EOPNOTSUPP;
-	if (!r->len || r->len % align || r->offset % align ||
-	    r->offset > cap || r->len > cap - r->offset)
+	if ((r->flags & VNDP_REQ_F_FILE) &&
+	    !(vd->probe.caps & RB_NDP_CAP_FILES))
+		return -EOPNOTSUPP;
+	if (!r->len || r->len % align || r->offset % align)
 		return -EINVAL;
+	if (r->flags & VNDP_REQ_F_FILE) {
+		/* Offsets are the file's, inside its registered size. */
+		err = vndp_file_req_check(f, r);
+		if (err)
+			return err;
+	} else if (r->offset > cap || r->len > cap - r->offset) {
+		return -EINVAL;
+	}
 	if (!vndp_op_is_nd(r->op)) {
 		if (r->len > vd->io_max)
 			return -E2BIG;
@@ -288,16 +302,31 @@ static void vndp_write_done_work(struct work_struct *work)
 	vndp_kreq_complete(k);
 }
 
+/* Process context after a file request: invalidate, unlock, complete. */
+static void vndp_file_done_work(struct work_struct *work)
+{
+	struct vndp_kreq *k = container_of(work, struct vndp_kreq, work);
+
+	vndp_file_done(k);
+	vndp_kreq_complete(k);
+}
+
+/* Raw writes and file requests finish in process context. */
+static void vndp_kreq_finish(struct vndp_kreq *k)
+{
+	if (k->claim || k->file)
+		queue_work(vndp_wq, &k->work);
+	else
+		vndp_kreq_complete(k);
+}
+
 static enum rq_end_io_ret vndp_kreq_end_io(struct request *rq,
 					   blk_status_t err)
 {
 	struct vndp_kreq *k = rq->end_io_data;
 
 	k->blk_err = blk_status_to_errno(err);
-	if (k->claim)
-		queue_work(vndp_wq, &k->work);
-	else
-		vndp_kreq_complete(k);
+	vndp_kreq_finish(k);
 	return RQ_END_IO_FREE;
 }
 
@@ -385,6 +414,11 @@ static int vndp_submit_prepare(struct vndp_file *f, const struct vndp_req *r,
 			k[i] = NULL;
 			return err;
 		}
+		if (r[i].flags & VNDP_REQ_F_FILE) {
+			/* Locked, checked and written back when queued. */
+			INIT_WORK(&k[i]->work, vndp_file_done_work);
+			continue;
+		}
 		if (!vndp_op_is_write(r[i].op)) {
 			reads |= r[i].op != VNDP_OP_FLUSH;
 			continue;
@@ -464,6 +498,19 @@ long vndp_ioc_submit(struct vndp_file *f, void __user *arg)
 		spin_lock_irqsave(&f->cpl_lock, flags);
 		f->active++;
 		spin_unlock_irqrestore(&f->cpl_lock, flags);
+		/*
+		 * A file request takes its inode's locks only now, one at a
+		 * time: an earlier one of the batch is already on its way
+		 * to release them, so a truncate queued between the two
+		 * cannot wait for a request that is never sent.  What goes
+		 * wrong here is the request's completion, not SUBMIT's error.
+		 */
+		if ((r[i].flags & VNDP_REQ_F_FILE) && !vndp_file_start(k[i])) {
+			vndp_kreq_complete(k[i]);
+			continue;
+		}
+		if (vndp_op_is_nd(r[i].op))
+			atomic64_inc(&vd->nd_requests);
 		err = vndp_exec_async(vd, k[i]->out, k[i]->in,
 				      vndp_op_is_write(r[i].op) ||
 				      r[i].op == VNDP_OP_FLUSH,
@@ -473,10 +520,7 @@ long vndp_ioc_submit(struct vndp_file *f, void __user *arg)
 			 * still completes, with the error.
 			 */
 			k[i]->blk_err = err;
-			if (k[i]->claim)
-				queue_work(vndp_wq, &k[i]->work);
-			else
-				vndp_kreq_complete(k[i]);
+			vndp_kreq_finish(k[i]);
 		}
 	}
 	up_read(&vd->gate);

@@ -12,8 +12,9 @@ boots (/usr/src/linux-headers-<release>, scripts/setup.sh installs them),
 in a copy of the sources.  One rosenbridged serves three disks and
 qemu-storage-daemon a fourth; the guest tells them apart by size:
   FS   64 MiB  an ext4 image made here with `mkfs.ext4 -d`: mounted, files
-               read and compared, a file written, fsync, unmounted; the host
-               then reads that file back with debugfs and runs e2fsck.
+               read and compared, a file written, fsync; NDP on files of it
+               (vndp_check files); unmounted; the host then reads that file
+               back with debugfs and runs e2fsck.
   KV    8 MiB  a BPF-KV database (bpfkv create --levels 3), then zeros: raw
                I/O, DISCARD/WRITE_ZEROES and rosen-io kernel: in the tail;
                bpfkv get/range/bench --mode ndp and vhost through the driver,
@@ -162,6 +163,11 @@ check fs-read-big test "$(md5sum < /mnt/dir/big.bin | cut -d' ' -f1)" = %(big)s
 check fs-write-fsync sh -c 'yes rosenbridge | head -c %(glen)d | dd of=/mnt/guest.txt bs=64k conv=fsync 2>/dev/null'
 check fs-sync sync
 check fs-reread test "$(md5sum < /mnt/guest.txt | cut -d' ' -f1)" = %(guest)s
+# NDP on files of that filesystem (kernel/virtio_ndp/tests/vndp_check.c
+# files: refusals, keys, file offsets, holes, EOF, page-cache coherence,
+# truncate/punch racing requests; it prints its own check lines)
+vndp_check files /dev/virtio-ndp/$FS /mnt /lib/rosen/ndp_progs.o || E2E_FAILED=$((E2E_FAILED + 1))
+check fs-files-cleaned-up sh -c '! test -e /mnt/vndp_hole.bin'
 check rmmod-refused-while-mounted sh -c '! rmmod virtio_ndp'
 check raw-write-refused-while-mounted sh -c '! $RIO kernel:/dev/virtio-ndp/'$FS' write 0 < /lib/rosen/sector.bin 2>/tmp/err; cat /tmp/err; grep -qi "busy" /tmp/err'
 check fs-umount umount /mnt

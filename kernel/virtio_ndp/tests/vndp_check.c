@@ -8,6 +8,10 @@
  *   vndp_check busy DEV BLKDEV    raw writes refused while BLKDEV is claimed
  *   vndp_check hold DEV SECONDS   keeps DEV open (for the rmmod check)
  *   vndp_check ro DEV             a read-only disk: INFO says so, WRITE -EROFS
+ *   vndp_check files DEV MNT OBJ  registered files on the ext4 mounted at MNT
+ *                                 from DEV's disk: refusals, keys, READ_ND and
+ *                                 WRITE_ND at file offsets, holes, EOF, page
+ *                                 cache coherence, truncate/punch races
  *   vndp_check unbind DEV OBJ     the disk unbound (and bound again) under an
  *                                 open file with requests in flight, a
  *                                 mapping kept by a child, a LOAD stuck in
@@ -34,6 +38,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/falloc.h>
 #include <linux/userfaultfd.h>
 
 #include <rosen/virtio_ndp.h>
@@ -226,7 +231,11 @@ static void plain_checks(const char *dev, int fd)
 	r[1].flags = 1u << 7;
 	check(submit(fd, r, 2, &done) == -EINVAL, "unknown_flag_einval", NULL);
 	r[1].flags = VNDP_REQ_F_FILE;
-	check(submit(fd, r, 2, &done) == -EOPNOTSUPP, "file_flag_eopnotsupp", NULL);
+	check(submit(fd, r, 2, &done) == -EINVAL, "file_flag_on_read_einval", NULL);
+	r[1].flags = 0;
+	r[1].file_key = 1;
+	check(submit(fd, r, 2, &done) == -EINVAL, "file_key_without_flag_einval", NULL);
+	r[1].file_key = 0;
 	r[1].flags = 0;
 	r[1].reserved[2] = 1;
 	check(submit(fd, r, 2, &done) == -EINVAL, "reserved_einval", NULL);
@@ -589,6 +598,9 @@ static void no_ndp_checks(int fd)
 	      "load_eopnotsupp", NULL);
 	check(xioctl(fd, VNDP_IOC_REG_MEM, &m) == -EOPNOTSUPP, "reg_mem_eopnotsupp", NULL);
 	check(submit(fd, &r, 1, NULL) == -EOPNOTSUPP, "read_nd_eopnotsupp", NULL);
+	r.flags = VNDP_REQ_F_FILE;
+	r.file_key = 1;
+	check(submit(fd, &r, 1, NULL) == -EOPNOTSUPP, "file_read_nd_eopnotsupp", NULL);
 }
 
 static void busy_checks(const char *dev, const char *blkdev)
@@ -621,6 +633,486 @@ static void busy_checks(const char *dev, const char *blkdev)
 	close(fd);
 }
 
+/* ---- registered files ---------------------------------------------------- */
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+
+#define FSZ (256u << 10)
+
+/* The byte at file offset off of every test file: never 0, never 0xee. */
+static uint8_t pat(uint64_t off, unsigned int seed)
+{
+	uint8_t b = (uint8_t)(seed * 29 + off * 13 + (off >> 9) * 7);
+
+	return b == 0 || b == 0xee ? 1 : b;
+}
+
+/* For results a racing thread does not care about. */
+static void ignore(long v)
+{
+	(void)v;
+}
+
+static int make_file(const char *path, uint64_t size, unsigned int seed)
+{
+	static uint8_t buf[65536];
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	if (fd < 0)
+		return -1;
+	for (uint64_t o = 0; o < size; o += sizeof(buf)) {
+		size_t n = size - o < sizeof(buf) ? size - o : sizeof(buf);
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pat(o + i, seed);
+		if (pwrite(fd, buf, n, o) != (ssize_t)n)
+			return -1;
+	}
+	fsync(fd);
+	return fd;
+}
+
+static int reg_file(int dev, int fd, struct vndp_reg_file *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->fd = fd;
+	return xioctl(dev, VNDP_IOC_REG_FILE, a);
+}
+
+static int unreg_file(int dev, uint32_t key)
+{
+	struct vndp_reg_file a = { .key = key };
+
+	return xioctl(dev, VNDP_IOC_UNREG_FILE, &a);
+}
+
+/* Buffers at 1 MiB (data), +8K (meta), +16K (scratch). */
+static struct vndp_req fnd(uint32_t op, uint32_t handle, uint32_t key, uint64_t off,
+			   uint32_t len)
+{
+	struct vndp_req r = nd(op, handle, off, len);
+
+	r.flags = VNDP_REQ_F_FILE;
+	r.file_key = key;
+	r.data_off = 1 << 20;
+	r.meta_off = (1 << 20) + 8192;
+	r.scratch_off = (1 << 20) + 16384;
+	return r;
+}
+
+#define FDATA (dma + (1 << 20))
+#define FMETA (dma + (1 << 20) + 8192)
+#define FSCRATCH (dma + (1 << 20) + 16384)
+
+static int same_as_file(int fd, uint64_t off, const uint8_t *p, size_t n)
+{
+	uint8_t buf[4096];
+
+	return n <= sizeof(buf) && pread(fd, buf, n, off) == (ssize_t)n && !memcmp(buf, p, n);
+}
+
+struct racer {
+	const char *path, *decoy;
+	int stop;               /* read and written with __atomic */
+	unsigned int rounds;
+};
+
+/*
+ * Truncates, punches and rewrites the file, and fills a decoy file with
+ * 0xee so freed blocks come back with other bytes.
+ */
+static void *race_thread(void *arg)
+{
+	struct racer *rc = arg;
+	static uint8_t buf[FSZ], ee[FSZ];
+	int fd = open(rc->path, O_RDWR);
+
+	for (size_t i = 0; i < FSZ; i++)
+		buf[i] = pat(i, 1);
+	memset(ee, 0xee, sizeof(ee));
+	while (fd >= 0 && !__atomic_load_n(&rc->stop, __ATOMIC_RELAXED)) {
+		int d;
+
+		switch (rc->rounds % 3) {
+		case 0:
+			ignore(ftruncate(fd, 8192));
+			break;
+		case 1:
+			ignore(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FSZ));
+			break;
+		default:
+			ignore(ftruncate(fd, 0));
+			break;
+		}
+		d = open(rc->decoy, O_RDWR | O_CREAT | O_TRUNC, 0644);
+		if (d >= 0) {
+			ignore(pwrite(d, ee, sizeof(ee), 0));
+			fsync(d);
+			close(d);
+		}
+		ignore(pwrite(fd, buf, FSZ, 0));
+		if (rc->rounds % 2)
+			fsync(fd);
+		rc->rounds++;
+		usleep(10000);  /* the whole file, for a while */
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void files_checks(const char *dev, const char *mnt, const char *obj)
+{
+	struct vndp_dma_alloc da = { .len = 2 << 20 };
+	char path[PATH_MAX], hole[PATH_MAX], decoy[PATH_MAX], empty[PATH_MAX];
+	struct vndp_reg_file a, a2;
+	struct vndp_load l;
+	struct vndp_cpl c[4];
+	struct vndp_req r[2];
+	uint32_t peek, cq, key;
+	uint64_t nd0;
+	unsigned int got;
+	size_t elf_len;
+	void *elf = slurp(obj, &elf_len);
+	int fd = open_dev(dev, O_RDWR), ffd, hfd, rc, p[2], x;
+
+	snprintf(path, sizeof(path), "%s/vndp_file.bin", mnt);
+	snprintf(hole, sizeof(hole), "%s/vndp_hole.bin", mnt);
+	snprintf(decoy, sizeof(decoy), "%s/vndp_decoy.bin", mnt);
+	snprintf(empty, sizeof(empty), "%s/vndp_empty.bin", mnt);
+	rc = xioctl(fd, VNDP_IOC_INFO, &info);
+	check(rc == 0 && (info.ndp_caps & RB_NDP_CAP_FILES) && info.max_files > 0,
+	      "files_info_caps", "rc %d caps 0x%x max_files %u", rc, info.ndp_caps, info.max_files);
+	rc = xioctl(fd, VNDP_IOC_DMA_ALLOC, &da);
+	dma = rc ? MAP_FAILED : mmap(NULL, da.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ffd = make_file(path, FSZ, 1);
+	if (dma == MAP_FAILED || ffd < 0) {
+		check(0, "files_setup", "rc %d %s", rc, strerror(errno));
+		return;
+	}
+	dma_len = da.len;
+	rc = load(fd, elf, elf_len, "xrp_peek", RB_NDP_PROG_XRP, &l, NULL, 0);
+	peek = l.handle;
+	rc = rc ? rc : load(fd, elf, elf_len, "cq_sum", RB_NDP_PROG_CQ, &l, NULL, 0);
+	cq = l.handle;
+	check(rc == 0 && l.status == RB_NDP_S_OK, "files_load", "rc %d", rc);
+
+	/* What cannot be registered, and why. */
+	check(reg_file(fd, 9999, &a) == -EBADF, "reg_file_bad_fd_ebadf", NULL);
+	x = open(mnt, O_RDONLY | O_DIRECTORY);
+	rc = reg_file(fd, x, &a);
+	check(rc == -EINVAL, "reg_file_directory_einval", "rc %d", rc);
+	close(x);
+	if (pipe(p) == 0) {
+		rc = reg_file(fd, p[0], &a);
+		check(rc == -EINVAL, "reg_file_pipe_einval", "rc %d", rc);
+		close(p[0]);
+		close(p[1]);
+	}
+	x = open("/dev/null", O_RDONLY);
+	rc = reg_file(fd, x, &a);
+	check(rc == -EINVAL, "reg_file_dev_null_einval", "rc %d", rc);
+	close(x);
+	x = open("/tmp/vndp_tmpfs_file", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (x >= 0 && pwrite(x, "tmpfs", 5, 0) == 5) {
+		rc = reg_file(fd, x, &a);
+		check(rc == -EINVAL, "reg_file_tmpfs_einval", "rc %d", rc);
+	}
+	close(x);
+	unlink("/tmp/vndp_tmpfs_file");
+	x = open(path, O_WRONLY);
+	rc = reg_file(fd, x, &a);
+	check(rc == -EBADF, "reg_file_write_only_fd_ebadf", "rc %d", rc);
+	close(x);
+	x = make_file(empty, 0, 1);
+	rc = reg_file(fd, x, &a);
+	check(rc == -EOPNOTSUPP, "reg_file_empty_eopnotsupp", "rc %d", rc);
+	if (ftruncate(x, 65536) == 0) {
+		rc = reg_file(fd, x, &a);
+		check(rc == -EOPNOTSUPP, "reg_file_all_holes_eopnotsupp", "rc %d", rc);
+	}
+	close(x);
+	unlink(empty);
+	a.flags = 1;
+	a.fd = ffd;
+	check(xioctl(fd, VNDP_IOC_REG_FILE, &a) == -EINVAL, "reg_file_flags_einval", NULL);
+
+	/* Registered: READ_ND at file offsets sees the file's bytes. */
+	rc = reg_file(fd, ffd, &a);
+	key = a.key;
+	printf("# %s: key %u, %llu bytes in %u extents\n", path, a.key,
+	       (unsigned long long)a.size, a.n_extents);
+	check(rc == 0 && a.status == RB_NDP_S_OK && a.key && a.size == FSZ && a.n_extents >= 1,
+	      "reg_file", "rc %d status %u key %u size %llu", rc, a.status, a.key,
+	      (unsigned long long)a.size);
+	xioctl(fd, VNDP_IOC_INFO, &info);
+	nd0 = info.nd_requests;
+	{
+		static const uint64_t offs[] = { 0, 7 * 4096, 200 << 10, FSZ - 512 };
+		int bad = 0;
+
+		for (unsigned int i = 0; i < 4; i++) {
+			memset(FSCRATCH, 0, 64);
+			memset(FDATA, 0, 4096);
+			r[0] = fnd(VNDP_OP_READ_ND, peek, key, offs[i], 512);
+			rc = run1(fd, r, c);
+			if (rc || c[0].error || c[0].status != RB_NDP_S_OK ||
+			    !same_as_file(ffd, offs[i], FSCRATCH, 16) ||
+			    !same_as_file(ffd, offs[i], FDATA, 512)) {
+				printf("# offset %llu: rc %d error %d status %u\n",
+				       (unsigned long long)offs[i], rc, c[0].error, c[0].status);
+				bad++;
+			}
+		}
+		check(!bad, "file_read_nd_xrp_peek", "%d offsets wrong", bad);
+	}
+	{
+		/* cq_sum: 8 blocks, stride 3, from 64 KiB, at file offsets. */
+		uint32_t meta[2] = { 8, 3 };
+		uint64_t sum = 0;
+		uint8_t b;
+
+		for (unsigned int k = 0; k < 8; k++)
+			for (unsigned int i = 0; i < 512; i++)
+				if (pread(ffd, &b, 1, (64 << 10) + k * 3 * 512 + i) == 1)
+					sum += b;
+		memcpy(FMETA, meta, sizeof(meta));
+		memset(FSCRATCH, 0, 64);
+		r[0] = fnd(VNDP_OP_READ_ND, cq, key, 64 << 10, 512);
+		rc = run1(fd, r, c);
+		check(rc == 0 && c[0].status == RB_NDP_S_OK &&
+		      *(uint64_t *)FSCRATCH == sum, "file_read_nd_cq_sum", "rc %d status %u sum %llu want %llu", rc, c[0].status,
+		      (unsigned long long)*(uint64_t *)FSCRATCH, (unsigned long long)sum);
+		/* Stride 64 from 0: block 7 is at 224 KiB, block 8 past EOF. */
+		meta[0] = 9;
+		meta[1] = 64;
+		memcpy(FMETA, meta, sizeof(meta));
+		memset(FSCRATCH, 0, 64);
+		r[0] = fnd(VNDP_OP_READ_ND, cq, key, 0, 512);
+		rc = run1(fd, r, c);
+		check(rc == 0 && c[0].status == RB_NDP_S_OUT_OF_RANGE, "file_program_past_eof_out_of_range",
+		      "rc %d status %u", rc, c[0].status);
+	}
+	xioctl(fd, VNDP_IOC_INFO, &info);
+	check(info.nd_requests >= nd0 + 6, "info_nd_requests_counts", "%llu then %llu",
+	      (unsigned long long)nd0, (unsigned long long)info.nd_requests);
+
+	/* Offsets past EOF, bad keys, other ops. */
+	r[0] = fnd(VNDP_OP_READ_ND, peek, key, FSZ, 512);
+	check(submit(fd, r, 1, NULL) == -EINVAL, "file_offset_past_eof_einval", NULL);
+	r[0] = fnd(VNDP_OP_READ_ND, peek, key, FSZ - 512, 1024);
+	check(submit(fd, r, 1, NULL) == -EINVAL, "file_len_past_eof_einval", NULL);
+	r[0] = fnd(VNDP_OP_READ_ND, peek, key + 12345, 0, 512);
+	check(submit(fd, r, 1, NULL) == -ENOENT, "file_unknown_key_enoent", NULL);
+	r[0] = fnd(VNDP_OP_READ, peek, key, 0, 512);
+	check(submit(fd, r, 1, NULL) == -EINVAL, "file_flag_plain_read_einval", NULL);
+	{
+		int fd2 = open_dev(dev, O_RDWR);
+		struct vndp_dma_alloc d2 = { .len = 2 << 20 };
+
+		xioctl(fd2, VNDP_IOC_DMA_ALLOC, &d2);
+		r[0] = fnd(VNDP_OP_READ_ND, peek, key, 0, 512);
+		rc = submit(fd2, r, 1, NULL);
+		check(rc == -ENOENT, "file_foreign_key_enoent", "rc %d", rc);
+		check(unreg_file(fd2, key) == -ENOENT, "unreg_file_foreign_enoent", NULL);
+		close(fd2);
+	}
+	{
+		/* The same file through a read-only fd: no WRITE_ND with it. */
+		x = open(path, O_RDONLY);
+		rc = reg_file(fd, x, &a2);
+		close(x);       /* the registration holds the file */
+		r[0] = fnd(VNDP_OP_WRITE_ND, cq, a2.key, 0, 512);
+		r[0].data_len = 512;
+		check(rc == 0 && a2.status == RB_NDP_S_OK && submit(fd, r, 1, NULL) == -EBADF,
+		      "file_write_nd_read_only_fd_ebadf", "rc %d", rc);
+		check(unreg_file(fd, a2.key) == 0, "unreg_file_second", NULL);
+	}
+
+	/* A hole: a program asking for it gets OUT_OF_RANGE. */
+	hfd = open(hole, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	{
+		uint8_t b4[4096];
+
+		for (int i = 0; i < 4096; i++)
+			b4[i] = pat(i, 2);
+		rc = pwrite(hfd, b4, 4096, 0) == 4096 && pwrite(hfd, b4, 4096, 128 << 10) == 4096 ?
+		     0 : -errno;
+		fsync(hfd);
+		rc = rc ? rc : reg_file(fd, hfd, &a2);
+		printf("# hole file: %u extents\n", a2.n_extents);
+		r[0] = fnd(VNDP_OP_READ_ND, peek, a2.key, 64 << 10, 512);
+		rc = rc ? rc : run1(fd, r, c);
+		check(rc == 0 && c[0].status == RB_NDP_S_OUT_OF_RANGE && a2.n_extents == 2,
+		      "file_hole_out_of_range", "rc %d status %u extents %u", rc, c[0].status,
+		      a2.n_extents);
+		r[0] = fnd(VNDP_OP_READ_ND, peek, a2.key, 128 << 10, 512);
+		rc = run1(fd, r, c);
+		check(rc == 0 && c[0].status == RB_NDP_S_OK && !memcmp(FSCRATCH, b4, 16),
+		      "file_after_hole", "rc %d status %u", rc, c[0].status);
+	}
+
+	/* Dirty pages: a buffered write, no fsync, is seen by READ_ND. */
+	{
+		uint8_t nb[512];
+
+		memset(nb, 0x5c, sizeof(nb));
+		rc = pwrite(ffd, nb, 512, 8192) == 512 ? 0 : -errno;
+		r[0] = fnd(VNDP_OP_READ_ND, peek, key, 8192, 512);
+		rc = rc ? rc : run1(fd, r, c);
+		check(rc == 0 && c[0].status == RB_NDP_S_OK && !memcmp(FDATA, nb, 512),
+		      "file_read_nd_sees_dirty_write", "rc %d status %u byte 0x%x", rc, c[0].status,
+		      FDATA[0]);
+	}
+	/* WRITE_ND: a later normal read sees it, also after sync + drop_caches. */
+	{
+		uint8_t nb[512], rb[512];
+		uint32_t meta[2] = { 1, 1 };
+		int dc;
+
+		memset(nb, 0xa7, sizeof(nb));
+		if (pread(ffd, rb, 512, 12288) != 512)  /* cached before */
+			printf("# pread: %s\n", strerror(errno));
+		memcpy(FDATA, nb, 512);
+		memcpy(FMETA, meta, sizeof(meta));
+		r[0] = fnd(VNDP_OP_WRITE_ND, cq, key, 12288, 512);
+		r[0].data_len = 512;
+		rc = run1(fd, r, c);
+		check(rc == 0 && c[0].error == 0 && c[0].status == RB_NDP_S_OK, "file_write_nd",
+		      "rc %d error %d status %u", rc, c[0].error, c[0].status);
+		check(pread(ffd, rb, 512, 12288) == 512 && !memcmp(rb, nb, 512),
+		      "file_write_nd_seen_by_read", "byte 0x%x", rb[0]);
+		sync();
+		dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+		if (dc >= 0) {
+			ignore(write(dc, "3", 1));
+			close(dc);
+		}
+		check(pread(ffd, rb, 512, 12288) == 512 && !memcmp(rb, nb, 512),
+		      "file_write_nd_survives_sync_drop_caches", "byte 0x%x", rb[0]);
+		r[0] = fnd(VNDP_OP_WRITE_ND, cq, key, FSZ, 512);
+		r[0].data_len = 512;
+		check(submit(fd, r, 1, NULL) == -EINVAL, "file_write_nd_past_eof_einval", NULL);
+	}
+
+	/*
+	 * Reap, then write() the file from the same thread: no deadlock; and
+	 * a write() with the request still in flight waits for it only.
+	 */
+	{
+		uint8_t nb[512];
+		int ok;
+
+		memset(nb, 0x3d, sizeof(nb));
+		alarm(20);
+		r[0] = fnd(VNDP_OP_READ_ND, peek, key, 0, 512);
+		rc = submit(fd, r, 1, NULL);
+		rc = rc ? rc : reap(fd, c, 1, 1, 10000, &got);
+		ok = rc == 0 && pwrite(ffd, nb, 512, 16384) == 512;
+		check(ok, "reap_then_write_same_thread", "rc %d", rc);
+		rc = submit(fd, r, 1, NULL);
+		ok = rc == 0 && pwrite(ffd, nb, 512, 16384) == 512 && ftruncate(ffd, FSZ) == 0;
+		rc = reap(fd, c, 1, 1, 10000, &got);
+		check(ok && rc == 0, "write_with_request_in_flight_same_thread", "rc %d", rc);
+		alarm(0);
+	}
+
+	/*
+	 * Truncate, punch and rewrite racing file requests: blocked, or
+	 * STALE_LAYOUT/OUT_OF_RANGE, never other bytes.
+	 */
+	{
+		struct racer rr = { .path = path, .decoy = decoy };
+		unsigned int n = 0, ok = 0, oor = 0, stale = 0, einval = 0, wrong = 0, other = 0;
+		struct timespec t0;
+		pthread_t th;
+
+		xioctl(fd, VNDP_IOC_INFO, &info);
+		nd0 = info.nd_requests;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		pthread_create(&th, NULL, race_thread, &rr);
+		while (ms_since(&t0) < 3000) {
+			uint64_t off = (uint64_t)((n * 37) % 64) * 4096;
+
+			memset(FDATA, 0, 512);
+			r[0] = fnd(VNDP_OP_READ_ND, peek, key, off, 512);
+			rc = run1(fd, r, c);
+			n++;
+			if (rc == -EINVAL) {
+				einval++;       /* the file was smaller */
+			} else if (rc || c[0].error) {
+				other++;
+			} else if (c[0].status == RB_NDP_S_OK) {
+				int good = 1;
+
+				for (int i = 0; i < 512 && good; i++)
+					good = FDATA[i] == pat(off + i, 1);
+				ok += good;
+				wrong += !good;
+				if (!good)
+					printf("# wrong bytes at %llu: 0x%x...\n",
+					       (unsigned long long)off, FDATA[0]);
+			} else if (c[0].status == RB_NDP_S_OUT_OF_RANGE) {
+				oor++;
+			} else if (c[0].status == RB_NDP_S_STALE_LAYOUT) {
+				stale++;
+			} else {
+				other++;
+			}
+		}
+		__atomic_store_n(&rr.stop, 1, __ATOMIC_RELAXED);
+		pthread_join(th, NULL);
+		xioctl(fd, VNDP_IOC_INFO, &info);
+		printf("# race: %u requests (%llu sent), %u rewrites: %u ok, %u out-of-range, %u stale, %u einval, %u wrong, %u other\n",
+		       n, (unsigned long long)(info.nd_requests - nd0), rr.rounds, ok, oor, stale,
+		       einval, wrong, other);
+		check(!wrong && !other && ok > 0 && rr.rounds > 0, "file_race_never_wrong_data",
+		      "%u wrong, %u other, %u ok", wrong, other, ok);
+	}
+
+	/* LIMIT: the device holds max_files in all. */
+	{
+		uint32_t keys[64];
+		unsigned int nk = 0;
+		int limit = 0;
+
+		while (nk < 64) {
+			rc = reg_file(fd, ffd, &a2);
+			if (rc || a2.status != RB_NDP_S_OK) {
+				limit = rc == 0 && a2.status == RB_NDP_S_LIMIT && a2.key == 0;
+				break;
+			}
+			keys[nk++] = a2.key;
+		}
+		printf("# %u more files registered before LIMIT\n", nk);
+		check(limit && nk < info.max_files, "reg_file_limit_status", "rc %d status %u after %u",
+		      rc, a2.status, nk);
+		while (nk)
+			unreg_file(fd, keys[--nk]);
+	}
+
+	/* UNREG, then the key is gone. */
+	check(unreg_file(fd, key) == 0, "unreg_file", NULL);
+	check(unreg_file(fd, key) == -ENOENT, "unreg_file_twice_enoent", NULL);
+	r[0] = fnd(VNDP_OP_READ_ND, peek, key, 0, 512);
+	check(submit(fd, r, 1, NULL) == -ENOENT, "file_stale_key_enoent", NULL);
+	/* The hole file stays registered for release to end. */
+	close(hfd);
+	close(ffd);
+	munmap(dma, dma_len);
+	close(fd);
+	unlink(hole);
+	unlink(decoy);
+	free(elf);
+}
+
 /* ---- unbind with a file open ------------------------------------------- */
 
 static int write_sysfs(const char *path, const char *val)
@@ -633,14 +1125,6 @@ static int write_sysfs(const char *path, const char *val)
 		rc = -errno;
 	close(fd);
 	return rc;
-}
-
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 struct stuck_load {
@@ -900,7 +1384,7 @@ int main(int argc, char **argv)
 	int fd;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: vndp_check plain|ndp|busy|hold|ro|unbind DEV [ARG]\n");
+		fprintf(stderr, "usage: vndp_check plain|ndp|busy|hold|ro|unbind|files DEV [ARG]...\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "hold")) {
@@ -927,6 +1411,11 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "unbind") && argc > 3) {
 		unbind_checks(argv[2], argv[3]);
 		printf("vndp_check unbind %s: %d failed\n", argv[2], failed);
+		return failed ? 1 : 0;
+	}
+	if (!strcmp(argv[1], "files") && argc > 4) {
+		files_checks(argv[2], argv[3], argv[4]);
+		printf("vndp_check files %s: %d failed\n", argv[2], failed);
 		return failed ? 1 : 0;
 	}
 	if (!strcmp(argv[1], "busy") && argc > 3) {

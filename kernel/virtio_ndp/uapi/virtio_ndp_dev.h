@@ -62,8 +62,10 @@ struct vndp_info {
 	char disk[32];          /* the block device's name, e.g. "vndpa" */
 	__u32 max_io_bytes;     /* largest READ/WRITE len (-E2BIG beyond) */
 	__u32 ndp_caps;         /* RB_NDP_CAP_* the device reported */
-	__u64 nd_requests;      /* READ_ND/WRITE_ND sent to the device by this
-	                         * disk so far (every file): device round trips */
+	/* READ_ND/WRITE_ND sent to the device by this disk so far (every
+	 * open file): device round trips.
+	 */
+	__u64 nd_requests;
 	__u32 max_files;        /* registered files per VM (the device's limit) */
 	__u32 reserved[3];
 };
@@ -136,9 +138,10 @@ enum vndp_op {
 /* Request flags.  VNDP_REQ_F_FILE (READ_ND/WRITE_ND only): offset is a
  * byte offset in the file this open file registered as file_key
  * (VNDP_IOC_REG_FILE), and so is every offset the program sees and asks
- * for; the device translates them through the file's extent map. */
+ * for; the device translates them through the file's extent map.
+ */
 #define VNDP_REQ_F_FILE (1u << 0)
-#define VNDP_REQ_F_KNOWN 0u     /* flags a request may carry today */
+#define VNDP_REQ_F_KNOWN VNDP_REQ_F_FILE /* flags a request may carry */
 
 /*
  * One request.  Offsets and lengths of disk I/O are multiples of 512 and
@@ -153,15 +156,27 @@ enum vndp_op {
  * and are refused with -EBUSY while the disk or a partition of it is
  * mounted or otherwise claimed (an O_EXCL open); a plain WRITE to a
  * read-only disk is -EROFS (WRITE_ND: the device answers READ_ONLY).
- * Errors of SUBMIT: -EINVAL (op, flags, reserved fields or file_key not 0,
- * misaligned or outside the disk, a buffer outside the DMA area or no DMA
- * area, max_hops above info.max_hops), -E2BIG (len above max_io_bytes or
- * max_data, meta/scratch/data above their limits), -ENOENT (a handle this
- * file did not load), -EOPNOTSUPP (*_ND without NDP, VNDP_REQ_F_FILE),
- * -EBADF, -EROFS, -EBUSY, -EFAULT.  READ and READ_ND first write back the
- * disk's dirty page-cache pages; WRITE and WRITE_ND write back, run, then
- * drop the cached pages (WRITE_ND: of the whole disk, its program may
- * write anywhere).
+ * Errors of SUBMIT: -EINVAL (op, flags, reserved fields, file_key without
+ * VNDP_REQ_F_FILE, the flag on an op other than *_ND, misaligned or
+ * outside the disk (a file request: past the file's size -- the
+ * registered one or the current one, whichever is larger -- rounded up
+ * to 512), a buffer outside the DMA area or no DMA area,
+ * max_hops above info.max_hops), -E2BIG (len above max_io_bytes or
+ * max_data, meta/scratch/data above their limits), -ENOENT (a handle or
+ * file_key this file does not own), -EOPNOTSUPP (*_ND without NDP,
+ * VNDP_REQ_F_FILE without RB_NDP_CAP_FILES), -EBADF (a file WRITE_ND whose
+ * registered fd is not open for writing too), -EROFS, -EBUSY, -EFAULT.
+ * READ and READ_ND first write back the disk's dirty page-cache pages;
+ * WRITE and WRITE_ND write back, run, then drop the cached pages
+ * (WRITE_ND: of the whole disk, its program may write anywhere).
+ * File requests follow the same order on the file's own pages (and drop
+ * all of them after a WRITE_ND); the raw-disk rules (-EBUSY while mounted)
+ * do not apply to them: the file's locks protect it.  Their completion
+ * may carry RB_NDP_S_STALE_LAYOUT (no stable map of the file could be
+ * had), RB_NDP_S_OUT_OF_RANGE without a device round trip (the file
+ * shrank below the request, or has no block left), or error -ENOENT (it
+ * was unregistered after SUBMIT checked the key).  A file WRITE_ND only
+ * overwrites blocks the file has (the device refuses holes and EOF).
  */
 struct vndp_req {
 	__u32 op;               /* enum vndp_op */
@@ -221,21 +236,31 @@ struct vndp_reap {
 
 /*
  * VNDP_IOC_REG_FILE: registers a regular file of an ext4 filesystem
- * mounted from this disk (or one of its partitions) for file requests.
- * The driver writes back the file's dirty pages (delayed allocation picks
- * blocks at writeback), maps it with bmap() (holes, unwritten extents and
- * unmappable blocks are not readable by programs), adds the partition's
- * start, compresses the blocks into extents and registers them with the
- * device; key out.  While a file request runs, the driver holds the
- * file's inode shared (truncate, hole punching, fallocate, defrag wait for
- * it) and re-checks the map first (size, blocks, change counter),
- * refreshing it when the file changed; STALE_LAYOUT when it cannot get a
- * stable map.  The registration belongs to this open file: UNREG_FILE (key
- * in) or release ends it.  Refused with an errno: not a regular file or
- * not on this disk (-EXDEV; tmpfs, another disk, a pipe, a directory:
- * -EINVAL), a filesystem other than ext4, stacked devices (dm, md, loop),
- * encrypted, DAX, inline-data or reflinked files (-EOPNOTSUPP), more
- * extents than the device takes (-E2BIG), an fd not open (-EBADF).
+ * mounted from this disk (or one of its partitions) for file requests;
+ * the fd must be open for reading (file WRITE_NDs also need it open for
+ * writing).  The driver writes back the file's dirty pages (delayed
+ * allocation picks blocks at writeback), maps it with bmap() (holes,
+ * unwritten extents and unmappable blocks are not readable by programs),
+ * adds the partition's start, compresses the blocks into extents and
+ * registers them with the device; key out.  ioctl 0 with status LIMIT
+ * (key 0) when the device holds as many files as it takes.  While a file
+ * request runs, the driver holds the file's inode shared (i_rwsem and
+ * the mapping's invalidate_lock: truncate, hole punching, fallocate and
+ * writes wait for it) and re-checks the map first (size, blocks, ctime,
+ * mtime, i_version where counted), refreshing it when the file changed;
+ * STALE_LAYOUT when it cannot get a stable map.  The registration holds
+ * the file (and so its mount) and belongs to this open file: UNREG_FILE
+ * (key in; fd ignored) or release ends it.  Errors: -EBADF (fd not open,
+ * or not open for reading), -EINVAL (not a regular file: a directory, a
+ * pipe, a device; or on no block device: tmpfs, proc), -EXDEV (on
+ * another disk), -EOPNOTSUPP (a filesystem other than ext4 -- which also
+ * rules out reflinked/shared blocks, ext4 has none --, stacked devices:
+ * dm, md, loop; encrypted, DAX, inline-data or data-journalled files; a
+ * file with no block a program could read: empty or all holes; no
+ * RB_NDP_CAP_FILES), -E2BIG (more extents than the device takes), -EBUSY
+ * (the file kept changing while it was mapped), -ENOSPC (64 files per
+ * open file), -EINTR, -ENODEV.  UNREG_FILE: -ENOENT for a key this open
+ * file does not own.
  */
 struct vndp_reg_file {
 	__s32 fd;               /* in (REG_FILE): an open file on this disk */
