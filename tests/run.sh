@@ -92,6 +92,8 @@ for dir in "${dirs[@]}"; do
   if [ "$kind" = build ]; then
     run_suite "$kind: e2e (virtio_ndp.ko in a QEMU guest)" \
       python3 tests/e2e/test_guest_ndp_driver.py --build "$dir"
+    run_suite "$kind: e2e (NDP on files in a QEMU guest)" \
+      python3 tests/e2e/test_guest_ndp_files.py --build "$dir"
   fi
 done
 

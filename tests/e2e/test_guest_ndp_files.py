@@ -99,7 +99,7 @@ lookups() {
   $KV bench --db $f --levels %(levels)d --mode ndp --uri file:$f --ops 200 --range 32 > /tmp/$n.rbench 2>&1
   check $n-bench-range-checked test $? = 0
   head -c 4096 /dev/zero > /tmp/key.bin
-  check $n-rosen-io-xrp sh -c "$RIO file:$f xrp bpfkv_xrp_lookup.o bpfkv_xrp_lookup 0 --scratch-in /tmp/key.bin --scratch-out /tmp/out.bin"
+  check $n-rosen-io-xrp sh -c "$RIO file:$f xrp /lib/rosen/bpfkv_xrp_lookup.o bpfkv_xrp_lookup 0 --scratch-in /tmp/key.bin --scratch-out /tmp/out.bin"
   check $n-no-marker sh -c '! cat /tmp/'$n'.* /tmp/out.bin | grep -q "ROSEN-NOT-THE-FILE"'
 }
 lookups contiguous /a
@@ -121,11 +121,11 @@ mkdir -p /tmp/t; echo x > /tmp/t/f
 $RIO file:/tmp/t/f info > /tmp/e1 2>&1; cat /tmp/e1
 check tmpfs-refused grep -q "not on a disk driven by virtio_ndp" /tmp/e1
 $RIO file:/a info > /tmp/e2 2>&1; cat /tmp/e2
-check directory-refused grep -q "not a regular file" /tmp/e2
+check directory-refused grep -q "Is a directory\\|not a regular file" /tmp/e2
 $RIO file:/a/missing info > /tmp/e3 2>&1; cat /tmp/e3
 check missing-refused grep -q "No such file" /tmp/e3
 head -c 4096 /dev/zero > /tmp/key.bin
-$RIO file:/a/kv.db xrp bpfkv_xrp_lookup.o bpfkv_xrp_lookup %(past_end)d --scratch-in /tmp/key.bin --scratch-out /tmp/o.bin > /tmp/e4 2>&1; cat /tmp/e4
+$RIO file:/a/kv.db xrp /lib/rosen/bpfkv_xrp_lookup.o bpfkv_xrp_lookup %(past_end)d --scratch-in /tmp/key.bin --scratch-out /tmp/o.bin > /tmp/e4 2>&1; cat /tmp/e4
 check past-eof-out-of-range grep -q "out-of-range\|Invalid argument" /tmp/e4
 
 check umount-a umount /a
