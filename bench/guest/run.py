@@ -104,7 +104,9 @@ def write_md(path, rows, meta):
              "- `ndp`: `bpfkv bench --mode ndp --uri file:/kv/kvL.db`: one READ_ND per lookup; the daemon runs "
              "`bpfkv_xrp_get` on every block, translating each file offset through the file's extent map.",
              "- round trips per lookup: reads completed in `/sys/block/<disk>/stat` (pread), the driver's "
-             "`nd_requests` counter (`rosen-io file:... info`) for ndp, each divided by the lookups.", "",
+             "`nd_requests` counter (`rosen-io file:... info`) for ndp, each divided by the lookups.",
+             "- Both paths complete through the guest kernel's virtio interrupt; bpfkv's ndp client then "
+             "spins on the driver's REAP (librosen's poll mode) where pread sleeps in the syscall.", "",
              "| depth | path | lookups/s (median) | per round | mean us | round trips per lookup |",
              "|---|---|---|---|---|---|"]
     summary = []
