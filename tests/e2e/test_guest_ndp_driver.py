@@ -31,22 +31,20 @@ Then rmmod is refused while a char device is open, works once everything
 is closed, and insmod brings the disks back.  The guest boots with
 panic_on_warn=1 oops=panic; any BUG/WARNING/Oops in its log fails the test.
 """
-import argparse
 import hashlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, HERE)
 import guest  # noqa: E402
+import suite  # noqa: E402
+from suite import check, note, timings, backends  # noqa: E402
 from test_guest_blk import QsdBackend, pattern  # noqa: E402
-from ndp_guest import RosenDisks, build_module, guest_libs, FS_MODULES, KMOD_SRC  # noqa: E402
+from ndp_guest import RosenDisks, build_module, tool_adds, FS_MODULES, KMOD_SRC  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -69,18 +67,8 @@ RAW_PLAN = [
 ZERO_RANGES = [(7 * MiB, 512 * KiB), (7 * MiB + 512 * KiB, 512 * KiB)]
 GUEST_FILE_LEN = 1 * MiB
 
-results = []
-timings = []
 
 
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("PASS " if cond else "FAIL ") + name + ("" if cond else ": " + detail), flush=True)
-    return bool(cond)
-
-
-def note(msg):
-    print("# " + msg, flush=True)
 
 
 def make_fs_image(img, tmp):
@@ -108,50 +96,29 @@ def guest_file_bytes():
 
 
 def guest_script(sums, hostile_obj_ok):
-    env = "env LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/usr/lib64"
     return r""". /lib/e2e.sh
+. /lib/ndp.sh
 echo "guest: kernel $(uname -r), $(nproc) cpu(s)"
-RIO="%(env)s /bin/rosen-io"
-KV="%(env)s /bin/bpfkv"
-BPFKV_PROGS=/lib/rosen
-export RIO KV BPFKV_PROGS
 
 for m in %(fs_modules)s; do insmod /lib/modules/$m.ko || fail "insmod $m failed"; done
 check insmod-virtio-ndp insmod /lib/virtio_ndp.ko
 check driver-registered test -d /sys/bus/virtio/drivers/virtio_ndp
 
-# The virtio devices, by their size in 512-byte sectors (virtio_blk has them now).
-by_size() {
-  for d in /sys/bus/virtio/devices/virtio*; do
-    [ "$(cat $d/block/*/size 2>/dev/null)" = "$1" ] && { echo ${d##*/}; return 0; }
-  done
-  return 1
-}
-V_FS=$(by_size %(fs_sectors)d) || fail "no %(fs_size)d-byte disk"
-V_KV=$(by_size %(kv_sectors)d) || fail "no %(kv_size)d-byte disk"
-V_RO=$(by_size %(ro_sectors)d) || fail "no %(ro_size)d-byte disk"
-V_QSD=$(by_size %(qsd_sectors)d) || fail "no %(qsd_size)d-byte disk"
-V_SCR=$(by_size %(scr_sectors)d) || fail "no %(scr_size)d-byte disk"
+# The virtio devices, by their size in 512-byte sectors (virtio_blk has
+# them now); ndp_by_size and ndp_bind come from /lib/ndp.sh.
+V_FS=$(ndp_by_size %(fs_sectors)d) || fail "no %(fs_size)d-byte disk"
+V_KV=$(ndp_by_size %(kv_sectors)d) || fail "no %(kv_size)d-byte disk"
+V_RO=$(ndp_by_size %(ro_sectors)d) || fail "no %(ro_size)d-byte disk"
+V_QSD=$(ndp_by_size %(qsd_sectors)d) || fail "no %(qsd_size)d-byte disk"
+V_SCR=$(ndp_by_size %(scr_sectors)d) || fail "no %(scr_size)d-byte disk"
 echo "guest: fs=$V_FS kv=$V_KV ro=$V_RO qsd=$V_QSD scratch=$V_SCR"
 check no-driver-override sh -c '! test -e /sys/bus/virtio/devices/'$V_KV'/driver_override'
 
-# bind_ndp virtioN: from virtio_blk to virtio_ndp (docs/guest-driver.md);
-# prints the disk's new name.
-bind_ndp() {
-  echo $1 > /sys/bus/virtio/drivers/virtio_blk/unbind || return 1
-  echo $1 > /sys/bus/virtio/drivers/virtio_ndp/bind || return 1
-  for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-    n=$(ls /sys/bus/virtio/devices/$1/block 2>/dev/null)
-    if [ -n "$n" ] && [ -c /dev/virtio-ndp/$n ] && [ -b /dev/$n ]; then echo $n; return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
-FS=$(bind_ndp $V_FS) || fail "cannot bind $V_FS to virtio_ndp"
-KVD=$(bind_ndp $V_KV) || fail "cannot bind $V_KV to virtio_ndp"
-RO=$(bind_ndp $V_RO) || fail "cannot bind $V_RO to virtio_ndp"
-QSD=$(bind_ndp $V_QSD) || fail "cannot bind $V_QSD to virtio_ndp"
-SCR=$(bind_ndp $V_SCR) || fail "cannot bind $V_SCR to virtio_ndp"
+FS=$(ndp_bind $V_FS) || fail "cannot bind $V_FS to virtio_ndp"
+KVD=$(ndp_bind $V_KV) || fail "cannot bind $V_KV to virtio_ndp"
+RO=$(ndp_bind $V_RO) || fail "cannot bind $V_RO to virtio_ndp"
+QSD=$(ndp_bind $V_QSD) || fail "cannot bind $V_QSD to virtio_ndp"
+SCR=$(ndp_bind $V_SCR) || fail "cannot bind $V_SCR to virtio_ndp"
 echo "guest: virtio_ndp disks fs=$FS kv=$KVD ro=$RO qsd=$QSD scratch=$SCR"
 check bound-driver test "$(basename $(readlink /sys/bus/virtio/devices/$V_KV/driver))" = virtio_ndp
 check size-from-config test "$(cat /sys/block/$KVD/size)" = %(kv_sectors)d
@@ -259,7 +226,7 @@ dmesg > /tmp/dmesg
 grep -E "BUG|WARNING|Oops|general protection" /tmp/dmesg
 check kernel-log-clean sh -c '! grep -qE "BUG|WARNING|Oops|general protection" /tmp/dmesg'
 finish
-""" % dict(env=env, fs_modules=" ".join(FS_MODULES), fs_sectors=FS_SIZE // 512, fs_size=FS_SIZE,
+""" % dict(fs_modules=" ".join(FS_MODULES), fs_sectors=FS_SIZE // 512, fs_size=FS_SIZE,
            kv_sectors=KV_SIZE // 512, kv_size=KV_SIZE, ro_sectors=RO_SIZE // 512, ro_size=RO_SIZE,
            qsd_sectors=QSD_SIZE // 512, qsd_size=QSD_SIZE, scr_sectors=SCR_SIZE // 512,
            scr_size=SCR_SIZE, hello=sums["hello.txt"],
@@ -320,8 +287,6 @@ def run(args, tmp):
     rio = os.path.join(build, "app", "rosen-io", "rosen-io")
     bpfkv = os.path.join(build, "app", "bpfkv", "bpfkv")
     lookup_obj = os.path.join(build, "progs", "bpfkv_xrp_lookup.o")
-    progs = [os.path.join(build, "progs", n + ".o")
-             for n in ("bpfkv_xrp_lookup", "bpfkv_xrp_get", "bpfkv_xrp_range", "bpfkv_get", "bpfkv_range")]
     hostile_obj = os.path.join(build, "tests", "programs", "verifier_hostile.o")
     test_obj = os.path.join(build, "tests", "programs", "ndp_progs.o")
     for path, what in ((daemon, "rosenbridged"), (rio, "rosen-io"), (bpfkv, "bpfkv"),
@@ -338,7 +303,6 @@ def run(args, tmp):
         timings.append(("module build", time.monotonic() - t0))
         check("virtio_ndp.ko builds against linux-headers-%s" % release, True)
         check("virtio_ndp.ko builds without warnings", not warnings, "\n".join(warnings[:10]))
-        blkcheck = guest.build_static(guest.BLKCHECK_SRC, os.path.join(tmp, "blkcheck"))
         vcheck = guest.build_static(os.path.join(KMOD_SRC, "tests", "vndp_check.c"),
                                     os.path.join(tmp, "vndp_check"),
                                     cflags=("-O2", "-Wall", "-Wextra", "-Werror",
@@ -350,16 +314,9 @@ def run(args, tmp):
         sector = os.path.join(tmp, "sector.bin")
         with open(sector, "wb") as f:
             f.write(b"\x5a" * 512)
-        libs = []
-        for b in (rio, bpfkv):
-            libs += [x for x in guest_libs(b) if x not in libs]
-        adds = [blkcheck, vcheck, rio, bpfkv, ko + ":/lib/virtio_ndp.ko",
-                test_obj + ":/lib/rosen/ndp_progs.o",
-                hostile_obj + ":/lib/rosen/verifier_hostile.o",
-                ] + ["%s:/lib/rosen/%s" % (p, os.path.basename(p)) for p in progs] + [
-                RAW64K + ":/lib/rosen/raw64k.bin", sector + ":/lib/rosen/sector.bin"] + libs
-        adds += ["%s:/lib/modules/%s.ko" % (os.path.join(cache, "modules", m + ".ko"), m)
-                 for m in FS_MODULES]
+        adds = tool_adds(build, cache, ko, tmp) + [
+            vcheck, test_obj + ":/lib/rosen/ndp_progs.o", hostile_obj + ":/lib/rosen/verifier_hostile.o",
+            RAW64K + ":/lib/rosen/raw64k.bin", sector + ":/lib/rosen/sector.bin"]
         script = os.path.join(tmp, "test.sh")
         with open(script, "w") as f:
             f.write(guest_script(sums, True))
@@ -395,25 +352,9 @@ def run(args, tmp):
                      os.path.join(tmp, "console.log"), cache=cache, timeout=args.timeout, smp=args.smp,
                      append="panic_on_warn=1 oops=panic")
     timings.append(("boot", res.elapsed))
-    names = set()
-    for passed, name, reason in res.checks:
-        check("guest: " + name, passed, reason)
-        names.add(name)
-    for must in ("insmod-virtio-ndp", "fs-umount", "blk-zeros", "rio-bench-qd8", "kv-get-ndp-values",
+    suite.guest_checks(res, ("insmod-virtio-ndp", "fs-umount", "blk-zeros", "rio-bench-qd8", "kv-get-ndp-values",
                  "kv-range-sum", "hostile-rejected-with-log", "ro-rio-write-refused", "qsd-ndp-eopnotsupp",
-                 "rmmod", "insmod-again", "after-reload-ndp", "kernel-log-clean"):
-        if must not in names:
-            check("guest: " + must, False, "no result line (crashed or never ran?)")
-    note("guest: " + res.summary())
-    check("guest result", res.passed, "%s (console log: %s)" % (res.summary(), res.console_log))
-    try:
-        with open(res.console_log, errors="replace") as f:
-            console = f.read()
-    except OSError:
-        console = ""
-    check("no kernel panic, BUG or WARNING on the console",
-          not any(w in console for w in ("Kernel panic", "BUG:", "WARNING:", "Oops")),
-          "see %s" % res.console_log)
+                 "rmmod", "insmod-again", "after-reload-ndp", "kernel-log-clean"))
 
     # The host's view of what the guest did.
     out = os.path.join(tmp, "guest.txt")
@@ -438,55 +379,7 @@ def run(args, tmp):
     qsd.stop()
 
 
-backends = []
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", default="build", help="meson build directory (default build)")
-    ap.add_argument("--timeout", type=float, default=240, help="seconds for the guest boot")
-    ap.add_argument("--smp", type=int, default=2, help="guest vCPUs")
-    ap.add_argument("--cache", default=None, help="guest cache dir (default $ROSEN_CACHE/guest)")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (images, logs)")
-    args = ap.parse_args()
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    tmp = tempfile.mkdtemp(prefix="rosen-e2e-kmod-")
-    note("build %s, temp dir %s" % (args.build, tmp))
-    start = time.monotonic()
-    failed = 0
-    try:
-        run(args, tmp)
-    except KeyboardInterrupt as e:
-        check("interrupted", False, str(e) or "KeyboardInterrupt")
-    except Exception as e:  # report, clean up, count it
-        import traceback
-        traceback.print_exc()
-        check("harness", False, "%s: %s" % (type(e).__name__, e))
-    finally:
-        for b in backends:
-            b.kill()
-        failed = results.count(False)
-        if args.keep:
-            note("kept %s" % tmp)
-        elif failed:
-            for name in os.listdir(tmp):
-                if name.endswith((".img", ".gz", ".sock")) or name in ("ksrc", "fsroot"):
-                    path = os.path.join(tmp, name)
-                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
-            note("logs kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    for what, secs in timings:
-        note("%s: %.1f s" % (what, secs))
-    note("total %.1f s" % (time.monotonic() - start))
-    print("%d passed, %d failed" % (results.count(True), failed))
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(suite.main(__doc__, run, "rosen-e2e-kmod-"))

@@ -26,19 +26,17 @@ images holds a marker text.  In the guest (QEMU TCG, panic_on_warn=1):
   - one device round trip per lookup batch (the driver's nd_requests).
 The host then checks both images with e2fsck.
 """
-import argparse
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, HERE)
 import guest  # noqa: E402
+import suite  # noqa: E402
+from suite import check, note, timings, backends  # noqa: E402
 import ndp_guest  # noqa: E402
 
 MiB = 1024 * 1024
@@ -47,19 +45,8 @@ IMG_B = 40 * MiB
 LEVELS = 3
 MARKER = b"ROSEN-NOT-THE-FILE!\n"
 
-results = []
-timings = []
-backends = []
 
 
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("PASS " if cond else "FAIL ") + name + ("" if cond else ": " + detail), flush=True)
-    return bool(cond)
-
-
-def note(msg):
-    print("# " + msg, flush=True)
 
 
 def guest_script():
@@ -188,22 +175,9 @@ def run(args, tmp):
                      os.path.join(tmp, "console.log"), cache=cache, timeout=args.timeout, smp=args.smp,
                      append="panic_on_warn=1 oops=panic")
     timings.append(("boot", res.elapsed))
-    names = set()
-    for passed, name, reason in res.checks:
-        check("guest: " + name, passed, reason)
-        names.add(name)
-    for must in ("contiguous-get-same-as-normal-path", "fragmented-get-same-as-normal-path",
-                 "fragmented-range-sum", "fragmented-no-marker", "dirty-copy-lookups", "kernel-log-clean"):
-        if must not in names:
-            check("guest: " + must, False, "no result line (crashed or never ran?)")
-    note("guest: " + res.summary())
-    check("guest result", res.passed, "%s (console log: %s)" % (res.summary(), res.console_log))
-    try:
-        console = open(res.console_log, errors="replace").read()
-    except OSError:
-        console = ""
-    check("no kernel panic, BUG or WARNING on the console",
-          not any(w in console for w in ("Kernel panic", "BUG:", "WARNING:", "Oops")), res.console_log)
+    suite.guest_checks(res, ("contiguous-get-same-as-normal-path", "fragmented-get-same-as-normal-path",
+                             "fragmented-range-sum", "fragmented-no-marker", "dirty-copy-lookups",
+                             "kernel-log-clean"))
     check("rosenbridged alive after the guest", backend.alive(), "\n".join(backend.log_tail()))
     clean, detail = backend.stop()
     check("rosenbridged stops on SIGTERM", clean, detail)
@@ -212,50 +186,5 @@ def run(args, tmp):
         check("disk %s: e2fsck -fn clean after the guest" % k.upper(), p.returncode == 0, p.stdout[-600:])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", default="build", help="meson build directory (default build)")
-    ap.add_argument("--timeout", type=float, default=300, help="seconds for the guest boot")
-    ap.add_argument("--smp", type=int, default=2, help="guest vCPUs")
-    ap.add_argument("--cache", default=None, help="guest cache dir (default $ROSEN_CACHE/guest)")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (images, logs)")
-    args = ap.parse_args()
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    tmp = tempfile.mkdtemp(prefix="rosen-e2e-files-")
-    note("build %s, temp dir %s" % (args.build, tmp))
-    start = time.monotonic()
-    try:
-        run(args, tmp)
-    except KeyboardInterrupt as e:
-        check("interrupted", False, str(e) or "KeyboardInterrupt")
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check("harness", False, "%s: %s" % (type(e).__name__, e))
-    finally:
-        for b in backends:
-            b.kill()
-        failed = results.count(False)
-        if args.keep:
-            note("kept %s" % tmp)
-        elif failed:
-            for name in os.listdir(tmp):
-                path = os.path.join(tmp, name)
-                if name.endswith((".img", ".gz", ".sock", ".db")) or name == "ksrc":
-                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
-            note("logs kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    for what, secs in timings:
-        note("%s: %.1f s" % (what, secs))
-    note("total %.1f s" % (time.monotonic() - start))
-    print("%d passed, %d failed" % (results.count(True), failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(suite.main(__doc__, run, "rosen-e2e-files-"))

@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, HERE)
 import guest  # noqa: E402
 from test_guest_blk import Layout, compare_image, pattern, Backend  # noqa: E402
+from ndp_guest import guest_libs  # noqa: E402,F401  (test_guest_ndp_driver imports it from here too)
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 UIO_BIND = os.path.join(ROOT, "scripts", "uio-bind.sh")
@@ -124,27 +125,6 @@ class RosenDisks(Backend):
                     return "no socket %s" % sock
                 time.sleep(0.05)
         return None
-
-
-def guest_libs(binary):
-    """--add entries for a dynamic binary's shared libraries (and loader),
-    at the paths they have here; [] for a static binary."""
-    p = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if p.returncode != 0 or "not a dynamic executable" in p.stdout or "statically linked" in p.stdout:
-        return []
-    adds = []
-    for line in p.stdout.splitlines():
-        words = line.split()
-        if "=>" in words:
-            path = words[words.index("=>") + 1]
-        elif words and words[0].startswith("/"):
-            path = words[0]  # the loader
-        else:
-            continue  # linux-vdso
-        if not os.path.isfile(path):
-            raise guest.GuestError("%s needs %s, which is not here" % (binary, line.strip()))
-        adds.append("%s:%s" % (path, path))
-    return adds
 
 
 def guest_script(dynamic):
