@@ -33,7 +33,6 @@ import argparse
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -43,8 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, HERE)
 import guest  # noqa: E402
-from test_guest_blk import Layout, compare_image, pattern, Backend  # noqa: E402
-from ndp_guest import guest_libs  # noqa: E402,F401  (test_guest_ndp_driver imports it from here too)
+from test_guest_blk import Layout, compare_image, pattern  # noqa: E402
+from ndp_guest import RosenDisks, guest_libs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 UIO_BIND = os.path.join(ROOT, "scripts", "uio-bind.sh")
@@ -88,43 +87,6 @@ def check(name, cond, detail=""):
 
 def note(msg):
     print("# " + msg, flush=True)
-
-
-class RosenDisks(Backend):
-    """One rosenbridged serving several disks, each on its own socket."""
-    name = "rosenbridged"
-    daemon = None
-
-    def __init__(self, disks, log):
-        # disks: [(image, socket), ...]; the base class waits for the first socket
-        super().__init__(disks[0][0], disks[0][1], log)
-        self.disks = disks
-
-    def command(self):
-        cmd = [self.daemon]
-        for img, sock in self.disks:
-            cmd += ["--disk", img, "--socket", sock, "--queues", str(QUEUES)]
-        return cmd
-
-    def start(self, timeout=15):
-        for _, sock in self.disks:
-            if os.path.exists(sock):
-                os.unlink(sock)
-        err = super().start(timeout)
-        if err:
-            return err
-        deadline = time.monotonic() + timeout
-        for _, sock in self.disks:
-            while True:
-                try:
-                    if stat.S_ISSOCK(os.stat(sock).st_mode):
-                        break
-                except FileNotFoundError:
-                    pass
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    return "no socket %s" % sock
-                time.sleep(0.05)
-        return None
 
 
 def guest_script(dynamic):
@@ -351,7 +313,7 @@ def run(args, tmp):
     note("disk C: BPF-KV database of %d bytes (%d levels), zeros up to %d" %
          (len(kv_db), KV_LEVELS, DISK_C))
     log = os.path.join(tmp, "rosenbridged.log")
-    backend = RosenDisks([(img_a, sock_a), (img_b, sock_b), (img_c, sock_c)], log)
+    backend = RosenDisks([(img_a, sock_a, []), (img_b, sock_b, []), (img_c, sock_c, [])], log, queues=QUEUES)
     backends.append(backend)
     err = backend.start()
     if not check("rosenbridged start (three disks)", err is None,
