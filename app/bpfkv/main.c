@@ -53,6 +53,7 @@ struct opts {
 	unsigned levels;
 	enum mode mode;
 	uint64_t ops;
+	uint64_t seconds; /* bench: stop starting operations after this long (0: run --ops) */
 	unsigned threads, qd;
 	uint64_t range; /* bench: keys per range query, 0 = point lookups */
 	bool sum, excl_begin, excl_end, direct, quiet;
@@ -69,7 +70,7 @@ static void usage(FILE *f)
 		"       bpfkv get   --db FILE --levels L [--mode M --uri URI] KEY...\n"
 		"       bpfkv range --db FILE --levels L [--mode M --uri URI] BEGIN END [--sum]\n"
 		"                   [--exclude-begin] [--exclude-end]\n"
-		"       bpfkv bench --mode M --db FILE --levels L [--uri URI] [--ops N]\n"
+		"       bpfkv bench --mode M --db FILE --levels L [--uri URI] [--ops N] [--seconds S]\n"
 		"                   [--threads T] [--qd D] [--range K] [--sum] [--notify event|poll]\n"
 		"                   [--backend-pid PID] [--prog xrp|cq] [--direct]\n"
 		"\n"
@@ -93,6 +94,8 @@ static void usage(FILE *f)
 		"values spell, so V = S on a healthy database).  32 pairs per call.\n"
 		"bench: --ops lookups or range queries (default 100000) over --threads\n"
 		"threads (one device queue each), --qd of them in flight per thread;\n"
+		"--seconds S stops starting operations after S seconds (whichever of\n"
+		"--ops and --seconds comes first; ops_per_s is over the run's length);\n"
 		"--range K > 0 runs range queries of K keys at random places;\n"
 		"--backend-pid reports the backend's CPU time from /proc/PID/stat;\n"
 		"--notify: device modes, event (kick, sleep on interrupts) or poll\n"
@@ -401,6 +404,7 @@ struct thr {
 	uint64_t rng;
 	/* the work */
 	uint64_t todo, started, completed;
+	double deadline_us; /* bench --seconds: start nothing after it (0: none) */
 	double *lat;
 	/* get / range commands: the caller's keys and output */
 	int (*next_op)(struct thr *, struct slot *); /* 1 started, 0 none left, <0 error */
@@ -506,6 +510,8 @@ static int fail(struct thr *t, int rc, const char *fmt, ...)
 static int start_op(struct thr *t, struct slot *s)
 {
 	if (t->started >= t->todo)
+		return 0;
+	if (t->deadline_us && now_us() >= t->deadline_us)
 		return 0;
 	int rc = t->next_op(t, s);
 	if (rc <= 0)
@@ -1177,6 +1183,8 @@ static int cmd_bench(struct opts *o)
 	}
 	getrusage(RUSAGE_SELF, &r0);
 	double t0 = now_us();
+	for (unsigned i = 0; o->seconds && i < o->threads; i++)
+		th[i].deadline_us = t0 + (double)o->seconds * 1e6;
 	unsigned started = 0;
 	if (o->threads == 1) {
 		thr_main(&th[0]);
@@ -1276,7 +1284,7 @@ int main(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool takes = !strcmp(a, "--db") || !strcmp(a, "--uri") || !strcmp(a, "--levels") ||
-			     !strcmp(a, "--ops") || !strcmp(a, "--mode") || !strcmp(a, "--notify") ||
+			     !strcmp(a, "--ops") || !strcmp(a, "--seconds") || !strcmp(a, "--mode") || !strcmp(a, "--notify") ||
 			     !strcmp(a, "--threads") || !strcmp(a, "--qd") || !strcmp(a, "--range") ||
 			     !strcmp(a, "--backend-pid") || !strcmp(a, "--prog");
 		if (takes && !v) {
@@ -1293,6 +1301,9 @@ int main(int argc, char **argv)
 			if (num_arg(a, v, 1, 7, &x))
 				return 2;
 			o.levels = (unsigned)x;
+		} else if (!strcmp(a, "--seconds")) {
+			if (num_arg(a, v, 1, 86400, &o.seconds))
+				return 2;
 		} else if (!strcmp(a, "--ops")) {
 			if (num_arg(a, v, 1, 1000000000, &o.ops))
 				return 2;
