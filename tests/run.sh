@@ -79,6 +79,9 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: ndp LOAD queue (loader thread, limits)" \
     python3 tests/vhost/test_ndp_load_queue.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  run_suite "$kind: ndp fairness (program CPU, drains)" \
+    python3 tests/vhost/test_ndp_fairness.py --daemon "$dir/app/rosenbridged/rosenbridged" \
+      --programs "$dir/tests/programs"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \
     "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
       "$dir/progs" "$dir/tests/programs"

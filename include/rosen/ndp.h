@@ -26,6 +26,15 @@ extern "C" {
 #endif
 
 #define RB_NDP_BUDGET 1000000u /* instructions per program run */
+/*
+ * Instructions per request, summed over every run of its program (the sq
+ * hook and each cq/xrp hop): a request over it ends with RB_NDP_S_BUDGET.
+ * 16 full runs: a lookup that runs a few thousand instructions per hop
+ * never meets it, and no request holds more than ~16 ms of a worker's CPU
+ * however many hops it may take.  Daemon policy, not a wire limit (PROBE
+ * does not report it); docs/virtio-ndp.md states the number.
+ */
+#define RB_NDP_REQUEST_BUDGET (16u * RB_NDP_BUDGET)
 
 /*
  * What one LOAD may cost the host.  A guest's program is proved safe on the
@@ -180,6 +189,7 @@ struct rb_ndp_exec {
 	struct rb_ndp_file *file;
 	uint32_t max_hops;
 	uint32_t hops;
+	uint64_t insns;            /* instructions run so far, all runs together */
 	uint32_t status;           /* enum rb_ndp_status once done */
 	uint64_t retval;
 	uint64_t bytes;            /* data bytes produced */
@@ -222,6 +232,10 @@ int rb_ndp_exec_start(struct rb_ndp_exec *x, uint64_t off, uint32_t len);
 /* All n_io I/Os finished (res = 0, or the first -errno): runs the cq/xrp
  * hook.  Returns an enum rb_ndp_step. */
 int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res);
+/* All n_io I/Os finished but the device is stopping the request's queue:
+ * counts the round's hops, runs nothing, and ends the request with
+ * RB_NDP_S_IO_ERROR ("the queue stopped").  Returns RB_NDP_STEP_DONE. */
+int rb_ndp_exec_stopped(struct rb_ndp_exec *x);
 
 #ifdef __cplusplus
 }

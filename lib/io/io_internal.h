@@ -14,6 +14,20 @@
 #define RB_IO_POLL_IDLE_US 1000u /* spin this long without work, then sleep */
 #define RB_IO_URING_ENTRIES 1024u
 #define RB_IO_LOG_BURST 10u      /* guest-triggered log lines per second */
+/*
+ * Program CPU on a worker is shared between its queues by deficit round
+ * robin, counted in eBPF instructions (no clock read per hop): each loop
+ * iteration (a round) tops a queue's credit up to RB_IO_NDP_QUANTUM, and a
+ * queue runs programs (and pops new requests) only while its credit is
+ * positive.  A run is charged what it executed plus RB_IO_NDP_HOP_COST for
+ * the daemon's own work around a hop; a run that overshoots leaves the
+ * credit negative, repaid over the next rounds.  So one queue holds a round
+ * for at most QUANTUM + RB_NDP_BUDGET instructions plus the hops a positive
+ * credit admits, and over time every queue with programs to run gets the
+ * same instructions.  docs/rosenbridged.md, "Program CPU".
+ */
+#define RB_IO_NDP_QUANTUM 262144
+#define RB_IO_NDP_HOP_COST 1000
 
 struct rb_worker;
 struct rb_io_queue;
@@ -30,6 +44,9 @@ struct rb_io_req {
 	/* NDP state kept for this slot across requests (allocated on first
 	 * use; it only ever holds this queue's, this VM's, data). */
 	struct rb_io_ndp *ndp_cache;
+	/* Its queue's deferred NDP chains (FIFO): a round of I/O done, the
+	 * program not run yet because the queue had no credit left. */
+	struct rb_io_req *next_deferred;
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -45,6 +62,10 @@ struct rb_io_queue {
 	bool need_notify;
 	bool broken_logged;
 	unsigned inflight;
+	/* Program CPU (RB_IO_NDP_QUANTUM): credit in instructions, and the
+	 * chains waiting for it.  Worker thread only. */
+	int64_t ndp_credit;
+	struct rb_io_req *defer_head, *defer_tail;
 	struct rb_io_req *reqs;
 	unsigned n_reqs;
 	struct rb_io_req *free;
@@ -91,6 +112,7 @@ struct rb_worker {
 	int epfd;
 	unsigned sq_pending;
 	unsigned sq_inflight; /* submitted, completion not reaped yet */
+	unsigned ndp_deferred; /* chains deferred on all its queues: not idle */
 	/* One command at a time from the control thread. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -129,6 +151,10 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
 void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* The one submission point of every storage I/O (blk.c). */
 struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *req);
+/* Runs q's deferred NDP chains while its credit lasts; returns how many. */
+unsigned rb_ndp_io_run_deferred(struct rb_worker *w, struct rb_io_queue *q);
+/* Ends q's deferred NDP chains (the queue is stopping): IO_ERROR. */
+void rb_ndp_io_stop_deferred(struct rb_worker *w, struct rb_io_queue *q);
 /* Frees the NDP state cached in a queue's request slots. */
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
 /* Gives a request back to the ring (used length) and frees it. */

@@ -27,6 +27,7 @@ struct rb_io_ndp {
 	struct rb_ndp_exec x;
 	unsigned pending; /* I/Os of the current round still in flight */
 	int first_err;
+	int round_res;    /* a deferred round's result, for its program run */
 	uint64_t got;     /* bytes the current round transferred */
 	bool write_first; /* WRITE_ND: the first I/O writes the guest's data */
 	struct rb_ndp_req r; /* large: last */
@@ -596,12 +597,81 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 		nd_complete(req);
 		return;
 	}
-	if (rb_ndp_exec_start(x, n->r.sector * RB_VIRTIO_BLK_SECTOR, n->r.io.io_len) ==
-	    RB_NDP_STEP_DONE) {
+	int step = rb_ndp_exec_start(x, n->r.sector * RB_VIRTIO_BLK_SECTOR, n->r.io.io_len);
+	if (x->insns)
+		req->q->ndp_credit -= (int64_t)x->insns + RB_IO_NDP_HOP_COST;
+	if (step == RB_NDP_STEP_DONE) {
 		nd_complete(req);
 		return;
 	}
 	nd_submit(w, req);
+}
+
+/* Runs the program on a finished round, charged to the queue's credit,
+ * and goes on with the request. */
+static void nd_step(struct rb_worker *w, struct rb_io_req *req, int round)
+{
+	struct rb_io_ndp *n = req->ndp;
+	uint64_t before = n->x.insns;
+	int step = rb_ndp_exec_io_done(&n->x, round);
+
+	req->q->ndp_credit -= (int64_t)(n->x.insns - before) + RB_IO_NDP_HOP_COST;
+	if (step == RB_NDP_STEP_DONE) {
+		nd_complete(req);
+		return;
+	}
+	nd_submit(w, req);
+}
+
+static void defer_push(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_io_queue *q = req->q;
+
+	req->next_deferred = NULL;
+	if (q->defer_tail)
+		q->defer_tail->next_deferred = req;
+	else
+		q->defer_head = req;
+	q->defer_tail = req;
+	w->ndp_deferred++;
+}
+
+static struct rb_io_req *defer_pop(struct rb_worker *w, struct rb_io_queue *q)
+{
+	struct rb_io_req *req = q->defer_head;
+
+	q->defer_head = req->next_deferred;
+	if (!q->defer_head)
+		q->defer_tail = NULL;
+	req->next_deferred = NULL;
+	w->ndp_deferred--;
+	return req;
+}
+
+unsigned rb_ndp_io_run_deferred(struct rb_worker *w, struct rb_io_queue *q)
+{
+	unsigned n = 0;
+
+	while (q->defer_head && q->ndp_credit > 0) {
+		struct rb_io_req *req = defer_pop(w, q);
+		if (q->stopping) {
+			rb_ndp_exec_stopped(&req->ndp->x);
+			nd_complete(req);
+		} else {
+			nd_step(w, req, req->ndp->round_res);
+		}
+		n++;
+	}
+	return n;
+}
+
+void rb_ndp_io_stop_deferred(struct rb_worker *w, struct rb_io_queue *q)
+{
+	while (q->defer_head) {
+		struct rb_io_req *req = defer_pop(w, q);
+		rb_ndp_exec_stopped(&req->ndp->x);
+		nd_complete(req);
+	}
 }
 
 void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
@@ -625,11 +695,21 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	if (!round && n->got != want)
 		round = -EIO;
 	n->write_first = false;
-	if (rb_ndp_exec_io_done(&n->x, round) == RB_NDP_STEP_DONE) {
+	/* A drain does not wait for a chain to run out of hops: it ends at
+	 * the first hop after the queue began to stop. */
+	if (req->q->stopping) {
+		rb_ndp_exec_stopped(&n->x);
 		nd_complete(req);
 		return;
 	}
-	nd_submit(w, req);
+	/* No credit left this round, or older chains of the queue waiting
+	 * (FIFO: none overtakes another): the program runs in a later round. */
+	if (req->q->defer_head || req->q->ndp_credit <= 0) {
+		n->round_res = round;
+		defer_push(w, req);
+		return;
+	}
+	nd_step(w, req, round);
 }
 
 void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)

@@ -62,7 +62,10 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 
 	if (q->stopping || q->vq.broken)
 		return 0;
-	while (q->free) {
+	/* A queue whose programs used up its credit this round takes no new
+	 * requests either (an sq hook runs at the start of a request); they
+	 * wait in the ring for the next round. */
+	while (q->free && q->ndp_credit > 0) {
 		struct rb_io_req *req = q->free;
 		int rc = rb_virtq_pop(&q->vq, &req->chain, err, sizeof(err));
 
@@ -185,15 +188,24 @@ static void *worker_main(void *arg)
 
 		if (atomic_load_explicit(&w->cmd_pending, memory_order_acquire))
 			run_cmd(w);
-		for (unsigned i = 0; i < w->nq; i++)
-			work += poll_queue(w, w->queues[i]);
+		/* A round: every queue's program credit is topped up, its
+		 * deferred chains go on while it lasts, then its ring is polled. */
+		for (unsigned i = 0; i < w->nq; i++) {
+			struct rb_io_queue *q = w->queues[i];
+			q->ndp_credit += RB_IO_NDP_QUANTUM;
+			if (q->ndp_credit > RB_IO_NDP_QUANTUM)
+				q->ndp_credit = RB_IO_NDP_QUANTUM;
+			if (q->defer_head)
+				work += rb_ndp_io_run_deferred(w, q);
+			work += poll_queue(w, q);
+		}
 		if (w->sq_pending) {
 			io_uring_submit(&w->ring);
 			w->sq_pending = 0;
 		}
 		work += reap(w);
 		notify(w);
-		if (work) {
+		if (work || w->ndp_deferred) {
 			last_work = 0; /* measured lazily below */
 			continue;
 		}
@@ -368,6 +380,8 @@ static bool cmd_queue_add(struct rb_worker *w, void *arg)
 	}
 	w->queues[w->nq++] = q;
 	q->active = true;
+	q->ndp_credit = RB_IO_NDP_QUANTUM;
+	q->defer_head = q->defer_tail = NULL;
 	/* Edge-triggered: a kick is only a hint (the rings are re-checked on
 	 * every wake-up), and a frontend's fd that stays readable (a pipe
 	 * whose writer is gone, a semaphore eventfd with a huge count) must
@@ -387,6 +401,9 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 	struct rb_io_queue *q = arg;
 
 	q->stopping = true;
+	/* Chains waiting for program CPU end now; those with I/O in flight
+	 * end when it completes (ndp_io.c), without running again. */
+	rb_ndp_io_stop_deferred(w, q);
 	if (q->inflight) {
 		/* LOADs still waiting for the loader are answered now; the
 		 * drain then waits for at most the one being verified. */

@@ -112,6 +112,15 @@ static int run(struct rb_ndp_exec *x, void *ctx, size_t ctx_len, uint64_t *r0)
 	unsigned n = 0;
 	struct rb_bpf_result res;
 
+	/* The request's budget caps each run's, so a run never takes the
+	 * request past it. */
+	uint64_t left = RB_NDP_REQUEST_BUDGET - x->insns;
+	if (x->insns >= RB_NDP_REQUEST_BUDGET) {
+		snprintf(x->msg, sizeof(x->msg),
+			 "program %u: request budget of %u instructions (all runs together) exhausted after %u hops",
+			 x->prog->handle, RB_NDP_REQUEST_BUDGET, x->hops);
+		return RB_NDP_S_BUDGET;
+	}
 	regions[n++] = (struct rb_bpf_region){(uintptr_t)ctx, ctx_len, true};
 	regions[n++] = (struct rb_bpf_region){(uintptr_t)x->data, RB_NDP_MAX_DATA, true};
 	regions[n++] = (struct rb_bpf_region){(uintptr_t)x->scratch, RB_NDP_MAX_SCRATCH, true};
@@ -125,15 +134,22 @@ static int run(struct rb_ndp_exec *x, void *ctx, size_t ctx_len, uint64_t *r0)
 		.args = {(uintptr_t)ctx},
 		.regions = regions,
 		.n_regions = n,
-		.budget = RB_NDP_BUDGET,
+		.budget = left < RB_NDP_BUDGET ? left : RB_NDP_BUDGET,
 		.user = x,
 	};
-	if (rb_bpf_run(x->prog->bpf, &o, &res) == 0) {
+	int rc = rb_bpf_run(x->prog->bpf, &o, &res);
+	x->insns += res.executed;
+	if (rc == 0) {
 		*r0 = res.r0;
 		x->retval = res.r0;
 		return 0;
 	}
-	snprintf(x->msg, sizeof(x->msg), "program %u: %s", x->prog->handle, res.msg);
+	if (res.status == RB_BPF_E_BUDGET && x->insns >= RB_NDP_REQUEST_BUDGET)
+		snprintf(x->msg, sizeof(x->msg),
+			 "program %u: request budget of %u instructions (all runs together) exhausted after %u hops",
+			 x->prog->handle, RB_NDP_REQUEST_BUDGET, x->hops);
+	else
+		snprintf(x->msg, sizeof(x->msg), "program %u: %s", x->prog->handle, res.msg);
 	return res.status == RB_BPF_E_BUDGET ? RB_NDP_S_BUDGET : RB_NDP_S_FAULT;
 }
 
@@ -185,6 +201,7 @@ int rb_ndp_exec_start(struct rb_ndp_exec *x, uint64_t off, uint32_t len)
 	int st;
 
 	x->hops = 0;
+	x->insns = 0;
 	x->status = RB_NDP_S_OK;
 	x->retval = 0;
 	x->bytes = 0;
@@ -247,6 +264,15 @@ int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res)
 	}
 	}
 	return done(x, RB_NDP_S_WRONG_TYPE);
+}
+
+int rb_ndp_exec_stopped(struct rb_ndp_exec *x)
+{
+	x->hops += x->n_req;
+	snprintf(x->msg, sizeof(x->msg),
+		 "the device stopped the queue (ring stop, memory table change, disconnect or shutdown) after %u hops; the request may be retried",
+		 x->hops);
+	return done(x, RB_NDP_S_IO_ERROR);
 }
 
 /* ---- helpers (ids in rosen/prog.h) ------------------------------------------ */
