@@ -196,14 +196,36 @@ def parse_console(text):
     return status, reason.strip(), checks
 
 
-def boot(initrd, devices, console_log, kernel=None, cache=None, timeout=120, mem="512M",
-         smp=2, append="", qemu="qemu-system-x86_64", machine="pc", extra_args=(),
-         verbose_failure=True, out=sys.stdout):
+UNPACK_FLAKE = "Initramfs unpacking failed"
+
+
+def boot(initrd, devices, console_log, **kw):
     """Boots the guest once and waits (up to timeout s, then kills QEMU).
 
     Returns a Result; on anything but PASS with verbose_failure, prints the
-    last 40 console lines and QEMU's stderr to out.
+    last 40 console lines and QEMU's stderr to out.  A boot whose kernel
+    could not unpack the initramfs (seen about once in ten boots of the
+    larger initramfs of the virtio_ndp suites on a loaded machine, never
+    reproduced alone; the initrd file checks out with gzip -t) ran no test
+    at all: it is booted once more, and says so.
     """
+    res = _boot(initrd, devices, console_log, **kw)
+    try:
+        with open(console_log, errors="replace") as f:
+            flake = UNPACK_FLAKE in f.read()
+    except OSError:
+        flake = False
+    if flake and not res.passed:
+        out = kw.get("out", sys.stdout)
+        out.write("# guest: the kernel could not unpack the initramfs (%s); booting again\n" % console_log)
+        os.replace(console_log, console_log + ".unpack-failed")
+        res = _boot(initrd, devices, console_log, **kw)
+    return res
+
+
+def _boot(initrd, devices, console_log, kernel=None, cache=None, timeout=120, mem="512M",
+          smp=2, append="", qemu="qemu-system-x86_64", machine="pc", extra_args=(),
+          verbose_failure=True, out=sys.stdout):
     if kernel is None:
         kernel = default_kernel(cache)
     if not os.path.isfile(kernel):
