@@ -149,10 +149,11 @@ uint64_t rb_qos_charge(struct rb_qos_disk *d, struct rb_qos_ticket *t, bool is_w
 /*
  * Run-time change of a group's limits (SIGHUP reload, control socket).
  * lim is checked first (nothing changes on -EINVAL).  Bucket levels are
- * kept, each cut to its new size: a change that changes nothing changes
- * nothing, a lowered limit applies at once without a debt longer than one
- * full bucket, a raised one gives no free burst.  (QEMU instead empties every
- * bucket on a change; see docs/throttling.md.)  lim->group is ignored.
+ * kept: a change that changes nothing changes nothing, a raised limit gives
+ * no free burst, a lowered one applies at once (a level above the new size
+ * is cut to it, plus what it was already over the old one).  (QEMU instead
+ * empties every bucket on a change; see docs/throttling.md.)  lim->group
+ * is ignored.
  */
 int rb_qos_set_limits(struct rb_qos_group *g, const struct rb_qos_limits *lim, uint64_t now_ns,
 		      char *err, size_t errlen);

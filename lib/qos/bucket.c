@@ -64,12 +64,23 @@ void rb_qos_bkt_add(struct rb_qos_bkt *b, rb_qos_u128 nano_units)
 /*
  * (Re)configures a bucket.  Without a burst rate QEMU allows avg/10 (the
  * Linux CFQ scheduler batches reads and writes by 100 ms; a bucket of
- * avg/10 absorbs one batch).  keep: the levels survive, cut to the new
- * size (rb_qos_set_limits()); else the bucket starts empty.
+ * avg/10 absorbs one batch).  keep (rb_qos_set_limits()): the levels
+ * survive; one above the new size is cut to it, plus what it was already
+ * over the old size (the wait an I/O had already earned), so an unchanged
+ * size keeps its level exactly and a smaller one leaves no longer debt.
+ * Else the bucket starts empty.
  */
+static rb_qos_u128 cut(rb_qos_u128 level, rb_qos_u128 old_size, rb_qos_u128 new_size)
+{
+	rb_qos_u128 limit = new_size + sub_floor0(level, old_size);
+
+	return level < limit ? level : limit;
+}
+
 void rb_qos_bkt_config(struct rb_qos_bkt *b, const struct rb_qos_bucket_limit *l, bool keep)
 {
-	rb_qos_u128 rate;
+	rb_qos_u128 old_size = b->size, old_thr = b->burst_thr, rate;
+	bool was_on = b->avg != 0, had_burst = b->length > 1;
 
 	b->avg = l->avg;
 	b->max = l->avg ? l->max : 0;
@@ -77,15 +88,11 @@ void rb_qos_bkt_config(struct rb_qos_bkt *b, const struct rb_qos_bucket_limit *l
 	rate = b->max ? (rb_qos_u128)b->max * RB_QOS_NANO : (rb_qos_u128)b->avg * (RB_QOS_NANO / 10);
 	b->size = rate * b->length;
 	b->burst_thr = (rb_qos_u128)b->max * (RB_QOS_NANO / 10);
-	if (!keep || !b->avg) {
+	if (!keep || !b->avg || !was_on) {
 		b->level = 0;
 		b->burst_level = 0;
 		return;
 	}
-	if (b->level > b->size)
-		b->level = b->size;
-	if (b->length == 1)
-		b->burst_level = 0;
-	else if (b->burst_level > b->burst_thr)
-		b->burst_level = b->burst_thr;
+	b->level = cut(b->level, old_size, b->size);
+	b->burst_level = b->length > 1 && had_burst ? cut(b->burst_level, old_thr, b->burst_thr) : 0;
 }

@@ -96,10 +96,14 @@ static int resolve(struct rb_qos_target *t, size_t ngroups, size_t n, char *err,
 
 	for (size_t i = ngroups; i < n; i++) {
 		struct rb_qos_target *d = &t[i];
-		const char *gname = d->limits.group[0] ? d->limits.group : d->name;
-		struct rb_qos_target *g = find(t, ngroups, RB_QOS_TARGET_GROUP, gname);
+		char gname[RB_QOS_NAME_MAX];
+		struct rb_qos_target *g;
 		const struct rb_qos_limits *def = NULL;
 		const char *by = NULL;
+
+		/* A copy: d->limits.group is rewritten below. */
+		snprintf(gname, sizeof(gname), "%s", d->limits.group[0] ? d->limits.group : d->name);
+		g = find(t, ngroups, RB_QOS_TARGET_GROUP, gname);
 
 		if (g) {
 			def = &g->limits;
@@ -130,8 +134,10 @@ static int resolve(struct rb_qos_target *t, size_t ngroups, size_t n, char *err,
 			return -EINVAL;
 		}
 		if (rb_qos_limits_any(&d->limits) && !rb_qos_limits_equal(def, &d->limits)) {
-			rb_qos_limits_format(def, a, sizeof(a));
-			rb_qos_limits_format(&d->limits, b, sizeof(b));
+			struct rb_qos_limits ra = *def, rb = d->limits;
+			ra.group[0] = rb.group[0] = 0; /* the rates, for the message */
+			rb_qos_limits_format(&ra, a, sizeof(a));
+			rb_qos_limits_format(&rb, b, sizeof(b));
 			if (g)
 				snprintf(err, errlen, "disks.%s: limits '%s' differ from those of "
 					 "groups.%s '%s' (give none to join the group)",
@@ -206,20 +212,24 @@ int rb_qos_config_parse_json(const char *text, struct rb_qos_config *out, char *
 	int rc = -EINVAL;
 
 	memset(out, 0, sizeof(*out));
+	if (len > FILE_MAX) {
+		snprintf(err, errlen, "larger than %u bytes", FILE_MAX);
+		return -EFBIG;
+	}
 	tok = json_tokener_new();
 	if (!tok) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	root = json_tokener_parse_ex(tok, text, (int)len);
+	/* The NUL too: it ends a number at the end of the text. */
+	root = json_tokener_parse_ex(tok, text, (int)len + 1);
 	if (!root) {
 		enum json_tokener_error je = json_tokener_get_error(tok);
 		unsigned line, col;
 		where_in_text(text, json_tokener_get_parse_end(tok), &line, &col);
 		snprintf(err, errlen, "line %u, column %u: not valid JSON (%s)", line, col,
-			 je == json_tokener_continue ? "unexpected end of the file"
-						     : json_tokener_error_desc(je));
+			 json_tokener_error_desc(je));
 		json_tokener_free(tok);
 		return -EINVAL;
 	}

@@ -265,8 +265,10 @@ int rb_qos_disk_open(struct rb_qos_registry *reg, const char *name,
 	if (rb_qos_limits_any(lim)) {
 		if (g->limits_given && !rb_qos_limits_equal(&g->limits, lim)) {
 			char have[256], want[256];
-			rb_qos_limits_format(&g->limits, have, sizeof(have));
-			rb_qos_limits_format(lim, want, sizeof(want));
+			struct rb_qos_limits h = g->limits, w = *lim;
+			h.group[0] = w.group[0] = 0; /* the rates, for the message */
+			rb_qos_limits_format(&h, have, sizeof(have));
+			rb_qos_limits_format(&w, want, sizeof(want));
 			snprintf(err, errlen,
 				 "disk '%s': throttle group '%s' already has limits '%s', not '%s' "
 				 "(a group's limits are set once; change them for the whole "
