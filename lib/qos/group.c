@@ -111,8 +111,6 @@ int rb_qos_set_limits(struct rb_qos_group *g, const struct rb_qos_limits *lim, u
 	/* A reload that repeats the limits must not touch the levels. */
 	if (!g->limits_given || !rb_qos_limits_equal(&g->limits, lim)) {
 		group_leak(g, now_ns);
-		if (now_ns > g->last_ns)
-			g->last_ns = now_ns;
 		group_apply(g, lim, true);
 	}
 	g->limits_given = true;

@@ -160,9 +160,11 @@ static int parse_num(const char *key, const char *s, int64_t *out, char *err, si
 	if (!*s)
 		return fail(err, errlen, "%s: no value (write %s=NUMBER)", key, key);
 	if (*p == '-') {
+		/* Never allowed: say so, however long the number. */
 		p++;
-		if (!isdigit((unsigned char)*p))
+		if (!*p || strspn(p, "0123456789") != strlen(p))
 			return fail(err, errlen, "%s=%s: not a number", key, s);
+		return fail(err, errlen, "%s=%s: must not be negative", key, s);
 	}
 	for (; isdigit((unsigned char)*p); p++) {
 		if (v > (UINT64_MAX - 9) / 10)
@@ -172,7 +174,7 @@ static int parse_num(const char *key, const char *s, int64_t *out, char *err, si
 	}
 	if (*p) {
 		static const char suffixes[] = "KMGTkmgt";
-		const char *sfx = p == s || *s == '-' ? NULL : strchr(suffixes, *p);
+		const char *sfx = p == s ? NULL : strchr(suffixes, *p);
 		if (sfx && *sfx && (!p[1] || ((p[1] == 'B' || p[1] == 'b') && !p[2]) ||
 				    (p[1] == 'i' && p[2] == 'B' && !p[3])) && !big) {
 			unsigned shift = 10u * (1u + (unsigned)((sfx - suffixes) % 4));
@@ -187,7 +189,7 @@ static int parse_num(const char *key, const char *s, int64_t *out, char *err, si
 	if (big || v > RB_QOS_VALUE_MAX)
 		return fail(err, errlen, "%s=%s: above the maximum %llu", key, s,
 			    RB_QOS_VALUE_MAX);
-	*out = *s == '-' ? -(int64_t)v : (int64_t)v;
+	*out = (int64_t)v;
 	return 0;
 }
 

@@ -628,6 +628,8 @@ TEST(parse_refuses_each_bad_option_naming_the_key)
 		{"bps-total=100,iops-size=4096", "iops-size=4096 requires an iops limit"},
 		{"iops-total=-5", "iops-total=-5: must not be negative"},
 		{"bps-read-max=-1", "bps-read-max=-1: must not be negative"},
+		{"iops-read=-99999999999999999999", "=-99999999999999999999: must not be negative"},
+		{"iops-read=-1k", "iops-read=-1k: not a number"},
 		{"iops-total=1000000000000001", "iops-total=1000000000000001: above the maximum"},
 		{"iops-total=99999999999999999999999", "iops-total=99999999999999999999999: above"},
 		{"bps-read=1M", "bps-read=1M: not a plain number (QEMU's throttle options take no "
