@@ -10,6 +10,7 @@ PACKAGES=(
   qemu-system-x86 qemu-system-common cpio xz-utils e2fsprogs
   linux-headers-amd64 make
   gnuplot-nox
+  libjson-c-dev
 )
 
 missing=()
