@@ -7,6 +7,7 @@
  */
 #include <rosen/io.h>
 #include <rosen/log.h>
+#include <rosen/qos.h>
 #include <rosen/vhost.h>
 
 #include <errno.h>
@@ -28,6 +29,7 @@ struct disk_arg {
 	bool readonly;
 	unsigned queues;
 	enum rb_disk_cache cache;
+	struct rb_qos_limits throttle; /* --throttle: nothing set = unlimited */
 };
 
 struct config {
@@ -35,6 +37,7 @@ struct config {
 	unsigned ndisks;
 	unsigned workers;
 	enum rb_io_notify mode;
+	bool uncharged_program_io;
 };
 
 static void usage(FILE *f)
@@ -56,12 +59,21 @@ static void usage(FILE *f)
 		"  --cache direct|buffered\n"
 		"                         direct: O_DIRECT where the filesystem allows it\n"
 		"                         (default); buffered: through the page cache\n"
+		"  --throttle KEY=VALUE[,KEY=VALUE...]\n"
+		"                         QEMU's throttling keys: iops-total, iops-read,\n"
+		"                         iops-write, bps-total, bps-read, bps-write, each\n"
+		"                         also -max and -max-length; iops-size; group=NAME\n"
+		"                         (disks of one group share its budget). Every I/O\n"
+		"                         is charged: the guest's and its NDP programs'\n"
+		"                         (docs/throttling.md)\n"
 		"Daemon options:\n"
 		"  --workers N            I/O worker threads, 1..%u (default 1)\n"
 		"  --poll                 workers poll the rings, sleeping after %u us idle\n"
 		"                         (default)\n"
 		"  --event                workers never poll: they sleep on kick eventfds\n"
 		"  --verbose              debug logging\n"
+		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
+		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
 		"\n"
 		"Example, with QEMU (guest RAM must be shared with the daemon):\n"
@@ -102,7 +114,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool per_disk = !strcmp(a, "--socket") || !strcmp(a, "--readonly") ||
-				!strcmp(a, "--queues") || !strcmp(a, "--cache");
+				!strcmp(a, "--queues") || !strcmp(a, "--cache") || !strcmp(a, "--throttle");
 
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(stdout);
@@ -150,6 +162,16 @@ static int parse_args(int argc, char **argv, struct config *c)
 				return -1;
 			}
 			i++;
+		} else if (!strcmp(a, "--throttle")) {
+			char terr[256];
+			if (!v || rb_qos_limits_parse(v, &cur->throttle, terr, sizeof(terr))) {
+				fprintf(stderr, "rosenbridged: --throttle %s: %s\n", v ? v : "",
+					v ? terr : "needs KEY=VALUE[,KEY=VALUE...]");
+				return -1;
+			}
+			i++;
+		} else if (!strcmp(a, "--uncharged-program-io")) {
+			c->uncharged_program_io = true;
 		} else if (!strcmp(a, "--workers")) {
 			if (parse_uint("--workers", v, 1, RB_IO_MAX_WORKERS, &c->workers))
 				return -1;
@@ -188,6 +210,7 @@ int main(int argc, char **argv)
 {
 	struct config cfg;
 	struct rb_workers *workers = NULL;
+	struct rb_qos_registry *qos = NULL;
 	struct rb_device *devs[MAX_DISKS] = {0};
 	unsigned ndevs = 0;
 	char err[512];
@@ -211,6 +234,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	qos = rb_qos_registry_new();
+	if (!qos) {
+		rb_err("rosenbridged", "out of memory");
+		goto out;
+	}
 	if (rb_workers_new(cfg.workers, cfg.mode, &workers, err, sizeof(err))) {
 		rb_err("rosenbridged", "%s", err);
 		goto out;
@@ -219,7 +247,8 @@ int main(int argc, char **argv)
 		const struct disk_arg *a = &cfg.disks[i];
 		struct rb_device_opts o = {
 			.disk = {.path = a->disk, .readonly = a->readonly, .cache = a->cache,
-				 .queues = a->queues},
+				 .queues = a->queues, .qos = qos, .throttle = &a->throttle,
+				 .uncharged_program_io = cfg.uncharged_program_io},
 			.socket = a->socket,
 		};
 		snprintf(o.name, sizeof(o.name), "vm%u", i);
@@ -265,6 +294,8 @@ out:
 	for (unsigned i = 0; i < ndevs; i++)
 		rb_device_free(devs[i]);
 	rb_workers_free(workers);
+	if (qos)
+		rb_qos_registry_free(qos);
 	if (sfd >= 0)
 		close(sfd);
 	if (ret == 0)

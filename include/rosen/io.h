@@ -46,12 +46,23 @@ enum rb_disk_cache {
 	RB_DISK_CACHE_BUFFERED, /* through the host page cache */
 };
 
+struct rb_qos_registry;
+struct rb_qos_limits;
+
 struct rb_disk_opts {
 	const char *path;
 	const char *name;      /* for logs, e.g. "vm0" */
 	bool readonly;
 	enum rb_disk_cache cache;
 	unsigned queues;       /* 1..16 */
+	/* Throttling (docs/throttling.md): the daemon's groups and this
+	 * disk's limits / group (NULL or nothing set: unlimited).  Every I/O
+	 * that reaches storage is charged, the guest's and its programs'. */
+	struct rb_qos_registry *qos;
+	const struct rb_qos_limits *throttle;
+	/* The fairness experiment only (bench/fairness): program hops are not
+	 * charged, as if throttling saw only the guest's requests. */
+	bool uncharged_program_io;
 };
 
 /* Per-VM state: the disk, its queues, their requests. */

@@ -85,12 +85,13 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 	return sqe;
 }
 
+static void submit_rw(struct rb_worker *w, struct rb_io_req *req);
+
 static void start_rw(struct rb_worker *w, struct rb_io_req *req)
 {
 	struct rb_disk *d = req->q->disk;
 	struct rb_blk_req *b = &req->blk;
 	bool write = b->hdr.type == RB_VIRTIO_BLK_T_OUT;
-	uint64_t off = b->hdr.sector * RB_VIRTIO_BLK_SECTOR;
 
 	if (write && d->readonly) {
 		rb_io_guest_log(req->q, "write to read-only disk at sector %llu refused",
@@ -110,6 +111,21 @@ static void start_rw(struct rb_worker *w, struct rb_io_req *req)
 		complete(req, RB_VIRTIO_BLK_S_OK, 0);
 		return;
 	}
+	submit_rw(w, req);
+}
+
+/* Charges the read or write to the VM's throttle group and submits it;
+ * parked (and resumed here) while the group has no budget. */
+static void submit_rw(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_disk *d = req->q->disk;
+	struct rb_blk_req *b = &req->blk;
+	bool write = b->hdr.type == RB_VIRTIO_BLK_T_OUT;
+	uint64_t off = b->hdr.sector * RB_VIRTIO_BLK_SECTOR, bytes = b->data_bytes;
+
+	if (!rb_io_throttle(w, req, 1, &write, &bytes, submit_rw))
+		return;
+	count(&d->st_guest_ios, 1);
 	/* O_DIRECT needs aligned buffers and offsets; the rare request that
 	 * is not goes through the page cache (Linux keeps the two coherent). */
 	int fd = d->fd;
@@ -185,6 +201,8 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 	if (req->chain.read_bytes >= sizeof(type))
 		rb_iov_gather(req->chain.iov, req->chain.n_read, 0, &type, sizeof(type));
 	req->ndp = NULL;
+	req->qos_free = false;
+	rb_io_throttle_new_step(req);
 	if (type >= RB_NDP_T_BASE && type < RB_NDP_T_BASE + 0x100) {
 		rb_ndp_io_start(w, req, type);
 		return;

@@ -137,6 +137,21 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		return -ENOMEM;
 	}
 
+	d->uncharged_program_io = o->uncharged_program_io;
+	if (o->qos && o->throttle && (rb_qos_limits_any(o->throttle) || o->throttle->group[0])) {
+		int rc = rb_qos_disk_open(o->qos, d->name, o->throttle, rb_io_now_ns(), &d->qos, err, errlen);
+		if (rc) {
+			rb_disk_free(d);
+			return rc;
+		}
+		char lim[256];
+		struct rb_qos_limits g;
+		rb_qos_get_limits(rb_qos_disk_group(d->qos), &g);
+		rb_qos_limits_format(&g, lim, sizeof(lim));
+		rb_info(d->name, "throttle group '%s': %s%s", rb_qos_group_name(rb_qos_disk_group(d->qos)),
+			lim[0] ? lim : "no limits", d->uncharged_program_io ? " (program I/O uncharged)" : "");
+	}
+
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		struct rb_io_queue *q = &d->queues[i];
 		q->disk = d;
@@ -162,6 +177,8 @@ void rb_disk_free(struct rb_disk *d)
 		free(d->queues[i].reqs);
 	}
 	rb_ndp_table_free(d->progs);
+	if (d->qos)
+		rb_qos_disk_close(d->qos);
 	if (d->fd >= 0 && d->fd != d->fd_buffered)
 		close(d->fd);
 	if (d->fd_buffered >= 0)

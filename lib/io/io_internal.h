@@ -5,6 +5,7 @@
 
 #include <rosen/io.h>
 #include <rosen/ndp.h>
+#include <rosen/qos.h>
 
 #include <liburing.h>
 #include <pthread.h>
@@ -47,6 +48,14 @@ struct rb_io_req {
 	/* Its queue's deferred NDP chains (FIFO): a round of I/O done, the
 	 * program not run yet because the queue had no credit left. */
 	struct rb_io_req *next_deferred;
+	/* Throttling (throttle.c): one ticket per I/O of the current step
+	 * (a guest request, or one hop of an NDP chain), and the parking
+	 * place of a step that must wait for its budget. */
+	struct rb_qos_ticket qt[RB_NDP_MAX_NEXT_IOS];
+	struct rb_io_req *park_next;
+	uint64_t park_until_ns;
+	void (*park_resume)(struct rb_worker *w, struct rb_io_req *req);
+	bool qos_free; /* the queue is stopping: go without charging */
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -65,6 +74,9 @@ struct rb_io_queue {
 	/* Program CPU (RB_IO_NDP_QUANTUM): credit in instructions, and the
 	 * chains waiting for it.  Worker thread only. */
 	int64_t ndp_credit;
+	/* Steps waiting for their throttle budget, oldest first; while any
+	 * waits, no new request is taken from the ring (they wait there). */
+	struct rb_io_req *park_head, *park_tail;
 	struct rb_io_req *defer_head, *defer_tail;
 	struct rb_io_req *reqs;
 	unsigned n_reqs;
@@ -87,6 +99,9 @@ struct rb_disk {
 	uint64_t capacity_sectors;
 	char serial[RB_VIRTIO_BLK_ID_BYTES];
 	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
+	struct rb_qos_disk *qos;    /* its throttle group; NULL: unlimited */
+	bool uncharged_program_io;  /* experiment only: program hops are free */
+	_Atomic uint64_t st_guest_ios, st_prog_ios, st_prog_bytes;
 	/* LOADs of this VM queued for or running on the loader: capped at
 	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
 	atomic_uint loads_pending;
@@ -97,6 +112,27 @@ struct rb_disk {
 	_Atomic uint64_t st_bytes_read, st_bytes_written, st_errors, st_bad_chains;
 	_Atomic uint64_t st_ndp_requests, st_ndp_hops;
 };
+
+/* ---- throttle.c ---- */
+
+/*
+ * Charges the n I/Os of req's current step (write, bytes each) to its
+ * disk's throttle group.  true: go on and submit them.  false: parked; the
+ * worker calls resume(w, req) when the budget is there (or, on a queue
+ * stop, at once with req->qos_free set).  Tickets of I/Os admitted before
+ * a wait stay admitted: an I/O is charged exactly once.
+ */
+bool rb_io_throttle(struct rb_worker *w, struct rb_io_req *req, unsigned n, const bool *write,
+		    const uint64_t *bytes, void (*resume)(struct rb_worker *, struct rb_io_req *));
+/* A new step: its tickets start empty. */
+void rb_io_throttle_new_step(struct rb_io_req *req);
+/* Resumes the parked steps of q whose time has come; returns how many. */
+unsigned rb_io_throttle_run(struct rb_worker *w, struct rb_io_queue *q, uint64_t now_ns);
+/* Resumes every parked step of q without charging (the queue stops). */
+void rb_io_throttle_flush(struct rb_worker *w, struct rb_io_queue *q);
+/* The earliest time a parked step of this worker may go (0: none). */
+uint64_t rb_io_throttle_next_ns(const struct rb_worker *w);
+uint64_t rb_io_now_ns(void);
 
 struct rb_worker {
 	struct rb_workers *pool;

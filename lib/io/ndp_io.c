@@ -468,12 +468,43 @@ static void nd_complete(struct rb_io_req *req)
 	finish(req, r->status, RB_VIRTIO_BLK_S_OK, used);
 }
 
-/* Issues the I/Os the executor queued; completes the request on failure. */
+static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req);
+
+/* Issues the I/Os the executor queued (one step: the request's first I/O,
+ * or a hop its program asked for), after charging them to the VM's
+ * throttle group; completes the request on failure. */
 static void nd_submit(struct rb_worker *w, struct rb_io_req *req)
+{
+	rb_io_throttle_new_step(req);
+	nd_submit_charged(w, req);
+}
+
+static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 {
 	struct rb_io_ndp *n = req->ndp;
 	struct rb_disk *d = req->q->disk;
+	/* The first step is the guest's own I/O; later ones are the
+	 * program's, charged the same (unless the fairness experiment's
+	 * --uncharged-program-io says otherwise). */
+	bool program = n->x.hops > 0;
 
+	if (!program || !d->uncharged_program_io) {
+		bool wr[RB_NDP_MAX_NEXT_IOS];
+		uint64_t by[RB_NDP_MAX_NEXT_IOS];
+		for (unsigned i = 0; i < n->x.n_io && i < RB_NDP_MAX_NEXT_IOS; i++) {
+			wr[i] = n->write_first;
+			by[i] = n->x.io_len[i];
+		}
+		if (!rb_io_throttle(w, req, n->x.n_io, wr, by, nd_submit_charged))
+			return;
+	}
+	if (program) {
+		count(&d->st_prog_ios, n->x.n_io);
+		for (unsigned i = 0; i < n->x.n_io; i++)
+			count(&d->st_prog_bytes, n->x.io_len[i]);
+	} else {
+		count(&d->st_guest_ios, n->x.n_io);
+	}
 	n->pending = 0;
 	n->first_err = 0;
 	n->got = 0;

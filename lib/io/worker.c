@@ -60,8 +60,8 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 	unsigned n = 0;
 	char err[256];
 
-	if (q->stopping || q->vq.broken)
-		return 0;
+	if (q->stopping || q->vq.broken || q->park_head)
+		return 0; /* parked steps first: new requests wait in the ring */
 	/* A queue whose programs used up its credit this round takes no new
 	 * requests either (an sq hook runs at the start of a request); they
 	 * wait in the ring for the next round. */
@@ -166,6 +166,14 @@ static void sleep_until_event(struct rb_worker *w)
 	}
 	if (!work && !io_uring_cq_ready(&w->ring) && !atomic_load(&w->stop)) {
 		int timeout = w->mode == RB_IO_POLL && w->sq_inflight ? 1 : -1;
+		/* Steps parked for their throttle budget wake the worker. */
+		uint64_t park = rb_io_throttle_next_ns(w);
+		if (park) {
+			uint64_t now = rb_io_now_ns();
+			int ms = park <= now ? 0 : (int)((park - now + 999999) / 1000000);
+			if (timeout < 0 || ms < timeout)
+				timeout = ms;
+		}
 		int n = epoll_wait(w->epfd, ev, 32, timeout);
 		for (int i = 0; i < n; i++)
 			drain_eventfd(ev[i].data.fd);
@@ -190,8 +198,14 @@ static void *worker_main(void *arg)
 			run_cmd(w);
 		/* A round: every queue's program credit is topped up, its
 		 * deferred chains go on while it lasts, then its ring is polled. */
+		uint64_t now_ns = 0;
 		for (unsigned i = 0; i < w->nq; i++) {
 			struct rb_io_queue *q = w->queues[i];
+			if (q->park_head) {
+				if (!now_ns)
+					now_ns = rb_io_now_ns();
+				work += rb_io_throttle_run(w, q, now_ns);
+			}
 			q->ndp_credit += RB_IO_NDP_QUANTUM;
 			if (q->ndp_credit > RB_IO_NDP_QUANTUM)
 				q->ndp_credit = RB_IO_NDP_QUANTUM;
@@ -401,6 +415,9 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 	struct rb_io_queue *q = arg;
 
 	q->stopping = true;
+	/* Steps waiting for their throttle budget go now, uncharged: one VM
+	 * at iops-total=1 must not hold the control path every VM shares. */
+	rb_io_throttle_flush(w, q);
 	/* Chains waiting for program CPU end now; those with I/O in flight
 	 * end when it completes (ndp_io.c), without running again. */
 	rb_ndp_io_stop_deferred(w, q);

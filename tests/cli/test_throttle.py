@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Per-VM throttling through the real daemon (docs/throttling.md): a capped
+disk holds its rate, a burst gives its documented extra, NDP programs
+cannot escape the cap (their hops are charged), disks of one group share
+it while a third is unaffected, and a disk at iops-total=1 with requests
+waiting still disconnects and shuts down promptly.  Bad --throttle values
+are refused at start with the key named.
+
+Usage: test_throttle.py --build BUILD_DIR
+Ends with "N passed, N failed".
+"""
+import argparse
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(("PASS " if cond else "FAIL ") + name + ("" if cond else ": " + detail), flush=True)
+    return bool(cond)
+
+
+class Daemon:
+    def __init__(self, build, tmp, disks, extra=()):
+        """disks: [(image, name, throttle or None)]."""
+        self.socks = {}
+        cmd = [os.path.join(build, "app", "rosenbridged", "rosenbridged")] + list(extra)
+        for img, name, thr in disks:
+            sock = os.path.join(tmp, name + ".sock")
+            self.socks[name] = sock
+            cmd += ["--disk", img, "--socket", sock, "--cache", "buffered"]
+            if thr:
+                cmd += ["--throttle", thr]
+        self.log = os.path.join(tmp, "daemon.log")
+        self.logf = open(self.log, "w")
+        self.p = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
+        end = time.time() + 10
+        while not all(os.path.exists(s) for s in self.socks.values()):
+            if self.p.poll() is not None or time.time() > end:
+                raise RuntimeError("daemon did not start: " + open(self.log).read())
+            time.sleep(0.02)
+
+    def stop(self, timeout=10):
+        t0 = time.monotonic()
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            return None
+        return time.monotonic() - t0
+
+
+def rio_bench(build, sock, qd, seconds, rw="randread"):
+    p = subprocess.run([os.path.join(build, "app", "rosen-io", "rosen-io"), "vhost-user:" + sock, "bench",
+                        "--rw", rw, "--bs", "4096", "--qd", str(qd), "--seconds", str(seconds)],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    return rows[-1] if rows else {"ios": "0", "iops": "0", "seconds": "1", "err": p.stderr}
+
+
+def kv_bench(build, sock, seconds):
+    p = subprocess.run([os.path.join(build, "app", "bpfkv", "bpfkv"), "bench", "--db", "/dev/null", "--levels", "3",
+                        "--mode", "ndp", "--uri", "vhost-user:" + sock, "--ops", "1000000", "--seconds",
+                        str(seconds), "--qd", "8"], capture_output=True, text=True, timeout=seconds + 60)
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    return float(rows[-1]["ops_per_s"]) if rows else -1.0, p.stderr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    tmp = tempfile.mkdtemp(prefix="rosen-throttle-")
+    imgs = {}
+    for n in ("a", "b", "c"):
+        imgs[n] = os.path.join(tmp, n + ".img")
+        with open(imgs[n], "wb") as f:
+            f.write(os.urandom(16 << 20))
+    kv = os.path.join(tmp, "kv.db")
+    subprocess.run([os.path.join(build, "app", "bpfkv", "bpfkv"), "create", kv, "--levels", "3"],
+                   check=True, capture_output=True)
+    daemon = os.path.join(build, "app", "rosenbridged", "rosenbridged")
+
+    # Refusals at start, the key named.
+    for thr, key in (("iops-total=100,iops-read=50", "iops-read"), ("iops-total=100,iops-total-max=50", "iops-total-max"),
+                     ("bps-total-max=100", "bps-total-max"), ("iops-size=4096", "iops-size"),
+                     ("iops-totl=100", "iops-totl"), ("iops-total=lots", "iops-total")):
+        p = subprocess.run([daemon, "--disk", imgs["a"], "--socket", os.path.join(tmp, "x.sock"), "--throttle", thr],
+                           capture_output=True, text=True, timeout=10)
+        check("refused --throttle %s" % thr, p.returncode == 2 and key in p.stderr,
+              "rc %d: %s" % (p.returncode, p.stderr.strip()))
+    p = subprocess.run([daemon, "--disk", imgs["a"], "--socket", os.path.join(tmp, "x1.sock"), "--throttle",
+                        "iops-total=100,group=g", "--disk", imgs["b"], "--socket", os.path.join(tmp, "x2.sock"),
+                        "--throttle", "iops-total=200,group=g"], capture_output=True, text=True, timeout=10)
+    check("refused: one group, two different limits", p.returncode != 0 and "g" in p.stderr,
+          "rc %d: %s" % (p.returncode, p.stderr.strip()))
+
+    # A capped disk holds its rate: iops-total=2000 at QD 16 for 5 s (the
+    # implicit burst of avg/10 adds 200 I/Os once).
+    d = Daemon(build, tmp, [(imgs["a"], "a", "iops-total=2000")])
+    r = rio_bench(build, d.socks["a"], 16, 5)
+    iops = float(r["iops"])
+    check("iops-total=2000 at QD16 over 5 s: within 10%% (%.0f IOPS)" % iops, 1800 <= iops <= 2200, str(r))
+    d.stop()
+
+    # A burst: iops-total=200,iops-total-max=1000,iops-total-max-length=1:
+    # 2 s admit 2 x 200 plus the bucket of 1000 (±5%).
+    d = Daemon(build, tmp, [(imgs["a"], "a", "iops-total=200,iops-total-max=1000,iops-total-max-length=1")])
+    r = rio_bench(build, d.socks["a"], 16, 2)
+    ios = int(r["ios"])
+    want = 2 * 200 + 1000
+    check("a burst of 1000 on top of 200/s for 2 s: %d I/Os (want %d ±5%%)" % (ios, want),
+          abs(ios - want) <= max(2, want * 0.05), str(r))
+    d.stop()
+
+    # NDP cannot escape: a lookup is 4 device reads at 3 levels.
+    for extra, name in (((), "charged"), (("--uncharged-program-io",), "uncharged")):
+        d = Daemon(build, tmp, [(kv, "kv", "iops-total=2000")], extra)
+        lps, err = kv_bench(build, d.socks["kv"], 4)
+        d.stop()
+        if name == "charged":
+            check("NDP lookups within the cap: %.0f lookups/s x 4 reads = %.0f IOPS <= 2200" % (lps, lps * 4),
+                  0 < lps * 4 <= 2200, err[-300:])
+        else:
+            check("--uncharged-program-io lets program hops past the cap: %.0f IOPS > 4000" % (lps * 4),
+                  lps * 4 > 4000, err[-300:])
+
+    # A program resubmitting as fast as it can is held too: xrp_forever
+    # runs 1000 hops per READ_ND; at 2000 IOPS that is at least 0.45 s.
+    progs = os.path.join(build, "tests", "programs", "ndp_progs.o")
+    d = Daemon(build, tmp, [(imgs["a"], "a", "iops-total=2000")])
+    scratch = os.path.join(tmp, "s.bin")
+    with open(scratch, "wb") as f:
+        f.write(bytes(4096))
+    t0 = time.monotonic()
+    p = subprocess.run([os.path.join(build, "app", "rosen-io", "rosen-io"), "vhost-user:" + d.socks["a"], "xrp", progs,
+                        "xrp_forever", "0", "--scratch-in", scratch, "--scratch-out", scratch, "--max-hops", "1000"],
+                       capture_output=True, text=True, timeout=60)
+    dt = time.monotonic() - t0
+    check("1000 hops of one READ_ND at iops-total=2000 take >= 0.45 s (%.2f s, %s)" % (dt, p.stderr.strip()[-60:]),
+          dt >= 0.45 and "hops=1000" in p.stderr, p.stderr)
+    d.stop()
+
+    # One group shares its budget between two disks; a third is unaffected.
+    d = Daemon(build, tmp, [(imgs["a"], "a", "iops-total=2000,group=g"), (imgs["b"], "b", "group=g"),
+                            (imgs["c"], "c", "iops-total=2000")])
+    res = {}
+
+    def go(n):
+        res[n] = float(rio_bench(build, d.socks[n], 16, 4)["iops"])
+    ts = [threading.Thread(target=go, args=(n,)) for n in ("a", "b", "c")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    d.stop()
+    check("group g: disks a + b share 2000 IOPS (%.0f + %.0f)" % (res["a"], res["b"]),
+          1800 <= res["a"] + res["b"] <= 2300 and res["a"] > 500 and res["b"] > 500, str(res))
+    check("disk c outside the group keeps its own 2000 (%.0f)" % res["c"], 1800 <= res["c"] <= 2300, str(res))
+
+    # iops-total=1 with 16 requests waiting: the client leaves, the next
+    # one connects at once, and SIGTERM ends the daemon promptly.
+    d = Daemon(build, tmp, [(imgs["a"], "a", "iops-total=1")])
+    rio = os.path.join(build, "app", "rosen-io", "rosen-io")
+    c = subprocess.Popen([rio, "vhost-user:" + d.socks["a"], "bench", "--rw", "randread", "--bs", "4096", "--qd",
+                          "16", "--seconds", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    c.kill()
+    c.wait()
+    t0 = time.monotonic()
+    p = subprocess.run([rio, "vhost-user:" + d.socks["a"], "info"], capture_output=True, text=True, timeout=20)
+    dt = time.monotonic() - t0
+    check("iops-total=1, 16 requests waiting, client killed: the next client is served in %.2f s" % dt,
+          p.returncode == 0 and dt < 2, p.stderr)
+    c = subprocess.Popen([rio, "vhost-user:" + d.socks["a"], "bench", "--rw", "randread", "--bs", "4096", "--qd",
+                          "16", "--seconds", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    dt = d.stop()
+    c.kill()
+    c.wait()
+    check("iops-total=1 with requests waiting: SIGTERM ends the daemon in %s s" % (dt and "%.2f" % dt),
+          dt is not None and dt < 3, open(d.log).read()[-500:])
+    print("%d passed, %d failed" % (results.count(True), results.count(False)))
+    return 1 if False in results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
