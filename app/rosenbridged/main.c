@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "device.h"
@@ -38,6 +39,7 @@ struct config {
 	unsigned workers;
 	enum rb_io_notify mode;
 	bool uncharged_program_io;
+	const char *throttle_file;
 };
 
 static void usage(FILE *f)
@@ -72,6 +74,9 @@ static void usage(FILE *f)
 		"                         (default)\n"
 		"  --event                workers never poll: they sleep on kick eventfds\n"
 		"  --verbose              debug logging\n"
+		"  --throttle-file FILE   throttle limits as JSON (docs/throttling.md), by disk\n"
+		"                         name (vm0, vm1, ...) and group; read again on\n"
+		"                         SIGHUP (a bad file is refused, the limits stay)\n"
 		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
 		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
@@ -170,6 +175,13 @@ static int parse_args(int argc, char **argv, struct config *c)
 				return -1;
 			}
 			i++;
+		} else if (!strcmp(a, "--throttle-file")) {
+			if (!v) {
+				fprintf(stderr, "rosenbridged: --throttle-file needs a path\n");
+				return -1;
+			}
+			c->throttle_file = v;
+			i++;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
 			c->uncharged_program_io = true;
 		} else if (!strcmp(a, "--workers")) {
@@ -206,6 +218,78 @@ static int parse_args(int argc, char **argv, struct config *c)
 	return 0;
 }
 
+/* The limits of the --throttle-file for the disks: a disk named there and
+ * given --throttle too is refused (one source per disk). */
+static int throttle_file_apply(struct config *cfg, char *err, size_t errlen)
+{
+	struct rb_qos_config q;
+
+	if (!cfg->throttle_file)
+		return 0;
+	if (rb_qos_config_parse_file(cfg->throttle_file, &q, err, errlen))
+		return -1;
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "vm%u", i);
+		const struct rb_qos_target *t = rb_qos_config_disk(&q, name);
+		if (!t)
+			continue;
+		struct rb_qos_limits *l = &cfg->disks[i].throttle;
+		if (rb_qos_limits_any(l) || l->group[0]) {
+			snprintf(err, errlen, "%s: disk %s has --throttle and an entry in the file: give one",
+				 cfg->throttle_file, name);
+			rb_qos_config_free(&q);
+			return -1;
+		}
+		*l = t->limits;
+	}
+	rb_qos_config_free(&q);
+	return 0;
+}
+
+/* SIGHUP: the file read again and applied group by group through
+ * rb_qos_set_limits() (what the control socket will call); a bad file
+ * changes nothing.  Limits apply to groups that exist: a disk started
+ * without limits has none to change (restart it with some). */
+static void throttle_file_reload(const struct config *cfg, struct rb_qos_registry *reg)
+{
+	struct rb_qos_config q;
+	char err[512];
+	unsigned changed = 0;
+
+	if (!cfg->throttle_file) {
+		rb_info("rosenbridged", "SIGHUP: no --throttle-file to read");
+		return;
+	}
+	if (rb_qos_config_parse_file(cfg->throttle_file, &q, err, sizeof(err))) {
+		rb_err("rosenbridged", "SIGHUP: throttle file refused, the limits stay as they were: %s", err);
+		return;
+	}
+	for (size_t i = 0; i < q.n; i++) {
+		const struct rb_qos_target *t = &q.t[i];
+		const char *gname = t->kind == RB_QOS_TARGET_GROUP ? t->name : t->limits.group;
+		struct rb_qos_group *g = rb_qos_group_find(reg, gname);
+		if (!g) {
+			rb_warn("rosenbridged", "SIGHUP: throttle group '%s' has no disk here (a disk started without limits needs a restart to get some)",
+				gname);
+			continue;
+		}
+		char lim[256];
+		rb_qos_limits_format(&t->limits, lim, sizeof(lim));
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (rb_qos_set_limits(g, &t->limits, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
+				      err, sizeof(err)))
+			rb_err("rosenbridged", "SIGHUP: group '%s': %s", gname, err);
+		else
+			changed++, rb_info("rosenbridged", "SIGHUP: throttle group '%s': %s", gname,
+					   lim[0] ? lim : "no limits");
+		rb_qos_group_put(g);
+	}
+	rb_qos_config_free(&q);
+	rb_info("rosenbridged", "SIGHUP: %s read, %u group(s) set", cfg->throttle_file, changed);
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -220,12 +304,17 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &cfg))
 		return 2;
+	if (throttle_file_apply(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "rosenbridged: --throttle-file %s\n", err);
+		return 2;
+	}
 
 	/* Signals arrive through a signalfd in the control loop; workers
 	 * inherit the blocked mask, so only the control thread sees them. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -276,7 +365,10 @@ int main(int argc, char **argv)
 		}
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGPIPE) {
+			ssize_t got = read(sfd, &si, sizeof(si));
+			if (got == sizeof(si) && si.ssi_signo == SIGHUP) {
+				throttle_file_reload(&cfg, qos);
+			} else if (got == sizeof(si) && si.ssi_signo != SIGPIPE) {
 				rb_info("rosenbridged", "%s: finishing in-flight I/O and shutting down",
 					strsignal((int)si.ssi_signo));
 				ret = 0;
