@@ -114,19 +114,41 @@ int rb_device_new(const struct rb_device_opts *o, struct rb_workers *workers,
 	return 0;
 }
 
+void rb_device_log_stats(const struct rb_device *d, const char *when)
+{
+	struct rb_disk_stats s;
+	rb_disk_stats(d->disk, &s);
+	rb_info(d->name, "%s %llu reads (%llu MiB), %llu writes (%llu MiB), %llu flushes, %llu discards, %llu write-zeroes; %llu errors, %llu malformed requests",
+		when, (unsigned long long)s.reads, (unsigned long long)(s.bytes_read >> 20),
+		(unsigned long long)s.writes, (unsigned long long)(s.bytes_written >> 20),
+		(unsigned long long)s.flushes, (unsigned long long)s.discards,
+		(unsigned long long)s.write_zeroes, (unsigned long long)s.errors,
+		(unsigned long long)s.bad_chains);
+	rb_info(d->name, "storage I/Os: %llu by the guest, %llu by its programs (%llu MiB) in %llu NDP requests, %llu hops",
+		(unsigned long long)s.guest_ios, (unsigned long long)s.program_ios,
+		(unsigned long long)(s.program_bytes >> 20), (unsigned long long)s.ndp_requests,
+		(unsigned long long)s.ndp_hops);
+	if (s.throttled) {
+		static const char *const names[6] = {"bps-total", "bps-read", "bps-write",
+						      "iops-total", "iops-read", "iops-write"};
+		char lv[256] = "";
+		size_t at = 0;
+		for (int i = 0; i < 6; i++)
+			if (s.bucket_level[i] >= 0 && at < sizeof(lv))
+				at += (size_t)snprintf(lv + at, sizeof(lv) - at, " %s=%.0f", names[i],
+						       s.bucket_level[i]);
+		rb_info(d->name, "throttle group '%s': %llu I/Os waited, %.3f s in all; bucket levels:%s",
+			s.throttle_group, (unsigned long long)s.throttle_delayed, s.throttle_wait_ns / 1e9,
+			lv[0] ? lv : " (none limited)");
+	}
+}
+
 void rb_device_free(struct rb_device *d)
 {
 	if (!d)
 		return;
 	rb_vhost_server_free(d->srv);
-	struct rb_disk_stats s;
-	rb_disk_stats(d->disk, &s);
-	rb_info(d->name, "served %llu reads (%llu MiB), %llu writes (%llu MiB), %llu flushes, %llu discards, %llu write-zeroes; %llu errors, %llu malformed requests",
-		(unsigned long long)s.reads, (unsigned long long)(s.bytes_read >> 20),
-		(unsigned long long)s.writes, (unsigned long long)(s.bytes_written >> 20),
-		(unsigned long long)s.flushes, (unsigned long long)s.discards,
-		(unsigned long long)s.write_zeroes, (unsigned long long)s.errors,
-		(unsigned long long)s.bad_chains);
+	rb_device_log_stats(d, "served");
 	rb_disk_free(d->disk);
 	free(d);
 }

@@ -20,6 +20,8 @@ int rb_device_new(const struct rb_device_opts *o, struct rb_workers *workers,
 		  struct rb_device **out, char *err, size_t errlen);
 /* Stops the rings (in-flight I/O completes), removes the socket. */
 void rb_device_free(struct rb_device *dev);
+/* Logs the disk's counters (I/Os by path, throttling), `when` first. */
+void rb_device_log_stats(const struct rb_device *dev, const char *when);
 int rb_device_poll_fd(const struct rb_device *dev);
 void rb_device_handle(struct rb_device *dev);
 

@@ -40,6 +40,7 @@ struct config {
 	enum rb_io_notify mode;
 	bool uncharged_program_io;
 	const char *throttle_file;
+	unsigned stats_interval; /* seconds; 0: counters at shutdown only */
 };
 
 static void usage(FILE *f)
@@ -77,6 +78,9 @@ static void usage(FILE *f)
 		"  --throttle-file FILE   throttle limits as JSON (docs/throttling.md), by disk\n"
 		"                         name (vm0, vm1, ...) and group; read again on\n"
 		"                         SIGHUP (a bad file is refused, the limits stay)\n"
+		"  --stats-interval S     log every disk's counters every S seconds (I/Os by\n"
+		"                         path: guest / programs; throttling: waits, bucket\n"
+		"                         levels); without it they are logged at shutdown\n"
 		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
 		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
@@ -181,6 +185,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 				return -1;
 			}
 			c->throttle_file = v;
+			i++;
+		} else if (!strcmp(a, "--stats-interval")) {
+			if (parse_uint("--stats-interval", v, 1, 86400, &c->stats_interval))
+				return -1;
 			i++;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
 			c->uncharged_program_io = true;
@@ -295,6 +303,7 @@ int main(int argc, char **argv)
 	struct config cfg;
 	struct rb_workers *workers = NULL;
 	struct rb_qos_registry *qos = NULL;
+	uint64_t next_stats_ms = 0;
 	struct rb_device *devs[MAX_DISKS] = {0};
 	unsigned ndevs = 0;
 	char err[512];
@@ -356,7 +365,21 @@ int main(int argc, char **argv)
 		pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (unsigned i = 0; i < ndevs; i++)
 			pfd[i + 1] = (struct pollfd){.fd = rb_device_poll_fd(devs[i]), .events = POLLIN};
-		int n = poll(pfd, ndevs + 1, -1);
+		int timeout = -1;
+		if (cfg.stats_interval) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+			if (!next_stats_ms)
+				next_stats_ms = now_ms + cfg.stats_interval * 1000ull;
+			if (now_ms >= next_stats_ms) {
+				for (unsigned i = 0; i < ndevs; i++)
+					rb_device_log_stats(devs[i], "so far:");
+				next_stats_ms = now_ms + cfg.stats_interval * 1000ull;
+			}
+			timeout = (int)(next_stats_ms - now_ms);
+		}
+		int n = poll(pfd, ndevs + 1, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

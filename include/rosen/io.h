@@ -105,6 +105,17 @@ struct rb_disk_stats {
 	uint64_t bytes_read, bytes_written;
 	uint64_t errors;     /* requests completed with IOERR or UNSUPP */
 	uint64_t bad_chains; /* malformed chains given back with length 0 */
+	/* Storage I/Os by path: the guest's own (virtio-blk requests and the
+	 * first I/O of each NDP request) and its programs' hops. */
+	uint64_t guest_ios, program_ios, program_bytes;
+	uint64_t ndp_requests, ndp_hops;
+	/* Throttling (0 when the disk has no limits): I/Os told to wait, the
+	 * time they waited, the group's bucket levels now (units: I/Os or
+	 * bytes; -1 when the bucket is unlimited). */
+	bool throttled;
+	uint64_t throttle_delayed, throttle_wait_ns;
+	double bucket_level[6];
+	char throttle_group[64];
 };
 void rb_disk_stats(const struct rb_disk *d, struct rb_disk_stats *out);
 

@@ -291,5 +291,27 @@ void rb_disk_stats(const struct rb_disk *d, struct rb_disk_stats *s)
 	s->bytes_written = LOAD(st_bytes_written);
 	s->errors = LOAD(st_errors);
 	s->bad_chains = LOAD(st_bad_chains);
+	s->guest_ios = LOAD(st_guest_ios);
+	s->program_ios = LOAD(st_prog_ios);
+	s->program_bytes = LOAD(st_prog_bytes);
+	s->ndp_requests = LOAD(st_ndp_requests);
+	s->ndp_hops = LOAD(st_ndp_hops);
 #undef LOAD
+	s->throttled = d->qos != NULL;
+	s->throttle_delayed = s->throttle_wait_ns = 0;
+	s->throttle_group[0] = 0;
+	for (int i = 0; i < 6; i++)
+		s->bucket_level[i] = -1;
+	if (d->qos) {
+		struct rb_qos_counters c;
+		struct rb_qos_group_stats g;
+		rb_qos_disk_stats(d->qos, &c);
+		s->throttle_delayed = c.delayed;
+		s->throttle_wait_ns = c.parked_ns;
+		rb_qos_group_stats(rb_qos_disk_group(d->qos), rb_io_now_ns(), &g);
+		for (int i = 0; i < 6 && i < RB_QOS_NR_BUCKETS; i++)
+			s->bucket_level[i] = g.size[i] > 0 ? g.level[i] : -1;
+		snprintf(s->throttle_group, sizeof(s->throttle_group), "%s",
+			 rb_qos_group_name(rb_qos_disk_group(d->qos)));
+	}
 }

@@ -127,10 +127,17 @@ def main():
     d.stop()
 
     # NDP cannot escape: a lookup is 4 device reads at 3 levels.
-    for extra, name in (((), "charged"), (("--uncharged-program-io",), "uncharged")):
+    for extra, name in ((("--stats-interval", "1"), "charged"), (("--uncharged-program-io",), "uncharged")):
         d = Daemon(build, tmp, [(kv, "kv", "iops-total=2000")], extra)
         lps, err = kv_bench(build, d.socks["kv"], 4)
         d.stop()
+        if name == "charged":
+            import re
+            log = open(d.log).read()
+            m = re.findall(r"so far: .*\n.*storage I/Os: (\d+) by the guest, (\d+) by its programs", log)
+            check("--stats-interval 1 logs I/Os by path while running (%s)" % (m[-1:] or "none"),
+                  len(m) >= 2 and int(m[-1][1]) > int(m[-1][0]) > 0, log[-600:])
+            check("the stats say how long the throttle held I/Os", "I/Os waited" in log, log[-300:])
         if name == "charged":
             check("NDP lookups within the cap: %.0f lookups/s x 4 reads = %.0f IOPS <= 2200" % (lps, lps * 4),
                   0 < lps * 4 <= 2200, err[-300:])
