@@ -93,6 +93,18 @@ def jain(xs):
     return s * s / (len(xs) * q) if q else 0.0
 
 
+def b_alone_iops(a, tmp, opts, qd):
+    """B's disk alone (with opts after its --disk), random reads at qd."""
+    d = start_daemon(a.daemon, [(a.data, os.path.join(tmp, "b.sock"), opts)], [],
+                     os.path.join(tmp, "rosenbridged.log"))
+    try:
+        p = subprocess.run(rio_bench(a.rio, os.path.join(tmp, "b.sock"), qd, a.seconds),
+                           capture_output=True, text=True)
+    finally:
+        stop(d)
+    return float(last_csv(p.stdout)["iops"])
+
+
 def run_pair(a, tmp, cap, uncharged):
     """A (NDP, QD 32) and B (plain, QD 4) together; returns device IOPS of each."""
     extra = ["--uncharged-program-io"] if uncharged else []
@@ -149,26 +161,12 @@ def main():
             for _ in range(512):
                 f.write(chunk)
         # Calibrate: one client alone, no cap, the whole device.
-        d = start_daemon(a.daemon, [(a.data, os.path.join(tmp, "b.sock"), [])], [],
-                         os.path.join(tmp, "rosenbridged.log"))
-        try:
-            p = subprocess.run(rio_bench(a.rio, os.path.join(tmp, "b.sock"), 32, a.seconds),
-                               capture_output=True, text=True)
-        finally:
-            stop(d)
-        alone = float(last_csv(p.stdout)["iops"])
+        alone = b_alone_iops(a, tmp, [], 32)
         cap = max(10, int(alone / 2))
         log("bench/fairness: one client alone: %.0f IOPS (4 KiB random reads, QD 32, O_DIRECT); "
             "each VM capped at %d" % (alone, cap))
         # B alone, capped, at its own QD 4: what B can reach at all here.
-        d = start_daemon(a.daemon, [(a.data, os.path.join(tmp, "b.sock"), ["--throttle", "iops-total=%d" % cap])],
-                         [], os.path.join(tmp, "rosenbridged.log"))
-        try:
-            p = subprocess.run(rio_bench(a.rio, os.path.join(tmp, "b.sock"), 4, a.seconds),
-                               capture_output=True, text=True)
-        finally:
-            stop(d)
-        b_alone = float(last_csv(p.stdout)["iops"])
+        b_alone = b_alone_iops(a, tmp, ["--throttle", "iops-total=%d" % cap], 4)
         log("bench/fairness: B alone at QD 4 under its cap: %.0f IOPS (%.2f of the cap)" % (b_alone, b_alone / cap))
         rows = []
         for uncharged in (False, True):
