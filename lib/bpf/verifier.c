@@ -22,222 +22,12 @@
 #include <string.h>
 #include <time.h>
 
-struct stored {
-	struct stored *next;
-	struct vstate st;
-};
-
-struct verifier {
-	const struct rb_bpf_prog *prog;
-	const struct rb_bpf_type *type;
-	const struct rb_bpf_insn *in;
-	size_t n;
-	uint8_t *prune;         /* 1: a jump target; 2: also a loop head */
-	uint32_t *visits;
-	struct stored **kept;
-	uint16_t *n_kept;
-	struct vstate **work;   /* pending branches */
-	size_t n_work, cap_work;
-	uint32_t next_id;
-	uint64_t max_insns, max_work, max_mem, max_cpu_ns;
-	uint64_t cpu0_ns;       /* thread CPU time at the start */
-	uint64_t fixed_bytes;   /* per-instruction arrays */
-	struct vacct acct;      /* what the states cost */
-	struct rb_bpf_verify_stats stats;
-	/* What is proven per instruction, for the JIT (rb_bpf_fact), and what
-	 * recording it needs on the way (ptr_use). */
-	struct rb_bpf_fact *facts;
-	struct ptr_use *use;
-	uint64_t thr[256]; /* widening thresholds: the program's constants */
-	unsigned n_thr;
-	char *log;
-	size_t loglen;
-	bool oom;
-};
-
-#define MAX_KEPT_PER_INSN 32
-#define WIDEN_AFTER 128 /* visits of a loop head before widening */
-#define OFF_LIMIT ((int64_t)1 << 40)
-/* A number added to a pointer, and any pointer's offset, stays within
- * +-2^29 (Linux's BPF_MAX_VAR_OFF): offsets never wrap an address, so two
- * pointers into one region compare as their offsets do, and no pointer can
- * be walked to NULL or to another mapping. */
-#define PTR_OFF_MAX ((int64_t)1 << 29)
-/* Addresses of user mappings lie above 64 KiB (mmap_min_addr) and below
- * 2^47: a pointer whose offset stays above -64 KiB is never NULL and never
- * wraps. */
-#define OFF_WINDOW_LO (-(int64_t)65536)
-
-/* How one 64-bit add/sub X instruction used its operands over every path:
- * the number in a pointer addition must be a number on every path, or the
- * JIT could not clamp it to its proven range. */
-enum {
-	USE_SRC_PTR = 1,  /* src was a pointer on some path */
-	USE_DST_PTR = 2,
-	USE_NUM_SRC = 4,  /* pointer (dst) +- number (src) on some path */
-	USE_NUM_DST = 8,  /* number (dst) + pointer (src) on some path */
-	USE_SRC_SEEN = 16, /* src_lo/hi hold something */
-	USE_DST_SEEN = 32,
-	USE_SRC_VARIES = 64, /* X-form: src was not one constant on every path */
-};
-
-struct ptr_use {
-	uint8_t flags;
-	int64_t src_lo, src_hi, dst_lo, dst_hi; /* signed ranges of numbers seen */
-};
-
-/* ---- states ------------------------------------------------------------------- */
-
-static struct vreg *regs(struct vstate *s)
-{
-	return s->f[s->nframes - 1]->r;
-}
-
-static struct vreg scalar(struct scal v)
-{
-	return (struct vreg){.type = T_SCALAR, .v = v};
-}
-
-static bool is_ptr(const struct vreg *r)
-{
-	return r->type > T_SCALAR;
-}
-
-/* ---- logs --------------------------------------------------------------------- */
-
-static void logf_(struct verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(struct verifier *v, const char *fmt, ...)
-{
-	size_t used = strlen(v->log);
-	va_list ap;
-
-	if (used + 1 >= v->loglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(v->log + used, v->loglen - used, fmt, ap);
-	va_end(ap);
-}
-
-static const char *region_name(const struct verifier *v, const struct vreg *r)
-{
-	static const char *const sec[] = {"rodata", "data section", "bss"};
-
-	switch (r->type) {
-	case T_CTX: return "context";
-	case T_REGION:
-	case T_REGION_END: return v->type->regions[r->idx].name;
-	case T_STACK: return "stack";
-	case T_SECTION: return sec[r->idx];
-	case T_MEM:
-	case T_MEM_OR_NULL: return "helper memory";
-	}
-	return "?";
-}
-
-static void reg_fmt(const struct verifier *v, const struct vreg *r, char *buf, size_t len)
-{
-	char off[96];
-
-	if (r->type == T_NOINIT) {
-		snprintf(buf, len, "uninit");
-		return;
-	}
-	scal_fmt(off, sizeof(off), &r->v);
-	switch (r->type) {
-	case T_SCALAR:
-		snprintf(buf, len, "%s", off);
-		return;
-	case T_REGION_END:
-		snprintf(buf, len, "%s_end", region_name(v, r));
-		return;
-	case T_STACK:
-		if (scal_is_const(&r->v))
-			snprintf(buf, len, "fp%s%" PRId64, r->idx ? "(caller)" : "",
-				 (int64_t)r->v.t.value - (int64_t)RB_BPF_STACK_SIZE);
-		else
-			snprintf(buf, len, "stack+%s", off);
-		return;
-	case T_MEM:
-	case T_MEM_OR_NULL:
-		snprintf(buf, len, "%s(%u bytes%s)+%s",
-			 r->type == T_MEM ? "mem" : "mem_or_null", r->size,
-			 r->writable ? "" : ", read-only", off);
-		return;
-	default:
-		snprintf(buf, len, "%s+%s", region_name(v, r), off);
-	}
-}
-
-static void log_state(struct verifier *v, struct vstate *s)
-{
-	char buf[160];
-	struct vframe *f = s->f[s->nframes - 1];
-
-	logf_(v, "  registers (frame %u):", s->nframes - 1);
-	for (int i = 0; i <= 10; i++) {
-		if (f->r[i].type == T_NOINIT)
-			continue;
-		reg_fmt(v, &f->r[i], buf, sizeof(buf));
-		logf_(v, " r%d=%s", i, buf);
-	}
-	logf_(v, "\n  stack:");
-	bool any = false;
-	for (unsigned slot = f->min_slot; slot < NSLOTS; slot++) {
-		const uint8_t *b = &f->byte[slot * 8];
-		int off = (int)(slot * 8) - (int)RB_BPF_STACK_SIZE;
-		if (b[0] == B_SPILL) {
-			reg_fmt(v, &f->spill[slot], buf, sizeof(buf));
-			logf_(v, " fp%d=%s", off, buf);
-			any = true;
-			continue;
-		}
-		char m[9];
-		bool used = false;
-		for (int i = 0; i < 8; i++) {
-			m[i] = b[i] == B_MISC ? 'm' : '.';
-			used |= b[i] != B_INVALID;
-		}
-		m[8] = 0;
-		if (used) {
-			logf_(v, " fp%d=%s", off, m);
-			any = true;
-		}
-	}
-	logf_(v, "%s\n", any ? "" : " (nothing written)");
-	if (s->nhist) {
-		logf_(v, "  last branches taken:");
-		unsigned n = s->nhist < HIST ? s->nhist : HIST;
-		for (unsigned i = s->nhist - n; i < s->nhist; i++)
-			logf_(v, " %u->%u", s->hist[i % HIST][0], s->hist[i % HIST][1]);
-		logf_(v, "\n");
-	}
-}
-
-/* Rejects the program: "insn N: reason", then what was known. */
-static int reject(struct verifier *v, struct vstate *s, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int reject(struct verifier *v, struct vstate *s, const char *fmt, ...)
-{
-	char why[384];
-	char insn[96];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	v->log[0] = 0;
-	rb_bpf_disasm_insn(v->in, v->n, s->pc, v->prog->helpers, insn, sizeof(insn));
-	logf_(v, "insn %u: %s\n  at: %s\n", s->pc, why, insn);
-	log_state(v, s);
-	return -EACCES;
-}
-
 /* ---- reading registers ----------------------------------------------------------- */
 
 static int need_init(struct verifier *v, struct vstate *s, unsigned r)
 {
 	if (regs(s)[r].type == T_NOINIT)
-		return reject(v, s, "r%u is read before it is written", r);
+		return vreject(v, s, "r%u is read before it is written", r);
 	return 0;
 }
 
@@ -249,8 +39,8 @@ static int need_scalar(struct verifier *v, struct vstate *s, unsigned r, const c
 		return rc;
 	if (is_ptr(&regs(s)[r])) {
 		char b[160];
-		reg_fmt(v, &regs(s)[r], b, sizeof(b));
-		return reject(v, s, "r%u holds a pointer (%s) where %s needs a number: that would leak an address",
+		vreg_fmt(v, &regs(s)[r], b, sizeof(b));
+		return vreject(v, s, "r%u holds a pointer (%s) where %s needs a number: that would leak an address",
 			      r, b, why);
 	}
 	return 0;
@@ -277,102 +67,6 @@ static void propagate_link(struct vstate *s, const struct vreg *r)
 			}
 		}
 	}
-}
-
-/* ---- what the JIT is told ---------------------------------------------------------- */
-
-static void range_union(int64_t *lo, int64_t *hi, bool seen, const struct scal *n)
-{
-	if (!seen || n->smin < *lo)
-		*lo = n->smin;
-	if (!seen || n->smax > *hi)
-		*hi = n->smax;
-}
-
-/*
- * A 64-bit add/sub X: records the ranges of its number operands over every
- * path, so that the JIT can clamp the number added to a pointer to what
- * was proven.  A register that is the number in a pointer addition on one
- * path and a pointer on another is refused: no clamp would fit both.
- */
-static int note_add_operands(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *in)
-{
-	struct ptr_use *u = &v->use[s->pc];
-	const struct vreg *d = &regs(s)[in->dst], *src = &regs(s)[in->src];
-
-	if (is_ptr(src)) {
-		u->flags |= USE_SRC_PTR;
-	} else {
-		range_union(&u->src_lo, &u->src_hi, u->flags & USE_SRC_SEEN, &src->v);
-		u->flags |= USE_SRC_SEEN;
-	}
-	if (is_ptr(d)) {
-		u->flags |= USE_DST_PTR;
-	} else {
-		range_union(&u->dst_lo, &u->dst_hi, u->flags & USE_DST_SEEN, &d->v);
-		u->flags |= USE_DST_SEEN;
-	}
-	if (is_ptr(d) && !is_ptr(src))
-		u->flags |= USE_NUM_SRC;
-	if (!is_ptr(d) && is_ptr(src))
-		u->flags |= USE_NUM_DST;
-	if (((u->flags & USE_NUM_SRC) && (u->flags & USE_SRC_PTR)) ||
-	    ((u->flags & USE_NUM_DST) && (u->flags & USE_DST_PTR)))
-		return reject(v, s, "r%u is added to a pointer as a number on one path and is a pointer on another: use separate registers",
-			      (u->flags & USE_NUM_SRC) && (u->flags & USE_SRC_PTR) ? in->src : in->dst);
-	return 0;
-}
-
-/* X-form ALU and jumps: is src the same known number on every path? */
-static void note_src_const(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *in)
-{
-	struct rb_bpf_fact *f = &v->facts[s->pc];
-	struct ptr_use *u = &v->use[s->pc];
-	const struct vreg *src = &regs(s)[in->src];
-	bool known = src->type == T_SCALAR && scal_is_const(&src->v);
-
-	if (u->flags & USE_SRC_VARIES)
-		return;
-	if (known && (!(f->flags & RB_FACT_SRC_CONST) || f->k == src->v.t.value) &&
-	    (!(f->flags & RB_FACT_SEEN) || (f->flags & RB_FACT_SRC_CONST))) {
-		f->flags |= RB_FACT_SRC_CONST;
-		f->k = src->v.t.value;
-		return;
-	}
-	f->flags &= (uint8_t)~RB_FACT_SRC_CONST;
-	u->flags |= USE_SRC_VARIES;
-}
-
-/* An access to the stack of frame `fi` from byte `lo` of it up: the JIT
- * zeroes what a function may touch at its entry. */
-static void note_stack(struct verifier *v, struct vstate *s, unsigned fi, int64_t lo)
-{
-	struct rb_bpf_fact *f = &v->facts[s->f[fi]->entry];
-	int64_t depth = ((int64_t)RB_BPF_STACK_SIZE - lo + 7) & ~(int64_t)7;
-
-	if (depth > f->stack_depth)
-		f->stack_depth = (uint16_t)depth;
-}
-
-/* Accepted: the facts become the program's (for rb_bpf_jit). */
-static void finish_facts(struct verifier *v, struct rb_bpf_prog *prog)
-{
-	for (size_t pc = 0; pc < v->n; pc++) {
-		struct rb_bpf_fact *f = &v->facts[pc];
-		const struct ptr_use *u = &v->use[pc];
-		if (u->flags & USE_NUM_SRC) {
-			f->flags |= RB_FACT_PTR_ARITH;
-			f->lo = u->src_lo;
-			f->hi = u->src_hi;
-		} else if (u->flags & USE_NUM_DST) {
-			f->flags |= RB_FACT_PTR_ARITH | RB_FACT_NUM_IS_DST;
-			f->lo = u->dst_lo;
-			f->hi = u->dst_hi;
-		}
-	}
-	free(prog->facts);
-	prog->facts = v->facts;
-	v->facts = NULL;
 }
 
 /* ---- memory ---------------------------------------------------------------------- */
@@ -409,17 +103,17 @@ static int access_range(struct verifier *v, struct vstate *s, unsigned reg, cons
 	char b[160];
 
 	if (p->v.smin <= -OFF_LIMIT || p->v.smax >= OFF_LIMIT) {
-		reg_fmt(v, p, b, sizeof(b));
-		return reject(v, s, "r%u = %s: the offset into the %s is not bounded (mask it or compare it first)",
-			      reg, b, region_name(v, p));
+		vreg_fmt(v, p, b, sizeof(b));
+		return vreject(v, s, "r%u = %s: the offset into the %s is not bounded (mask it or compare it first)",
+			      reg, b, vregion_name(v, p));
 	}
 	*lo = p->v.smin + off;
 	*hi = p->v.smax + off + (int64_t)size;
 	if (*lo < 0 || (uint64_t)*hi > limit) {
-		reg_fmt(v, p, b, sizeof(b));
-		return reject(v, s,
+		vreg_fmt(v, p, b, sizeof(b));
+		return vreject(v, s,
 			      "r%u = %s: access of %" PRIu64 " bytes at offset %+" PRId64 " may touch bytes %" PRId64 "..%" PRId64 " of the %" PRIu64 "-byte %s",
-			      reg, b, size, off, *lo, *hi - 1, limit, region_name(v, p));
+			      reg, b, size, off, *lo, *hi - 1, limit, vregion_name(v, p));
 	}
 	return 0;
 }
@@ -447,30 +141,30 @@ static int ctx_access(struct verifier *v, struct vstate *s, unsigned reg, const 
 		      struct vreg *out)
 {
 	if (!scal_is_const(&p->v))
-		return reject(v, s, "r%u: the context is accessed at a variable offset", reg);
+		return vreject(v, s, "r%u: the context is accessed at a variable offset", reg);
 	int64_t o = (int64_t)p->v.t.value + off;
 	unsigned elem;
 	const struct rb_bpf_ctx_field *f =
 		o < 0 || (uint64_t)o >= v->type->ctx_size ? NULL : ctx_field(v->type, (uint64_t)o, size, &elem);
 	if (!f)
-		return reject(v, s, "context offset %" PRId64 " (%u bytes) is not a field of the %s context, or is misaligned",
+		return vreject(v, s, "context offset %" PRId64 " (%u bytes) is not a field of the %s context, or is misaligned",
 			      o, size, v->type->name);
 	if (write) {
 		if (f->kind != RB_BPF_FIELD_SCALAR || !(f->access & RB_BPF_ACC_WRITE))
-			return reject(v, s, "context field '%s' is read-only", f->name);
+			return vreject(v, s, "context field '%s' is read-only", f->name);
 		if (val && is_ptr(val))
-			return reject(v, s, "a pointer is stored into context field '%s': the guest could read it back",
+			return vreject(v, s, "a pointer is stored into context field '%s': the guest could read it back",
 				      f->name);
 		return 0;
 	}
 	if (!(f->access & RB_BPF_ACC_READ))
-		return reject(v, s, "context field '%s' may not be read", f->name);
+		return vreject(v, s, "context field '%s' may not be read", f->name);
 	if (f->kind == RB_BPF_FIELD_SCALAR) {
 		*out = scalar(sx ? scal_swidth(size) : scal_width(size));
 		return 0;
 	}
 	if (size != 8 || sx)
-		return reject(v, s, "pointer field '%s' must be read whole (8 bytes)", f->name);
+		return vreject(v, s, "pointer field '%s' must be read whole (8 bytes)", f->name);
 	*out = (struct vreg){.type = f->kind == RB_BPF_FIELD_PTR ? T_REGION : T_REGION_END,
 			     .idx = f->region};
 	out->v = scal_const(0);
@@ -520,10 +214,10 @@ static int stack_read(struct verifier *v, struct vstate *s, unsigned reg, struct
 	}
 	for (int64_t i = lo; i < hi; i++) {
 		if (f->byte[i] == B_INVALID)
-			return reject(v, s, "r%u: reads stack byte fp%" PRId64 ", which is not initialised",
+			return vreject(v, s, "r%u: reads stack byte fp%" PRId64 ", which is not initialised",
 				      reg, i - (int64_t)RB_BPF_STACK_SIZE);
 		if (f->byte[i] == B_SPILL && f->spill[i / 8].type != T_SCALAR)
-			return reject(v, s, "r%u: reads part of a pointer spilled at fp%" PRId64 " as a number",
+			return vreject(v, s, "r%u: reads part of a pointer spilled at fp%" PRId64 " as a number",
 				      reg, (i / 8) * 8 - (int64_t)RB_BPF_STACK_SIZE);
 	}
 	if (out)
@@ -546,7 +240,7 @@ static int stack_write(struct verifier *v, struct vstate *s, struct vframe *f, c
 		return 0;
 	}
 	if (val && is_ptr(val))
-		return reject(v, s, "a pointer is stored to the stack in pieces or at a variable offset");
+		return vreject(v, s, "a pointer is stored to the stack in pieces or at a variable offset");
 	stack_clobber(f, lo, hi, fixed);
 	return 0;
 }
@@ -564,15 +258,15 @@ static int mem_access(struct verifier *v, struct vstate *s, unsigned reg, int16_
 
 	switch (p.type) {
 	case T_NOINIT:
-		return reject(v, s, "r%u is read before it is written", reg);
+		return vreject(v, s, "r%u is read before it is written", reg);
 	case T_SCALAR:
-		return reject(v, s, "r%u is a number, not a pointer: memory cannot be %s through it",
+		return vreject(v, s, "r%u is a number, not a pointer: memory cannot be %s through it",
 			      reg, write ? "written" : "read");
 	case T_MEM_OR_NULL:
-		return reject(v, s, "r%u may be NULL: compare it with 0 before using it", reg);
+		return vreject(v, s, "r%u may be NULL: compare it with 0 before using it", reg);
 	case T_REGION_END:
-		return reject(v, s, "r%u is the end of the %s: it marks a bound and is never dereferenced",
-			      reg, region_name(v, &p));
+		return vreject(v, s, "r%u is the end of the %s: it marks a bound and is never dereferenced",
+			      reg, vregion_name(v, &p));
 	case T_CTX:
 		return ctx_access(v, s, reg, &p, off, size, write, sx, val, out);
 	}
@@ -581,17 +275,17 @@ static int mem_access(struct verifier *v, struct vstate *s, unsigned reg, int16_
 		return rc;
 	if (p.type == T_STACK) {
 		struct vframe *f = s->f[p.idx];
-		note_stack(v, s, p.idx, lo);
+		vfact_stack(v, s, p.idx, lo);
 		if (write)
 			return stack_write(v, s, f, &p, lo, hi, size, val);
 		return stack_read(v, s, reg, f, &p, lo, hi, size, sx, out);
 	}
 	if (write) {
 		if (!ptr_writable(v, &p))
-			return reject(v, s, "r%u: the %s is read-only", reg, region_name(v, &p));
+			return vreject(v, s, "r%u: the %s is read-only", reg, vregion_name(v, &p));
 		if (val && is_ptr(val))
-			return reject(v, s, "a pointer is stored into the %s: the guest could read it back",
-				      region_name(v, &p));
+			return vreject(v, s, "a pointer is stored into the %s: the guest could read it back",
+				      vregion_name(v, &p));
 		return 0;
 	}
 	*out = scalar(sx ? scal_swidth(size) : scal_width(size));
@@ -646,7 +340,7 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 		}
 		if (!is64) {
 			if (is_ptr(&src))
-				return reject(v, s, "32-bit move of a pointer: its low half would be a readable number");
+				return vreject(v, s, "32-bit move of a pointer: its low half would be a readable number");
 			r[in->dst] = scalar(src.v);
 			scal_alu(&r[in->dst].v, &src.v, RB_BPF_MOV, false, false);
 			return 0;
@@ -666,7 +360,7 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 	if ((rc = need_init(v, s, in->dst)))
 		return rc;
 	if (is64 && x && (op == RB_BPF_ADD || op == RB_BPF_SUB) &&
-	    (rc = note_add_operands(v, s, in)))
+	    (rc = vfact_add_operands(v, s, in)))
 		return rc;
 	struct vreg *d = &r[in->dst];
 	if (d->type == T_SCALAR && src.type == T_SCALAR) {
@@ -679,24 +373,24 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 	 * difference of two pointers into the same region. */
 	const struct vreg *ptr = is_ptr(d) ? d : &src;
 	if (!is64 || (op != RB_BPF_ADD && op != RB_BPF_SUB))
-		return reject(v, s, "%s on a pointer into the %s is not allowed (only 64-bit add and sub)",
-			      is64 ? "this operation" : "32-bit arithmetic", region_name(v, ptr));
+		return vreject(v, s, "%s on a pointer into the %s is not allowed (only 64-bit add and sub)",
+			      is64 ? "this operation" : "32-bit arithmetic", vregion_name(v, ptr));
 	if (ptr->type == T_MEM_OR_NULL)
-		return reject(v, s, "arithmetic on a pointer that may be NULL: compare it with 0 first");
+		return vreject(v, s, "arithmetic on a pointer that may be NULL: compare it with 0 first");
 	if (is_ptr(d) && is_ptr(&src)) {
 		bool same = op == RB_BPF_SUB && d->idx == src.idx &&
 			    ((d->type == src.type) ||
 			     ((d->type == T_REGION || d->type == T_REGION_END) &&
 			      (src.type == T_REGION || src.type == T_REGION_END)));
 		if (!same || d->type == T_MEM)
-			return reject(v, s, "only pointers into the same region may be subtracted");
+			return vreject(v, s, "only pointers into the same region may be subtracted");
 		struct scal diff = d->v;
 		scal_alu(&diff, &src.v, RB_BPF_SUB, true, false);
 		*d = scalar(diff);
 		return 0;
 	}
 	if (!is_ptr(d) && op == RB_BPF_SUB)
-		return reject(v, s, "a pointer is subtracted from a number");
+		return vreject(v, s, "a pointer is subtracted from a number");
 	/* pointer +- number, number + pointer: the number and the offset it
 	 * makes must stay within +-2^29, whatever the access later does, so
 	 * that no offset wraps the address (and no compare can reveal it). */
@@ -704,19 +398,19 @@ static int alu(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *i
 	unsigned num_reg = is_ptr(d) ? in->src : in->dst;
 	char b[160];
 	if (num->v.smin < -PTR_OFF_MAX || num->v.smax > PTR_OFF_MAX) {
-		reg_fmt(v, num, b, sizeof(b));
+		vreg_fmt(v, num, b, sizeof(b));
 		if (!x)
-			return reject(v, s, "a constant of %" PRId64 " is added to a pointer into the %s: pointer arithmetic is limited to +-2^29",
-				      num->v.smin, region_name(v, ptr));
-		return reject(v, s, "r%u = %s is added to a pointer into the %s: the number must be proven within +-2^29 first (mask or compare it)",
-			      num_reg, b, region_name(v, ptr));
+			return vreject(v, s, "a constant of %" PRId64 " is added to a pointer into the %s: pointer arithmetic is limited to +-2^29",
+				      num->v.smin, vregion_name(v, ptr));
+		return vreject(v, s, "r%u = %s is added to a pointer into the %s: the number must be proven within +-2^29 first (mask or compare it)",
+			      num_reg, b, vregion_name(v, ptr));
 	}
 	struct scal o = ptr->v;
 	scal_alu(&o, &num->v, is_ptr(d) ? op : RB_BPF_ADD, true, false);
 	if (o.smin < -PTR_OFF_MAX || o.smax > PTR_OFF_MAX) {
-		reg_fmt(v, ptr, b, sizeof(b));
-		return reject(v, s, "the pointer (%s) would move to an offset outside +-2^29 of the %s",
-			      b, region_name(v, ptr));
+		vreg_fmt(v, ptr, b, sizeof(b));
+		return vreject(v, s, "the pointer (%s) would move to an offset outside +-2^29 of the %s",
+			      b, vregion_name(v, ptr));
 	}
 	if (is_ptr(d)) {
 		d->v = o;
@@ -767,7 +461,7 @@ static int atomic_op(struct verifier *v, struct vstate *s, const struct rb_bpf_i
 		return rc;
 	if (p.type == T_CTX || p.type == T_REGION_END || p.type == T_MEM_OR_NULL || !is_ptr(&p))
 		return mem_access(v, s, in->dst, in->off, size, true, false, NULL, NULL) ?:
-		       reject(v, s, "atomic operations work on the stack and writable regions only");
+		       vreject(v, s, "atomic operations work on the stack and writable regions only");
 	if ((rc = access_range(v, s, in->dst, &p, in->off, size, &lo, &hi)))
 		return rc;
 	/* Locked instructions on a misaligned address split across cache
@@ -775,16 +469,16 @@ static int atomic_op(struct verifier *v, struct vstate *s, const struct rb_bpf_i
 	 * offset must be provably aligned, from a base known to be. */
 	if (p.type == T_MEM || (p.v.t.mask & (size - 1)) ||
 	    ((p.v.t.value + (uint64_t)(int64_t)in->off) & (size - 1)))
-		return reject(v, s, "atomic access to the %s is not provably %u-byte aligned",
-			      region_name(v, &p), size);
+		return vreject(v, s, "atomic access to the %s is not provably %u-byte aligned",
+			      vregion_name(v, &p), size);
 	if (p.type == T_STACK) {
-		note_stack(v, s, p.idx, lo);
+		vfact_stack(v, s, p.idx, lo);
 		/* Reads then writes: the bytes must hold a number already. */
 		if ((rc = stack_read(v, s, in->dst, s->f[p.idx], &p, lo, hi, size, false, NULL)))
 			return rc;
 		stack_clobber(s->f[p.idx], lo, hi, scal_is_const(&p.v));
 	} else if (!ptr_writable(v, &p)) {
-		return reject(v, s, "r%u: the %s is read-only", in->dst, region_name(v, &p));
+		return vreject(v, s, "r%u: the %s is read-only", in->dst, vregion_name(v, &p));
 	}
 	if (in->imm == RB_BPF_CMPXCHG)
 		r[0] = scalar(scal_width(size));
@@ -814,7 +508,7 @@ static int ldst(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *
 			return rc;
 		struct vreg val = r[in->src];
 		if (is_ptr(&val) && size != 8)
-			return reject(v, s, "part of a pointer is stored to memory");
+			return vreject(v, s, "part of a pointer is stored to memory");
 		return mem_access(v, s, in->dst, in->off, size, true, false, &val, NULL);
 	}
 	/* ST: an immediate. */
@@ -846,22 +540,22 @@ static int helper_mem_arg(struct verifier *v, struct vstate *s, const struct rb_
 	if (a->size_arg) {
 		const struct vreg *sz = &r[a->size_arg];
 		if (sz->type != T_SCALAR)
-			return reject(v, s, "%s: argument %u (a size) must be a number", h->name, a->size_arg);
+			return vreject(v, s, "%s: argument %u (a size) must be a number", h->name, a->size_arg);
 		size = sz->v.umax;
 	}
 	if (!is_ptr(&p) || p.type == T_CTX || p.type == T_REGION_END || p.type == T_MEM_OR_NULL) {
 		char b[160];
-		reg_fmt(v, &p, b, sizeof(b));
-		return reject(v, s, "%s: argument %u must point to %s memory of %" PRIu64 " bytes; r%u = %s",
+		vreg_fmt(v, &p, b, sizeof(b));
+		return vreject(v, s, "%s: argument %u must point to %s memory of %" PRIu64 " bytes; r%u = %s",
 			      h->name, argno, write ? "writable" : "initialised", size, argno, b);
 	}
 	if (size > RB_BPF_STACK_SIZE * 16)
-		return reject(v, s, "%s: argument %u's size is not bounded", h->name, argno);
+		return vreject(v, s, "%s: argument %u's size is not bounded", h->name, argno);
 	if ((rc = access_range(v, s, argno, &p, 0, size, &lo, &hi)))
 		return rc;
 	if (p.type == T_STACK) {
 		struct vframe *f = s->f[p.idx];
-		note_stack(v, s, p.idx, lo);
+		vfact_stack(v, s, p.idx, lo);
 		if (!write)
 			return stack_read(v, s, argno, f, &p, lo, hi, 1, false, NULL);
 		/* Written only if the helper fills the buffer on every path;
@@ -871,8 +565,8 @@ static int helper_mem_arg(struct verifier *v, struct vstate *s, const struct rb_
 		return 0;
 	}
 	if (write && !ptr_writable(v, &p))
-		return reject(v, s, "%s: argument %u points into the read-only %s", h->name, argno,
-			      region_name(v, &p));
+		return vreject(v, s, "%s: argument %u points into the read-only %s", h->name, argno,
+			      vregion_name(v, &p));
 	return 0;
 }
 
@@ -890,7 +584,7 @@ static int helper_call(struct verifier *v, struct vstate *s, uint32_t id)
 
 	if (!h) {
 		const char *name = rb_bpf_helpers_name(v->prog->helpers, id);
-		return reject(v, s, "helper %u%s%s%s is not callable from %s programs", id,
+		return vreject(v, s, "helper %u%s%s%s is not callable from %s programs", id,
 			      name ? " (" : "", name ? name : "", name ? ")" : "", v->type->name);
 	}
 	for (unsigned i = 0; i < 5; i++) {
@@ -903,12 +597,12 @@ static int helper_call(struct verifier *v, struct vstate *s, uint32_t id)
 		switch (a->kind) {
 		case RB_BPF_ARG_SCALAR:
 			if (is_ptr(&r[argno]))
-				return reject(v, s, "%s: argument %u must be a number, not a pointer (it would leak an address)",
+				return vreject(v, s, "%s: argument %u must be a number, not a pointer (it would leak an address)",
 					      h->name, argno);
 			break;
 		case RB_BPF_ARG_CTX:
 			if (r[argno].type != T_CTX || !scal_is_const(&r[argno].v) || r[argno].v.t.value)
-				return reject(v, s, "%s: argument %u must be the context pointer the program got in r1",
+				return vreject(v, s, "%s: argument %u must be the context pointer the program got in r1",
 					      h->name, argno);
 			break;
 		default:
@@ -936,7 +630,7 @@ static int call(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *
 
 	if (in->src == RB_BPF_CALL_LOCAL) {
 		if (s->nframes >= RB_BPF_MAX_FRAMES)
-			return reject(v, s, "local calls nested deeper than %u frames", RB_BPF_MAX_FRAMES);
+			return vreject(v, s, "local calls nested deeper than %u frames", RB_BPF_MAX_FRAMES);
 		uint32_t entry = s->pc + (uint32_t)in->imm + 1;
 		struct vframe *f = vframe_new(s->acct, s->pc, entry);
 		if (!f)
@@ -955,10 +649,10 @@ static int call(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *
 		if ((rc = need_scalar(v, s, in->dst, "callx")))
 			return rc;
 		if (!scal_is_const(&r[in->dst].v))
-			return reject(v, s, "callx: the helper id in r%u is not a known constant", in->dst);
+			return vreject(v, s, "callx: the helper id in r%u is not a known constant", in->dst);
 		id = (uint32_t)r[in->dst].v.t.value;
 		if (r[in->dst].v.t.value >= RB_BPF_MAX_HELPERS)
-			return reject(v, s, "callx: helper id %" PRIu64 " is out of range", r[in->dst].v.t.value);
+			return vreject(v, s, "callx: helper id %" PRIu64 " is out of range", r[in->dst].v.t.value);
 	}
 	return helper_call(v, s, id);
 }
@@ -989,13 +683,13 @@ static int do_exit(struct verifier *v, struct vstate *s)
 		return rc;
 	if (s->nframes == 1) {
 		if (r[0].type != T_SCALAR) {
-			reg_fmt(v, &r[0], b, sizeof(b));
-			return reject(v, s, "the program returns a pointer (r0 = %s): its value would reach the guest", b);
+			vreg_fmt(v, &r[0], b, sizeof(b));
+			return vreject(v, s, "the program returns a pointer (r0 = %s): its value would reach the guest", b);
 		}
 		return 1;
 	}
 	if (r[0].type == T_STACK && r[0].idx == s->nframes - 1)
-		return reject(v, s, "a function returns a pointer to its own stack frame");
+		return vreject(v, s, "a function returns a pointer to its own stack frame");
 	struct vreg ret = r[0];
 	struct vframe *f = s->f[--s->nframes];
 	s->pc = f->callsite + 1;
@@ -1122,12 +816,12 @@ static int check_cond(struct verifier *v, struct vstate *s, const struct rb_bpf_
 	if (!dp && !sp)
 		return 0;
 	if (is32)
-		return reject(v, s, "32-bit comparison of a pointer");
+		return vreject(v, s, "32-bit comparison of a pointer");
 	bool zero = src ? (!sp && scal_is_const(&src->v) && src->v.t.value == 0) : in->imm == 0;
 	uint8_t op = in->code & 0xf0;
 	char b[160];
 	if (op == RB_BPF_JSET)
-		return reject(v, s, "a pointer is tested with jset: the branch would reveal bits of the address");
+		return vreject(v, s, "a pointer is tested with jset: the branch would reveal bits of the address");
 	if (dp && sp) {
 		/* Helper memory: the same block only (its id), or the compare
 		 * would reveal how the host laid out the guest's memory. */
@@ -1136,26 +830,26 @@ static int check_cond(struct verifier *v, struct vstate *s, const struct rb_bpf_
 			     ((d->type == T_REGION || d->type == T_REGION_END) &&
 			      (src->type == T_REGION || src->type == T_REGION_END)));
 		if (!same || d->type == T_MEM_OR_NULL || src->type == T_MEM_OR_NULL)
-			return reject(v, s, "pointers into different regions are compared");
+			return vreject(v, s, "pointers into different regions are compared");
 		/* Outside the window an offset could wrap the address, and the
 		 * branch would depend on where the host put the region. */
 		for (int i = 0; i < 2; i++) {
 			const struct vreg *q = i ? src : d;
 			if (q->v.smin <= OFF_WINDOW_LO || q->v.smax >= OFF_LIMIT) {
-				reg_fmt(v, q, b, sizeof(b));
-				return reject(v, s, "r%u = %s is compared with another pointer: its offset must be proven within (-64 KiB, 2^40) of the %s",
-					      i ? in->src : in->dst, b, region_name(v, q));
+				vreg_fmt(v, q, b, sizeof(b));
+				return vreject(v, s, "r%u = %s is compared with another pointer: its offset must be proven within (-64 KiB, 2^40) of the %s",
+					      i ? in->src : in->dst, b, vregion_name(v, q));
 			}
 		}
 		return 0;
 	}
 	if (!zero || (op != RB_BPF_JEQ && op != RB_BPF_JNE))
-		return reject(v, s, "a pointer is compared with a number other than by ==/!= 0: the branch would reveal the address");
+		return vreject(v, s, "a pointer is compared with a number other than by ==/!= 0: the branch would reveal the address");
 	const struct vreg *q = dp ? d : src;
 	if (q->type != T_MEM_OR_NULL && q->v.smin <= OFF_WINDOW_LO) {
-		reg_fmt(v, q, b, sizeof(b));
-		return reject(v, s, "r%u = %s is compared with 0: a pointer moved more than 64 KiB below its %s could be NULL, and the branch would reveal the address",
-			      dp ? in->dst : in->src, b, region_name(v, q));
+		vreg_fmt(v, q, b, sizeof(b));
+		return vreject(v, s, "r%u = %s is compared with 0: a pointer moved more than 64 KiB below its %s could be NULL, and the branch would reveal the address",
+			      dp ? in->dst : in->src, b, vregion_name(v, q));
 	}
 	return 0;
 }
@@ -1305,7 +999,7 @@ static int walk(struct verifier *v, struct vstate *s)
 	for (;;) {
 		int rc;
 		if (s->pc >= v->n)
-			return reject(v, s, "execution falls off the end of the program");
+			return vreject(v, s, "execution falls off the end of the program");
 		++v->stats.insns_processed;
 		if ((rc = over_limits(v, s)))
 			return rc;
@@ -1321,7 +1015,7 @@ static int walk(struct verifier *v, struct vstate *s)
 		    (cls == RB_BPF_ALU || cls == RB_BPF_ALU64 ||
 		     ((cls == RB_BPF_JMP || cls == RB_BPF_JMP32) && op != RB_BPF_JA &&
 		      op != RB_BPF_CALL && op != RB_BPF_EXIT)))
-			note_src_const(v, s, in);
+			vfact_src_const(v, s, in);
 		v->facts[s->pc].flags |= RB_FACT_SEEN;
 
 		switch (cls) {
@@ -1606,7 +1300,7 @@ int rb_bpf_verify_ex(struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
 	if (stats)
 		*stats = v.stats;
 	if (!rc) {
-		finish_facts(&v, prog);
+		vfact_finish(&v, prog);
 		log[0] = 0;
 	}
 	verifier_free(&v);

@@ -160,4 +160,101 @@ bool vstate_covers(const struct vstate *old, const struct vstate *cur);
  * the thresholds thr[0..n). */
 void vstate_join(struct vstate *d, const struct vstate *o, const uint64_t *thr, unsigned n);
 
+/* ---- one verification (verifier.c; its log in verifier_log.c, what it
+ * tells the JIT in verifier_facts.c) ---- */
+
+struct stored {
+	struct stored *next;
+	struct vstate st;
+};
+
+struct verifier {
+	const struct rb_bpf_prog *prog;
+	const struct rb_bpf_type *type;
+	const struct rb_bpf_insn *in;
+	size_t n;
+	uint8_t *prune;         /* 1: a jump target; 2: also a loop head */
+	uint32_t *visits;
+	struct stored **kept;
+	uint16_t *n_kept;
+	struct vstate **work;   /* pending branches */
+	size_t n_work, cap_work;
+	uint32_t next_id;
+	uint64_t max_insns, max_work, max_mem, max_cpu_ns;
+	uint64_t cpu0_ns;       /* thread CPU time at the start */
+	uint64_t fixed_bytes;   /* per-instruction arrays */
+	struct vacct acct;      /* what the states cost */
+	struct rb_bpf_verify_stats stats;
+	/* What is proven per instruction, for the JIT (rb_bpf_fact), and what
+	 * recording it needs on the way (ptr_use). */
+	struct rb_bpf_fact *facts;
+	struct ptr_use *use;
+	uint64_t thr[256]; /* widening thresholds: the program's constants */
+	unsigned n_thr;
+	char *log;
+	size_t loglen;
+	bool oom;
+};
+
+#define MAX_KEPT_PER_INSN 32
+#define WIDEN_AFTER 128 /* visits of a loop head before widening */
+#define OFF_LIMIT ((int64_t)1 << 40)
+/* A number added to a pointer, and any pointer's offset, stays within
+ * +-2^29 (Linux's BPF_MAX_VAR_OFF): offsets never wrap an address, so two
+ * pointers into one region compare as their offsets do, and no pointer can
+ * be walked to NULL or to another mapping. */
+#define PTR_OFF_MAX ((int64_t)1 << 29)
+/* Addresses of user mappings lie above 64 KiB (mmap_min_addr) and below
+ * 2^47: a pointer whose offset stays above -64 KiB is never NULL and never
+ * wraps. */
+#define OFF_WINDOW_LO (-(int64_t)65536)
+
+/* How one 64-bit add/sub X instruction used its operands over every path:
+ * the number in a pointer addition must be a number on every path, or the
+ * JIT could not clamp it to its proven range. */
+enum {
+	USE_SRC_PTR = 1,  /* src was a pointer on some path */
+	USE_DST_PTR = 2,
+	USE_NUM_SRC = 4,  /* pointer (dst) +- number (src) on some path */
+	USE_NUM_DST = 8,  /* number (dst) + pointer (src) on some path */
+	USE_SRC_SEEN = 16, /* src_lo/hi hold something */
+	USE_DST_SEEN = 32,
+	USE_SRC_VARIES = 64, /* X-form: src was not one constant on every path */
+};
+
+struct ptr_use {
+	uint8_t flags;
+	int64_t src_lo, src_hi, dst_lo, dst_hi; /* signed ranges of numbers seen */
+};
+
+/* ---- registers of a state ------------------------------------------------------------------- */
+
+static inline struct vreg *regs(struct vstate *s)
+{
+	return s->f[s->nframes - 1]->r;
+}
+
+static inline struct vreg scalar(struct scal v)
+{
+	return (struct vreg){.type = T_SCALAR, .v = v};
+}
+
+static inline bool is_ptr(const struct vreg *r)
+{
+	return r->type > T_SCALAR;
+}
+
+/* verifier_log.c */
+const char *vregion_name(const struct verifier *v, const struct vreg *r);
+void vreg_fmt(const struct verifier *v, const struct vreg *r, char *buf, size_t len);
+/* Rejects the program: "insn N: reason", then what was known; -EACCES. */
+int vreject(struct verifier *v, struct vstate *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* verifier_facts.c: what the unchecked JIT is told (struct rb_bpf_fact). */
+int vfact_add_operands(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *in);
+void vfact_src_const(struct verifier *v, struct vstate *s, const struct rb_bpf_insn *in);
+void vfact_stack(struct verifier *v, struct vstate *s, unsigned fi, int64_t lo);
+void vfact_finish(struct verifier *v, struct rb_bpf_prog *prog);
+
 #endif
