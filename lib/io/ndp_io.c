@@ -488,7 +488,7 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 	 * --uncharged-program-io says otherwise). */
 	bool program = n->x.hops > 0;
 
-	if (!program || !d->uncharged_program_io) {
+	if (d->qos && (!program || !d->uncharged_program_io)) {
 		bool wr[RB_NDP_MAX_NEXT_IOS];
 		uint64_t by[RB_NDP_MAX_NEXT_IOS];
 		for (unsigned i = 0; i < n->x.n_io && i < RB_NDP_MAX_NEXT_IOS; i++) {
