@@ -41,6 +41,7 @@ struct config {
 	bool uncharged_program_io;
 	const char *throttle_file;
 	unsigned stats_interval; /* seconds; 0: counters at shutdown only */
+	unsigned worker_depth;   /* 0: no limit */
 };
 
 static void usage(FILE *f)
@@ -71,6 +72,12 @@ static void usage(FILE *f)
 		"                         (docs/throttling.md)\n"
 		"Daemon options:\n"
 		"  --workers N            I/O worker threads, 1..%u (default 1)\n"
+		"  --worker-depth N       at most N storage I/Os in flight per worker, the\n"
+		"                         slots shared fairly among the disks it serves, so\n"
+		"                         a VM with many requests outstanding cannot crowd\n"
+		"                         out one with few (default 0: no limit; the worker's\n"
+		"                         own time is shared fairly either way;\n"
+		"                         docs/throttling.md, \"Fairness on a worker\")\n"
 		"  --poll                 workers poll the rings, sleeping after %u us idle\n"
 		"                         (default)\n"
 		"  --event                workers never poll: they sleep on kick eventfds\n"
@@ -194,6 +201,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 			c->uncharged_program_io = true;
 		} else if (!strcmp(a, "--workers")) {
 			if (parse_uint("--workers", v, 1, RB_IO_MAX_WORKERS, &c->workers))
+				return -1;
+			i++;
+		} else if (!strcmp(a, "--worker-depth")) {
+			if (parse_uint("--worker-depth", v, 0, 65536, &c->worker_depth))
 				return -1;
 			i++;
 		} else if (!strcmp(a, "--poll")) {
@@ -341,6 +352,7 @@ int main(int argc, char **argv)
 		rb_err("rosenbridged", "%s", err);
 		goto out;
 	}
+	rb_workers_set_depth(workers, cfg.worker_depth);
 	for (unsigned i = 0; i < cfg.ndisks; i++) {
 		const struct disk_arg *a = &cfg.disks[i];
 		struct rb_device_opts o = {

@@ -29,6 +29,18 @@
  */
 #define RB_IO_NDP_QUANTUM 262144
 #define RB_IO_NDP_HOP_COST 1000
+/*
+ * Storage I/O on a worker is shared between its queues by deficit round
+ * robin by bytes, while two or more of them have requests in flight: each
+ * round tops a queue's deficit up to RB_IO_FAIR_QUANTUM; a queue takes new
+ * requests from its ring, and its NDP chains submit their next hop, only
+ * while its deficit is positive; each I/O costs its length, at least
+ * RB_IO_FAIR_MIN_IO (a 512-byte read costs the worker about what a 4 KiB
+ * one does).  A step out of deficit waits in its queue for the next round.
+ * docs/throttling.md, "Fairness on a worker".
+ */
+#define RB_IO_FAIR_QUANTUM 65536
+#define RB_IO_FAIR_MIN_IO 4096
 
 struct rb_worker;
 struct rb_io_queue;
@@ -56,6 +68,8 @@ struct rb_io_req {
 	uint64_t park_until_ns;
 	void (*park_resume)(struct rb_worker *w, struct rb_io_req *req);
 	bool qos_free; /* the queue is stopping: go without charging */
+	unsigned dev_ios; /* its storage I/Os in flight, in w->dev_inflight */
+	bool slot_turn;   /* resumed for a free slot: ahead of other waiters */
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -74,6 +88,8 @@ struct rb_io_queue {
 	/* Program CPU (RB_IO_NDP_QUANTUM): credit in instructions, and the
 	 * chains waiting for it.  Worker thread only. */
 	int64_t ndp_credit;
+	/* Storage I/O (RB_IO_FAIR_QUANTUM): deficit in bytes. */
+	int64_t io_deficit;
 	/* Steps waiting for their throttle budget, oldest first; while any
 	 * waits, no new request is taken from the ring (they wait there). */
 	struct rb_io_req *park_head, *park_tail;
@@ -116,20 +132,28 @@ struct rb_disk {
 /* ---- throttle.c ---- */
 
 /*
- * Charges the n I/Os of req's current step (write, bytes each) to its
- * disk's throttle group.  true: go on and submit them.  false: parked; the
+ * Admits the n I/Os of req's current step (write, bytes each): its queue's
+ * fair share of the worker (RB_IO_FAIR_QUANTUM), then its disk's throttle
+ * group (unless !charge: --uncharged-program-io).  true: go on and
+ * submit them (they hold device slots until their completions are reaped:
+ * rb_io_slot_done(), or rb_io_unadmit() if they are not submitted).  false: parked; the
  * worker calls resume(w, req) when the budget is there (or, on a queue
  * stop, at once with req->qos_free set).  Tickets of I/Os admitted before
  * a wait stay admitted: an I/O is charged exactly once.
  */
 bool rb_io_throttle(struct rb_worker *w, struct rb_io_req *req, unsigned n, const bool *write,
-		    const uint64_t *bytes, void (*resume)(struct rb_worker *, struct rb_io_req *));
+		    const uint64_t *bytes, bool charge,
+		    void (*resume)(struct rb_worker *, struct rb_io_req *));
+/* k I/Os admitted by rb_io_throttle() that will not complete (no SQE). */
+void rb_io_unadmit(struct rb_worker *w, struct rb_io_req *req, unsigned k);
 /* A new step: its tickets start empty. */
 void rb_io_throttle_new_step(struct rb_io_req *req);
 /* Resumes the parked steps of q whose time has come; returns how many. */
 unsigned rb_io_throttle_run(struct rb_worker *w, struct rb_io_queue *q, uint64_t now_ns);
 /* Resumes every parked step of q without charging (the queue stops). */
 void rb_io_throttle_flush(struct rb_worker *w, struct rb_io_queue *q);
+/* Parked until a device slot frees (not a time; never woken by a timer). */
+#define RB_IO_PARK_SLOT UINT64_MAX
 /* The earliest time a parked step of this worker may go (0: none). */
 uint64_t rb_io_throttle_next_ns(const struct rb_worker *w);
 uint64_t rb_io_now_ns(void);
@@ -149,6 +173,12 @@ struct rb_worker {
 	unsigned sq_pending;
 	unsigned sq_inflight; /* submitted, completion not reaped yet */
 	unsigned ndp_deferred; /* chains deferred on all its queues: not idle */
+	bool contended; /* 2+ queues had requests in flight at the round's start */
+	_Atomic unsigned depth; /* rb_workers_set_depth(); 0: no limit */
+	unsigned depth_now;     /* depth, read once per round */
+	unsigned dev_inflight;  /* storage I/Os admitted, not completed */
+	unsigned slot_waiters;  /* steps parked for a device slot */
+	unsigned rr_start;      /* the queue the round starts with (rotates) */
 	/* One command at a time from the control thread. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -160,6 +190,15 @@ struct rb_worker {
 	struct rb_io_queue *queues[RB_IO_MAX_QUEUES_PER_WORKER];
 	unsigned nq;
 };
+
+/* A completion of req arrived: if it was a storage I/O, its slot is free. */
+static inline void rb_io_slot_done(struct rb_worker *w, struct rb_io_req *req)
+{
+	if (req->dev_ios) {
+		req->dev_ios--;
+		w->dev_inflight--;
+	}
+}
 
 struct rb_workers {
 	unsigned n;

@@ -487,15 +487,19 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 	 * program's, charged the same (unless the fairness experiment's
 	 * --uncharged-program-io says otherwise). */
 	bool program = n->x.hops > 0;
+	bool charged = d->qos && !(program && d->uncharged_program_io);
 
-	if (d->qos && (!program || !d->uncharged_program_io)) {
+	/* An unthrottled disk on an uncontended worker without a depth
+	 * limit has nothing to check. */
+	if (charged || w->contended || w->depth_now) {
 		bool wr[RB_NDP_MAX_NEXT_IOS];
 		uint64_t by[RB_NDP_MAX_NEXT_IOS];
 		for (unsigned i = 0; i < n->x.n_io && i < RB_NDP_MAX_NEXT_IOS; i++) {
 			wr[i] = n->write_first;
 			by[i] = n->x.io_len[i];
 		}
-		if (!rb_io_throttle(w, req, n->x.n_io, wr, by, nd_submit_charged))
+		/* (Uncharged hops still take their turn on the worker.) */
+		if (!rb_io_throttle(w, req, n->x.n_io, wr, by, charged, nd_submit_charged))
 			return;
 	}
 	if (program) {
@@ -511,6 +515,7 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 	for (unsigned i = 0; i < n->x.n_io; i++) {
 		struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
 		if (!sqe) {
+			rb_io_unadmit(w, req, n->x.n_io - i);
 			/* Nothing of this round is in flight yet only if i == 0. */
 			n->first_err = -EBUSY;
 			if (n->pending == 0)
