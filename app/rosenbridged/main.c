@@ -268,8 +268,9 @@ static int throttle_file_apply(struct config *cfg, char *err, size_t errlen)
 
 /* SIGHUP: the file read again and applied group by group through
  * rb_qos_set_limits() (what the control socket will call); a bad file
- * changes nothing.  Limits apply to groups that exist: a disk started
- * without limits has none to change (restart it with some). */
+ * changes nothing.  Every disk has a group (its own, named after it, if
+ * it names none), so a disk started without limits can be given some;
+ * a named group that no disk joined at start is not created by a reload. */
 static void throttle_file_reload(const struct config *cfg, struct rb_qos_registry *reg)
 {
 	struct rb_qos_config q;
@@ -289,7 +290,7 @@ static void throttle_file_reload(const struct config *cfg, struct rb_qos_registr
 		const char *gname = t->kind == RB_QOS_TARGET_GROUP ? t->name : t->limits.group;
 		struct rb_qos_group *g = rb_qos_group_find(reg, gname);
 		if (!g) {
-			rb_warn("rosenbridged", "SIGHUP: throttle group '%s' has no disk here (a disk started without limits needs a restart to get some)",
+			rb_warn("rosenbridged", "SIGHUP: throttle group '%s' has no disk here (a disk joins a group at start: --throttle group=NAME)",
 				gname);
 			continue;
 		}

@@ -99,6 +99,10 @@ int rb_qos_disk_open(struct rb_qos_registry *reg, const char *name,
 void rb_qos_disk_close(struct rb_qos_disk *d);
 
 struct rb_qos_group *rb_qos_disk_group(struct rb_qos_disk *d);
+/* Whether the disk's group has any limit now (no lock: for the hot path,
+ * to skip charging a disk that nothing limits; a change made by
+ * rb_qos_set_limits() is seen by the next I/O). */
+bool rb_qos_disk_limited(const struct rb_qos_disk *d);
 const char *rb_qos_disk_name(const struct rb_qos_disk *d);
 const char *rb_qos_group_name(const struct rb_qos_group *g);
 

@@ -487,7 +487,7 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 	 * program's, charged the same (unless the fairness experiment's
 	 * --uncharged-program-io says otherwise). */
 	bool program = n->x.hops > 0;
-	bool charged = d->qos && !(program && d->uncharged_program_io);
+	bool charged = d->qos && rb_qos_disk_limited(d->qos) && !(program && d->uncharged_program_io);
 
 	/* An unthrottled disk on an uncontended worker without a depth
 	 * limit has nothing to check. */

@@ -56,7 +56,9 @@ bool rb_io_throttle(struct rb_worker *w, struct rb_io_req *req, unsigned n, cons
 		    void (*resume)(struct rb_worker *, struct rb_io_req *))
 {
 	struct rb_io_queue *q = req->q;
-	struct rb_qos_disk *g = charge ? q->disk->qos : NULL;
+	struct rb_qos_disk *g = charge && q->disk->qos && rb_qos_disk_limited(q->disk->qos)
+					? q->disk->qos
+					: NULL;
 	uint64_t now = 0, wait = 0;
 
 	if (req->qos_free)

@@ -207,6 +207,12 @@ static void group_apply(struct rb_qos_group *g, const struct rb_qos_limits *lim,
 	for (int i = 0; i < RB_QOS_NR_BUCKETS; i++)
 		rb_qos_bkt_config(&g->b[i], &lim->b[i], keep);
 	g->any = rb_qos_limits_any(lim);
+	atomic_store_explicit(&g->limited, g->any, memory_order_relaxed);
+}
+
+bool rb_qos_disk_limited(const struct rb_qos_disk *d)
+{
+	return atomic_load_explicit(&d->g->limited, memory_order_relaxed);
 }
 
 int rb_qos_set_limits(struct rb_qos_group *g, const struct rb_qos_limits *lim, uint64_t now_ns,

@@ -10,6 +10,7 @@
 #include <rosen/qos.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 /*
  * Levels are kept in nano-units (units x 1e9) in 128 bits, so a leak over
@@ -51,6 +52,7 @@ struct rb_qos_group {
 	struct rb_qos_limits limits; /* as given (max 0 = implicit) */
 	bool limits_given;
 	bool any;             /* some bucket is on: else charging only counts */
+	atomic_bool limited;  /* any, readable without the lock (hot path) */
 	uint64_t last_ns;     /* time of the last leak */
 	struct rb_qos_counters c;
 	/* Round robin among the disks with I/Os waiting (QEMU round-robins
