@@ -215,6 +215,13 @@ def main():
                 "(deficit round robin by bytes between the disks it serves) stands between A and B; shares are "
                 "still of half the device. B alone without a cap at QD 4: %.0f IOPS; next to A it keeps %.0f "
                 "(%.0f%%).\n" % (b_free, nl["b_iops"], 100 * nl["b_iops"] / b_free))
+        dp = rows[3]
+        f.write("\n`%s`: the same without limits, the worker keeping at most %d I/Os in the device and handing "
+                "the slots out in turns (docs/throttling.md, \"Fairness on a worker\"): B keeps %.0f IOPS "
+                "(%.0f%% of what it gets alone), the two together %.0f IOPS against %.0f without the depth "
+                "limit: fairness bought with device throughput.\n" % (
+                    dp["config"], a.worker_depth, dp["b_iops"], 100 * dp["b_iops"] / b_free,
+                    dp["a_iops"] + dp["b_iops"], nl["a_iops"] + nl["b_iops"]))
         f.write("\nThe paper (QEMU, Optane): without collaborative throttling the plain neighbour fell to about "
                 "30%% of its cap; with it both stayed near their caps. Here, without it the plain neighbour gets "
                 "%.0f%% of its cap (%.0f%% of what it gets alone), with it %.0f%% (%.0f%%)." % (
