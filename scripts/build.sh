@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds RosenBridge.  Usage: scripts/build.sh [release|asan|fuzz]...
 #   release (default): build/        -O2 -g, -Werror
-#   asan:              build-asan/   ASan + UBSan (what CI also runs)
+#   asan:              build-asan/   ASan + UBSan, with lib/io's fault hooks
+#                                    (-Dfault_hooks=true; what CI also runs)
 #   fuzz:              build-fuzz/   clang-19, everything built with
 #                      -fsanitize=fuzzer-no-link,address,undefined, plus the
 #                      libFuzzer targets of tests/fuzz (docs/robustness.md)
@@ -13,7 +14,7 @@ kinds=("$@")
 for kind in "${kinds[@]}"; do
   case "$kind" in
     release) dir=build; opts=() ;;
-    asan) dir=build-asan; opts=(-Db_sanitize=address,undefined) ;;
+    asan) dir=build-asan; opts=(-Db_sanitize=address,undefined -Dfault_hooks=true) ;;
     fuzz) dir=build-fuzz
       opts=(-Dfuzz=true -Db_sanitize=address,undefined -Dc_args=-fsanitize=fuzzer-no-link) ;;
     *) echo "build: unknown build kind '$kind' (release|asan|fuzz)" >&2; exit 2 ;;
@@ -24,6 +25,14 @@ for kind in "${kinds[@]}"; do
     else
       meson setup "$dir" "${opts[@]}" >/dev/null
     fi
+  elif [ "$kind" = asan ] && ! python3 - "$dir" <<'PY'
+import json, sys
+opts = json.load(open(sys.argv[1] + "/meson-info/intro-buildoptions.json"))
+sys.exit(0 if any(o["name"] == "fault_hooks" and o["value"] for o in opts) else 1)
+PY
+  then
+    # A build-asan configured before the fault hooks existed gets them.
+    meson setup --reconfigure "$dir" -Dfault_hooks=true >/dev/null
   fi
   ninja -C "$dir" -j"$(nproc)" >/dev/null
   echo "build: $dir ok"

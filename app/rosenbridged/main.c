@@ -10,6 +10,7 @@
 #include <rosen/qos.h>
 #include <rosen/vhost.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -310,6 +311,39 @@ static void throttle_file_reload(const struct config *cfg, struct rb_qos_registr
 	rb_info("rosenbridged", "SIGHUP: %s read, %u group(s) set", cfg->throttle_file, changed);
 }
 
+#ifdef RB_FAULT_HOOKS
+/* Test builds only: SIGUSR1 reads ROSEN_FAULTS_FILE into the fault hooks;
+ * SIGUSR2 logs one "test report" line: live heap bytes (ASan's count),
+ * open fds and the I/O trace (tests/vhost/test_vanish.py, test_faults.py). */
+static void test_signal(int sig)
+{
+	char msg[1200];
+
+	if (sig == SIGUSR1) {
+		if (rb_io_fault_reload(msg, sizeof(msg)))
+			rb_err("faults", "%s", msg);
+		else
+			rb_warn("faults", "%s", msg);
+		return;
+	}
+	struct rb_io_fault_stats st;
+	unsigned fds = 0;
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir) {
+		while (readdir(dir))
+			fds++;
+		closedir(dir);
+		fds = fds >= 3 ? fds - 3 : 0; /* ".", ".." and the dir's own fd */
+	}
+	rb_io_fault_get_stats(&st);
+	rb_info("rosenbridged", "test report: allocated=%lld fds=%u reads=%llu writes=%llu flushes=%llu datasync=%llu overtakes=%llu injected=%llu",
+		rb_io_test_allocated_bytes(), fds, (unsigned long long)st.read_sqes,
+		(unsigned long long)st.write_sqes, (unsigned long long)st.flush_sqes,
+		(unsigned long long)st.flush_datasync, (unsigned long long)st.flush_overtakes,
+		(unsigned long long)st.injected);
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -337,6 +371,11 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGPIPE);
+#ifdef RB_FAULT_HOOKS
+	/* Test builds: SIGUSR1 re-arms faults, SIGUSR2 reports (test_report). */
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
+#endif
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
@@ -404,6 +443,10 @@ int main(int argc, char **argv)
 			ssize_t got = read(sfd, &si, sizeof(si));
 			if (got == sizeof(si) && si.ssi_signo == SIGHUP) {
 				throttle_file_reload(&cfg, qos);
+#ifdef RB_FAULT_HOOKS
+			} else if (got == sizeof(si) && (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2)) {
+				test_signal((int)si.ssi_signo);
+#endif
 			} else if (got == sizeof(si) && si.ssi_signo != SIGPIPE) {
 				rb_info("rosenbridged", "%s: finishing in-flight I/O and shutting down",
 					strsignal((int)si.ssi_signo));

@@ -128,6 +128,34 @@ struct rb_disk_stats {
 };
 void rb_disk_stats(const struct rb_disk *d, struct rb_disk_stats *out);
 
+#ifdef RB_FAULT_HOOKS
+/*
+ * Test builds only (meson -Dfault_hooks=true, which defines RB_FAULT_HOOKS;
+ * the asan build): fault injection into storage I/O and a trace of its
+ * order (lib/io/fault.c, docs/robustness.md).  A spec is a comma-separated
+ * list of rules OP:FAULT[:skip=N][:count=N][:vm=NAME]: OP read, write
+ * (writes, also of WRITE_ND), flush, discard (discard and write-zeroes) or
+ * any; FAULT eio, enospc, eagain or short (half the bytes, never none);
+ * skip: matching I/Os let through first; count: I/Os hit after them
+ * (default 1; 0: every one).  The first rule that matches an I/O takes
+ * it.  The daemon reads ROSEN_FAULTS when its first I/O goes out, and
+ * ROSEN_FAULTS_FILE again on SIGUSR1.
+ */
+struct rb_io_fault_stats {
+	uint64_t read_sqes, write_sqes; /* storage reads and writes submitted */
+	uint64_t flush_sqes;            /* fsyncs submitted */
+	uint64_t flush_datasync;        /* of them, with IORING_FSYNC_DATASYNC */
+	uint64_t flush_overtakes;       /* of them, while a write of their queue was in flight */
+	uint64_t injected;              /* results changed by a rule */
+};
+int rb_io_fault_set(const char *spec, char *err, size_t errlen);
+/* ROSEN_FAULTS_FILE's contents as the spec; msg says what was armed. */
+int rb_io_fault_reload(char *msg, size_t msglen);
+void rb_io_fault_get_stats(struct rb_io_fault_stats *out);
+/* Live heap bytes as ASan counts them; -1 without a sanitizer. */
+long long rb_io_test_allocated_bytes(void);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,12 +32,14 @@ void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 	q->free = req;
 }
 
-/* Writes the status byte and gives the request back. */
+/* Writes the status byte and gives the request back; a write it was
+ * lets the flushes waiting for it go. */
 static void complete(struct rb_io_req *req, uint8_t status, uint32_t data_written)
 {
 	if (status != RB_VIRTIO_BLK_S_OK)
 		count(&req->q->disk->st_errors, 1);
 	*req->blk.status = status;
+	rb_io_write_end(req->q->worker, req);
 	rb_io_req_finish(req, data_written + 1);
 }
 
@@ -73,6 +75,7 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 	if (!sqe) {
 		/* Flush what is queued and retry: the ring holds more entries
 		 * than all queues of a worker can have in flight at once. */
+		rb_io_fault_sqes(w);
 		io_uring_submit(&w->ring);
 		w->sq_pending = 0;
 		sqe = io_uring_get_sqe(&w->ring);
@@ -83,6 +86,45 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 		w->sq_inflight++;
 	}
 	return sqe;
+}
+
+/* The readv/writev of `bytes` at `off` into/from b->iov.  false: no SQE. */
+static bool prep_rw(struct rb_worker *w, struct rb_io_req *req, uint64_t off, uint64_t bytes)
+{
+	struct rb_disk *d = req->q->disk;
+	struct rb_blk_req *b = &req->blk;
+
+	/* O_DIRECT needs aligned buffers and offsets; the rare request that
+	 * is not (or the rest of a short transfer) goes through the page
+	 * cache (Linux keeps the two coherent). */
+	int fd = d->fd;
+	if (d->direct && (!iov_aligned(b->iov, b->iovcnt, d->dio_align) ||
+			  (off | bytes) & (d->dio_align - 1)))
+		fd = d->fd_buffered;
+	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
+	if (!sqe)
+		return false;
+	req->expected = bytes;
+	if (b->hdr.type == RB_VIRTIO_BLK_T_OUT)
+		io_uring_prep_writev(sqe, fd, b->iov, b->iovcnt, off);
+	else
+		io_uring_prep_readv(sqe, fd, b->iov, b->iovcnt, off);
+	return true;
+}
+
+/* Drops the first n bytes of the request's data iovecs (done already). */
+static void iov_advance(struct rb_blk_req *b, uint64_t n)
+{
+	while (n && b->iovcnt) {
+		if (n < b->iov[0].iov_len) {
+			b->iov[0].iov_base = (uint8_t *)b->iov[0].iov_base + n;
+			b->iov[0].iov_len -= n;
+			return;
+		}
+		n -= b->iov[0].iov_len;
+		b->iov++;
+		b->iovcnt--;
+	}
 }
 
 static void submit_rw(struct rb_worker *w, struct rb_io_req *req);
@@ -111,6 +153,8 @@ static void start_rw(struct rb_worker *w, struct rb_io_req *req)
 		complete(req, RB_VIRTIO_BLK_S_OK, 0);
 		return;
 	}
+	if (write)
+		rb_io_write_begin(req); /* flushes after it wait for it */
 	submit_rw(w, req);
 }
 
@@ -126,23 +170,29 @@ static void submit_rw(struct rb_worker *w, struct rb_io_req *req)
 	if (!rb_io_throttle(w, req, 1, &write, &bytes, true, submit_rw))
 		return;
 	count(&d->st_guest_ios, 1);
-	/* O_DIRECT needs aligned buffers and offsets; the rare request that
-	 * is not goes through the page cache (Linux keeps the two coherent). */
-	int fd = d->fd;
-	if (d->direct && (!iov_aligned(b->iov, b->iovcnt, d->dio_align) ||
-			  (off | b->data_bytes) & (d->dio_align - 1)))
-		fd = d->fd_buffered;
-	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
-	if (!sqe) {
+	if (!prep_rw(w, req, off, bytes)) {
 		rb_io_unadmit(w, req, 1);
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
-		return;
 	}
-	req->expected = b->data_bytes;
-	if (write)
-		io_uring_prep_writev(sqe, fd, b->iov, b->iovcnt, off);
-	else
-		io_uring_prep_readv(sqe, fd, b->iov, b->iovcnt, off);
+}
+
+static bool prep_discard_wz(struct rb_worker *w, struct rb_io_req *req)
+{
+	const struct rb_virtio_blk_discard_wz *r = &req->blk.range;
+	bool wz = req->blk.hdr.type == RB_VIRTIO_BLK_T_WRITE_ZEROES;
+	uint64_t bytes = (uint64_t)r->num_sectors * RB_VIRTIO_BLK_SECTOR;
+	/* Discard, and write-zeroes that may unmap, punch a hole (it reads
+	 * back as zeros); plain write-zeroes keeps the blocks allocated. */
+	int mode = FALLOC_FL_KEEP_SIZE |
+		   (wz && !(r->flags & 1) ? FALLOC_FL_ZERO_RANGE : FALLOC_FL_PUNCH_HOLE);
+	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
+
+	if (!sqe)
+		return false;
+	req->expected = 0;
+	io_uring_prep_fallocate(sqe, req->q->disk->fd, mode,
+				(off_t)(r->sector * RB_VIRTIO_BLK_SECTOR), (off_t)bytes);
+	return true;
 }
 
 static void submit_discard_wz(struct rb_worker *w, struct rb_io_req *req);
@@ -170,6 +220,7 @@ static void start_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 		complete(req, RB_VIRTIO_BLK_S_OK, 0);
 		return;
 	}
+	rb_io_write_begin(req);
 	submit_discard_wz(w, req);
 }
 
@@ -197,19 +248,10 @@ static void submit_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 		complete(req, rc == 0 ? RB_VIRTIO_BLK_S_OK : RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
-	/* Discard, and write-zeroes that may unmap, punch a hole (it reads
-	 * back as zeros); plain write-zeroes keeps the blocks allocated. */
-	int mode = FALLOC_FL_KEEP_SIZE |
-		   (wz && !(r->flags & 1) ? FALLOC_FL_ZERO_RANGE : FALLOC_FL_PUNCH_HOLE);
-	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
-	if (!sqe) {
+	if (!prep_discard_wz(w, req)) {
 		rb_io_unadmit(w, req, 1);
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
-		return;
 	}
-	req->expected = 0;
-	io_uring_prep_fallocate(sqe, d->fd, mode, (off_t)(r->sector * RB_VIRTIO_BLK_SECTOR),
-				(off_t)bytes);
 }
 
 void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
@@ -226,6 +268,8 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 		rb_iov_gather(req->chain.iov, req->chain.n_read, 0, &type, sizeof(type));
 	req->ndp = NULL;
 	req->qos_free = false;
+	req->retries = 0;
+	req->done_bytes = 0;
 	rb_io_throttle_new_step(req);
 	if (type >= RB_NDP_T_BASE && type < RB_NDP_T_BASE + 0x100) {
 		rb_ndp_io_start(w, req, type);
@@ -249,16 +293,10 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 	case RB_VIRTIO_BLK_T_OUT:
 		start_rw(w, req);
 		return;
-	case RB_VIRTIO_BLK_T_FLUSH: {
-		struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
-		if (!sqe) {
-			complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
-			return;
-		}
-		req->expected = 0;
-		io_uring_prep_fsync(sqe, d->fd, IORING_FSYNC_DATASYNC);
+	case RB_VIRTIO_BLK_T_FLUSH:
+		/* After the writes in flight on this queue (flush.c). */
+		rb_io_flush_start(w, req);
 		return;
-	}
 	case RB_VIRTIO_BLK_T_GET_ID: {
 		size_t n = copy_to_iov(req->blk.iov, req->blk.iovcnt, d->serial, sizeof(d->serial));
 		count(&d->st_ids, 1);
@@ -290,6 +328,68 @@ static int write_zeroes_slow(struct rb_disk *d, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * A read or write completed.  Short transfers are not errors of the
+ * device: the rest is submitted again (a FUSE or network filesystem may
+ * return less, a signal may cut a transfer), while it makes progress, at
+ * most RB_IO_MAX_RETRIES times; so is one that ended with -EAGAIN/-EINTR.
+ * A read that returns nothing is the end of the image: truncated under
+ * the daemon.  It fails at once (IOERR) rather than handing the guest
+ * zeros for data that was there.
+ */
+static void rw_done(struct rb_worker *w, struct rb_io_req *req, int res)
+{
+	struct rb_disk *d = req->q->disk;
+	struct rb_blk_req *b = &req->blk;
+	bool write = b->hdr.type == RB_VIRTIO_BLK_T_OUT;
+	const char *why = NULL;
+
+	if (res >= 0 && (uint64_t)res < req->expected && res > 0) {
+		req->done_bytes += (uint64_t)res;
+		iov_advance(b, (uint64_t)res);
+		why = "short transfer";
+	} else if (res == -EAGAIN || res == -EINTR) {
+		why = strerror(-res);
+	}
+	if (why && req->retries < RB_IO_MAX_RETRIES) {
+		uint64_t left = b->data_bytes - req->done_bytes;
+		req->retries++;
+		rb_debug(d->name, "queue %u: %s of %llu bytes at sector %llu: %s; submitting the remaining %llu bytes again (retry %u of %u)",
+			 req->q->index, write ? "write" : "read", (unsigned long long)b->data_bytes,
+			 (unsigned long long)b->hdr.sector, why, (unsigned long long)left, req->retries,
+			 RB_IO_MAX_RETRIES);
+		if (prep_rw(w, req, b->hdr.sector * RB_VIRTIO_BLK_SECTOR + req->done_bytes, left))
+			return;
+		res = -EBUSY;
+	}
+	if (res >= 0 && (uint64_t)res == req->expected) {
+		uint64_t all = req->done_bytes + (uint64_t)res;
+		if (write) {
+			count(&d->st_writes, 1);
+			count(&d->st_bytes_written, all);
+			complete(req, RB_VIRTIO_BLK_S_OK, 0);
+		} else {
+			count(&d->st_reads, 1);
+			count(&d->st_bytes_read, all);
+			complete(req, RB_VIRTIO_BLK_S_OK, (uint32_t)all);
+		}
+		return;
+	}
+	if (res == 0 && !write)
+		rb_io_storage_log(req->q, "read of %llu bytes at sector %llu: end of %s after %llu bytes: the image is shorter than the disk's %llu sectors (truncated under the daemon?); IOERR",
+				  (unsigned long long)b->data_bytes, (unsigned long long)b->hdr.sector,
+				  d->path, (unsigned long long)req->done_bytes,
+				  (unsigned long long)d->capacity_sectors);
+	else
+		rb_io_storage_log(req->q, "%s of %llu bytes at sector %llu failed: %s; IOERR",
+				  write ? "write" : "read", (unsigned long long)b->data_bytes,
+				  (unsigned long long)b->hdr.sector,
+				  res < 0 ? strerror(-res)
+				  : req->retries >= RB_IO_MAX_RETRIES ? "still short after retries"
+								       : "no progress");
+	complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
+}
+
 void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 {
 	struct rb_disk *d = req->q->disk;
@@ -305,36 +405,21 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	}
 	switch (b->hdr.type) {
 	case RB_VIRTIO_BLK_T_IN:
-	case RB_VIRTIO_BLK_T_OUT: {
-		bool write = b->hdr.type == RB_VIRTIO_BLK_T_OUT;
-		if (res < 0 || (uint64_t)res != req->expected) {
-			rb_err(d->name, "%s of %llu bytes at sector %llu failed: %s", write ? "write" : "read",
-			       (unsigned long long)req->expected, (unsigned long long)b->hdr.sector,
-			       res < 0 ? strerror(-res) : "short transfer");
-			complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
-			return;
-		}
-		if (write) {
-			count(&d->st_writes, 1);
-			count(&d->st_bytes_written, (uint64_t)res);
-			complete(req, RB_VIRTIO_BLK_S_OK, 0);
-		} else {
-			count(&d->st_reads, 1);
-			count(&d->st_bytes_read, (uint64_t)res);
-			complete(req, RB_VIRTIO_BLK_S_OK, (uint32_t)res);
-		}
+	case RB_VIRTIO_BLK_T_OUT:
+		rw_done(w, req, res);
 		return;
-	}
 	case RB_VIRTIO_BLK_T_FLUSH:
-		if (res < 0)
-			rb_err(d->name, "flush failed: %s", strerror(-res));
-		else
-			count(&d->st_flushes, 1);
-		complete(req, res < 0 ? RB_VIRTIO_BLK_S_IOERR : RB_VIRTIO_BLK_S_OK, 0);
+		rb_io_flush_done(w, req, res);
 		return;
 	case RB_VIRTIO_BLK_T_DISCARD:
 	case RB_VIRTIO_BLK_T_WRITE_ZEROES: {
 		bool wz = b->hdr.type == RB_VIRTIO_BLK_T_WRITE_ZEROES;
+		if ((res == -EAGAIN || res == -EINTR) && req->retries < RB_IO_MAX_RETRIES) {
+			req->retries++;
+			if (prep_discard_wz(w, req))
+				return;
+			res = -EBUSY;
+		}
 		if (res == -EOPNOTSUPP && wz)
 			res = write_zeroes_slow(d, b->range.sector * RB_VIRTIO_BLK_SECTOR,
 						(uint64_t)b->range.num_sectors * RB_VIRTIO_BLK_SECTOR);
@@ -344,7 +429,9 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 			res = 0;
 		}
 		if (res < 0)
-			rb_err(d->name, "%s failed: %s", wz ? "write-zeroes" : "discard", strerror(-res));
+			rb_io_storage_log(req->q, "%s of %u sectors at sector %llu failed: %s",
+					  wz ? "write-zeroes" : "discard", b->range.num_sectors,
+					  (unsigned long long)b->range.sector, strerror(-res));
 		else
 			count(wz ? &d->st_wz : &d->st_discards, 1);
 		complete(req, res < 0 ? RB_VIRTIO_BLK_S_IOERR : RB_VIRTIO_BLK_S_OK, 0);

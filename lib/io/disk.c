@@ -269,6 +269,11 @@ int rb_disk_queue_start(struct rb_disk *d, unsigned qi, const struct rb_virtq *v
 	q->need_notify = false;
 	q->broken_logged = false;
 	q->inflight = 0;
+	/* A drained queue has no writes or flushes in flight. */
+	q->wr_head = q->wr_tail = NULL;
+	q->fl_wait_head = q->fl_wait_tail = NULL;
+	q->fl_ready_head = q->fl_ready_tail = NULL;
+	q->fl_leader = q->fl_riders = NULL;
 	return rb_io_queue_attach(q);
 }
 

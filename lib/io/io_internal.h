@@ -41,6 +41,14 @@
  */
 #define RB_IO_FAIR_QUANTUM 65536
 #define RB_IO_FAIR_MIN_IO 4096
+/*
+ * Storage I/O that ends with -EAGAIN/-EINTR, or short (fewer bytes than
+ * asked, more than none), is submitted again at most this many times per
+ * request (virtio-blk: the remainder; NDP: the whole round); then the
+ * request fails.  A read that returns 0 bytes is the end of the image
+ * (truncated under the daemon): it fails at once.  docs/robustness.md.
+ */
+#define RB_IO_MAX_RETRIES 4u
 
 struct rb_worker;
 struct rb_io_queue;
@@ -70,6 +78,17 @@ struct rb_io_req {
 	bool qos_free; /* the queue is stopping: go without charging */
 	unsigned dev_ios; /* its storage I/Os in flight, in w->dev_inflight */
 	bool slot_turn;   /* resumed for a free slot: ahead of other waiters */
+	/* Write ordering (flush.c).  A write: its place in its queue's list
+	 * of writes in flight (wr_seq: its number).  A flush: wr_seq is the
+	 * first write number it does not cover; fl_next links it into the
+	 * queue's waiting, ready or riding list. */
+	struct rb_io_req *wr_prev, *wr_next, *fl_next;
+	uint64_t wr_seq;
+	bool wr_active;
+	/* Retries of this request's storage I/O (RB_IO_MAX_RETRIES), and
+	 * what a virtio-blk read/write transferred before the one in flight. */
+	unsigned retries;
+	uint64_t done_bytes;
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -97,6 +116,18 @@ struct rb_io_queue {
 	struct rb_io_req *reqs;
 	unsigned n_reqs;
 	struct rb_io_req *free;
+	/* Write ordering (flush.c): writes in flight, oldest first, and the
+	 * flushes waiting for the older ones to complete; flushes whose
+	 * writes are done wait in `ready` while the queue's one fdatasync is
+	 * in flight (fl_leader's SQE; fl_riders complete with it). */
+	uint64_t wr_next_seq;
+	struct rb_io_req *wr_head, *wr_tail;
+	struct rb_io_req *fl_wait_head, *fl_wait_tail;
+	struct rb_io_req *fl_ready_head, *fl_ready_tail;
+	struct rb_io_req *fl_leader, *fl_riders;
+#ifdef RB_FAULT_HOOKS
+	unsigned fault_writes; /* fault.c: write SQEs in flight (the trace) */
+#endif
 	/* Guest-triggered log lines are rate-limited per queue. */
 	uint64_t log_window_start_us;
 	unsigned log_lines;
@@ -216,6 +247,42 @@ void rb_io_queue_detach(struct rb_io_queue *q);
 /* Picks the worker for a new queue. */
 struct rb_worker *rb_workers_pick(struct rb_workers *pool);
 
+/*
+ * flush.c: a FLUSH is submitted (as fdatasync) only after every write of
+ * its queue that was in flight when it arrived has completed, and a queue
+ * has at most one fdatasync in flight: flushes that become ready meanwhile
+ * share the next one.  Writes are virtio-blk OUT, DISCARD, WRITE_ZEROES
+ * and the write round of a WRITE_ND, from the moment they are accepted
+ * (before throttling) until they complete.
+ */
+void rb_io_write_begin(struct rb_io_req *req);
+/* No-op unless req is a write in flight; may submit waiting flushes. */
+void rb_io_write_end(struct rb_worker *w, struct rb_io_req *req);
+void rb_io_flush_start(struct rb_worker *w, struct rb_io_req *req);
+/* The fdatasync of req (the leader) completed: it and its riders finish. */
+void rb_io_flush_done(struct rb_worker *w, struct rb_io_req *req, int res);
+
+/*
+ * fault.c, test builds only (meson -Dfault_hooks=true): sees every SQE
+ * just before it goes to the kernel and every CQE before it is handled,
+ * to trace the order of writes and flushes and to inject errors
+ * (ROSEN_FAULTS, rb_io_fault_set()).  Release builds: nothing.
+ */
+#ifdef RB_FAULT_HOOKS
+void rb_io_fault_sqes(struct rb_worker *w);
+void rb_io_fault_cqe(struct rb_worker *w, struct io_uring_cqe *cqe);
+#else
+static inline void rb_io_fault_sqes(struct rb_worker *w)
+{
+	(void)w;
+}
+static inline void rb_io_fault_cqe(struct rb_worker *w, struct io_uring_cqe *cqe)
+{
+	(void)w;
+	(void)cqe;
+}
+#endif
+
 /* blk.c: turn a popped chain into storage I/O, and finish it. */
 void rb_blk_start(struct rb_worker *w, struct rb_io_req *req);
 void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
@@ -273,6 +340,10 @@ unsigned rb_loader_cancel(struct rb_loader *l, const void *owner);
 
 /* Rate-limited log line about what a guest sent. */
 void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The same limiter, at error level: storage failures a guest can repeat
+ * at will (reads of a truncated image, a full disk). */
+void rb_io_storage_log(struct rb_io_queue *q, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 uint64_t rb_io_now_us(void);

@@ -28,6 +28,7 @@ struct rb_io_ndp {
 	unsigned pending; /* I/Os of the current round still in flight */
 	int first_err;
 	int round_res;    /* a deferred round's result, for its program run */
+	unsigned retries; /* of the current round (RB_IO_MAX_RETRIES) */
 	uint64_t got;     /* bytes the current round transferred */
 	bool write_first; /* WRITE_ND: the first I/O writes the guest's data */
 	struct rb_ndp_req r; /* large: last */
@@ -43,6 +44,7 @@ static void finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t 
 {
 	if (status)
 		*status = st;
+	rb_io_write_end(req->q->worker, req); /* a WRITE_ND ended in its write */
 	if (req->ndp) {
 		if (req->ndp->x.prog)
 			rb_ndp_release(req->ndp->x.prog);
@@ -476,7 +478,36 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req);
 static void nd_submit(struct rb_worker *w, struct rb_io_req *req)
 {
 	rb_io_throttle_new_step(req);
+	req->ndp->retries = 0;
 	nd_submit_charged(w, req);
+}
+
+/* Submits the I/Os of the current round (admitted already). */
+static void nd_issue(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_io_ndp *n = req->ndp;
+	struct rb_disk *d = req->q->disk;
+
+	n->pending = 0;
+	n->first_err = 0;
+	n->got = 0;
+	for (unsigned i = 0; i < n->x.n_io; i++) {
+		struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
+		if (!sqe) {
+			rb_io_unadmit(w, req, n->x.n_io - i);
+			/* Nothing of this round is in flight yet only if i == 0. */
+			n->first_err = -EBUSY;
+			if (n->pending == 0)
+				rb_ndp_io_done(w, req, -EBUSY);
+			return;
+		}
+		uint8_t *buf = n->data + n->x.data_off[i];
+		if (n->write_first)
+			io_uring_prep_write(sqe, d->fd, buf, n->x.io_len[i], n->x.io_off[i]);
+		else
+			io_uring_prep_read(sqe, d->fd, buf, n->x.io_len[i], n->x.io_off[i]);
+		n->pending++;
+	}
 }
 
 static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
@@ -509,26 +540,7 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 	} else {
 		count(&d->st_guest_ios, n->x.n_io);
 	}
-	n->pending = 0;
-	n->first_err = 0;
-	n->got = 0;
-	for (unsigned i = 0; i < n->x.n_io; i++) {
-		struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
-		if (!sqe) {
-			rb_io_unadmit(w, req, n->x.n_io - i);
-			/* Nothing of this round is in flight yet only if i == 0. */
-			n->first_err = -EBUSY;
-			if (n->pending == 0)
-				rb_ndp_io_done(w, req, -EBUSY);
-			return;
-		}
-		uint8_t *buf = n->data + n->x.data_off[i];
-		if (n->write_first)
-			io_uring_prep_write(sqe, d->fd, buf, n->x.io_len[i], n->x.io_off[i]);
-		else
-			io_uring_prep_read(sqe, d->fd, buf, n->x.io_len[i], n->x.io_off[i]);
-		n->pending++;
-	}
+	nd_issue(w, req);
 }
 
 static void nd_start(struct rb_worker *w, struct rb_io_req *req)
@@ -626,6 +638,7 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 		memcpy(n->data, n->r.wdata, n->r.io.data_len);
 		n->write_first = true;
 	}
+	n->retries = 0;
 	if (n->r.sector > UINT64_MAX / RB_VIRTIO_BLK_SECTOR) {
 		x->status = RB_NDP_S_OUT_OF_RANGE;
 		snprintf(x->msg, sizeof(x->msg), "first I/O at sector %llu overflows",
@@ -640,6 +653,8 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 		nd_complete(req);
 		return;
 	}
+	if (n->write_first)
+		rb_io_write_begin(req); /* flushes after it wait for its write */
 	nd_submit(w, req);
 }
 
@@ -728,8 +743,31 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	uint64_t want = 0;
 	for (unsigned i = 0; i < n->x.n_io; i++)
 		want += n->x.io_len[i];
-	if (!round && n->got != want)
+	/* EAGAIN/EINTR or a short round (something arrived, not all): the
+	 * whole round again, without charging it twice or running the
+	 * program; reads land in the same place, writes write the same
+	 * bytes.  A round that moved nothing is the end of the image. */
+	bool again = round == -EAGAIN || round == -EINTR || (!round && n->got && n->got != want);
+	if (again && n->retries < RB_IO_MAX_RETRIES && !req->q->stopping) {
+		n->retries++;
+		rb_debug(req->q->disk->name, "queue %u: NDP round of %u I/O%s: %s; submitting it again (retry %u of %u)",
+			 req->q->index, n->x.n_io, n->x.n_io == 1 ? "" : "s",
+			 round ? strerror(-round) : "short transfer", n->retries, RB_IO_MAX_RETRIES);
+		nd_issue(w, req);
+		return;
+	}
+	if (!round && n->got != want) {
+		rb_io_storage_log(req->q, "NDP %s round: %llu of %llu bytes%s; the request ends with IO_ERROR",
+				  n->write_first ? "write" : "read", (unsigned long long)n->got,
+				  (unsigned long long)want,
+				  n->got ? " after retries" : " (end of the image: truncated under the daemon?)");
 		round = -EIO;
+	} else if (round < 0 && round != -EBUSY) {
+		rb_io_storage_log(req->q, "NDP %s round failed: %s; the request ends with IO_ERROR",
+				  n->write_first ? "write" : "read", strerror(-round));
+	}
+	if (n->write_first)
+		rb_io_write_end(w, req);
 	n->write_first = false;
 	/* A drain does not wait for a chain to run out of hops: it ends at
 	 * the first hop after the queue began to stop. */

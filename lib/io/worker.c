@@ -28,11 +28,10 @@ uint64_t rb_io_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
+static void queue_vlog(struct rb_io_queue *q, enum rb_log_level level, const char *fmt, va_list ap)
 {
 	uint64_t now = rb_io_now_us();
 	char msg[512];
-	va_list ap;
 
 	if (now - q->log_window_start_us >= 1000000u) {
 		if (q->log_suppressed)
@@ -47,10 +46,26 @@ void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
 		return;
 	}
 	q->log_lines++;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rb_log(level, q->disk->name, "queue %u: %s", q->index, msg);
+}
+
+void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	queue_vlog(q, RB_LOG_WARN, fmt, ap);
 	va_end(ap);
-	rb_warn(q->disk->name, "queue %u: %s", q->index, msg);
+}
+
+void rb_io_storage_log(struct rb_io_queue *q, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	queue_vlog(q, RB_LOG_ERROR, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- the hot loop ------------------------------------------------------- */
@@ -100,6 +115,7 @@ static unsigned reap(struct rb_worker *w)
 	unsigned n = 0;
 
 	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
+		rb_io_fault_cqe(w, cqe); /* test builds: trace, inject */
 		struct rb_io_req *req = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
 
@@ -228,6 +244,7 @@ static void *worker_main(void *arg)
 			work += poll_queue(w, q);
 		}
 		if (w->sq_pending) {
+			rb_io_fault_sqes(w);
 			io_uring_submit(&w->ring);
 			w->sq_pending = 0;
 		}

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test builds only (meson -Dfault_hooks=true; the asan build): sees every
+ * storage SQE just before it goes to the kernel and its CQE before the
+ * worker handles it, to trace the order of writes and flushes and to turn
+ * results into storage errors (EIO, ENOSPC, EAGAIN, short transfers) that
+ * LD_PRELOAD cannot reach inside io_uring.  Never built into a release.
+ */
+#include "io_internal.h"
+
+#include <rosen/log.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum fault_op { OP_READ, OP_WRITE, OP_FLUSH, OP_DISCARD, OP_ANY };
+enum fault_kind { K_NONE, K_EIO, K_ENOSPC, K_EAGAIN, K_SHORT };
+
+#define MAX_RULES 16
+
+struct rule {
+	enum fault_op op;
+	enum fault_kind kind;
+	unsigned skip;  /* matching I/Os let through first */
+	unsigned count; /* I/Os to hit after them; 0: every one */
+	char vm[32];    /* only this disk ("vm0"); empty: any */
+	unsigned seen, hit;
+};
+
+/* What a tagged SQE carries to its CQE: user_data points here (bit 0 set). */
+struct tag {
+	uint64_t user_data;
+	struct rb_io_queue *q;
+	bool write;
+	enum fault_kind kind;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rule rules[MAX_RULES];
+static unsigned n_rules;
+static struct rb_io_fault_stats stats;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+/* ---- rules ---------------------------------------------------------------------- */
+
+static int parse_rule(char *s, struct rule *r, char *err, size_t errlen)
+{
+	static const char *const ops[] = {"read", "write", "flush", "discard", "any"};
+	static const char *const kinds[] = {"", "eio", "enospc", "eagain", "short"};
+	char *save = NULL, *tok = strtok_r(s, ":", &save);
+	unsigned i;
+
+	memset(r, 0, sizeof(*r));
+	r->count = 1;
+	for (i = 0; tok && i < 5 && strcmp(tok, ops[i]); i++)
+		;
+	if (!tok || i == 5) {
+		snprintf(err, errlen, "fault rule '%s': the operation must be read, write, flush, discard or any",
+			 tok ? tok : "");
+		return -EINVAL;
+	}
+	r->op = (enum fault_op)i;
+	tok = strtok_r(NULL, ":", &save);
+	for (i = 1; tok && i < 5 && strcmp(tok, kinds[i]); i++)
+		;
+	if (!tok || i == 5) {
+		snprintf(err, errlen, "fault rule: the fault must be eio, enospc, eagain or short, not '%s'",
+			 tok ? tok : "");
+		return -EINVAL;
+	}
+	r->kind = (enum fault_kind)i;
+	while ((tok = strtok_r(NULL, ":", &save))) {
+		char *eq = strchr(tok, '=');
+		char *end = NULL;
+		if (!eq) {
+			snprintf(err, errlen, "fault rule: '%s' is not KEY=VALUE", tok);
+			return -EINVAL;
+		}
+		*eq++ = 0;
+		if (!strcmp(tok, "vm")) {
+			snprintf(r->vm, sizeof(r->vm), "%s", eq);
+			continue;
+		}
+		unsigned long v = strtoul(eq, &end, 10);
+		if (!*eq || *end || v > 1000000000ul) {
+			snprintf(err, errlen, "fault rule: %s=%s is not a number", tok, eq);
+			return -EINVAL;
+		}
+		if (!strcmp(tok, "skip")) {
+			r->skip = (unsigned)v;
+		} else if (!strcmp(tok, "count")) {
+			r->count = (unsigned)v;
+		} else {
+			snprintf(err, errlen, "fault rule: unknown key '%s' (skip, count, vm)", tok);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int rb_io_fault_set(const char *spec, char *err, size_t errlen)
+{
+	struct rule nr[MAX_RULES];
+	unsigned n = 0;
+	char buf[1024], *save = NULL;
+
+	if (!spec)
+		spec = "";
+	if (strlen(spec) >= sizeof(buf)) {
+		snprintf(err, errlen, "fault spec longer than %zu bytes", sizeof(buf) - 1);
+		return -EINVAL;
+	}
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *r = strtok_r(buf, ", \n", &save); r; r = strtok_r(NULL, ", \n", &save)) {
+		if (n == MAX_RULES) {
+			snprintf(err, errlen, "more than %u fault rules", MAX_RULES);
+			return -EINVAL;
+		}
+		int rc = parse_rule(r, &nr[n], err, errlen);
+		if (rc)
+			return rc;
+		n++;
+	}
+	pthread_mutex_lock(&lock);
+	memcpy(rules, nr, sizeof(nr[0]) * n);
+	n_rules = n;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+static void load_env(void)
+{
+	const char *spec = getenv("ROSEN_FAULTS");
+	char err[256];
+
+	if (spec && *spec) {
+		if (rb_io_fault_set(spec, err, sizeof(err)))
+			rb_err("faults", "ROSEN_FAULTS refused: %s", err);
+		else
+			rb_warn("faults", "fault injection armed: %s", spec);
+	}
+}
+
+int rb_io_fault_reload(char *msg, size_t len)
+{
+	const char *path = getenv("ROSEN_FAULTS_FILE");
+	char spec[1024] = "";
+	int rc;
+
+	if (!path) {
+		snprintf(msg, len, "ROSEN_FAULTS_FILE is not set");
+		return -ENOENT;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(msg, len, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	ssize_t n = read(fd, spec, sizeof(spec) - 1);
+	close(fd);
+	spec[n > 0 ? n : 0] = 0;
+	rc = rb_io_fault_set(spec, msg, len);
+	if (!rc)
+		snprintf(msg, len, "fault injection armed: %s", spec[0] ? spec : "(none)");
+	return rc;
+}
+
+void rb_io_fault_get_stats(struct rb_io_fault_stats *s)
+{
+	pthread_mutex_lock(&lock);
+	*s = stats;
+	pthread_mutex_unlock(&lock);
+}
+
+/* ASan's count of live heap bytes (absent without a sanitizer). */
+extern size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
+
+long long rb_io_test_allocated_bytes(void)
+{
+	return __sanitizer_get_current_allocated_bytes
+		       ? (long long)__sanitizer_get_current_allocated_bytes()
+		       : -1;
+}
+
+/* ---- the hooks ---------------------------------------------------------------- */
+
+static int classify(const struct io_uring_sqe *sqe, const struct rb_disk *d)
+{
+	bool disk_fd = sqe->fd == d->fd || sqe->fd == d->fd_buffered;
+
+	if (!disk_fd)
+		return -1; /* a LOAD's eventfd read */
+	switch (sqe->opcode) {
+	case IORING_OP_READ:
+	case IORING_OP_READV:
+		return OP_READ;
+	case IORING_OP_WRITE:
+	case IORING_OP_WRITEV:
+		return OP_WRITE;
+	case IORING_OP_FSYNC:
+		return OP_FLUSH;
+	case IORING_OP_FALLOCATE:
+		return OP_DISCARD;
+	}
+	return -1;
+}
+
+/* The fault for one I/O, by the first rule that takes it. */
+static enum fault_kind match(enum fault_op op, const struct rb_disk *d)
+{
+	for (unsigned i = 0; i < n_rules; i++) {
+		struct rule *r = &rules[i];
+		if (r->op != OP_ANY && r->op != op)
+			continue;
+		if (r->vm[0] && strcmp(r->vm, d->name))
+			continue;
+		if (r->seen++ < r->skip)
+			continue;
+		if (r->count && r->hit >= r->count)
+			continue;
+		r->hit++;
+		return r->kind;
+	}
+	return K_NONE;
+}
+
+void rb_io_fault_sqes(struct rb_worker *w)
+{
+	struct io_uring_sq *sq = &w->ring.sq;
+
+	pthread_once(&env_once, load_env);
+	for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
+		struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+		struct rb_io_req *req = (struct rb_io_req *)(uintptr_t)sqe->user_data;
+		if (!req || (sqe->user_data & 1))
+			continue;
+		struct rb_io_queue *q = req->q;
+		int op = classify(sqe, q->disk);
+		if (op < 0)
+			continue;
+		struct tag *t = malloc(sizeof(*t));
+		if (!t)
+			continue; /* untraced: the test sees the count missing */
+		t->user_data = sqe->user_data;
+		t->q = q;
+		t->write = op == OP_WRITE || op == OP_DISCARD;
+		pthread_mutex_lock(&lock);
+		if (t->write) {
+			stats.write_sqes++;
+			q->fault_writes++; /* the queue's worker only: this thread */
+		} else if (op == OP_READ) {
+			stats.read_sqes++;
+		} else if (op == OP_FLUSH) {
+			stats.flush_sqes++;
+			if (sqe->fsync_flags & IORING_FSYNC_DATASYNC)
+				stats.flush_datasync++;
+			if (q->fault_writes)
+				stats.flush_overtakes++;
+		}
+		t->kind = match((enum fault_op)op, q->disk);
+		pthread_mutex_unlock(&lock);
+		sqe->user_data = (uint64_t)(uintptr_t)t | 1;
+	}
+}
+
+void rb_io_fault_cqe(struct rb_worker *w, struct io_uring_cqe *cqe)
+{
+	(void)w;
+	if (!(cqe->user_data & 1))
+		return;
+	struct tag *t = (struct tag *)(uintptr_t)(cqe->user_data & ~1ull);
+	cqe->user_data = t->user_data;
+	if (t->write)
+		t->q->fault_writes--;
+	if (t->kind != K_NONE) {
+		int was = cqe->res;
+		switch (t->kind) {
+		case K_EIO:
+			cqe->res = -EIO;
+			break;
+		case K_ENOSPC:
+			cqe->res = -ENOSPC;
+			break;
+		case K_EAGAIN:
+			cqe->res = -EAGAIN;
+			break;
+		case K_SHORT:
+			/* Fewer bytes, never none (that is the end of the file):
+			 * half, in whole sectors where there are two. */
+			if (cqe->res >= 1024)
+				cqe->res = (cqe->res / 2) & ~511;
+			else if (cqe->res > 1)
+				cqe->res /= 2;
+			break;
+		case K_NONE:
+			break;
+		}
+		pthread_mutex_lock(&lock);
+		stats.injected++;
+		pthread_mutex_unlock(&lock);
+		rb_debug(t->q->disk->name, "fault injected: result %d became %d", was, cqe->res);
+	}
+	free(t);
+}
