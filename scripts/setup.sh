@@ -11,6 +11,7 @@ PACKAGES=(
   linux-headers-amd64 make
   gnuplot-nox
   libjson-c-dev
+  libfuse3-dev
 )
 
 missing=()
