@@ -43,6 +43,7 @@ struct config {
 	const char *throttle_file;
 	unsigned stats_interval; /* seconds; 0: counters at shutdown only */
 	unsigned worker_depth;   /* 0: no limit */
+	unsigned io_timeout;     /* seconds; 0: never cancel */
 };
 
 static void usage(FILE *f)
@@ -63,7 +64,15 @@ static void usage(FILE *f)
 		"  --queues N             virtqueues offered, 1..16 (default 4)\n"
 		"  --cache direct|buffered\n"
 		"                         direct: O_DIRECT where the filesystem allows it\n"
-		"                         (default); buffered: through the page cache\n"
+		"                         (default); buffered: through the host page cache.\n"
+		"                         Either way a write the guest saw complete may sit\n"
+		"                         in a cache (the page cache; with direct, the\n"
+		"                         device's write cache and file metadata) until the\n"
+		"                         guest FLUSHes: VIRTIO_BLK_F_FLUSH is offered in both\n"
+		"                         modes, a FLUSH is an fdatasync of the image sent\n"
+		"                         after the writes in flight on its queue completed,\n"
+		"                         and only what a FLUSH answered OK covers is sure to\n"
+		"                         survive a host crash or power loss\n"
 		"  --throttle KEY=VALUE[,KEY=VALUE...]\n"
 		"                         QEMU's throttling keys: iops-total, iops-read,\n"
 		"                         iops-write, bps-total, bps-read, bps-write, each\n"
@@ -79,6 +88,10 @@ static void usage(FILE *f)
 		"                         out one with few (default 0: no limit; the worker's\n"
 		"                         own time is shared fairly either way;\n"
 		"                         docs/throttling.md, \"Fairness on a worker\")\n"
+		"  --io-timeout S         storage I/O that has not completed after S seconds\n"
+		"                         is cancelled and its request fails (IOERR), so\n"
+		"                         storage that never answers cannot hold a VM's\n"
+		"                         queue or a drain forever (default 60; 0: never)\n"
 		"  --poll                 workers poll the rings, sleeping after %u us idle\n"
 		"                         (default)\n"
 		"  --event                workers never poll: they sleep on kick eventfds\n"
@@ -127,6 +140,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->workers = 1;
 	c->mode = RB_IO_POLL;
+	c->io_timeout = 60;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -206,6 +220,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 			i++;
 		} else if (!strcmp(a, "--worker-depth")) {
 			if (parse_uint("--worker-depth", v, 0, 65536, &c->worker_depth))
+				return -1;
+			i++;
+		} else if (!strcmp(a, "--io-timeout")) {
+			if (parse_uint("--io-timeout", v, 0, 3600, &c->io_timeout))
 				return -1;
 			i++;
 		} else if (!strcmp(a, "--poll")) {
@@ -393,6 +411,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rb_workers_set_depth(workers, cfg.worker_depth);
+	rb_workers_set_io_timeout(workers, cfg.io_timeout);
 	for (unsigned i = 0; i < cfg.ndisks; i++) {
 		const struct disk_arg *a = &cfg.disks[i];
 		struct rb_device_opts o = {

@@ -44,6 +44,13 @@ void rb_workers_free(struct rb_workers *w);
  */
 void rb_workers_set_depth(struct rb_workers *w, unsigned depth);
 /*
+ * Storage I/O stuck for this many seconds (neither submitted nor completed
+ * for its request; default 60, at most 3600; 0: never) is cancelled and its
+ * request fails (IOERR / NDP IO_ERROR), so no request and no drain waits
+ * forever on storage that never answers (docs/robustness.md).
+ */
+void rb_workers_set_io_timeout(struct rb_workers *w, unsigned seconds);
+/*
  * Shutdown, before the disks are freed: answers every NDP LOAD still
  * waiting for the loader thread (LIMIT: the queue stopped) and refuses new
  * ones, so stopping the queues waits for at most the LOAD being verified.

@@ -84,6 +84,8 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 		io_uring_sqe_set_data(sqe, req);
 		w->sq_pending++;
 		w->sq_inflight++;
+		req->sqes++;
+		req->idle_s = 0;
 	}
 	return sqe;
 }

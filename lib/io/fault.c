@@ -32,13 +32,61 @@ struct rule {
 	unsigned seen, hit;
 };
 
-/* What a tagged SQE carries to its CQE: user_data points here (bit 0 set). */
+/*
+ * What an SQE's CQE must know: kept by request, oldest first (user_data
+ * stays the request, so cancelling by it still works).  The SQEs a request
+ * has in flight at once are all of one kind (a virtio-blk request has one;
+ * an NDP round reads or writes), so whichever of them completes first
+ * takes the oldest tag.
+ */
 struct tag {
-	uint64_t user_data;
-	struct rb_io_queue *q;
+	struct tag *next;
+	struct rb_io_req *req;
+	uint64_t seq; /* a write's number (req->wr_seq) */
 	bool write;
 	enum fault_kind kind;
 };
+
+#define TAG_BUCKETS 1024
+static struct tag *tags[TAG_BUCKETS];
+
+static unsigned bucket(const struct rb_io_req *req)
+{
+	return (unsigned)(((uintptr_t)req >> 6) * 2654435761u) % TAG_BUCKETS;
+}
+
+/* The lock is held. */
+static void tag_add(struct tag *t)
+{
+	struct tag **p = &tags[bucket(t->req)];
+
+	while (*p)
+		p = &(*p)->next;
+	t->next = NULL;
+	*p = t;
+}
+
+static struct tag *tag_take(const struct rb_io_req *req)
+{
+	for (struct tag **p = &tags[bucket(req)]; *p; p = &(*p)->next) {
+		if ((*p)->req == req) {
+			struct tag *t = *p;
+			*p = t->next;
+			return t;
+		}
+	}
+	return NULL;
+}
+
+/* Whether a write of q numbered below `seq` is in flight (lock held). */
+static bool older_write_in_flight(const struct rb_io_queue *q, uint64_t seq)
+{
+	for (unsigned b = 0; b < TAG_BUCKETS; b++)
+		for (const struct tag *t = tags[b]; t; t = t->next)
+			if (t->write && t->req->q == q && t->seq < seq)
+				return true;
+	return false;
+}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rule rules[MAX_RULES];
@@ -238,8 +286,8 @@ void rb_io_fault_sqes(struct rb_worker *w)
 	for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
 		struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
 		struct rb_io_req *req = (struct rb_io_req *)(uintptr_t)sqe->user_data;
-		if (!req || (sqe->user_data & 1))
-			continue;
+		if (!req)
+			continue; /* the watchdog's cancels */
 		struct rb_io_queue *q = req->q;
 		int op = classify(sqe, q->disk);
 		if (op < 0)
@@ -247,37 +295,47 @@ void rb_io_fault_sqes(struct rb_worker *w)
 		struct tag *t = malloc(sizeof(*t));
 		if (!t)
 			continue; /* untraced: the test sees the count missing */
-		t->user_data = sqe->user_data;
-		t->q = q;
+		t->req = req;
 		t->write = op == OP_WRITE || op == OP_DISCARD;
+		t->seq = req->wr_active ? req->wr_seq : UINT64_MAX;
 		pthread_mutex_lock(&lock);
 		if (t->write) {
 			stats.write_sqes++;
-			q->fault_writes++; /* the queue's worker only: this thread */
 		} else if (op == OP_READ) {
 			stats.read_sqes++;
 		} else if (op == OP_FLUSH) {
+			/* The fdatasync answers its leader and riders: every
+			 * write any of them covers must have completed. */
+			uint64_t covers = req->wr_seq;
+			for (const struct rb_io_req *r = q->fl_riders; r; r = r->fl_next)
+				if (r->wr_seq > covers)
+					covers = r->wr_seq;
 			stats.flush_sqes++;
 			if (sqe->fsync_flags & IORING_FSYNC_DATASYNC)
 				stats.flush_datasync++;
-			if (q->fault_writes)
+			if (older_write_in_flight(q, covers))
 				stats.flush_overtakes++;
 		}
 		t->kind = match((enum fault_op)op, q->disk);
+		tag_add(t);
 		pthread_mutex_unlock(&lock);
-		sqe->user_data = (uint64_t)(uintptr_t)t | 1;
 	}
 }
 
 void rb_io_fault_cqe(struct rb_worker *w, struct io_uring_cqe *cqe)
 {
+	struct rb_io_req *req = (struct rb_io_req *)(uintptr_t)cqe->user_data;
+
 	(void)w;
-	if (!(cqe->user_data & 1))
+	if (!req)
 		return;
-	struct tag *t = (struct tag *)(uintptr_t)(cqe->user_data & ~1ull);
-	cqe->user_data = t->user_data;
-	if (t->write)
-		t->q->fault_writes--;
+	pthread_mutex_lock(&lock);
+	struct tag *t = tag_take(req);
+	if (t && t->kind != K_NONE)
+		stats.injected++;
+	pthread_mutex_unlock(&lock);
+	if (!t)
+		return;
 	if (t->kind != K_NONE) {
 		int was = cqe->res;
 		switch (t->kind) {
@@ -301,10 +359,7 @@ void rb_io_fault_cqe(struct rb_worker *w, struct io_uring_cqe *cqe)
 		case K_NONE:
 			break;
 		}
-		pthread_mutex_lock(&lock);
-		stats.injected++;
-		pthread_mutex_unlock(&lock);
-		rb_debug(t->q->disk->name, "fault injected: result %d became %d", was, cqe->res);
+		rb_debug(req->q->disk->name, "fault injected: result %d became %d", was, cqe->res);
 	}
 	free(t);
 }

@@ -7,6 +7,7 @@
 #include <rosen/ndp.h>
 #include <rosen/qos.h>
 
+#include <errno.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -49,6 +50,17 @@
  * (truncated under the daemon): it fails at once.  docs/robustness.md.
  */
 #define RB_IO_MAX_RETRIES 4u
+/*
+ * The watchdog (watch.c): a request whose storage I/O has neither been
+ * submitted nor completed for --io-timeout seconds (default below; 0:
+ * never) has it cancelled (IORING_OP_ASYNC_CANCEL), so it ends with a
+ * status and a drain does not wait forever: io_uring itself reissues
+ * some I/O that keeps failing with EAGAIN (a regular file's async
+ * completion), where the daemon never sees it.  Checked about once a
+ * second while I/O is in flight.
+ */
+#define RB_IO_TIMEOUT_DEFAULT_S 60u
+#define RB_IO_TIMEOUT_MAX_S 3600u
 
 struct rb_worker;
 struct rb_io_queue;
@@ -89,6 +101,12 @@ struct rb_io_req {
 	 * what a virtio-blk read/write transferred before the one in flight. */
 	unsigned retries;
 	uint64_t done_bytes;
+	/* The watchdog (watch.c): its SQEs in flight, whole seconds since
+	 * one of them was submitted or completed, and whether it cancelled
+	 * them (then EINTR/EAGAIN are not retried). */
+	unsigned sqes;
+	uint16_t idle_s;
+	bool cancelled;
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -125,9 +143,6 @@ struct rb_io_queue {
 	struct rb_io_req *fl_wait_head, *fl_wait_tail;
 	struct rb_io_req *fl_ready_head, *fl_ready_tail;
 	struct rb_io_req *fl_leader, *fl_riders;
-#ifdef RB_FAULT_HOOKS
-	unsigned fault_writes; /* fault.c: write SQEs in flight (the trace) */
-#endif
 	/* Guest-triggered log lines are rate-limited per queue. */
 	uint64_t log_window_start_us;
 	unsigned log_lines;
@@ -210,6 +225,9 @@ struct rb_worker {
 	unsigned dev_inflight;  /* storage I/Os admitted, not completed */
 	unsigned slot_waiters;  /* steps parked for a device slot */
 	unsigned rr_start;      /* the queue the round starts with (rotates) */
+	_Atomic unsigned io_timeout_s; /* rb_workers_set_io_timeout(); 0: never */
+	uint64_t watch_last_us; /* the watchdog's last look (watch.c) */
+	unsigned watch_iter;
 	/* One command at a time from the control thread. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -261,6 +279,22 @@ void rb_io_write_end(struct rb_worker *w, struct rb_io_req *req);
 void rb_io_flush_start(struct rb_worker *w, struct rb_io_req *req);
 /* The fdatasync of req (the leader) completed: it and its riders finish. */
 void rb_io_flush_done(struct rb_worker *w, struct rb_io_req *req, int res);
+
+/* watch.c: cancels storage I/O stuck for io_timeout_s (worker thread). */
+void rb_io_watch(struct rb_worker *w);
+/* A CQE of req: the watchdog's bookkeeping; returns the result to use. */
+static inline int rb_io_watch_done(struct rb_io_req *req, int res)
+{
+	req->sqes--;
+	req->idle_s = 0;
+	if (__builtin_expect(req->cancelled, 0)) {
+		if (res == -EINTR || res == -EAGAIN)
+			res = -ECANCELED; /* not a transient error: no retry */
+		if (!req->sqes)
+			req->cancelled = false;
+	}
+	return res;
+}
 
 /*
  * fault.c, test builds only (meson -Dfault_hooks=true): sees every SQE

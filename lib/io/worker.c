@@ -121,6 +121,9 @@ static unsigned reap(struct rb_worker *w)
 
 		io_uring_cqe_seen(&w->ring, cqe);
 		w->sq_inflight--;
+		if (!req)
+			continue; /* the watchdog's cancel (watch.c) */
+		res = rb_io_watch_done(req, res);
 		rb_io_slot_done(w, req);
 		rb_blk_io_done(w, req, res);
 		n++;
@@ -185,6 +188,9 @@ static void sleep_until_event(struct rb_worker *w)
 	}
 	if (!work && !io_uring_cq_ready(&w->ring) && !atomic_load(&w->stop)) {
 		int timeout = w->mode == RB_IO_POLL && w->sq_inflight ? 1 : -1;
+		/* With I/O in flight the watchdog looks once a second. */
+		if (timeout < 0 && w->sq_inflight)
+			timeout = 1000;
 		/* Steps parked for their throttle budget wake the worker. */
 		uint64_t park = rb_io_throttle_next_ns(w);
 		if (park) {
@@ -202,6 +208,8 @@ static void sleep_until_event(struct rb_worker *w)
 		for (unsigned i = 0; i < w->nq; i++)
 			rb_virtq_set_kicks(&w->queues[i]->vq, false);
 	}
+	if (w->sq_inflight)
+		rb_io_watch(w);
 }
 
 static void *worker_main(void *arg)
@@ -250,6 +258,10 @@ static void *worker_main(void *arg)
 		}
 		work += reap(w);
 		notify(w);
+		if (w->sq_inflight && ++w->watch_iter >= 1024) {
+			w->watch_iter = 0;
+			rb_io_watch(w); /* reads the clock: not every round */
+		}
 		if (work || w->ndp_deferred) {
 			last_work = 0; /* measured lazily below */
 			continue;
@@ -289,6 +301,14 @@ void rb_workers_set_depth(struct rb_workers *p, unsigned depth)
 		atomic_store_explicit(&p->w[i].depth, depth, memory_order_relaxed);
 }
 
+void rb_workers_set_io_timeout(struct rb_workers *p, unsigned seconds)
+{
+	if (seconds > RB_IO_TIMEOUT_MAX_S)
+		seconds = RB_IO_TIMEOUT_MAX_S;
+	for (unsigned i = 0; i < p->n; i++)
+		atomic_store_explicit(&p->w[i].io_timeout_s, seconds, memory_order_relaxed);
+}
+
 struct rb_worker *rb_workers_pick(struct rb_workers *pool)
 {
 	struct rb_worker *w = &pool->w[pool->next % pool->n];
@@ -316,6 +336,7 @@ static int worker_init(struct rb_worker *w, struct rb_workers *pool, unsigned id
 	w->mode = mode;
 	snprintf(w->name, sizeof(w->name), "worker%u", id);
 	w->ring_efd = w->cmd_efd = w->epfd = -1;
+	w->io_timeout_s = RB_IO_TIMEOUT_DEFAULT_S;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	rc = io_uring_queue_init(RB_IO_URING_ENTRIES, &w->ring, 0);
