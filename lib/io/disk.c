@@ -287,6 +287,15 @@ uint16_t rb_disk_queue_stop(struct rb_disk *d, unsigned qi)
 	if (!q->active)
 		return q->vq.last_avail;
 	rb_io_queue_detach(q);
+	/* Drained: nothing of the queue's requests is in flight.  Their
+	 * slots and NDP state (~32 KiB a slot that carried a READ_ND) go
+	 * now, not with the disk: a frontend that leaves, or vanishes,
+	 * leaves nothing behind.  The next start allocates them again. */
+	rb_ndp_io_free_cache(q);
+	free(q->reqs);
+	q->reqs = NULL;
+	q->n_reqs = 0;
+	q->free = NULL;
 	return q->vq.last_avail;
 }
 
