@@ -11,7 +11,7 @@ PACKAGES=(
   linux-headers-amd64 make
   gnuplot-nox
   libjson-c-dev
-  libfuse3-dev
+  libfuse3-dev fuse3
 )
 
 missing=()

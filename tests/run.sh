@@ -84,6 +84,12 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: ndp fairness (program CPU, drains)" \
     python3 tests/vhost/test_ndp_fairness.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  run_suite "$kind: storage faults (EIO, ENOSPC, EAGAIN, short, truncation, NDP chains)" \
+    python3 tests/vhost/test_faults.py --build "$dir"
+  run_suite "$kind: durability (FLUSH ordering, crash of a FUSE disk)" \
+    python3 tests/vhost/test_durability.py --build "$dir"
+  run_suite "$kind: frontends vanishing mid-I/O (heap and fds)" \
+    python3 tests/vhost/test_vanish.py --build "$dir"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \
     "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
       "$dir/progs" "$dir/tests/programs"
