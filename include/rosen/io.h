@@ -142,7 +142,8 @@ void rb_disk_stats(const struct rb_disk *d, struct rb_disk_stats *out);
  * order (lib/io/fault.c, docs/robustness.md).  A spec is a comma-separated
  * list of rules OP:FAULT[:skip=N][:count=N][:vm=NAME]: OP read, write
  * (writes, also of WRITE_ND), flush, discard (discard and write-zeroes) or
- * any; FAULT eio, enospc, eagain or short (half the bytes, never none);
+ * any; FAULT eio, enospc, eagain, short (half the bytes, never none) or
+ * hang (the I/O never completes unless cancelled: the watchdog's test);
  * skip: matching I/Os let through first; count: I/Os hit after them
  * (default 1; 0: every one).  The first rule that matches an I/O takes
  * it.  The daemon reads ROSEN_FAULTS when its first I/O goes out, and

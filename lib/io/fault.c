@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 enum fault_op { OP_READ, OP_WRITE, OP_FLUSH, OP_DISCARD, OP_ANY };
-enum fault_kind { K_NONE, K_EIO, K_ENOSPC, K_EAGAIN, K_SHORT };
+enum fault_kind { K_NONE, K_EIO, K_ENOSPC, K_EAGAIN, K_SHORT, K_HANG };
 
 #define MAX_RULES 16
 
@@ -93,13 +93,17 @@ static struct rule rules[MAX_RULES];
 static unsigned n_rules;
 static struct rb_io_fault_stats stats;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+/* "hang": the I/O becomes a read of a pipe nobody writes, which only a
+ * cancel ends (the watchdog's test). */
+static int hang_pipe[2] = {-1, -1};
+static uint8_t hang_buf[8];
 
 /* ---- rules ---------------------------------------------------------------------- */
 
 static int parse_rule(char *s, struct rule *r, char *err, size_t errlen)
 {
 	static const char *const ops[] = {"read", "write", "flush", "discard", "any"};
-	static const char *const kinds[] = {"", "eio", "enospc", "eagain", "short"};
+	static const char *const kinds[] = {"", "eio", "enospc", "eagain", "short", "hang"};
 	char *save = NULL, *tok = strtok_r(s, ":", &save);
 	unsigned i;
 
@@ -114,10 +118,10 @@ static int parse_rule(char *s, struct rule *r, char *err, size_t errlen)
 	}
 	r->op = (enum fault_op)i;
 	tok = strtok_r(NULL, ":", &save);
-	for (i = 1; tok && i < 5 && strcmp(tok, kinds[i]); i++)
+	for (i = 1; tok && i < 6 && strcmp(tok, kinds[i]); i++)
 		;
-	if (!tok || i == 5) {
-		snprintf(err, errlen, "fault rule: the fault must be eio, enospc, eagain or short, not '%s'",
+	if (!tok || i == 6) {
+		snprintf(err, errlen, "fault rule: the fault must be eio, enospc, eagain, short or hang, not '%s'",
 			 tok ? tok : "");
 		return -EINVAL;
 	}
@@ -151,6 +155,14 @@ static int parse_rule(char *s, struct rule *r, char *err, size_t errlen)
 	return 0;
 }
 
+static pthread_once_t hang_once = PTHREAD_ONCE_INIT;
+
+static void hang_init(void)
+{
+	if (pipe2(hang_pipe, O_CLOEXEC))
+		hang_pipe[0] = hang_pipe[1] = -1;
+}
+
 int rb_io_fault_set(const char *spec, char *err, size_t errlen)
 {
 	struct rule nr[MAX_RULES];
@@ -174,6 +186,9 @@ int rb_io_fault_set(const char *spec, char *err, size_t errlen)
 			return rc;
 		n++;
 	}
+	for (unsigned i = 0; i < n; i++)
+		if (nr[i].kind == K_HANG) /* its pipe: made when first asked for */
+			pthread_once(&hang_once, hang_init);
 	pthread_mutex_lock(&lock);
 	memcpy(rules, nr, sizeof(nr[0]) * n);
 	n_rules = n;
@@ -185,6 +200,7 @@ static void load_env(void)
 {
 	const char *spec = getenv("ROSEN_FAULTS");
 	char err[256];
+
 
 	if (spec && *spec) {
 		if (rb_io_fault_set(spec, err, sizeof(err)))
@@ -319,6 +335,8 @@ void rb_io_fault_sqes(struct rb_worker *w)
 		t->kind = match((enum fault_op)op, q->disk);
 		tag_add(t);
 		pthread_mutex_unlock(&lock);
+		if (t->kind == K_HANG && hang_pipe[0] >= 0)
+			io_uring_prep_read(sqe, hang_pipe[0], hang_buf, sizeof(hang_buf), (uint64_t)-1);
 	}
 }
 
@@ -347,6 +365,8 @@ void rb_io_fault_cqe(struct rb_worker *w, struct io_uring_cqe *cqe)
 			break;
 		case K_EAGAIN:
 			cqe->res = -EAGAIN;
+			break;
+		case K_HANG: /* it ended: cancelled (or the pipe failed) */
 			break;
 		case K_SHORT:
 			/* Fewer bytes, never none (that is the end of the file):
