@@ -84,6 +84,8 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: ndp fairness (program CPU, drains)" \
     python3 tests/vhost/test_ndp_fairness.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  run_suite "$kind: guest memory that shrinks (sealing, SIGBUS confined)" \
+    python3 tests/vhost/test_guest_memory.py --daemon "$dir/app/rosenbridged/rosenbridged"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \
     "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
       "$dir/progs" "$dir/tests/programs"

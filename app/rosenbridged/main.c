@@ -42,6 +42,7 @@ struct config {
 	const char *throttle_file;
 	unsigned stats_interval; /* seconds; 0: counters at shutdown only */
 	unsigned worker_depth;   /* 0: no limit */
+	bool allow_unsealed_memory;
 };
 
 static void usage(FILE *f)
@@ -88,6 +89,12 @@ static void usage(FILE *f)
 		"  --stats-interval S     log every disk's counters every S seconds (I/Os by\n"
 		"                         path: guest / programs; throttling: waits, bucket\n"
 		"                         levels); without it they are logged at shutdown\n"
+		"  --allow-unsealed-memory\n"
+		"                         accept guest memory that is not a sealable memfd\n"
+		"                         (hugetlbfs, /dev/shm files). A frontend could shrink\n"
+		"                         it under the daemon; the fault is then confined to\n"
+		"                         that VM (its memory reads as zeros, it is\n"
+		"                         disconnected). Without it such memory is refused\n"
 		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
 		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
@@ -197,6 +204,8 @@ static int parse_args(int argc, char **argv, struct config *c)
 			if (parse_uint("--stats-interval", v, 1, 86400, &c->stats_interval))
 				return -1;
 			i++;
+		} else if (!strcmp(a, "--allow-unsealed-memory")) {
+			c->allow_unsealed_memory = true;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
 			c->uncharged_program_io = true;
 		} else if (!strcmp(a, "--workers")) {
@@ -344,6 +353,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (cfg.allow_unsealed_memory) {
+		if (rb_vhost_allow_unsealed_memory(err, sizeof(err))) {
+			rb_err("rosenbridged", "%s", err);
+			goto out;
+		}
+		rb_warn("rosenbridged", "--allow-unsealed-memory: guest memory that can shrink is accepted; a VM that shrinks it is disconnected");
+	}
 	qos = rb_qos_registry_new();
 	if (!qos) {
 		rb_err("rosenbridged", "out of memory");
@@ -375,10 +391,18 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		struct pollfd pfd[MAX_DISKS + 1];
+		/* A VM whose memory shrank is noticed within a second even if
+		 * its frontend sends nothing (before the poll set is built: it
+		 * closes that VM's connection). */
+		if (cfg.allow_unsealed_memory)
+			for (unsigned i = 0; i < ndevs; i++)
+				rb_device_check_memory(devs[i]);
 		pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (unsigned i = 0; i < ndevs; i++)
 			pfd[i + 1] = (struct pollfd){.fd = rb_device_poll_fd(devs[i]), .events = POLLIN};
 		int timeout = -1;
+		if (cfg.allow_unsealed_memory)
+			timeout = 1000;
 		if (cfg.stats_interval) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -390,7 +414,9 @@ int main(int argc, char **argv)
 					rb_device_log_stats(devs[i], "so far:");
 				next_stats_ms = now_ms + cfg.stats_interval * 1000ull;
 			}
-			timeout = (int)(next_stats_ms - now_ms);
+			int t = (int)(next_stats_ms - now_ms);
+			if (timeout < 0 || t < timeout)
+				timeout = t;
 		}
 		int n = poll(pfd, ndevs + 1, timeout);
 		if (n < 0 && errno == EINTR)

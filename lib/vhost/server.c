@@ -46,6 +46,7 @@ struct rb_vhost_server {
 	uint64_t protocol_features; /* negotiated */
 	struct rb_vhost_mem mem;
 	struct vring_state vr[RB_VHOST_MAX_QUEUES];
+	atomic_bool mem_faulted; /* set by the SIGBUS handler (sigbus.c) */
 };
 
 struct msg {
@@ -153,6 +154,13 @@ static int start_all_rings(struct rb_vhost_server *s)
 	return 0;
 }
 
+static void unmap_mem(struct rb_vhost_server *s)
+{
+	if (s->mem.unsealed)
+		rb_vhost_sigbus_unwatch(&s->mem);
+	rb_vhost_mem_unmap(&s->mem);
+}
+
 static void reset_state(struct rb_vhost_server *s)
 {
 	stop_all_rings(s);
@@ -163,7 +171,7 @@ static void reset_state(struct rb_vhost_server *s)
 		memset(v, 0, sizeof(*v));
 		v->kick_fd = v->call_fd = -1;
 	}
-	rb_vhost_mem_unmap(&s->mem);
+	unmap_mem(s);
 	s->features = 0;
 	s->protocol_features = 0;
 }
@@ -323,15 +331,17 @@ static int h_set_mem_table(struct rb_vhost_server *s, struct msg *m)
 	}
 	/* Running rings translate through the old table: stop them first. */
 	stop_all_rings(s);
-	rb_vhost_mem_unmap(&s->mem);
+	unmap_mem(s);
 	s->mem = mem;
+	if (mem.unsealed)
+		rb_vhost_sigbus_watch(&s->mem, &s->mem_faulted);
 	uint64_t total = 0;
 	for (unsigned i = 0; i < mem.n; i++)
 		total += mem.r[i].size;
 	rb_info(s->name, "guest memory: %u region%s, %llu MiB", mem.n, mem.n == 1 ? "" : "s",
 		(unsigned long long)(total >> 20));
 	if (mem.unsealed)
-		rb_warn(s->name, "guest memory is not a sealable memfd: a frontend that truncates it could crash the daemon");
+		rb_warn(s->name, "guest memory is not a sealable memfd (--allow-unsealed-memory): if the frontend shrinks it, this VM is disconnected");
 	return start_all_rings(s);
 }
 
@@ -534,11 +544,27 @@ static int dispatch(struct rb_vhost_server *s, struct msg *m)
 	return -EAGAIN;
 }
 
+bool rb_vhost_server_check_memory(struct rb_vhost_server *s)
+{
+	if (!atomic_load(&s->mem_faulted))
+		return false;
+	atomic_store(&s->mem_faulted, false);
+	if (s->conn_fd < 0)
+		return false;
+	rb_err(s->name, "guest memory shrank under the daemon (SIGBUS in a region of this VM; it now reads as zeros): disconnecting the frontend");
+	reset_state(s);
+	close_fd(&s->conn_fd);
+	return true;
+}
+
 static void serve_one(struct rb_vhost_server *s)
 {
-	struct msg *m = malloc(sizeof(*m));
+	struct msg *m;
 	int rc;
 
+	if (rb_vhost_server_check_memory(s))
+		return;
+	m = malloc(sizeof(*m));
 	if (!m) {
 		rb_err(s->name, "out of memory");
 		return;
@@ -600,7 +626,9 @@ static int make_listener(const char *path, int *out, char *err, size_t errlen)
 			close(probe);
 		unlink(path);
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a readiness that went away (the client gave up)
+	 * must not leave the control thread, shared by every VM, in accept. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rb_vhost_errf(err, errlen, "socket: %s", strerror(errno));
 		return -errno;
