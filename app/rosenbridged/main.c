@@ -43,6 +43,7 @@ struct config {
 	unsigned stats_interval; /* seconds; 0: counters at shutdown only */
 	unsigned worker_depth;   /* 0: no limit */
 	bool allow_unsealed_memory;
+	unsigned ndp_inflight;   /* per queue; 0: the default */
 };
 
 static void usage(FILE *f)
@@ -89,6 +90,10 @@ static void usage(FILE *f)
 		"  --stats-interval S     log every disk's counters every S seconds (I/Os by\n"
 		"                         path: guest / programs; throttling: waits, bucket\n"
 		"                         levels); without it they are logged at shutdown\n"
+		"  --ndp-inflight N       NDP requests (READ_ND/WRITE_ND) in flight per queue,\n"
+		"                         1..%u (default %u); each holds ~%u KiB while it\n"
+		"                         runs, freed when the frontend goes; more wait in\n"
+		"                         the ring\n"
 		"  --allow-unsealed-memory\n"
 		"                         accept guest memory that is not a sealable memfd\n"
 		"                         (hugetlbfs, /dev/shm files). A frontend could shrink\n"
@@ -107,7 +112,7 @@ static void usage(FILE *f)
 		"    -device vhost-user-blk-pci,chardev=c0,num-queues=2\n"
 		"\n"
 		"SIGINT/SIGTERM: in-flight I/O completes, sockets are removed, exit 0.\n",
-		RB_IO_MAX_WORKERS, 1000u);
+		RB_IO_MAX_WORKERS, 1000u, RB_IO_NDP_INFLIGHT_MAX, RB_IO_NDP_INFLIGHT, 28u);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -202,6 +207,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 			i++;
 		} else if (!strcmp(a, "--stats-interval")) {
 			if (parse_uint("--stats-interval", v, 1, 86400, &c->stats_interval))
+				return -1;
+			i++;
+		} else if (!strcmp(a, "--ndp-inflight")) {
+			if (parse_uint("--ndp-inflight", v, 1, RB_IO_NDP_INFLIGHT_MAX, &c->ndp_inflight))
 				return -1;
 			i++;
 		} else if (!strcmp(a, "--allow-unsealed-memory")) {
@@ -375,7 +384,8 @@ int main(int argc, char **argv)
 		struct rb_device_opts o = {
 			.disk = {.path = a->disk, .readonly = a->readonly, .cache = a->cache,
 				 .queues = a->queues, .qos = qos, .throttle = &a->throttle,
-				 .uncharged_program_io = cfg.uncharged_program_io},
+				 .uncharged_program_io = cfg.uncharged_program_io,
+				 .ndp_inflight = cfg.ndp_inflight},
 			.socket = a->socket,
 		};
 		snprintf(o.name, sizeof(o.name), "vm%u", i);

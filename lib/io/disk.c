@@ -138,6 +138,9 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 	}
 
 	d->uncharged_program_io = o->uncharged_program_io;
+	d->ndp_inflight = o->ndp_inflight ? o->ndp_inflight : RB_IO_NDP_INFLIGHT;
+	if (d->ndp_inflight > RB_IO_NDP_INFLIGHT_MAX)
+		d->ndp_inflight = RB_IO_NDP_INFLIGHT_MAX;
 	/* Every disk is in a throttle group (its own, named after it, unless
 	 * it names one), limits or not, so limits can be given at run time;
 	 * a group without any costs the I/O path one relaxed load. */

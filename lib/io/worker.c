@@ -60,7 +60,7 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 	unsigned n = 0;
 	char err[256];
 
-	if (q->stopping || q->vq.broken || q->park_head)
+	if (q->stopping || q->vq.broken || q->park_head || q->nwait_head)
 		return 0; /* parked steps first: new requests wait in the ring */
 	/* A queue whose programs used up its credit this round takes no new
 	 * requests either (an sq hook runs at the start of a request); they
@@ -225,6 +225,8 @@ static void *worker_main(void *arg)
 			}
 			if (q->defer_head)
 				work += rb_ndp_io_run_deferred(w, q);
+			if (q->nwait_head)
+				work += rb_ndp_io_run_waiting(w, q);
 			work += poll_queue(w, q);
 		}
 		if (w->sq_pending) {
@@ -442,6 +444,7 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 	/* Chains waiting for program CPU end now; those with I/O in flight
 	 * end when it completes (ndp_io.c), without running again. */
 	rb_ndp_io_stop_deferred(w, q);
+	rb_ndp_io_stop_waiting(q);
 	if (q->inflight) {
 		/* LOADs still waiting for the loader are answered now; the
 		 * drain then waits for at most the one being verified. */
@@ -461,6 +464,9 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 		eventfd_write(q->call_fd, 1);
 	q->need_notify = false;
 	q->active = false;
+	/* Nothing of the queue is in flight: its NDP state goes (a ring
+	 * that once carried thousands of READ_NDs keeps nothing). */
+	rb_ndp_io_free_cache(q);
 	return true;
 }
 
