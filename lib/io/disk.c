@@ -167,6 +167,7 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		q->disk = d;
 		q->index = i;
 		q->kick_fd = q->call_fd = -1;
+		pthread_mutex_init(&q->log_limit.lock, NULL);
 		q->worker = rb_workers_pick(workers);
 	}
 	rb_info(d->name, "disk %s: %llu sectors (%llu MiB), %s, %s, %u queue%s", o->path,
@@ -185,6 +186,7 @@ void rb_disk_free(struct rb_disk *d)
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		rb_ndp_io_free_cache(&d->queues[i]);
 		free(d->queues[i].reqs);
+		pthread_mutex_destroy(&d->queues[i].log_limit.lock);
 	}
 	rb_ndp_table_free(d->progs);
 	if (d->qos)

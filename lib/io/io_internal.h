@@ -4,6 +4,7 @@
 #define ROSEN_IO_INTERNAL_H
 
 #include <rosen/io.h>
+#include <rosen/log.h>
 #include <rosen/ndp.h>
 #include <rosen/qos.h>
 
@@ -102,9 +103,7 @@ struct rb_io_queue {
 	unsigned n_reqs;
 	struct rb_io_req *free;
 	/* Guest-triggered log lines are rate-limited per queue. */
-	uint64_t log_window_start_us;
-	unsigned log_lines;
-	unsigned log_suppressed;
+	struct rb_log_limit log_limit;
 };
 
 struct rb_disk {

@@ -30,23 +30,11 @@ uint64_t rb_io_now_us(void)
 
 void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
 {
-	uint64_t now = rb_io_now_us();
 	char msg[512];
 	va_list ap;
 
-	if (now - q->log_window_start_us >= 1000000u) {
-		if (q->log_suppressed)
-			rb_warn(q->disk->name, "queue %u: %u more such messages suppressed",
-				q->index, q->log_suppressed);
-		q->log_window_start_us = now;
-		q->log_lines = 0;
-		q->log_suppressed = 0;
-	}
-	if (q->log_lines >= RB_IO_LOG_BURST) {
-		q->log_suppressed++;
+	if (!rb_log_limit(&q->log_limit, RB_IO_LOG_BURST, q->disk->name))
 		return;
-	}
-	q->log_lines++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
