@@ -273,6 +273,15 @@ struct rb_load_job {
 int rb_loader_new(unsigned max_jobs, struct rb_loader **out, char *err, size_t errlen);
 /* Joins the thread; every queue must be stopped (nothing queued). */
 void rb_loader_free(struct rb_loader *l);
+/*
+ * The submitter's io_uring read of job->efd completed: call this before
+ * touching the job.  The loader answers jobs under its lock, so taking it
+ * orders the loader's writes (and its write to efd, which the submitter
+ * then closes) before the submitter's reads: a happens-before that
+ * ThreadSanitizer can see, where an eventfd read through io_uring is
+ * invisible to it.  Costs one uncontended lock per LOAD.
+ */
+void rb_loader_sync(struct rb_loader *l);
 /* Queues a job: 0, or -EAGAIN when max_jobs are queued or running. */
 int rb_loader_submit(struct rb_loader *l, struct rb_load_job *j);
 /* Answers `owner`'s jobs still waiting (LIMIT, "the queue stopped") on the

@@ -142,9 +142,10 @@ static void load_free(struct rb_io_load *l)
 void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res)
 {
 	struct rb_io_load *l = req->load;
+
+	rb_loader_sync(w->pool->loader);
 	struct rb_ndp_load_result r = {.status = l->job.status, .handle = l->job.handle};
 
-	(void)w;
 	(void)res; /* the eventfd read cannot fail short of a bug */
 	req->load = NULL;
 	atomic_fetch_sub(&req->q->disk->loads_pending, 1);
