@@ -111,6 +111,19 @@ if [ -x build-fuzz/tests/fuzz/fuzz_verifier ]; then
   run_suite "build-fuzz: fuzz smoke (tests/fuzz/run.sh --smoke)" tests/fuzz/run.sh --smoke build-fuzz
 fi
 
+# ThreadSanitizer: the unit tests that start threads and the threaded
+# stress test, when the tsan build exists (scripts/build.sh tsan).  A
+# report fails the suite (TSan exits 66 after reporting).
+if [ -x build-tsan/app/rosenbridged/rosenbridged ]; then
+  echo "== build-tsan"
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}
+  for t in test_io test_io_loader test_qos test_vhost test_guest; do
+    [ -x "build-tsan/tests/unit/$t" ] && run_suite "build-tsan: unit/$t" "build-tsan/tests/unit/$t"
+  done
+  run_suite "build-tsan: threaded stress (workers, loader, reconnects, SIGHUP)" \
+    python3 tests/tsan/stress.py --build build-tsan --seconds 20
+fi
+
 echo
 if [ ${#failed_suites[@]} -ne 0 ]; then
   echo "failing suites: ${failed_suites[*]}"
