@@ -84,6 +84,11 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: ndp fairness (program CPU, drains)" \
     python3 tests/vhost/test_ndp_fairness.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  # (The allocation-failure injector is an LD_PRELOAD: the plain build only.)
+  if [ -f "$dir/tests/failalloc.so" ]; then
+    run_suite "$kind: memory pressure (mmap and allocations failing)" \
+      python3 tests/fault/test_memory_pressure.py --build "$dir"
+  fi
   run_suite "$kind: guest memory that shrinks (sealing, SIGBUS confined)" \
     python3 tests/vhost/test_guest_memory.py --daemon "$dir/app/rosenbridged/rosenbridged"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \

@@ -47,6 +47,7 @@ struct rb_vhost_server {
 	struct rb_vhost_mem mem;
 	struct vring_state vr[RB_VHOST_MAX_QUEUES];
 	atomic_bool mem_faulted; /* set by the SIGBUS handler (sigbus.c) */
+	struct msg *msg; /* the one message being served: no allocation per message */
 };
 
 struct msg {
@@ -559,16 +560,11 @@ bool rb_vhost_server_check_memory(struct rb_vhost_server *s)
 
 static void serve_one(struct rb_vhost_server *s)
 {
-	struct msg *m;
+	struct msg *m = s->msg;
 	int rc;
 
 	if (rb_vhost_server_check_memory(s))
 		return;
-	m = malloc(sizeof(*m));
-	if (!m) {
-		rb_err(s->name, "out of memory");
-		return;
-	}
 	rc = recv_msg(s, m);
 	if (rc == 0) {
 		rb_debug(s->name, "request %u size %u fds %u", m->hdr.request, m->hdr.size, m->nfds);
@@ -585,7 +581,6 @@ static void serve_one(struct rb_vhost_server *s)
 		}
 	}
 	close_msg_fds(m);
-	free(m);
 	if (rc < 0 && rc != -EAGAIN) {
 		if (rc == -ECONNRESET)
 			rb_info(s->name, "frontend disconnected");
@@ -672,8 +667,12 @@ int rb_vhost_server_new(const char *path, const struct rb_vhost_dev_ops *ops, vo
 	if (!s)
 		return -ENOMEM;
 	s->path = strdup(path);
-	if (!s->path) {
+	s->msg = malloc(sizeof(*s->msg));
+	if (!s->path || !s->msg) {
+		free(s->path);
+		free(s->msg);
 		free(s);
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	snprintf(s->name, sizeof(s->name), "%s", name ? name : "vhost");
@@ -683,6 +682,7 @@ int rb_vhost_server_new(const char *path, const struct rb_vhost_dev_ops *ops, vo
 	if (s->nqueues == 0 || s->nqueues > RB_VHOST_MAX_QUEUES) {
 		rb_vhost_errf(err, errlen, "%u queues (must be 1..%u)", s->nqueues, RB_VHOST_MAX_QUEUES);
 		free(s->path);
+		free(s->msg);
 		free(s);
 		return -EINVAL;
 	}
@@ -692,6 +692,7 @@ int rb_vhost_server_new(const char *path, const struct rb_vhost_dev_ops *ops, vo
 	rc = make_listener(path, &s->listen_fd, err, errlen);
 	if (rc) {
 		free(s->path);
+		free(s->msg);
 		free(s);
 		return rc;
 	}
@@ -708,6 +709,7 @@ void rb_vhost_server_free(struct rb_vhost_server *s)
 	close_fd(&s->listen_fd);
 	unlink(s->path);
 	free(s->path);
+	free(s->msg);
 	free(s);
 }
 
