@@ -44,6 +44,8 @@ struct config {
 	unsigned stats_interval; /* seconds; 0: counters at shutdown only */
 	unsigned worker_depth;   /* 0: no limit */
 	unsigned io_timeout;     /* seconds; 0: never cancel */
+	bool allow_unsealed_memory;
+	unsigned ndp_inflight;   /* per queue; 0: the default */
 };
 
 static void usage(FILE *f)
@@ -102,6 +104,16 @@ static void usage(FILE *f)
 		"  --stats-interval S     log every disk's counters every S seconds (I/Os by\n"
 		"                         path: guest / programs; throttling: waits, bucket\n"
 		"                         levels); without it they are logged at shutdown\n"
+		"  --ndp-inflight N       NDP requests (READ_ND/WRITE_ND) in flight per queue,\n"
+		"                         1..%u (default %u); each holds ~%u KiB while it\n"
+		"                         runs, freed when the frontend goes; more wait in\n"
+		"                         the ring\n"
+		"  --allow-unsealed-memory\n"
+		"                         accept guest memory that is not a sealable memfd\n"
+		"                         (hugetlbfs, /dev/shm files). A frontend could shrink\n"
+		"                         it under the daemon; the fault is then confined to\n"
+		"                         that VM (its memory reads as zeros, it is\n"
+		"                         disconnected). Without it such memory is refused\n"
 		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
 		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
@@ -114,7 +126,7 @@ static void usage(FILE *f)
 		"    -device vhost-user-blk-pci,chardev=c0,num-queues=2\n"
 		"\n"
 		"SIGINT/SIGTERM: in-flight I/O completes, sockets are removed, exit 0.\n",
-		RB_IO_MAX_WORKERS, 1000u);
+		RB_IO_MAX_WORKERS, 1000u, RB_IO_NDP_INFLIGHT_MAX, RB_IO_NDP_INFLIGHT, 28u);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -212,6 +224,12 @@ static int parse_args(int argc, char **argv, struct config *c)
 			if (parse_uint("--stats-interval", v, 1, 86400, &c->stats_interval))
 				return -1;
 			i++;
+		} else if (!strcmp(a, "--ndp-inflight")) {
+			if (parse_uint("--ndp-inflight", v, 1, RB_IO_NDP_INFLIGHT_MAX, &c->ndp_inflight))
+				return -1;
+			i++;
+		} else if (!strcmp(a, "--allow-unsealed-memory")) {
+			c->allow_unsealed_memory = true;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
 			c->uncharged_program_io = true;
 		} else if (!strcmp(a, "--workers")) {
@@ -401,6 +419,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (cfg.allow_unsealed_memory) {
+		if (rb_vhost_allow_unsealed_memory(err, sizeof(err))) {
+			rb_err("rosenbridged", "%s", err);
+			goto out;
+		}
+		rb_warn("rosenbridged", "--allow-unsealed-memory: guest memory that can shrink is accepted; a VM that shrinks it is disconnected");
+	}
 	qos = rb_qos_registry_new();
 	if (!qos) {
 		rb_err("rosenbridged", "out of memory");
@@ -417,7 +442,8 @@ int main(int argc, char **argv)
 		struct rb_device_opts o = {
 			.disk = {.path = a->disk, .readonly = a->readonly, .cache = a->cache,
 				 .queues = a->queues, .qos = qos, .throttle = &a->throttle,
-				 .uncharged_program_io = cfg.uncharged_program_io},
+				 .uncharged_program_io = cfg.uncharged_program_io,
+				 .ndp_inflight = cfg.ndp_inflight},
 			.socket = a->socket,
 		};
 		snprintf(o.name, sizeof(o.name), "vm%u", i);
@@ -433,10 +459,18 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		struct pollfd pfd[MAX_DISKS + 1];
+		/* A VM whose memory shrank is noticed within a second even if
+		 * its frontend sends nothing (before the poll set is built: it
+		 * closes that VM's connection). */
+		if (cfg.allow_unsealed_memory)
+			for (unsigned i = 0; i < ndevs; i++)
+				rb_device_check_memory(devs[i]);
 		pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (unsigned i = 0; i < ndevs; i++)
 			pfd[i + 1] = (struct pollfd){.fd = rb_device_poll_fd(devs[i]), .events = POLLIN};
 		int timeout = -1;
+		if (cfg.allow_unsealed_memory)
+			timeout = 1000;
 		if (cfg.stats_interval) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -448,7 +482,9 @@ int main(int argc, char **argv)
 					rb_device_log_stats(devs[i], "so far:");
 				next_stats_ms = now_ms + cfg.stats_interval * 1000ull;
 			}
-			timeout = (int)(next_stats_ms - now_ms);
+			int t = (int)(next_stats_ms - now_ms);
+			if (timeout < 0 || t < timeout)
+				timeout = t;
 		}
 		int n = poll(pfd, ndevs + 1, timeout);
 		if (n < 0 && errno == EINTR)

@@ -79,7 +79,13 @@ struct rb_disk_opts {
 	/* The fairness experiment only (bench/fairness): program hops are not
 	 * charged, as if throttling saw only the guest's requests. */
 	bool uncharged_program_io;
+	/* NDP requests (READ_ND/WRITE_ND) in flight per queue, each holding
+	 * ~28 KiB of state; more wait in the ring.  0: RB_IO_NDP_INFLIGHT. */
+	unsigned ndp_inflight;
 };
+
+#define RB_IO_NDP_INFLIGHT 64u      /* default NDP requests in flight per queue */
+#define RB_IO_NDP_INFLIGHT_MAX 4096u
 
 /* Per-VM state: the disk, its queues, their requests. */
 struct rb_disk;

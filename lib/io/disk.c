@@ -138,6 +138,9 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 	}
 
 	d->uncharged_program_io = o->uncharged_program_io;
+	d->ndp_inflight = o->ndp_inflight ? o->ndp_inflight : RB_IO_NDP_INFLIGHT;
+	if (d->ndp_inflight > RB_IO_NDP_INFLIGHT_MAX)
+		d->ndp_inflight = RB_IO_NDP_INFLIGHT_MAX;
 	/* Every disk is in a throttle group (its own, named after it, unless
 	 * it names one), limits or not, so limits can be given at run time;
 	 * a group without any costs the I/O path one relaxed load. */
@@ -164,6 +167,7 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		q->disk = d;
 		q->index = i;
 		q->kick_fd = q->call_fd = -1;
+		pthread_mutex_init(&q->log_limit.lock, NULL);
 		q->worker = rb_workers_pick(workers);
 	}
 	rb_info(d->name, "disk %s: %llu sectors (%llu MiB), %s, %s, %u queue%s", o->path,
@@ -182,6 +186,7 @@ void rb_disk_free(struct rb_disk *d)
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		rb_ndp_io_free_cache(&d->queues[i]);
 		free(d->queues[i].reqs);
+		pthread_mutex_destroy(&d->queues[i].log_limit.lock);
 	}
 	rb_ndp_table_free(d->progs);
 	if (d->qos)
@@ -287,11 +292,10 @@ uint16_t rb_disk_queue_stop(struct rb_disk *d, unsigned qi)
 	if (!q->active)
 		return q->vq.last_avail;
 	rb_io_queue_detach(q);
-	/* Drained: nothing of the queue's requests is in flight.  Their
-	 * slots and NDP state (~32 KiB a slot that carried a READ_ND) go
-	 * now, not with the disk: a frontend that leaves, or vanishes,
-	 * leaves nothing behind.  The next start allocates them again. */
-	rb_ndp_io_free_cache(q);
+	/* Drained (and its NDP pool freed): nothing of the queue's requests
+	 * is in flight.  Their slots (~4.5 KiB each: a 32768-entry ring holds
+	 * 150 MiB) go now, not with the disk: a frontend that leaves, or
+	 * vanishes, leaves nothing behind.  The next start allocates them. */
 	free(q->reqs);
 	q->reqs = NULL;
 	q->n_reqs = 0;

@@ -4,6 +4,7 @@
 #define ROSEN_IO_INTERNAL_H
 
 #include <rosen/io.h>
+#include <rosen/log.h>
 #include <rosen/ndp.h>
 #include <rosen/qos.h>
 
@@ -74,9 +75,6 @@ struct rb_io_req {
 	uint64_t expected; /* bytes the storage I/O must transfer */
 	struct rb_io_ndp *ndp; /* NULL for virtio-blk requests */
 	struct rb_io_load *load; /* an NDP LOAD queued for or on the loader */
-	/* NDP state kept for this slot across requests (allocated on first
-	 * use; it only ever holds this queue's, this VM's, data). */
-	struct rb_io_ndp *ndp_cache;
 	/* Its queue's deferred NDP chains (FIFO): a round of I/O done, the
 	 * program not run yet because the queue had no credit left. */
 	struct rb_io_req *next_deferred;
@@ -131,6 +129,13 @@ struct rb_io_queue {
 	 * waits, no new request is taken from the ring (they wait there). */
 	struct rb_io_req *park_head, *park_tail;
 	struct rb_io_req *defer_head, *defer_tail;
+	/* NDP state: at most disk->ndp_inflight per queue, kept in a pool
+	 * for reuse (it only ever holds this queue's, this VM's, data) and
+	 * freed when the queue stops; READ_NDs/WRITE_NDs that find none wait
+	 * here, oldest first (linked by park_next), and the ring behind them. */
+	struct rb_io_ndp *ndp_pool;
+	unsigned ndp_allocated;
+	struct rb_io_req *nwait_head, *nwait_tail;
 	struct rb_io_req *reqs;
 	unsigned n_reqs;
 	struct rb_io_req *free;
@@ -144,9 +149,7 @@ struct rb_io_queue {
 	struct rb_io_req *fl_ready_head, *fl_ready_tail;
 	struct rb_io_req *fl_leader, *fl_riders;
 	/* Guest-triggered log lines are rate-limited per queue. */
-	uint64_t log_window_start_us;
-	unsigned log_lines;
-	unsigned log_suppressed;
+	struct rb_log_limit log_limit;
 };
 
 struct rb_disk {
@@ -163,6 +166,7 @@ struct rb_disk {
 	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
 	struct rb_qos_disk *qos;    /* its throttle group; NULL: unlimited */
 	bool uncharged_program_io;  /* experiment only: program hops are free */
+	unsigned ndp_inflight;      /* NDP states per queue (rb_disk_opts) */
 	_Atomic uint64_t st_guest_ios, st_prog_ios, st_prog_bytes;
 	/* LOADs of this VM queued for or running on the loader: capped at
 	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
@@ -331,7 +335,12 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 unsigned rb_ndp_io_run_deferred(struct rb_worker *w, struct rb_io_queue *q);
 /* Ends q's deferred NDP chains (the queue is stopping): IO_ERROR. */
 void rb_ndp_io_stop_deferred(struct rb_worker *w, struct rb_io_queue *q);
-/* Frees the NDP state cached in a queue's request slots. */
+/* Starts q's requests waiting for NDP state while the pool has some;
+ * returns how many. */
+unsigned rb_ndp_io_run_waiting(struct rb_worker *w, struct rb_io_queue *q);
+/* Ends q's requests waiting for NDP state (the queue is stopping): IOERR. */
+void rb_ndp_io_stop_waiting(struct rb_io_queue *q);
+/* Frees q's pool of NDP state (nothing of the queue in flight). */
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
 /* Gives a request back to the ring (used length) and frees it. */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
@@ -365,6 +374,15 @@ struct rb_load_job {
 int rb_loader_new(unsigned max_jobs, struct rb_loader **out, char *err, size_t errlen);
 /* Joins the thread; every queue must be stopped (nothing queued). */
 void rb_loader_free(struct rb_loader *l);
+/*
+ * The submitter's io_uring read of job->efd completed: call this before
+ * touching the job.  The loader answers jobs under its lock, so taking it
+ * orders the loader's writes (and its write to efd, which the submitter
+ * then closes) before the submitter's reads: a happens-before that
+ * ThreadSanitizer can see, where an eventfd read through io_uring is
+ * invisible to it.  Costs one uncontended lock per LOAD.
+ */
+void rb_loader_sync(struct rb_loader *l);
 /* Queues a job: 0, or -EAGAIN when max_jobs are queued or running. */
 int rb_loader_submit(struct rb_loader *l, struct rb_load_job *j);
 /* Answers `owner`'s jobs still waiting (LIMIT, "the queue stopped") on the

@@ -30,22 +30,10 @@ uint64_t rb_io_now_us(void)
 
 static void queue_vlog(struct rb_io_queue *q, enum rb_log_level level, const char *fmt, va_list ap)
 {
-	uint64_t now = rb_io_now_us();
 	char msg[512];
 
-	if (now - q->log_window_start_us >= 1000000u) {
-		if (q->log_suppressed)
-			rb_warn(q->disk->name, "queue %u: %u more such messages suppressed",
-				q->index, q->log_suppressed);
-		q->log_window_start_us = now;
-		q->log_lines = 0;
-		q->log_suppressed = 0;
-	}
-	if (q->log_lines >= RB_IO_LOG_BURST) {
-		q->log_suppressed++;
+	if (!rb_log_limit(&q->log_limit, RB_IO_LOG_BURST, q->disk->name))
 		return;
-	}
-	q->log_lines++;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	rb_log(level, q->disk->name, "queue %u: %s", q->index, msg);
 }
@@ -75,7 +63,7 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 	unsigned n = 0;
 	char err[256];
 
-	if (q->stopping || q->vq.broken || q->park_head)
+	if (q->stopping || q->vq.broken || q->park_head || q->nwait_head)
 		return 0; /* parked steps first: new requests wait in the ring */
 	/* A queue whose programs used up its credit this round takes no new
 	 * requests either (an sq hook runs at the start of a request); they
@@ -249,6 +237,8 @@ static void *worker_main(void *arg)
 			}
 			if (q->defer_head)
 				work += rb_ndp_io_run_deferred(w, q);
+			if (q->nwait_head)
+				work += rb_ndp_io_run_waiting(w, q);
 			work += poll_queue(w, q);
 		}
 		if (w->sq_pending) {
@@ -480,6 +470,7 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 	/* Chains waiting for program CPU end now; those with I/O in flight
 	 * end when it completes (ndp_io.c), without running again. */
 	rb_ndp_io_stop_deferred(w, q);
+	rb_ndp_io_stop_waiting(q);
 	if (q->inflight) {
 		/* LOADs still waiting for the loader are answered now; the
 		 * drain then waits for at most the one being verified. */
@@ -499,6 +490,9 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 		eventfd_write(q->call_fd, 1);
 	q->need_notify = false;
 	q->active = false;
+	/* Nothing of the queue is in flight: its NDP state goes (a ring
+	 * that once carried thousands of READ_NDs keeps nothing). */
+	rb_ndp_io_free_cache(q);
 	return true;
 }
 
