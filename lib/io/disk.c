@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +48,31 @@ static void make_serial(struct rb_disk *d)
 	size_t n = strlen(base);
 	memset(d->serial, 0, sizeof(d->serial));
 	memcpy(d->serial, base, n < sizeof(d->serial) ? n : sizeof(d->serial));
+}
+
+/* A queue's request slots have pages of their own (zeroed), so stopping
+ * the queue gives them back to the system, not to the heap. */
+static int reqs_alloc(struct rb_io_queue *q, unsigned n)
+{
+	void *p = mmap(NULL, (size_t)n * sizeof(*q->reqs), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		q->reqs = NULL;
+		q->n_reqs = 0;
+		return -ENOMEM;
+	}
+	q->reqs = p;
+	q->n_reqs = n;
+	return 0;
+}
+
+static void reqs_free(struct rb_io_queue *q)
+{
+	if (q->reqs)
+		munmap(q->reqs, (size_t)q->n_reqs * sizeof(*q->reqs));
+	q->reqs = NULL;
+	q->n_reqs = 0;
 }
 
 int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struct rb_disk **out,
@@ -185,7 +211,7 @@ void rb_disk_free(struct rb_disk *d)
 		return;
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		rb_ndp_io_free_cache(&d->queues[i]);
-		free(d->queues[i].reqs);
+		reqs_free(&d->queues[i]);
 		pthread_mutex_destroy(&d->queues[i].log_limit.lock);
 	}
 	rb_ndp_table_free(d->progs);
@@ -252,13 +278,9 @@ int rb_disk_queue_start(struct rb_disk *d, unsigned qi, const struct rb_virtq *v
 		return -EBUSY;
 	if (q->n_reqs != vq->size) {
 		rb_ndp_io_free_cache(q);
-		free(q->reqs);
-		q->reqs = calloc(vq->size, sizeof(*q->reqs));
-		if (!q->reqs) {
-			q->n_reqs = 0;
+		reqs_free(q);
+		if (reqs_alloc(q, vq->size))
 			return -ENOMEM;
-		}
-		q->n_reqs = vq->size;
 	}
 	q->free = NULL;
 	for (unsigned i = 0; i < q->n_reqs; i++) {
@@ -296,9 +318,7 @@ uint16_t rb_disk_queue_stop(struct rb_disk *d, unsigned qi)
 	 * is in flight.  Their slots (~4.5 KiB each: a 32768-entry ring holds
 	 * 150 MiB) go now, not with the disk: a frontend that leaves, or
 	 * vanishes, leaves nothing behind.  The next start allocates them. */
-	free(q->reqs);
-	q->reqs = NULL;
-	q->n_reqs = 0;
+	reqs_free(q);
 	q->free = NULL;
 	return q->vq.last_avail;
 }
