@@ -25,20 +25,26 @@ void rb_io_watch(struct rb_worker *w)
 			continue;
 		for (unsigned i = 0; i < q->n_reqs; i++) {
 			struct rb_io_req *req = &q->reqs[i];
-			if (!req->sqes || req->load || ++req->idle_s <= timeout)
+			if (!req->sqes || req->load)
 				continue;
+			if (req->idle_s < timeout) {
+				req->idle_s++;
+				continue;
+			}
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 			if (!sqe)
 				return; /* the ring is full: next second */
-			/* Every SQE of the request (an NDP round has several). */
+			/* Every SQE of the request (an NDP round has several).
+			 * Again every second while it does not end: a cancel
+			 * can miss an I/O io_uring is between two tries of. */
 			io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req, IORING_ASYNC_CANCEL_ALL);
 			io_uring_sqe_set_data(sqe, NULL);
 			w->sq_pending++;
 			w->sq_inflight++;
-			req->idle_s = 0; /* again after another timeout if it does not end */
+			if (!req->cancelled)
+				rb_io_storage_log(q, "storage I/O in flight for %u s without completing: cancelled, the request fails (is the storage stuck? --io-timeout)",
+						  timeout);
 			req->cancelled = true;
-			rb_io_storage_log(q, "storage I/O in flight for %u s without completing: cancelled, the request fails (is the storage stuck? --io-timeout)",
-					  timeout);
 		}
 	}
 }

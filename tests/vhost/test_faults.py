@@ -137,9 +137,10 @@ def still_serves(e):
 
 def chain_fails(e, nblocks=16, sector=64):
     """A cq_sum chain that must end IO_ERROR mid-chain (after a hop);
-    the daemon logs why."""
+    the daemon logs why.  (Within seconds: the watchdog, at 1 s here,
+    may be what ends it.)"""
     m = e.daemon.mark()
-    st, nst, hops, _ = run_nd(e.fe, cq_sum(e.fe, e.cq, sector, nblocks))
+    st, nst, hops, _ = run_nd(e.fe, cq_sum(e.fe, e.cq, sector, nblocks), timeout=15.0)
     check(st == vc.S_OK, "READ_ND: virtio status %d" % st)
     check(nst == vc.NDP_S_IO_ERROR, "READ_ND: %s, expected io-error" % vc.ndp_status_name(nst))
     check(0 < hops < nblocks, "the chain should end mid-way, after %d hops" % hops)
@@ -314,10 +315,12 @@ def t_fuse_eagain_forever(e):
     t0 = time.monotonic()
     r = vc.BlkReq(e.fe.mem, vc.T_IN, 8, in_len=4096)
     e.fe.submit(0, r)
-    u = e.fe.vqs[0].wait_used(1, 10.0)
-    check(u, "a read the disk answers EAGAIN forever did not complete in 10 s")
+    u = e.fe.vqs[0].wait_used(1, 15.0)
+    check(u, "a read the disk answers EAGAIN forever did not complete in 15 s")
     expect_blk(e, r.status_byte(), vc.S_IOERR, "EAGAIN forever")
-    check(time.monotonic() - t0 < 5.0, "took %.1f s" % (time.monotonic() - t0))
+    # 1-2 s of timeout, then cancels every second until one lands (a
+    # busy shared machine: up to ~5 s measured).
+    check(time.monotonic() - t0 < 10.0, "took %.1f s" % (time.monotonic() - t0))
     check(e.daemon.wait_log(r"error .*(cancelled|failed: Resource temporarily unavailable)", m),
           "no error line for the read that never completed")
     e.fuse.ctl("clear", "fail read eagain 2")
