@@ -99,6 +99,10 @@ for dir in "${dirs[@]}"; do
       python3 tests/e2e/test_guest_ndp_driver.py --build "$dir"
     run_suite "$kind: e2e (NDP on files in a QEMU guest)" \
       python3 tests/e2e/test_guest_ndp_files.py --build "$dir"
+    # Restart without loss: 10 SIGKILLs and 2 SIGTERMs of the daemon under
+    # a QEMU guest's concurrent writers (about 30 s).
+    run_suite "$kind: e2e (daemon killed under a QEMU guest)" \
+      python3 tests/e2e/test_guest_restart.py --daemon "$dir/app/rosenbridged/rosenbridged"
   fi
 done
 

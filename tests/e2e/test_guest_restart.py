@@ -50,6 +50,10 @@ CTRL = 1 * MiB            # control sector; done records follow it
 WRITERS = 4
 BASE = 4 * MiB
 REGION = 3 * MiB // 2     # per writer
+# Requests wait in the daemon for their budget, so a kill nearly always
+# finds some in flight (a TCG guest is otherwise much slower than the
+# daemon, which would sit idle at most kills).
+THROTTLE = "bps-total=12000000"
 RESTARTCHECK_SRC = os.path.join(HERE, "guest", "restartcheck.c")
 
 results = []
@@ -89,7 +93,7 @@ class Daemon:
         self.log = os.path.join(self.tmp, "daemon-%02d.log" % self.n)
         with open(self.log, "w") as f:
             self.proc = subprocess.Popen([self.path, "--disk", self.image, "--socket", self.sock,
-                                          "--queues", "2"], stdin=subprocess.DEVNULL, stdout=f,
+                                          "--queues", "2", "--throttle", THROTTLE], stdin=subprocess.DEVNULL, stdout=f,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
