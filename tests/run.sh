@@ -78,6 +78,8 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: vhost ndp bad input (hostile frontend)" \
     python3 tests/vhost/test_ndp_bad_input.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  run_suite "$kind: vhost inflight tracking (restart without loss, hostile areas)" \
+    python3 tests/vhost/test_inflight.py --daemon "$dir/app/rosenbridged/rosenbridged"
   run_suite "$kind: ndp LOAD queue (loader thread, limits)" \
     python3 tests/vhost/test_ndp_load_queue.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
