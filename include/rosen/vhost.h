@@ -264,6 +264,16 @@ int rb_vhost_client_request(struct rb_vhost_client *c, uint32_t request, const v
 			    uint32_t size, const int *fds, unsigned nfds, void *reply,
 			    uint32_t reply_size, bool need_ack, char *err, size_t errlen);
 
+/* Sends a request without fds and reads a reply of exactly reply_size
+ * bytes and at most one fd (-1 when none came): GET_INFLIGHT_FD. */
+int rb_vhost_client_request_fd(struct rb_vhost_client *c, uint32_t request, const void *payload,
+			       uint32_t size, void *reply, uint32_t reply_size, int *reply_fd,
+			       char *err, size_t errlen);
+
+/* True when the backend closed the connection (it is gone: crashed,
+ * killed or stopped).  Does not block. */
+bool rb_vhost_client_hung_up(const struct rb_vhost_client *c);
+
 #ifdef __cplusplus
 }
 #endif

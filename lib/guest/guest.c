@@ -380,6 +380,19 @@ int rb_guest_submit(struct rb_guest_dev *d, unsigned qi, enum rb_guest_op op, vo
 	return 0;
 }
 
+int rb_guest_check(struct rb_guest_dev *d, unsigned qi, bool now)
+{
+	struct rb_guest_queue *q = &d->q[qi];
+
+	if (!d->t->check)
+		return 0;
+	uint64_t t = now_ms();
+	if (!now && t - q->checked_ms < RB_GUEST_CHECK_MS)
+		return 0;
+	q->checked_ms = t;
+	return d->t->check(d);
+}
+
 void rb_guest_kick_if_needed(struct rb_guest_dev *d, unsigned qi)
 {
 	struct rb_guest_queue *q = &d->q[qi];
@@ -433,6 +446,13 @@ int rb_guest_poll(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 		q->inflight--;
 		n++;
 	}
+	/* An application that only polls learns of a backend gone away here
+	 * too (a cheap clock read every 1024 empty polls). */
+	if (n == 0 && q->inflight && ++q->empty_polls % 1024 == 0) {
+		rc = rb_guest_check(d, qi, false);
+		if (rc)
+			return rc;
+	}
 	return (int)n;
 }
 
@@ -468,16 +488,25 @@ int rb_guest_wait(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 			uint64_t now = now_ms();
 			if (now >= deadline)
 				break;
-			int left = deadline == UINT64_MAX ? -1 : (int)(deadline - now);
+			/* Sleep in slices: a backend that died sends no call. */
+			int left = deadline - now > RB_GUEST_CHECK_MS ? RB_GUEST_CHECK_MS
+								      : (int)(deadline - now);
 			int rc = d->t->wait(d, qi, left);
 			if (rc == -ENOTSUP)
 				can_sleep = false;
 			else if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
 				return rc;
+			if (rc == -ETIMEDOUT && (rc = rb_guest_check(d, qi, false)))
+				return rc;
 			continue;
 		}
-		if (++spins % 1024 == 0 && now_ms() >= deadline)
-			break;
+		if (++spins % 1024 == 0) {
+			if (now_ms() >= deadline)
+				break;
+			int rc = rb_guest_check(d, qi, false);
+			if (rc)
+				return rc;
+		}
 	}
 	rb_guest_seterr("queue %u: no completion within %d ms", qi, timeout_ms);
 	return -ETIMEDOUT;

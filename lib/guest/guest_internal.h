@@ -48,7 +48,13 @@ struct rb_guest_queue {
 	int kick_fd;                 /* vhost-user: eventfd (-1: none) */
 	int call_fd;                 /* vhost-user: eventfd (-1: none) */
 	volatile uint16_t *notify;   /* pci: queue notify register */
+	/* rb_guest_poll() finding nothing with requests in flight: when it
+	 * last asked the transport whether the device is still there. */
+	unsigned empty_polls;
+	uint64_t checked_ms;
 };
+
+#define RB_GUEST_CHECK_MS 100
 
 struct rb_guest_dev;
 
@@ -93,6 +99,12 @@ struct rb_guest_transport {
 	/* Device address of [p, p+len) in DMA memory, or UINT64_MAX when the
 	 * range is not DMA memory or not contiguous for the device. */
 	uint64_t (*dma_addr)(struct rb_guest_dev *dev, const void *p, size_t len);
+	/* NULL, or: is the device still there?  Called while waiting for
+	 * completions that do not come (every RB_GUEST_CHECK_MS).  0: it is
+	 * (or it went away and the transport set it up again: requests in
+	 * flight complete from the new backend); -errno: gone for good (the
+	 * message says why).  Safe from several queues' threads at once. */
+	int (*check)(struct rb_guest_dev *dev);
 	/* NULL, or the request layer of a kernel-driven device (open then
 	 * only fills cfg, features, nq, ndp and the DMA memory). */
 	const struct rb_guest_direct *direct;
@@ -139,6 +151,9 @@ void rb_guest_dma_fini(struct rb_guest_dev *dev);
 int rb_guest_queues_alloc(struct rb_guest_dev *dev);
 void rb_guest_queues_free(struct rb_guest_dev *dev);
 
+/* guest.c: asks the transport whether the device is still there (at most
+ * every RB_GUEST_CHECK_MS per queue); 0, or -errno when it is gone. */
+int rb_guest_check(struct rb_guest_dev *dev, unsigned q, bool now);
 /* guest.c: kicks queue q if the notification mode and the device want it. */
 void rb_guest_kick_if_needed(struct rb_guest_dev *dev, unsigned q);
 /* ndp.c: finishes an asynchronous NDP request: copies results back to the

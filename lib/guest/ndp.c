@@ -68,6 +68,10 @@ static int raw_sync(struct rb_guest_dev *d, unsigned qi, const struct rb_virtq_b
 						timeout_ms);
 				return -ETIMEDOUT;
 			}
+			/* The backend may have gone away: the transport sets the
+			 * next one up and the request is resubmitted there. */
+			if ((rc = rb_guest_check(d, qi, false)))
+				return rc;
 		}
 	}
 }

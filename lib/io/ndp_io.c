@@ -413,7 +413,8 @@ static void do_unreg_file(struct rb_io_req *req)
 	rb_iov_gather(c->iov, c->n_read, 16, &u, sizeof(u));
 	st = rb_ndp_unreg_file(req->q->disk->progs, u.key);
 	if (st != RB_NDP_S_OK)
-		rb_io_guest_log(req->q, "UNREG_FILE: no file with key %u on this disk", u.key);
+		rb_io_guest_log(req->q, "UNREG_FILE: no file with key %u on this disk%s", u.key,
+				st == RB_NDP_S_STATE_LOST ? " (a key from before the daemon restarted)" : "");
 	rb_iov_scatter(w, nw, 0, &st, sizeof(st));
 	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(st) + 1);
 }
@@ -580,8 +581,12 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 	struct rb_ndp_exec *x = &n->x;
 	x->prog = rb_ndp_acquire(d->progs, n->r.io.handle);
 	if (!x->prog) {
-		x->status = RB_NDP_S_NO_PROGRAM;
-		snprintf(x->msg, sizeof(x->msg), "no program with handle %u on this disk", n->r.io.handle);
+		x->status = rb_ndp_missing(n->r.io.handle, RB_NDP_S_NO_PROGRAM);
+		snprintf(x->msg, sizeof(x->msg),
+			 x->status == RB_NDP_S_STATE_LOST
+				 ? "handle %u is from before the daemon restarted: its program is gone (load it again)"
+				 : "no program with handle %u on this disk",
+			 n->r.io.handle);
 		nd_complete(req);
 		return;
 	}
@@ -590,9 +595,11 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 		 * (another queue) does not free the map under it. */
 		x->file = rb_ndp_file_acquire(d->progs, n->r.io.file_key);
 		if (!x->file) {
-			x->status = RB_NDP_S_NO_PROGRAM;
+			x->status = rb_ndp_missing(n->r.io.file_key, RB_NDP_S_NO_PROGRAM);
 			snprintf(x->msg, sizeof(x->msg),
-				 "no file with key %u on this disk (never registered, unregistered, or another VM's)",
+				 x->status == RB_NDP_S_STATE_LOST
+					 ? "file key %u is from before the daemon restarted: its map is gone (register it again)"
+					 : "no file with key %u on this disk (never registered, unregistered, or another VM's)",
 				 n->r.io.file_key);
 			nd_complete(req);
 			return;

@@ -939,7 +939,7 @@ NDP_T_UNREG_MEM = NDP_T_BASE + 7
 NDP_T_REG_FILE = NDP_T_BASE + 8
 NDP_T_UNREG_FILE = NDP_T_BASE + 9
 NDP_MAGIC = 0x5044534E
-NDP_VERSION = 2
+NDP_VERSION = 3
 
 NDP_PROG_SQ = 1
 NDP_PROG_CQ = 2
@@ -974,9 +974,10 @@ NDP_S_WRONG_TYPE = 10
 NDP_S_NO_MEMORY = 11
 NDP_S_READ_ONLY = 12
 NDP_S_STALE_LAYOUT = 13
+NDP_S_STATE_LOST = 14
 NDP_STATUS_NAMES = ("ok", "bad-request", "no-program", "hop-limit", "budget", "fault",
                     "io-error", "out-of-range", "rejected", "limit", "wrong-type", "no-memory",
-                    "read-only", "stale-layout")
+                    "read-only", "stale-layout", "state-lost")
 
 NDP_PROBE = struct.Struct("<12I16x")       # magic version max_programs max_elf_bytes
                                            # max_meta max_scratch max_data max_hops prog_types
