@@ -284,6 +284,7 @@ void rb_guest_close(struct rb_guest_dev *d)
 				break;
 	}
 	d->t->close(d);
+	rb_guest_ndp_state_free(d);
 	free(d);
 }
 
@@ -433,6 +434,10 @@ int rb_guest_poll(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 		if (req->nd) {
 			cpl[n].status = rb_guest_nd_finish(d, req, &len);
 			cpl[n].len = len;
+			if (cpl[n].status == -ESTALE) { /* the device restarted */
+				rb_guest_nd_park(d, qi, req);
+				continue;
+			}
 		} else {
 			uint8_t st = __atomic_load_n(&req->dma->status, __ATOMIC_ACQUIRE);
 			cpl[n].status = st == RB_VIRTIO_BLK_S_OK ? 0
@@ -446,6 +451,8 @@ int rb_guest_poll(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 		q->inflight--;
 		n++;
 	}
+	if (q->retry && (rc = rb_guest_nd_retry(d, qi)) && rc != -EAGAIN && n == 0)
+		return rc;
 	/* An application that only polls learns of a backend gone away here
 	 * too (a cheap clock read every 1024 empty polls). */
 	if (n == 0 && q->inflight && ++q->empty_polls % 1024 == 0) {

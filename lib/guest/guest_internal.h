@@ -52,6 +52,10 @@ struct rb_guest_queue {
 	 * last asked the transport whether the device is still there. */
 	unsigned empty_polls;
 	uint64_t checked_ms;
+	/* NDP requests answered STATE_LOST, off the ring, to be sent again
+	 * once programs are restored (ndp.c); counted in inflight. */
+	struct rb_guest_req *retry;
+	unsigned n_retry;
 };
 
 #define RB_GUEST_CHECK_MS 100
@@ -121,6 +125,7 @@ struct rb_guest_dev {
 	uint16_t qsize;
 	bool ndp;
 	uint32_t ndp_caps; /* PROBE's RB_NDP_CAP_* (kernel: from the driver's INFO) */
+	struct rb_guest_ndp_state *ndps; /* ndp_state.c: what to restore */
 	/* DMA memory: [dma_base, dma_base + dma_size), 4 KiB pages. */
 	uint8_t *dma_base;
 	size_t dma_size;
@@ -162,5 +167,38 @@ int rb_guest_nd_finish(struct rb_guest_dev *dev, struct rb_guest_req *req, uint3
 
 /* ndp.c: asks the device whether it speaks virtio-ndp; sets dev->ndp. */
 int rb_guest_ndp_probe(struct rb_guest_dev *dev);
+
+/*
+ * After a device restart (STATE_LOST).  ndp.c: the requests as the device
+ * sees them (no record kept), for restores; an asynchronous request that
+ * came back STATE_LOST (rb_guest_nd_finish() returned -ESTALE) is parked
+ * with rb_guest_nd_park() and sent again by rb_guest_nd_retry() once the
+ * queue has nothing else on its ring.
+ */
+int rb_guest_ndp_send_load(struct rb_guest_dev *dev, unsigned q, const void *elf, size_t elf_len,
+			   const char *section, uint32_t prog_type, uint32_t *handle, char *log,
+			   size_t loglen);
+int rb_guest_ndp_send_reg_mem(struct rb_guest_dev *dev, unsigned q, uint64_t gpa, const void *buf,
+			      uint64_t len, uint32_t *key);
+int rb_guest_ndp_send_reg_file(struct rb_guest_dev *dev, unsigned q, const struct rb_ndp_extent *ext,
+			       unsigned n, uint64_t file_size, uint32_t *key);
+void rb_guest_nd_park(struct rb_guest_dev *dev, unsigned q, struct rb_guest_req *req);
+int rb_guest_nd_retry(struct rb_guest_dev *dev, unsigned q);
+
+/* ndp_state.c: what was loaded and registered, by the ids the application
+ * holds.  note_* records (and may change *id to one the application can
+ * tell apart); dev_* translates (forget: drops the record). */
+int rb_guest_ndp_note_prog(struct rb_guest_dev *dev, uint32_t *handle, uint32_t type,
+			   const void *elf, size_t len, const char *section);
+int rb_guest_ndp_note_mem(struct rb_guest_dev *dev, uint32_t *key, uint64_t gpa, const void *buf,
+			  uint64_t len);
+int rb_guest_ndp_note_file(struct rb_guest_dev *dev, uint32_t *key, const struct rb_ndp_extent *ext,
+			   unsigned n, uint64_t file_size);
+uint32_t rb_guest_ndp_dev_handle(struct rb_guest_dev *dev, uint32_t user, bool forget);
+uint32_t rb_guest_ndp_dev_mem(struct rb_guest_dev *dev, uint32_t user, bool forget);
+uint32_t rb_guest_ndp_dev_file(struct rb_guest_dev *dev, uint32_t user, bool forget);
+unsigned rb_guest_ndp_generation(struct rb_guest_dev *dev);
+int rb_guest_ndp_restore(struct rb_guest_dev *dev, unsigned q, unsigned gen);
+void rb_guest_ndp_state_free(struct rb_guest_dev *dev);
 
 #endif
