@@ -80,6 +80,8 @@ for dir in "${dirs[@]}"; do
       --programs "$dir/tests/programs"
   run_suite "$kind: vhost inflight tracking (restart without loss, hostile areas)" \
     python3 tests/vhost/test_inflight.py --daemon "$dir/app/rosenbridged/rosenbridged"
+  run_suite "$kind: librosen client across daemon kills (reconnect, STATE_LOST)" \
+    python3 tests/restart/test_restart_librosen.py --build "$dir"
   run_suite "$kind: ndp LOAD queue (loader thread, limits)" \
     python3 tests/vhost/test_ndp_load_queue.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"

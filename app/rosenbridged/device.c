@@ -167,6 +167,11 @@ void rb_device_log_stats(const struct rb_device *d, const char *when)
 	}
 }
 
+void rb_device_handover(struct rb_device *d)
+{
+	rb_disk_handover(d->disk);
+}
+
 void rb_device_free(struct rb_device *d)
 {
 	if (!d)

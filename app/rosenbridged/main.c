@@ -403,8 +403,12 @@ int main(int argc, char **argv)
 				rb_device_handle(devs[i]);
 	}
 out:
-	/* LOADs still waiting are answered now, not verified one by one
-	 * while the queues drain. */
+	/* A successor may take over (an upgrade, a restart): NDP requests
+	 * the shutdown cuts short, and LOADs still waiting (cancelled now,
+	 * not verified one by one while the queues drain), are left in flight
+	 * for it where the frontend keeps an inflight area. */
+	for (unsigned i = 0; i < ndevs && ret == 0; i++)
+		rb_device_handover(devs[i]);
 	rb_workers_cancel_loads(workers);
 	for (unsigned i = 0; i < ndevs; i++)
 		rb_device_free(devs[i]);

@@ -76,6 +76,10 @@ static int raw_sync(struct rb_guest_dev *d, unsigned qi, const struct rb_virtq_b
 	}
 }
 
+/* Times a READ_ND/WRITE_ND answered STATE_LOST is retried (each time
+ * after loading and registering again: each is another device restart). */
+#define ND_RETRIES 16
+
 /* A staging block: [readable rlen][writable wlen][status]. */
 struct stage {
 	uint8_t *mem;
@@ -430,8 +434,9 @@ static int send_nd(struct rb_guest_dev *d, unsigned q, bool write, const struct 
 /*
  * READ_ND / WRITE_ND, synchronous.  A device that restarted answers
  * STATE_LOST: librosen loads and registers again what it had (on this
- * queue, idle again) and retries, twice at most; the request reran from
- * its start, as the device reruns any request it had in flight.
+ * queue, idle again) and retries; the request reruns from its start, as
+ * the device reruns any request it had in flight.  A device restarted
+ * again meanwhile answers STATE_LOST again: up to ND_RETRIES times.
  */
 static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct rb_guest_nd *nd,
 		 struct rb_guest_nd_result *out)
@@ -444,7 +449,7 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 	for (int tries = 0;; tries++) {
 		unsigned gen = rb_guest_ndp_generation(d);
 		rc = send_nd(d, q, write, nd, out);
-		if (rc || out->status != RB_NDP_S_STATE_LOST || tries == 2)
+		if (rc || out->status != RB_NDP_S_STATE_LOST || tries == ND_RETRIES)
 			return rc;
 		if ((rc = rb_guest_ndp_restore(d, q, gen)))
 			return rc;
@@ -573,7 +578,7 @@ int rb_guest_nd_finish(struct rb_guest_dev *d, struct rb_guest_req *req, uint32_
 	int rc = st == RB_VIRTIO_BLK_S_OK ? 0 : st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
 
 	*len = 0;
-	if (rc == 0 && p->tries < 2) {
+	if (rc == 0 && p->tries < ND_RETRIES) {
 		struct rb_ndp_result r;
 		memcpy(&r, p->stage + p->rlen + p->wlen - sizeof(r), sizeof(r));
 		if (r.status == RB_NDP_S_STATE_LOST)
@@ -620,7 +625,7 @@ int rb_guest_nd_retry(struct rb_guest_dev *d, unsigned qi)
 		if (r->nd->gen < gen)
 			gen = r->nd->gen;
 	/* Sent again even if the restore failed: they come back STATE_LOST
-	 * and, after their second retry, go to the application so. */
+	 * and, after ND_RETRIES retries, go to the application so. */
 	rb_guest_ndp_restore(d, qi, gen);
 	q->retry = NULL;
 	q->n_retry = 0;

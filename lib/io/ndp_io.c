@@ -141,6 +141,11 @@ void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	(void)res; /* the eventfd read cannot fail short of a bug */
 	req->load = NULL;
 	atomic_fetch_sub(&req->q->disk->loads_pending, 1);
+	if (l->job.cancelled && rb_io_handing_over(req->q)) {
+		load_free(l); /* the next daemon verifies it */
+		rb_io_req_abandon(req);
+		return;
+	}
 	if (r.status != RB_NDP_S_OK)
 		r.handle = 0;
 	load_reply(req, r, l->job.log);
@@ -471,6 +476,25 @@ static void nd_complete(struct rb_io_req *req)
 
 static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req);
 
+/* The queue stops before the chain finished.  A daemon handing its disks
+ * over (rb_disk_handover) leaves it in flight for the next one, where it
+ * reruns from its start; otherwise it ends now, IO_ERROR. */
+static void nd_stopped(struct rb_io_req *req)
+{
+	if (rb_io_handing_over(req->q)) {
+		struct rb_io_ndp *n = req->ndp;
+		rb_ndp_release(n->x.prog);
+		n->x.prog = NULL;
+		rb_ndp_file_release(n->x.file);
+		n->x.file = NULL;
+		req->ndp = NULL;
+		rb_io_req_abandon(req);
+		return;
+	}
+	rb_ndp_exec_stopped(&req->ndp->x);
+	nd_complete(req);
+}
+
 /* Issues the I/Os the executor queued (one step: the request's first I/O,
  * or a hop its program asked for), after charging them to the VM's
  * throttle group; completes the request on failure. */
@@ -693,8 +717,7 @@ unsigned rb_ndp_io_run_deferred(struct rb_worker *w, struct rb_io_queue *q)
 	while (q->defer_head && q->ndp_credit > 0) {
 		struct rb_io_req *req = defer_pop(w, q);
 		if (q->stopping) {
-			rb_ndp_exec_stopped(&req->ndp->x);
-			nd_complete(req);
+			nd_stopped(req);
 		} else {
 			nd_step(w, req, req->ndp->round_res);
 		}
@@ -707,8 +730,7 @@ void rb_ndp_io_stop_deferred(struct rb_worker *w, struct rb_io_queue *q)
 {
 	while (q->defer_head) {
 		struct rb_io_req *req = defer_pop(w, q);
-		rb_ndp_exec_stopped(&req->ndp->x);
-		nd_complete(req);
+		nd_stopped(req);
 	}
 }
 
@@ -736,8 +758,7 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	/* A drain does not wait for a chain to run out of hops: it ends at
 	 * the first hop after the queue began to stop. */
 	if (req->q->stopping) {
-		rb_ndp_exec_stopped(&n->x);
-		nd_complete(req);
+		nd_stopped(req);
 		return;
 	}
 	/* No credit left this round, or older chains of the queue waiting

@@ -82,8 +82,9 @@ class ReconnectingBlk(guest.VhostBlk):
 class Daemon:
     """rosenbridged on one image and socket; each start logs to its own file."""
 
-    def __init__(self, path, image, sock, tmp):
+    def __init__(self, path, image, sock, tmp, extra=None):
         self.path, self.image, self.sock, self.tmp = path, image, sock, tmp
+        self.extra = ["--queues", "2", "--throttle", THROTTLE] if extra is None else extra
         self.proc = None
         self.n = 0
         self.log = None
@@ -92,8 +93,8 @@ class Daemon:
         self.n += 1
         self.log = os.path.join(self.tmp, "daemon-%02d.log" % self.n)
         with open(self.log, "w") as f:
-            self.proc = subprocess.Popen([self.path, "--disk", self.image, "--socket", self.sock,
-                                          "--queues", "2", "--throttle", THROTTLE], stdin=subprocess.DEVNULL, stdout=f,
+            self.proc = subprocess.Popen([self.path, "--disk", self.image, "--socket", self.sock] +
+                                         self.extra, stdin=subprocess.DEVNULL, stdout=f,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
