@@ -107,6 +107,8 @@ for dir in "${dirs[@]}"; do
     # a QEMU guest's concurrent writers (about 30 s).
     run_suite "$kind: e2e (daemon killed under a QEMU guest)" \
       python3 tests/e2e/test_guest_restart.py --daemon "$dir/app/rosenbridged/rosenbridged"
+    run_suite "$kind: e2e (virtio_ndp.ko across daemon kills)" \
+      python3 tests/e2e/test_guest_ndp_restart.py --build "$dir"
   fi
 done
 

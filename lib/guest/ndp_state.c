@@ -221,6 +221,14 @@ int rb_guest_ndp_restore(struct rb_guest_dev *d, unsigned q, unsigned gen)
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
+	/* A kernel driver counts what each open file owns: the lost ids go
+	 * first (the device answers STATE_LOST, the driver forgets them). */
+	if (d->t->direct) {
+		for (unsigned i = 0; i < s->n[MEM]; i++)
+			d->t->direct->unreg_mem(d, s->r[MEM][i].dev);
+		for (unsigned i = 0; i < s->n[PROG]; i++)
+			d->t->direct->unload(d, s->r[PROG][i].dev);
+	}
 	for (unsigned i = 0; i < s->n[MEM]; i++) {
 		struct rec *e = &s->r[MEM][i];
 		int rc = rb_guest_ndp_send_reg_mem(d, q, e->gpa, e->buf, e->len, &e->dev);

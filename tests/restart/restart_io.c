@@ -3,8 +3,13 @@
  * restart_io: a librosen client that keeps writing while rosenbridged is
  * killed and restarted under it (tests/restart/test_restart_librosen.py).
  *
- *   restart_io SOCK STOP_FILE CTRL_OFF BASE LEN WRITERS [PROGS_DIR]
+ *   restart_io SOCK|URI STOP_FILE CTRL_OFF BASE LEN WRITERS [PROGS_DIR]
  *
+ * SOCK is a vhost-user socket; a URI (kernel:/dev/virtio-ndp/vndpa, in a
+ * guest) names any librosen device.  STOP_FILE "-": stop once the sector
+ * at CTRL_OFF starts with "STOP" (what a host can write into a guest's
+ * disk image).  "restart_io: running" is printed once the program is
+ * loaded and the writers started.
  * Writer w (a thread with queue w) owns [BASE + w*LEN, +LEN), cut into
  * blocks of mixed sizes, and writes generation after generation of
  * numbered, generation-stamped blocks (tests/e2e/lib/stamp.py: the layout
@@ -62,9 +67,20 @@ static void fail(const char *fmt, ...)
 	atomic_store(&failed, 1);
 }
 
-static bool stopping(void)
+static bool kernel_uri;
+
+/* Queue q's thread: time to stop?  (The control sector is read on q.) */
+static bool stopping(unsigned q, uint8_t *sector)
 {
-	return access(stop_file, F_OK) == 0 || atomic_load(&failed);
+	if (atomic_load(&failed))
+		return true;
+	if (strcmp(stop_file, "-"))
+		return access(stop_file, F_OK) == 0;
+	if (rb_guest_read(dev, q, sector, ctrl, SECTOR)) {
+		fail("queue %u: control sector: %s", q, rb_guest_errmsg());
+		return true;
+	}
+	return !memcmp(sector, "STOP", 4);
 }
 
 static void stamp(uint8_t *p, uint32_t w, uint32_t k, uint32_t g, uint64_t off, uint32_t n)
@@ -173,7 +189,7 @@ static void *writer(void *arg)
 		if (!pass(w, w, g, b, n, buf, true, NULL) || !pass(w, w, g, b, n, buf, false, want))
 			return NULL;
 		writes += n;
-	} while (!stopping());
+	} while (!stopping(w, buf[0]));
 	uint64_t rec[SECTOR / 8] = {DONE_MAGIC, ((uint64_t)g << 32) | w, n, writes};
 	memcpy(buf[0], rec, SECTOR);
 	if (rb_guest_write(dev, w, buf[0], ctrl + SECTOR * (1 + w), SECTOR)) {
@@ -221,6 +237,7 @@ static void *ndp_thread(void *arg)
 		fail("ndp: LOAD: %s", rb_guest_errmsg());
 		return NULL;
 	}
+	printf("restart_io: running\n");
 	unsigned runs = 0;
 	do {
 		struct {
@@ -232,7 +249,9 @@ static void *ndp_thread(void *arg)
 					 .scratch = scratch, .scratch_len = sizeof(scratch)};
 		struct rb_guest_nd_result r = {0};
 		int rc;
-		if (runs % 2 == 0) {
+		/* Asynchronous STATE_LOST is retried by librosen on rings it
+		 * drives; a kernel driver's completions come as they are. */
+		if (runs % 2 == 0 || kernel_uri) {
 			rc = rb_guest_read_nd(dev, a->q, &nd, &r);
 		} else {
 			struct rb_guest_cpl c;
@@ -256,7 +275,7 @@ static void *ndp_thread(void *arg)
 		}
 		runs++;
 		usleep(20000);
-	} while (!stopping());
+	} while (!stopping(a->q, blk));
 	if (rb_guest_ndp_unload(dev, a->q, h))
 		fail("ndp: UNLOAD of the handle first given: %s", rb_guest_errmsg());
 	printf("restart_io: ndp: %u READ_NDs with handle %u, all right\n", runs, h);
@@ -270,7 +289,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	char uri[512];
-	snprintf(uri, sizeof(uri), "vhost-user:%s", argv[1]);
+	if (strchr(argv[1], ':'))
+		snprintf(uri, sizeof(uri), "%s", argv[1]);
+	else
+		snprintf(uri, sizeof(uri), "vhost-user:%s", argv[1]);
+	kernel_uri = !strncmp(uri, "kernel:", 7);
 	stop_file = argv[2];
 	ctrl = strtoull(argv[3], NULL, 0);
 	base = strtoull(argv[4], NULL, 0);
@@ -278,8 +301,8 @@ int main(int argc, char **argv)
 	unsigned nw = (unsigned)atoi(argv[6]);
 	const char *progs = argc > 7 ? argv[7] : NULL;
 	struct rb_guest_opts o = {.num_queues = nw + (progs ? 1 : 0), .queue_size = 64,
-				  .notify = RB_GUEST_NOTIFY_EVENT, .dma_bytes = 32u << 20,
-				  .reconnect_ms = 20000};
+				  .notify = RB_GUEST_NOTIFY_EVENT,
+				  .dma_bytes = (kernel_uri ? 4u : 32u) << 20, .reconnect_ms = 20000};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (rb_guest_open(uri, &o, &dev)) {
 		printf("restart_io: FAIL open: %s\n", rb_guest_errmsg());
@@ -291,6 +314,8 @@ int main(int argc, char **argv)
 		pthread_create(&t[w], NULL, writer, (void *)(uintptr_t)w);
 	if (progs)
 		pthread_create(&t[nw], NULL, ndp_thread, &na);
+	else
+		printf("restart_io: running\n");
 	for (unsigned w = 0; w < nw + (progs ? 1 : 0); w++)
 		pthread_join(t[w], NULL);
 	rb_guest_close(dev);
