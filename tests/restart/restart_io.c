@@ -163,19 +163,32 @@ static bool pass(unsigned q, uint32_t w, uint32_t g, const struct block *b, uint
 	return true;
 }
 
+static void *writer_run(uint32_t w, struct block *b, uint8_t **buf, uint8_t *want);
+
 static void *writer(void *arg)
 {
-	uint32_t w = (uint32_t)(uintptr_t)arg, n = 0, g = 0;
-	uint64_t at = 0, my = base + (uint64_t)w * len, writes = 0;
+	uint32_t w = (uint32_t)(uintptr_t)arg;
 	struct block *b = calloc(len / SECTOR, sizeof(*b));
 	uint8_t *buf[QD], *want = malloc(MAX_BLOCK);
 
 	for (unsigned i = 0; i < QD; i++)
 		buf[i] = rb_guest_dma_alloc(dev, MAX_BLOCK);
-	if (!b || !want || !buf[QD - 1]) {
+	if (!b || !want || !buf[QD - 1])
 		fail("writer %u: out of memory", w);
-		return NULL;
-	}
+	else
+		writer_run(w, b, buf, want);
+	for (unsigned i = 0; i < QD; i++)
+		rb_guest_dma_free(dev, buf[i]);
+	free(b);
+	free(want);
+	return NULL;
+}
+
+static void *writer_run(uint32_t w, struct block *b, uint8_t **buf, uint8_t *want)
+{
+	uint32_t n = 0, g = 0;
+	uint64_t at = 0, my = base + (uint64_t)w * len, writes = 0;
+
 	for (; n < len / SECTOR; n++) {
 		uint32_t sz = sizes[(n + w * 3) % NSIZES];
 		if (at + sz > len)
