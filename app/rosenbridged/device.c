@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,7 +91,19 @@ static int dev_ring_start(void *opaque, const struct rb_vhost_ring *r)
 			rb_info(d->name, "ring %u: resubmitting %u request%s in flight when the last daemon stopped (used index %u)",
 				i, vq.n_resubmit, vq.n_resubmit == 1 ? "" : "s", vq.used_idx);
 	}
-	return rb_disk_queue_start(d->disk, r->index, &vq, r->kick_fd, r->call_fd);
+	rc = rb_disk_queue_start(d->disk, r->index, &vq, r->kick_fd, r->call_fd);
+	/*
+	 * A ring that was used before (a reconnect, a new call fd): one call,
+	 * in case the guest missed one.  QEMU 7.2 starts a ring with its
+	 * masked notifier as the call fd and discards what was signalled
+	 * there before it hands us the guest's (vhost_virtqueue_start, then
+	 * the unmask): a request completed in between, a resubmitted one
+	 * most likely, would never interrupt the guest.  A spurious call only
+	 * makes the driver look at the used ring.
+	 */
+	if (!rc && r->call_fd >= 0 && vq.used_idx)
+		eventfd_write(r->call_fd, 1);
+	return rc;
 }
 
 static uint16_t dev_ring_stop(void *opaque, unsigned index)
