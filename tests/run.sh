@@ -88,6 +88,13 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: ndp fairness (program CPU, drains)" \
     python3 tests/vhost/test_ndp_fairness.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  # (The allocation-failure injector is an LD_PRELOAD: the plain build only.)
+  if [ -f "$dir/tests/failalloc.so" ]; then
+    run_suite "$kind: memory pressure (mmap and allocations failing)" \
+      python3 tests/fault/test_memory_pressure.py --build "$dir"
+  fi
+  run_suite "$kind: guest memory that shrinks (sealing, SIGBUS confined)" \
+    python3 tests/vhost/test_guest_memory.py --daemon "$dir/app/rosenbridged/rosenbridged"
   run_suite "$kind: ndp (vhost-user, rosenbridged)" \
     "$dir/tests/ndp/test_ndp" "$dir/app/rosenbridged/rosenbridged" \
       "$dir/progs" "$dir/tests/programs"
@@ -117,6 +124,19 @@ done
 if [ -x build-fuzz/tests/fuzz/fuzz_verifier ]; then
   echo "== build-fuzz"
   run_suite "build-fuzz: fuzz smoke (tests/fuzz/run.sh --smoke)" tests/fuzz/run.sh --smoke build-fuzz
+fi
+
+# ThreadSanitizer: the unit tests that start threads and the threaded
+# stress test, when the tsan build exists (scripts/build.sh tsan).  A
+# report fails the suite (TSan exits 66 after reporting).
+if [ -x build-tsan/app/rosenbridged/rosenbridged ]; then
+  echo "== build-tsan"
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}
+  for t in test_io test_io_loader test_qos test_vhost test_guest; do
+    [ -x "build-tsan/tests/unit/$t" ] && run_suite "build-tsan: unit/$t" "build-tsan/tests/unit/$t"
+  done
+  run_suite "build-tsan: threaded stress (workers, loader, reconnects, SIGHUP)" \
+    python3 tests/tsan/stress.py --build build-tsan --seconds 20
 fi
 
 echo

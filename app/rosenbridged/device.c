@@ -206,3 +206,8 @@ void rb_device_handle(struct rb_device *d)
 {
 	rb_vhost_server_handle(d->srv);
 }
+
+void rb_device_check_memory(struct rb_device *d)
+{
+	rb_vhost_server_check_memory(d->srv);
+}

@@ -26,5 +26,7 @@ void rb_device_free(struct rb_device *dev);
 void rb_device_log_stats(const struct rb_device *dev, const char *when);
 int rb_device_poll_fd(const struct rb_device *dev);
 void rb_device_handle(struct rb_device *dev);
+/* Disconnects the VM if its guest memory shrank (--allow-unsealed-memory). */
+void rb_device_check_memory(struct rb_device *dev);
 
 #endif

@@ -41,6 +41,9 @@ struct config {
 	bool uncharged_program_io;
 	const char *throttle_file;
 	unsigned stats_interval; /* seconds; 0: counters at shutdown only */
+	unsigned worker_depth;   /* 0: no limit */
+	bool allow_unsealed_memory;
+	unsigned ndp_inflight;   /* per queue; 0: the default */
 };
 
 static void usage(FILE *f)
@@ -71,6 +74,12 @@ static void usage(FILE *f)
 		"                         (docs/throttling.md)\n"
 		"Daemon options:\n"
 		"  --workers N            I/O worker threads, 1..%u (default 1)\n"
+		"  --worker-depth N       at most N storage I/Os in flight per worker, the\n"
+		"                         slots shared fairly among the disks it serves, so\n"
+		"                         a VM with many requests outstanding cannot crowd\n"
+		"                         out one with few (default 0: no limit; the worker's\n"
+		"                         own time is shared fairly either way;\n"
+		"                         docs/throttling.md, \"Fairness on a worker\")\n"
 		"  --poll                 workers poll the rings, sleeping after %u us idle\n"
 		"                         (default)\n"
 		"  --event                workers never poll: they sleep on kick eventfds\n"
@@ -81,6 +90,16 @@ static void usage(FILE *f)
 		"  --stats-interval S     log every disk's counters every S seconds (I/Os by\n"
 		"                         path: guest / programs; throttling: waits, bucket\n"
 		"                         levels); without it they are logged at shutdown\n"
+		"  --ndp-inflight N       NDP requests (READ_ND/WRITE_ND) in flight per queue,\n"
+		"                         1..%u (default %u); each holds ~%u KiB while it\n"
+		"                         runs, freed when the frontend goes; more wait in\n"
+		"                         the ring\n"
+		"  --allow-unsealed-memory\n"
+		"                         accept guest memory that is not a sealable memfd\n"
+		"                         (hugetlbfs, /dev/shm files). A frontend could shrink\n"
+		"                         it under the daemon; the fault is then confined to\n"
+		"                         that VM (its memory reads as zeros, it is\n"
+		"                         disconnected). Without it such memory is refused\n"
 		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
 		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
@@ -97,7 +116,7 @@ static void usage(FILE *f)
 		"reconnect=N on the chardev comes back within N s and what was in flight\n"
 		"is resubmitted (programs and registrations answer STATE_LOST, the guest\n"
 		"loads them again); docs/robustness.md, \"Restart without loss\".\n",
-		RB_IO_MAX_WORKERS, 1000u);
+		RB_IO_MAX_WORKERS, 1000u, RB_IO_NDP_INFLIGHT_MAX, RB_IO_NDP_INFLIGHT, 28u);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -194,10 +213,20 @@ static int parse_args(int argc, char **argv, struct config *c)
 			if (parse_uint("--stats-interval", v, 1, 86400, &c->stats_interval))
 				return -1;
 			i++;
+		} else if (!strcmp(a, "--ndp-inflight")) {
+			if (parse_uint("--ndp-inflight", v, 1, RB_IO_NDP_INFLIGHT_MAX, &c->ndp_inflight))
+				return -1;
+			i++;
+		} else if (!strcmp(a, "--allow-unsealed-memory")) {
+			c->allow_unsealed_memory = true;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
 			c->uncharged_program_io = true;
 		} else if (!strcmp(a, "--workers")) {
 			if (parse_uint("--workers", v, 1, RB_IO_MAX_WORKERS, &c->workers))
+				return -1;
+			i++;
+		} else if (!strcmp(a, "--worker-depth")) {
+			if (parse_uint("--worker-depth", v, 0, 65536, &c->worker_depth))
 				return -1;
 			i++;
 		} else if (!strcmp(a, "--poll")) {
@@ -261,8 +290,9 @@ static int throttle_file_apply(struct config *cfg, char *err, size_t errlen)
 
 /* SIGHUP: the file read again and applied group by group through
  * rb_qos_set_limits() (what the control socket will call); a bad file
- * changes nothing.  Limits apply to groups that exist: a disk started
- * without limits has none to change (restart it with some). */
+ * changes nothing.  Every disk has a group (its own, named after it, if
+ * it names none), so a disk started without limits can be given some;
+ * a named group that no disk joined at start is not created by a reload. */
 static void throttle_file_reload(const struct config *cfg, struct rb_qos_registry *reg)
 {
 	struct rb_qos_config q;
@@ -282,7 +312,7 @@ static void throttle_file_reload(const struct config *cfg, struct rb_qos_registr
 		const char *gname = t->kind == RB_QOS_TARGET_GROUP ? t->name : t->limits.group;
 		struct rb_qos_group *g = rb_qos_group_find(reg, gname);
 		if (!g) {
-			rb_warn("rosenbridged", "SIGHUP: throttle group '%s' has no disk here (a disk started without limits needs a restart to get some)",
+			rb_warn("rosenbridged", "SIGHUP: throttle group '%s' has no disk here (a disk joins a group at start: --throttle group=NAME)",
 				gname);
 			continue;
 		}
@@ -336,6 +366,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (cfg.allow_unsealed_memory) {
+		if (rb_vhost_allow_unsealed_memory(err, sizeof(err))) {
+			rb_err("rosenbridged", "%s", err);
+			goto out;
+		}
+		rb_warn("rosenbridged", "--allow-unsealed-memory: guest memory that can shrink is accepted; a VM that shrinks it is disconnected");
+	}
 	qos = rb_qos_registry_new();
 	if (!qos) {
 		rb_err("rosenbridged", "out of memory");
@@ -345,12 +382,14 @@ int main(int argc, char **argv)
 		rb_err("rosenbridged", "%s", err);
 		goto out;
 	}
+	rb_workers_set_depth(workers, cfg.worker_depth);
 	for (unsigned i = 0; i < cfg.ndisks; i++) {
 		const struct disk_arg *a = &cfg.disks[i];
 		struct rb_device_opts o = {
 			.disk = {.path = a->disk, .readonly = a->readonly, .cache = a->cache,
 				 .queues = a->queues, .qos = qos, .throttle = &a->throttle,
-				 .uncharged_program_io = cfg.uncharged_program_io},
+				 .uncharged_program_io = cfg.uncharged_program_io,
+				 .ndp_inflight = cfg.ndp_inflight},
 			.socket = a->socket,
 		};
 		snprintf(o.name, sizeof(o.name), "vm%u", i);
@@ -366,10 +405,18 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		struct pollfd pfd[MAX_DISKS + 1];
+		/* A VM whose memory shrank is noticed within a second even if
+		 * its frontend sends nothing (before the poll set is built: it
+		 * closes that VM's connection). */
+		if (cfg.allow_unsealed_memory)
+			for (unsigned i = 0; i < ndevs; i++)
+				rb_device_check_memory(devs[i]);
 		pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (unsigned i = 0; i < ndevs; i++)
 			pfd[i + 1] = (struct pollfd){.fd = rb_device_poll_fd(devs[i]), .events = POLLIN};
 		int timeout = -1;
+		if (cfg.allow_unsealed_memory)
+			timeout = 1000;
 		if (cfg.stats_interval) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -381,7 +428,9 @@ int main(int argc, char **argv)
 					rb_device_log_stats(devs[i], "so far:");
 				next_stats_ms = now_ms + cfg.stats_interval * 1000ull;
 			}
-			timeout = (int)(next_stats_ms - now_ms);
+			int t = (int)(next_stats_ms - now_ms);
+			if (timeout < 0 || t < timeout)
+				timeout = t;
 		}
 		int n = poll(pfd, ndevs + 1, timeout);
 		if (n < 0 && errno == EINTR)

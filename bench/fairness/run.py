@@ -105,10 +105,13 @@ def b_alone_iops(a, tmp, opts, qd):
     return float(last_csv(p.stdout)["iops"])
 
 
-def run_pair(a, tmp, cap, uncharged):
-    """A (NDP, QD 32) and B (plain, QD 4) together; returns device IOPS of each."""
+def run_pair(a, tmp, cap, uncharged, depth=0):
+    """A (NDP, QD 32) and B (plain, QD 4) together, each capped at cap (None:
+    no limits), the worker's device depth limited to depth (0: none);
+    returns device IOPS of each."""
     extra = ["--uncharged-program-io"] if uncharged else []
-    th = ["--throttle", "iops-total=%d" % cap]
+    extra += ["--worker-depth", str(depth)] if depth else []
+    th = ["--throttle", "iops-total=%d" % cap] if cap else []
     d = start_daemon(a.daemon, [(a.db, os.path.join(tmp, "a.sock"), th), (a.data, os.path.join(tmp, "b.sock"), th)],
                      extra, os.path.join(tmp, "rosenbridged.log"))
     try:
@@ -137,6 +140,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="length of B's run")
     ap.add_argument("--db-dir", default=os.path.expanduser("~/.cache/rosenbridge/bpfkv"))
     ap.add_argument("--quick", action="store_true", help="3-second runs, results not written")
+    ap.add_argument("--worker-depth", type=int, default=8,
+                    help="rosenbridged --worker-depth of the last configuration (default 8: twice B's QD)")
     ap.add_argument("--results-md", default=os.path.join(ROOT, "docs", "results", "fairness.md"))
     a = ap.parse_args()
     if a.quick:
@@ -168,11 +173,16 @@ def main():
         # B alone, capped, at its own QD 4: what B can reach at all here.
         b_alone = b_alone_iops(a, tmp, ["--throttle", "iops-total=%d" % cap], 4)
         log("bench/fairness: B alone at QD 4 under its cap: %.0f IOPS (%.2f of the cap)" % (b_alone, b_alone / cap))
+        # B alone, no cap, at QD 4: the reference for the run without limits.
+        b_free = b_alone_iops(a, tmp, [], 4)
+        log("bench/fairness: B alone at QD 4 without a cap: %.0f IOPS" % b_free)
         rows = []
-        for uncharged in (False, True):
-            ai, bi = run_pair(a, tmp, cap, uncharged)
+        depth_cfg = "no limits, --worker-depth %d" % a.worker_depth
+        for config in ("collaborative", "uncharged", "no limits", depth_cfg):
+            ai, bi = run_pair(a, tmp, cap if config in ("collaborative", "uncharged") else None,
+                              config == "uncharged", a.worker_depth if config == depth_cfg else 0)
             sa, sb = ai / cap, bi / cap
-            rows.append({"config": "uncharged" if uncharged else "collaborative", "cap": cap,
+            rows.append({"config": config, "cap": cap,
                          "a_iops": round(ai), "b_iops": round(bi), "a_share": round(sa, 3),
                          "b_share": round(sb, 3), "jain": round(jain([min(sa, 1.0), min(sb, 1.0)]), 3)})
             log("  %-13s A (NDP) %6.0f IOPS = %.2f of its cap; B (plain) %6.0f IOPS = %.2f of its cap; Jain %.3f"
@@ -200,12 +210,21 @@ def main():
         for r in rows:
             f.write("| %s | %d | %.2f | %d | %.2f | %.3f |\n" % (r["config"], r["a_iops"], r["a_share"],
                                                              r["b_iops"], r["b_share"], r["jain"]))
+        nl = rows[2]
+        f.write("\n`no limits`: the same pair without any `--throttle`, where only the worker's fair sharing "
+                "(deficit round robin by bytes between the disks it serves) stands between A and B; shares are "
+                "still of half the device. B alone without a cap at QD 4: %.0f IOPS; next to A it keeps %.0f "
+                "(%.0f%%).\n" % (b_free, nl["b_iops"], 100 * nl["b_iops"] / b_free))
+        dp = rows[3]
+        f.write("\n`%s`: the same without limits, the worker keeping at most %d I/Os in the device and handing "
+                "the slots out in turns (docs/throttling.md, \"Fairness on a worker\"): B keeps %.0f IOPS "
+                "(%.0f%% of what it gets alone), the two together %.0f IOPS against %.0f without the depth "
+                "limit: fairness bought with device throughput.\n" % (
+                    dp["config"], a.worker_depth, dp["b_iops"], 100 * dp["b_iops"] / b_free,
+                    dp["a_iops"] + dp["b_iops"], nl["a_iops"] + nl["b_iops"]))
         f.write("\nThe paper (QEMU, Optane): without collaborative throttling the plain neighbour fell to about "
                 "30%% of its cap; with it both stayed near their caps. Here, without it the plain neighbour gets "
-                "%.0f%% of its cap (%.0f%% of what it gets alone), with it %.0f%% (%.0f%%). "
-                "What is not built yet: fair scheduling between the disks one worker serves (deficit round robin "
-                "by bytes): with one worker on 2 shared cores, A's QD 32 of NDP completions also competes with B "
-                "for the worker's CPU, which throttling alone does not share out." % (
+                "%.0f%% of its cap (%.0f%% of what it gets alone), with it %.0f%% (%.0f%%)." % (
                     100 * rows[1]["b_share"], 100 * rows[1]["b_iops"] / b_alone, 100 * rows[0]["b_share"],
                     100 * rows[0]["b_iops"] / b_alone) + " `uncharged` is rosenbridged "
                 "`--uncharged-program-io`, which exists for this experiment only: program hops skip the throttle.\n")

@@ -35,6 +35,15 @@ int rb_workers_new(unsigned n, enum rb_io_notify mode, struct rb_workers **out,
 /* Stops and joins the workers; every disk must have been freed first. */
 void rb_workers_free(struct rb_workers *w);
 /*
+ * Device depth of each worker (rosenbridged --worker-depth): at most this
+ * many storage I/Os in flight per worker, the slots handed out among its
+ * queues by deficit round robin, so a VM with many requests outstanding
+ * gets no more of the device than one with few (docs/throttling.md,
+ * "Fairness on a worker").  0 (the default): no limit; the worker's own
+ * time is still shared fairly, the device's queue is not.
+ */
+void rb_workers_set_depth(struct rb_workers *w, unsigned depth);
+/*
  * Shutdown, before the disks are freed: answers every NDP LOAD still
  * waiting for the loader thread (LIMIT: the queue stopped) and refuses new
  * ones, so stopping the queues waits for at most the LOAD being verified.
@@ -63,7 +72,13 @@ struct rb_disk_opts {
 	/* The fairness experiment only (bench/fairness): program hops are not
 	 * charged, as if throttling saw only the guest's requests. */
 	bool uncharged_program_io;
+	/* NDP requests (READ_ND/WRITE_ND) in flight per queue, each holding
+	 * ~28 KiB of state; more wait in the ring.  0: RB_IO_NDP_INFLIGHT. */
+	unsigned ndp_inflight;
 };
+
+#define RB_IO_NDP_INFLIGHT 64u      /* default NDP requests in flight per queue */
+#define RB_IO_NDP_INFLIGHT_MAX 4096u
 
 /* Per-VM state: the disk, its queues, their requests. */
 struct rb_disk;

@@ -7,7 +7,11 @@
 #ifndef ROSEN_LOG_H
 #define ROSEN_LOG_H
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum rb_log_level { RB_LOG_ERROR, RB_LOG_WARN, RB_LOG_INFO, RB_LOG_DEBUG };
 
@@ -16,6 +20,25 @@ enum rb_log_level rb_log_get_level(void);
 
 void rb_log(enum rb_log_level level, const char *subject, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Copies src into dst (cap bytes with the NUL) with every byte that is not
+ * printable ASCII as \xNN and a backslash as \\; cut at a whole escape.
+ * Returns the length written.  rb_log() does this to every message. */
+size_t rb_log_escape(char *dst, size_t cap, const char *src);
+
+/*
+ * Rate limit for log lines a guest can trigger: at most `burst` lines per
+ * second through one limiter, then one line saying how many were
+ * suppressed.  Thread-safe.  if (rb_log_limit(&l, 10, "vm0")) rb_warn(...).
+ */
+struct rb_log_limit {
+	pthread_mutex_t lock;
+	uint64_t window_start_us;
+	unsigned lines;
+	unsigned suppressed;
+};
+#define RB_LOG_LIMIT_INIT {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0}
+bool rb_log_limit(struct rb_log_limit *l, unsigned burst, const char *subject);
 
 #define rb_err(subj, ...) rb_log(RB_LOG_ERROR, subj, __VA_ARGS__)
 #define rb_warn(subj, ...) rb_log(RB_LOG_WARN, subj, __VA_ARGS__)

@@ -99,6 +99,10 @@ int rb_qos_disk_open(struct rb_qos_registry *reg, const char *name,
 void rb_qos_disk_close(struct rb_qos_disk *d);
 
 struct rb_qos_group *rb_qos_disk_group(struct rb_qos_disk *d);
+/* Whether the disk's group has any limit now (no lock: for the hot path,
+ * to skip charging a disk that nothing limits; a change made by
+ * rb_qos_set_limits() is seen by the next I/O). */
+bool rb_qos_disk_limited(const struct rb_qos_disk *d);
 const char *rb_qos_disk_name(const struct rb_qos_disk *d);
 const char *rb_qos_group_name(const struct rb_qos_group *g);
 
@@ -137,6 +141,12 @@ static inline void rb_qos_ticket_init(struct rb_qos_ticket *t)
  * then unless other I/Os of the group took the room first).  A ticket that
  * was admitted answers 0 again and is not charged twice.
  *
+ * Fairness within a group: the disks with I/Os told to wait take turns,
+ * one I/O each, in the order they first had to wait (QEMU round-robins the
+ * members of a group too).  While another disk has the turn, an I/O goes
+ * only if there is room for the turn holder's next one as well.  A disk
+ * that leaves its turn unclaimed for 2 ms loses it.
+ *
  * Thread-safe (one mutex per group); the disks of a group may be served by
  * different workers.  now_ns need not be strictly monotonic across threads:
  * a time older than the group's last one leaks nothing.  A flush is not
@@ -145,6 +155,13 @@ static inline void rb_qos_ticket_init(struct rb_qos_ticket *t)
  */
 uint64_t rb_qos_charge(struct rb_qos_disk *d, struct rb_qos_ticket *t, bool is_write,
 		       uint64_t bytes, uint64_t now_ns);
+
+/*
+ * A ticket told to wait that will not be retried (its request goes
+ * uncharged because its queue stops, or is dropped): it leaves the disk's
+ * place in the group's round robin.  Harmless on any other ticket.
+ */
+void rb_qos_cancel(struct rb_qos_disk *d, struct rb_qos_ticket *t);
 
 /*
  * Run-time change of a group's limits (SIGHUP reload, control socket).

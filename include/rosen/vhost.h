@@ -181,6 +181,16 @@ struct rb_vhost_mem {
 	bool unsealed; /* a region is a file that could shrink under us */
 };
 
+/*
+ * rosenbridged --allow-unsealed-memory: accept guest memory that is not a
+ * sealable memfd (hugetlbfs, /dev/shm files), which a frontend could
+ * truncate under the daemon.  Installs a SIGBUS handler that confines such
+ * a fault to its VM: its memory reads as zeros from then on and the server
+ * disconnects it (rb_vhost_server_check_memory()).  Without it such memory
+ * is refused at SET_MEM_TABLE.  Call once at start.  0 or -errno.
+ */
+int rb_vhost_allow_unsealed_memory(char *err, size_t errlen);
+
 /* Host pointer for [gpa, gpa+len) when the whole range lies in one region. */
 void *rb_vhost_gpa_to_host(const struct rb_vhost_mem *mem, uint64_t gpa,
 			   uint64_t len);
@@ -245,6 +255,11 @@ int rb_vhost_server_poll_fd(const struct rb_vhost_server *srv);
 void rb_vhost_server_handle(struct rb_vhost_server *srv);
 
 bool rb_vhost_server_connected(const struct rb_vhost_server *srv);
+
+/* Disconnects the frontend, with a log line, if its guest memory shrank
+ * under the daemon (a SIGBUS confined by --allow-unsealed-memory).  Called
+ * on every message and periodically by the daemon.  true: it did. */
+bool rb_vhost_server_check_memory(struct rb_vhost_server *srv);
 
 /* ---- Frontend (client) side, for librosen's vhost-user transport ---------- */
 

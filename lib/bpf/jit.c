@@ -203,14 +203,19 @@ static void pop(struct jit *j, int r)
 
 static void add_fix(struct jit *j, uint32_t target, uint8_t kind)
 {
+	if (j->oom)
+		return;
 	if (j->nfix == j->capfix) {
-		j->capfix = j->capfix ? j->capfix * 2 : 256;
-		struct fixup *nf = realloc(j->fix, j->capfix * sizeof(*nf));
+		/* The capacity grows only with the array: after a failed
+		 * realloc the old one is still the one we have. */
+		size_t cap = j->capfix ? j->capfix * 2 : 256;
+		struct fixup *nf = realloc(j->fix, cap * sizeof(*nf));
 		if (!nf) {
 			j->oom = true;
 			return;
 		}
 		j->fix = nf;
+		j->capfix = cap;
 	}
 	j->fix[j->nfix++] = (struct fixup){(uint32_t)j->len, target, kind};
 }
@@ -238,14 +243,17 @@ static void call_label(struct jit *j, uint32_t label)
  * leaves through L_FAIL. */
 static void fail_if(struct jit *j, uint8_t cc, uint32_t pc, uint32_t status)
 {
+	if (j->oom)
+		return;
 	if (j->nstub == j->capstub) {
-		j->capstub = j->capstub ? j->capstub * 2 : 64;
-		void *ns = realloc(j->stub, j->capstub * sizeof(*j->stub));
+		size_t cap = j->capstub ? j->capstub * 2 : 64; /* as in add_fix() */
+		void *ns = realloc(j->stub, cap * sizeof(*j->stub));
 		if (!ns) {
 			j->oom = true;
 			return;
 		}
 		j->stub = ns;
+		j->capstub = cap;
 	}
 	if (cc == 0xff) {
 		e1(j, 0xe9);

@@ -1273,6 +1273,7 @@ int rb_bpf_verify_ex(struct rb_bpf_prog *prog, const struct rb_bpf_type *type,
 	if (!v.prune || !v.visits || !v.kept || !v.n_kept || !v.facts || !v.use || !s.f[0]) {
 		vstate_free(&s);
 		verifier_free(&v);
+		snprintf(log, loglen, "out of memory while verifying\n");
 		return -ENOMEM;
 	}
 	mark_prune_points(&v);

@@ -138,7 +138,7 @@ static void submit_rw(struct rb_worker *w, struct rb_io_req *req)
 	bool write = b->hdr.type == RB_VIRTIO_BLK_T_OUT;
 	uint64_t off = b->hdr.sector * RB_VIRTIO_BLK_SECTOR, bytes = b->data_bytes;
 
-	if (!rb_io_throttle(w, req, 1, &write, &bytes, submit_rw))
+	if (!rb_io_throttle(w, req, 1, &write, &bytes, true, submit_rw))
 		return;
 	count(&d->st_guest_ios, 1);
 	/* O_DIRECT needs aligned buffers and offsets; the rare request that
@@ -149,6 +149,7 @@ static void submit_rw(struct rb_worker *w, struct rb_io_req *req)
 		fd = d->fd_buffered;
 	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
 	if (!sqe) {
+		rb_io_unadmit(w, req, 1);
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
@@ -158,6 +159,8 @@ static void submit_rw(struct rb_worker *w, struct rb_io_req *req)
 	else
 		io_uring_prep_readv(sqe, fd, b->iov, b->iovcnt, off);
 }
+
+static void submit_discard_wz(struct rb_worker *w, struct rb_io_req *req);
 
 static void start_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 {
@@ -182,10 +185,30 @@ static void start_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 		complete(req, RB_VIRTIO_BLK_S_OK, 0);
 		return;
 	}
+	submit_discard_wz(w, req);
+}
+
+/*
+ * Charged as writes: write-zeroes as a write of its length (QEMU does the
+ * same), a discard as one write I/O of no bytes (QEMU charges nothing; a
+ * guest flooding discards would then punch holes for free, so here it
+ * counts against the iops limits, not the bps ones).
+ */
+static void submit_discard_wz(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_disk *d = req->q->disk;
+	const struct rb_virtio_blk_discard_wz *r = &req->blk.range;
+	bool wz = req->blk.hdr.type == RB_VIRTIO_BLK_T_WRITE_ZEROES, write = true;
+	uint64_t bytes = (uint64_t)r->num_sectors * RB_VIRTIO_BLK_SECTOR;
+	uint64_t charged = wz ? bytes : 0;
+
+	if (!rb_io_throttle(w, req, 1, &write, &charged, true, submit_discard_wz))
+		return;
 	if (d->is_blockdev) {
 		/* Block devices take these as (synchronous) ioctls. */
 		uint64_t range[2] = {r->sector * RB_VIRTIO_BLK_SECTOR, bytes};
 		int rc = ioctl(d->fd, wz ? BLKZEROOUT : BLKDISCARD, range);
+		rb_io_unadmit(w, req, 1);
 		complete(req, rc == 0 ? RB_VIRTIO_BLK_S_OK : RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
@@ -195,6 +218,7 @@ static void start_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 		   (wz && !(r->flags & 1) ? FALLOC_FL_ZERO_RANGE : FALLOC_FL_PUNCH_HOLE);
 	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
 	if (!sqe) {
+		rb_io_unadmit(w, req, 1);
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}

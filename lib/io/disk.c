@@ -138,12 +138,22 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 	}
 
 	d->uncharged_program_io = o->uncharged_program_io;
-	if (o->qos && o->throttle && (rb_qos_limits_any(o->throttle) || o->throttle->group[0])) {
-		int rc = rb_qos_disk_open(o->qos, d->name, o->throttle, rb_io_now_ns(), &d->qos, err, errlen);
+	d->ndp_inflight = o->ndp_inflight ? o->ndp_inflight : RB_IO_NDP_INFLIGHT;
+	if (d->ndp_inflight > RB_IO_NDP_INFLIGHT_MAX)
+		d->ndp_inflight = RB_IO_NDP_INFLIGHT_MAX;
+	/* Every disk is in a throttle group (its own, named after it, unless
+	 * it names one), limits or not, so limits can be given at run time;
+	 * a group without any costs the I/O path one relaxed load. */
+	if (o->qos) {
+		static const struct rb_qos_limits none;
+		const struct rb_qos_limits *lim0 = o->throttle ? o->throttle : &none;
+		int rc = rb_qos_disk_open(o->qos, d->name, lim0, rb_io_now_ns(), &d->qos, err, errlen);
 		if (rc) {
 			rb_disk_free(d);
 			return rc;
 		}
+	}
+	if (d->qos && o->throttle && (rb_qos_limits_any(o->throttle) || o->throttle->group[0])) {
 		char lim[256];
 		struct rb_qos_limits g;
 		rb_qos_get_limits(rb_qos_disk_group(d->qos), &g);
@@ -157,6 +167,7 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		q->disk = d;
 		q->index = i;
 		q->kick_fd = q->call_fd = -1;
+		pthread_mutex_init(&q->log_limit.lock, NULL);
 		q->worker = rb_workers_pick(workers);
 	}
 	rb_info(d->name, "disk %s: %llu sectors (%llu MiB), %s, %s, %u queue%s", o->path,
@@ -175,6 +186,7 @@ void rb_disk_free(struct rb_disk *d)
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		rb_ndp_io_free_cache(&d->queues[i]);
 		free(d->queues[i].reqs);
+		pthread_mutex_destroy(&d->queues[i].log_limit.lock);
 	}
 	rb_ndp_table_free(d->progs);
 	if (d->qos)
@@ -306,7 +318,7 @@ void rb_disk_stats(const struct rb_disk *d, struct rb_disk_stats *s)
 	s->ndp_requests = LOAD(st_ndp_requests);
 	s->ndp_hops = LOAD(st_ndp_hops);
 #undef LOAD
-	s->throttled = d->qos != NULL;
+	s->throttled = d->qos && rb_qos_disk_limited(d->qos);
 	s->throttle_delayed = s->throttle_wait_ns = 0;
 	s->throttle_group[0] = 0;
 	for (int i = 0; i < 6; i++)

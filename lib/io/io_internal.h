@@ -4,6 +4,7 @@
 #define ROSEN_IO_INTERNAL_H
 
 #include <rosen/io.h>
+#include <rosen/log.h>
 #include <rosen/ndp.h>
 #include <rosen/qos.h>
 
@@ -29,6 +30,18 @@
  */
 #define RB_IO_NDP_QUANTUM 262144
 #define RB_IO_NDP_HOP_COST 1000
+/*
+ * Storage I/O on a worker is shared between its queues by deficit round
+ * robin by bytes, while two or more of them have requests in flight: each
+ * round tops a queue's deficit up to RB_IO_FAIR_QUANTUM; a queue takes new
+ * requests from its ring, and its NDP chains submit their next hop, only
+ * while its deficit is positive; each I/O costs its length, at least
+ * RB_IO_FAIR_MIN_IO (a 512-byte read costs the worker about what a 4 KiB
+ * one does).  A step out of deficit waits in its queue for the next round.
+ * docs/throttling.md, "Fairness on a worker".
+ */
+#define RB_IO_FAIR_QUANTUM 65536
+#define RB_IO_FAIR_MIN_IO 4096
 
 struct rb_worker;
 struct rb_io_queue;
@@ -42,9 +55,6 @@ struct rb_io_req {
 	uint64_t expected; /* bytes the storage I/O must transfer */
 	struct rb_io_ndp *ndp; /* NULL for virtio-blk requests */
 	struct rb_io_load *load; /* an NDP LOAD queued for or on the loader */
-	/* NDP state kept for this slot across requests (allocated on first
-	 * use; it only ever holds this queue's, this VM's, data). */
-	struct rb_io_ndp *ndp_cache;
 	/* Its queue's deferred NDP chains (FIFO): a round of I/O done, the
 	 * program not run yet because the queue had no credit left. */
 	struct rb_io_req *next_deferred;
@@ -56,6 +66,8 @@ struct rb_io_req {
 	uint64_t park_until_ns;
 	void (*park_resume)(struct rb_worker *w, struct rb_io_req *req);
 	bool qos_free; /* the queue is stopping: go without charging */
+	unsigned dev_ios; /* its storage I/Os in flight, in w->dev_inflight */
+	bool slot_turn;   /* resumed for a free slot: ahead of other waiters */
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -75,17 +87,24 @@ struct rb_io_queue {
 	/* Program CPU (RB_IO_NDP_QUANTUM): credit in instructions, and the
 	 * chains waiting for it.  Worker thread only. */
 	int64_t ndp_credit;
+	/* Storage I/O (RB_IO_FAIR_QUANTUM): deficit in bytes. */
+	int64_t io_deficit;
 	/* Steps waiting for their throttle budget, oldest first; while any
 	 * waits, no new request is taken from the ring (they wait there). */
 	struct rb_io_req *park_head, *park_tail;
 	struct rb_io_req *defer_head, *defer_tail;
+	/* NDP state: at most disk->ndp_inflight per queue, kept in a pool
+	 * for reuse (it only ever holds this queue's, this VM's, data) and
+	 * freed when the queue stops; READ_NDs/WRITE_NDs that find none wait
+	 * here, oldest first (linked by park_next), and the ring behind them. */
+	struct rb_io_ndp *ndp_pool;
+	unsigned ndp_allocated;
+	struct rb_io_req *nwait_head, *nwait_tail;
 	struct rb_io_req *reqs;
 	unsigned n_reqs;
 	struct rb_io_req *free;
 	/* Guest-triggered log lines are rate-limited per queue. */
-	uint64_t log_window_start_us;
-	unsigned log_lines;
-	unsigned log_suppressed;
+	struct rb_log_limit log_limit;
 };
 
 struct rb_disk {
@@ -102,6 +121,7 @@ struct rb_disk {
 	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
 	struct rb_qos_disk *qos;    /* its throttle group; NULL: unlimited */
 	bool uncharged_program_io;  /* experiment only: program hops are free */
+	unsigned ndp_inflight;      /* NDP states per queue (rb_disk_opts) */
 	_Atomic uint64_t st_guest_ios, st_prog_ios, st_prog_bytes;
 	/* LOADs of this VM queued for or running on the loader: capped at
 	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
@@ -118,20 +138,28 @@ struct rb_disk {
 /* ---- throttle.c ---- */
 
 /*
- * Charges the n I/Os of req's current step (write, bytes each) to its
- * disk's throttle group.  true: go on and submit them.  false: parked; the
+ * Admits the n I/Os of req's current step (write, bytes each): its queue's
+ * fair share of the worker (RB_IO_FAIR_QUANTUM), then its disk's throttle
+ * group (unless !charge: --uncharged-program-io).  true: go on and
+ * submit them (they hold device slots until their completions are reaped:
+ * rb_io_slot_done(), or rb_io_unadmit() if they are not submitted).  false: parked; the
  * worker calls resume(w, req) when the budget is there (or, on a queue
  * stop, at once with req->qos_free set).  Tickets of I/Os admitted before
  * a wait stay admitted: an I/O is charged exactly once.
  */
 bool rb_io_throttle(struct rb_worker *w, struct rb_io_req *req, unsigned n, const bool *write,
-		    const uint64_t *bytes, void (*resume)(struct rb_worker *, struct rb_io_req *));
+		    const uint64_t *bytes, bool charge,
+		    void (*resume)(struct rb_worker *, struct rb_io_req *));
+/* k I/Os admitted by rb_io_throttle() that will not complete (no SQE). */
+void rb_io_unadmit(struct rb_worker *w, struct rb_io_req *req, unsigned k);
 /* A new step: its tickets start empty. */
 void rb_io_throttle_new_step(struct rb_io_req *req);
 /* Resumes the parked steps of q whose time has come; returns how many. */
 unsigned rb_io_throttle_run(struct rb_worker *w, struct rb_io_queue *q, uint64_t now_ns);
 /* Resumes every parked step of q without charging (the queue stops). */
 void rb_io_throttle_flush(struct rb_worker *w, struct rb_io_queue *q);
+/* Parked until a device slot frees (not a time; never woken by a timer). */
+#define RB_IO_PARK_SLOT UINT64_MAX
 /* The earliest time a parked step of this worker may go (0: none). */
 uint64_t rb_io_throttle_next_ns(const struct rb_worker *w);
 uint64_t rb_io_now_ns(void);
@@ -151,6 +179,12 @@ struct rb_worker {
 	unsigned sq_pending;
 	unsigned sq_inflight; /* submitted, completion not reaped yet */
 	unsigned ndp_deferred; /* chains deferred on all its queues: not idle */
+	bool contended; /* 2+ queues had requests in flight at the round's start */
+	_Atomic unsigned depth; /* rb_workers_set_depth(); 0: no limit */
+	unsigned depth_now;     /* depth, read once per round */
+	unsigned dev_inflight;  /* storage I/Os admitted, not completed */
+	unsigned slot_waiters;  /* steps parked for a device slot */
+	unsigned rr_start;      /* the queue the round starts with (rotates) */
 	/* One command at a time from the control thread. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -162,6 +196,15 @@ struct rb_worker {
 	struct rb_io_queue *queues[RB_IO_MAX_QUEUES_PER_WORKER];
 	unsigned nq;
 };
+
+/* A completion of req arrived: if it was a storage I/O, its slot is free. */
+static inline void rb_io_slot_done(struct rb_worker *w, struct rb_io_req *req)
+{
+	if (req->dev_ios) {
+		req->dev_ios--;
+		w->dev_inflight--;
+	}
+}
 
 struct rb_workers {
 	unsigned n;
@@ -193,7 +236,12 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 unsigned rb_ndp_io_run_deferred(struct rb_worker *w, struct rb_io_queue *q);
 /* Ends q's deferred NDP chains (the queue is stopping): IO_ERROR. */
 void rb_ndp_io_stop_deferred(struct rb_worker *w, struct rb_io_queue *q);
-/* Frees the NDP state cached in a queue's request slots. */
+/* Starts q's requests waiting for NDP state while the pool has some;
+ * returns how many. */
+unsigned rb_ndp_io_run_waiting(struct rb_worker *w, struct rb_io_queue *q);
+/* Ends q's requests waiting for NDP state (the queue is stopping): IOERR. */
+void rb_ndp_io_stop_waiting(struct rb_io_queue *q);
+/* Frees q's pool of NDP state (nothing of the queue in flight). */
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
 /* Gives a request back to the ring (used length) and frees it. */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
@@ -233,6 +281,15 @@ struct rb_load_job {
 int rb_loader_new(unsigned max_jobs, struct rb_loader **out, char *err, size_t errlen);
 /* Joins the thread; every queue must be stopped (nothing queued). */
 void rb_loader_free(struct rb_loader *l);
+/*
+ * The submitter's io_uring read of job->efd completed: call this before
+ * touching the job.  The loader answers jobs under its lock, so taking it
+ * orders the loader's writes (and its write to efd, which the submitter
+ * then closes) before the submitter's reads: a happens-before that
+ * ThreadSanitizer can see, where an eventfd read through io_uring is
+ * invisible to it.  Costs one uncontended lock per LOAD.
+ */
+void rb_loader_sync(struct rb_loader *l);
 /* Queues a job: 0, or -EAGAIN when max_jobs are queued or running. */
 int rb_loader_submit(struct rb_loader *l, struct rb_load_job *j);
 /* Answers `owner`'s jobs still waiting (LIMIT, "the queue stopped") on the

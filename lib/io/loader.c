@@ -41,7 +41,10 @@ struct rb_loader {
 	bool started;
 };
 
-/* Hands the job back to its submitter; the job is not touched after. */
+/* Hands the job back to its submitter; the job is not touched after.
+ * Called with l->lock held: the submitter's rb_loader_sync() after its
+ * read of efd orders everything done to the job, and the write to efd
+ * itself, before it reads the result and closes efd. */
 static void job_done(struct rb_load_job *j)
 {
 	int efd = j->efd;
@@ -88,6 +91,12 @@ static void *loader_main(void *arg)
 	return NULL;
 }
 
+void rb_loader_sync(struct rb_loader *l)
+{
+	pthread_mutex_lock(&l->lock);
+	pthread_mutex_unlock(&l->lock);
+}
+
 int rb_loader_submit(struct rb_loader *l, struct rb_load_job *j)
 {
 	pthread_mutex_lock(&l->lock);
@@ -130,7 +139,6 @@ unsigned rb_loader_cancel(struct rb_loader *l, const void *owner)
 		l->jobs--;
 		n++;
 	}
-	pthread_mutex_unlock(&l->lock);
 	while (gone) {
 		struct rb_load_job *j = gone;
 		gone = j->next;
@@ -143,6 +151,7 @@ unsigned rb_loader_cancel(struct rb_loader *l, const void *owner)
 			j->section);
 		job_done(j);
 	}
+	pthread_mutex_unlock(&l->lock);
 	return n;
 }
 

@@ -17,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 struct rb_io_ndp {
 	uint8_t data[RB_NDP_MAX_DATA];       /* first: 4096-aligned for O_DIRECT */
+	struct rb_io_ndp *pool_next;
 	uint8_t scratch[RB_NDP_MAX_SCRATCH];
 	uint8_t meta[RB_NDP_MAX_META]; /* zero-padded: programs see 4096 bytes */
 	struct rb_ndp_exec x;
@@ -32,6 +34,8 @@ struct rb_io_ndp {
 	bool write_first; /* WRITE_ND: the first I/O writes the guest's data */
 	struct rb_ndp_req r; /* large: last */
 };
+
+#define NDP_STATE_BYTES ((sizeof(struct rb_io_ndp) + 4095) & ~(size_t)4095)
 
 static void count(_Atomic uint64_t *c, uint64_t n)
 {
@@ -49,7 +53,10 @@ static void finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t 
 		req->ndp->x.prog = NULL;
 		rb_ndp_file_release(req->ndp->x.file);
 		req->ndp->x.file = NULL;
-		req->ndp = NULL; /* the state stays cached in the slot */
+		/* Back to the queue's pool, for its next NDP request. */
+		req->ndp->pool_next = req->q->ndp_pool;
+		req->q->ndp_pool = req->ndp;
+		req->ndp = NULL;
 	}
 	rb_io_req_finish(req, status ? used : 0);
 }
@@ -135,9 +142,10 @@ static void load_free(struct rb_io_load *l)
 void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res)
 {
 	struct rb_io_load *l = req->load;
+
+	rb_loader_sync(w->pool->loader);
 	struct rb_ndp_load_result r = {.status = l->job.status, .handle = l->job.handle};
 
-	(void)w;
 	(void)res; /* the eventfd read cannot fail short of a bug */
 	req->load = NULL;
 	atomic_fetch_sub(&req->q->disk->loads_pending, 1);
@@ -487,6 +495,8 @@ static void nd_stopped(struct rb_io_req *req)
 		n->x.prog = NULL;
 		rb_ndp_file_release(n->x.file);
 		n->x.file = NULL;
+		n->pool_next = req->q->ndp_pool; /* as finish() does */
+		req->q->ndp_pool = n;
 		req->ndp = NULL;
 		rb_io_req_abandon(req);
 		return;
@@ -512,15 +522,19 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 	 * program's, charged the same (unless the fairness experiment's
 	 * --uncharged-program-io says otherwise). */
 	bool program = n->x.hops > 0;
+	bool charged = d->qos && rb_qos_disk_limited(d->qos) && !(program && d->uncharged_program_io);
 
-	if (d->qos && (!program || !d->uncharged_program_io)) {
+	/* An unthrottled disk on an uncontended worker without a depth
+	 * limit has nothing to check. */
+	if (charged || w->contended || w->depth_now) {
 		bool wr[RB_NDP_MAX_NEXT_IOS];
 		uint64_t by[RB_NDP_MAX_NEXT_IOS];
 		for (unsigned i = 0; i < n->x.n_io && i < RB_NDP_MAX_NEXT_IOS; i++) {
 			wr[i] = n->write_first;
 			by[i] = n->x.io_len[i];
 		}
-		if (!rb_io_throttle(w, req, n->x.n_io, wr, by, nd_submit_charged))
+		/* (Uncharged hops still take their turn on the worker.) */
+		if (!rb_io_throttle(w, req, n->x.n_io, wr, by, charged, nd_submit_charged))
 			return;
 	}
 	if (program) {
@@ -536,6 +550,7 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 	for (unsigned i = 0; i < n->x.n_io; i++) {
 		struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
 		if (!sqe) {
+			rb_io_unadmit(w, req, n->x.n_io - i);
 			/* Nothing of this round is in flight yet only if i == 0. */
 			n->first_err = -EBUSY;
 			if (n->pending == 0)
@@ -551,26 +566,62 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 	}
 }
 
+/* NDP state from q's pool, a new one while fewer than ndp_inflight
+ * exist, else NULL (the request waits for one). */
+static struct rb_io_ndp *ndp_state_get(struct rb_io_queue *q)
+{
+	struct rb_io_ndp *n = q->ndp_pool;
+
+	if (n) {
+		q->ndp_pool = n->pool_next;
+		return n;
+	}
+	if (q->ndp_allocated >= q->disk->ndp_inflight)
+		return NULL;
+	/* Its own pages (zeroed by the kernel): later requests of this queue
+	 * see only what this VM's earlier requests left, never another VM's
+	 * data, and freeing gives the memory back to the system, not to a
+	 * heap that keeps it. */
+	void *p = mmap(NULL, NDP_STATE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	q->ndp_allocated++;
+	return p;
+}
+
+static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_ndp *n);
+
+/* A READ_ND/WRITE_ND popped from the ring: it starts with state from the
+ * pool, or waits for one behind the queue's older waiters. */
 static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 {
+	struct rb_io_queue *q = req->q;
+	struct rb_io_ndp *n = q->nwait_head ? NULL : ndp_state_get(q);
+
+	if (n) {
+		nd_begin(w, req, n);
+		return;
+	}
+	if (!q->nwait_head && q->ndp_allocated < q->disk->ndp_inflight) {
+		rb_err(q->disk->name, "out of memory for an NDP request");
+		rb_io_req_finish(req, 0);
+		return;
+	}
+	req->park_next = NULL;
+	if (q->nwait_tail)
+		q->nwait_tail->park_next = req;
+	else
+		q->nwait_head = req;
+	q->nwait_tail = req;
+}
+
+static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_ndp *n)
+{
 	struct rb_disk *d = req->q->disk;
-	struct rb_io_ndp *n = req->ndp_cache;
 	char err[256];
 	bool can_reply;
 
-	if (!n) {
-		size_t sz = (sizeof(struct rb_io_ndp) + 4095) & ~(size_t)4095;
-		n = aligned_alloc(4096, sz);
-		if (!n) {
-			rb_err(d->name, "out of memory for an NDP request");
-			rb_io_req_finish(req, 0);
-			return;
-		}
-		/* Zeroed once: later requests of this slot see only what this
-		 * VM's earlier requests left, never another VM's data. */
-		memset(n, 0, sz);
-		req->ndp_cache = n;
-	}
 	memset(&n->x, 0, sizeof(n->x));
 	n->pending = 0;
 	n->first_err = 0;
@@ -808,10 +859,51 @@ void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)
 	finish(req, status, RB_VIRTIO_BLK_S_UNSUPP, 1);
 }
 
+unsigned rb_ndp_io_run_waiting(struct rb_worker *w, struct rb_io_queue *q)
+{
+	unsigned n = 0;
+
+	while (q->nwait_head) {
+		struct rb_io_ndp *st = ndp_state_get(q);
+		if (!st)
+			break; /* (out of memory: the next round tries again) */
+		struct rb_io_req *req = q->nwait_head;
+		q->nwait_head = req->park_next;
+		if (!q->nwait_head)
+			q->nwait_tail = NULL;
+		nd_begin(w, req, st);
+		n++;
+	}
+	return n;
+}
+
+void rb_ndp_io_stop_waiting(struct rb_io_queue *q)
+{
+	while (q->nwait_head) {
+		struct rb_io_req *req = q->nwait_head;
+		struct rb_virtq_chain *c = &req->chain;
+		q->nwait_head = req->park_next;
+		if (!q->nwait_head)
+			q->nwait_tail = NULL;
+		if (rb_io_handing_over(q)) { /* the next daemon runs it */
+			rb_io_req_abandon(req);
+			continue;
+		}
+		/* Never started: the status byte (the chain's last) says so. */
+		uint8_t *status = c->n_segs > c->n_read
+					  ? (uint8_t *)c->iov[c->n_segs - 1].iov_base +
+						    c->iov[c->n_segs - 1].iov_len - 1
+					  : NULL;
+		finish(req, status, RB_VIRTIO_BLK_S_IOERR, 1);
+	}
+}
+
 void rb_ndp_io_free_cache(struct rb_io_queue *q)
 {
-	for (unsigned i = 0; q->reqs && i < q->n_reqs; i++) {
-		free(q->reqs[i].ndp_cache);
-		q->reqs[i].ndp_cache = NULL;
+	while (q->ndp_pool) {
+		struct rb_io_ndp *n = q->ndp_pool;
+		q->ndp_pool = n->pool_next;
+		munmap(n, NDP_STATE_BYTES);
+		q->ndp_allocated--;
 	}
 }

@@ -30,23 +30,11 @@ uint64_t rb_io_now_us(void)
 
 void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
 {
-	uint64_t now = rb_io_now_us();
 	char msg[512];
 	va_list ap;
 
-	if (now - q->log_window_start_us >= 1000000u) {
-		if (q->log_suppressed)
-			rb_warn(q->disk->name, "queue %u: %u more such messages suppressed",
-				q->index, q->log_suppressed);
-		q->log_window_start_us = now;
-		q->log_lines = 0;
-		q->log_suppressed = 0;
-	}
-	if (q->log_lines >= RB_IO_LOG_BURST) {
-		q->log_suppressed++;
+	if (!rb_log_limit(&q->log_limit, RB_IO_LOG_BURST, q->disk->name))
 		return;
-	}
-	q->log_lines++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -60,12 +48,14 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 	unsigned n = 0;
 	char err[256];
 
-	if (q->stopping || q->vq.broken || q->park_head)
+	if (q->stopping || q->vq.broken || q->park_head || q->nwait_head)
 		return 0; /* parked steps first: new requests wait in the ring */
 	/* A queue whose programs used up its credit this round takes no new
 	 * requests either (an sq hook runs at the start of a request); they
 	 * wait in the ring for the next round. */
-	while (q->free && q->ndp_credit > 0) {
+	/* (With the device slots all taken, a request is still taken: it
+	 * waits for its slot in line with the other queues' steps.) */
+	while (q->free && q->ndp_credit > 0 && q->io_deficit > 0) {
 		struct rb_io_req *req = q->free;
 		int rc = rb_virtq_pop(&q->vq, &req->chain, err, sizeof(err));
 
@@ -103,6 +93,7 @@ static unsigned reap(struct rb_worker *w)
 
 		io_uring_cqe_seen(&w->ring, cqe);
 		w->sq_inflight--;
+		rb_io_slot_done(w, req);
 		rb_blk_io_done(w, req, res);
 		n++;
 	}
@@ -199,18 +190,31 @@ static void *worker_main(void *arg)
 		/* A round: every queue's program credit is topped up, its
 		 * deferred chains go on while it lasts, then its ring is polled. */
 		uint64_t now_ns = 0;
-		for (unsigned i = 0; i < w->nq; i++) {
-			struct rb_io_queue *q = w->queues[i];
+		unsigned busy = 0;
+		for (unsigned i = 0; i < w->nq; i++)
+			busy += w->queues[i]->inflight > 0;
+		w->contended = busy > 1;
+		w->depth_now = atomic_load_explicit(&w->depth, memory_order_relaxed);
+		/* Who goes first in a round takes the free device slots first:
+		 * the order rotates. */
+		unsigned first = w->nq ? w->rr_start++ % w->nq : 0;
+		for (unsigned k = 0; k < w->nq; k++) {
+			struct rb_io_queue *q = w->queues[(first + k) % w->nq];
+			q->ndp_credit += RB_IO_NDP_QUANTUM;
+			if (q->ndp_credit > RB_IO_NDP_QUANTUM)
+				q->ndp_credit = RB_IO_NDP_QUANTUM;
+			q->io_deficit += RB_IO_FAIR_QUANTUM;
+			if (q->io_deficit > RB_IO_FAIR_QUANTUM)
+				q->io_deficit = RB_IO_FAIR_QUANTUM;
 			if (q->park_head) {
 				if (!now_ns)
 					now_ns = rb_io_now_ns();
 				work += rb_io_throttle_run(w, q, now_ns);
 			}
-			q->ndp_credit += RB_IO_NDP_QUANTUM;
-			if (q->ndp_credit > RB_IO_NDP_QUANTUM)
-				q->ndp_credit = RB_IO_NDP_QUANTUM;
 			if (q->defer_head)
 				work += rb_ndp_io_run_deferred(w, q);
+			if (q->nwait_head)
+				work += rb_ndp_io_run_waiting(w, q);
 			work += poll_queue(w, q);
 		}
 		if (w->sq_pending) {
@@ -250,6 +254,12 @@ void rb_worker_call(struct rb_worker *w, bool (*fn)(struct rb_worker *, void *),
 	while (!w->cmd_done)
 		pthread_cond_wait(&w->cond, &w->lock);
 	pthread_mutex_unlock(&w->lock);
+}
+
+void rb_workers_set_depth(struct rb_workers *p, unsigned depth)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		atomic_store_explicit(&p->w[i].depth, depth, memory_order_relaxed);
 }
 
 struct rb_worker *rb_workers_pick(struct rb_workers *pool)
@@ -395,6 +405,7 @@ static bool cmd_queue_add(struct rb_worker *w, void *arg)
 	w->queues[w->nq++] = q;
 	q->active = true;
 	q->ndp_credit = RB_IO_NDP_QUANTUM;
+	q->io_deficit = RB_IO_FAIR_QUANTUM;
 	q->defer_head = q->defer_tail = NULL;
 	/* Edge-triggered: a kick is only a hint (the rings are re-checked on
 	 * every wake-up), and a frontend's fd that stays readable (a pipe
@@ -421,6 +432,7 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 	/* Chains waiting for program CPU end now; those with I/O in flight
 	 * end when it completes (ndp_io.c), without running again. */
 	rb_ndp_io_stop_deferred(w, q);
+	rb_ndp_io_stop_waiting(q);
 	if (q->inflight) {
 		/* LOADs still waiting for the loader are answered now; the
 		 * drain then waits for at most the one being verified. */
@@ -440,6 +452,9 @@ static bool cmd_queue_remove(struct rb_worker *w, void *arg)
 		eventfd_write(q->call_fd, 1);
 	q->need_notify = false;
 	q->active = false;
+	/* Nothing of the queue is in flight: its NDP state goes (a ring
+	 * that once carried thousands of READ_NDs keeps nothing). */
+	rb_ndp_io_free_cache(q);
 	return true;
 }
 

@@ -21,6 +21,9 @@
 struct rb_ndp_table {
 	pthread_mutex_t lock;
 	char name[32];
+	/* What a guest's LOADs, UNLOADs and registrations log, per VM: 2,000
+	 * rejected LOADs must not write 4,000 lines. */
+	struct rb_log_limit log_limit;
 	uint32_t generation;
 	struct rb_ndp_prog *slot[RB_NDP_MAX_PROGRAMS];
 	struct rb_bpf_helpers *helpers;
@@ -57,6 +60,14 @@ static uint32_t random_start(void)
 	return v;
 }
 
+/* A log line a guest's request triggers: rate-limited per VM. */
+#define VM_LOG_BURST 50u /* a guest loading its 16 programs at start logs them all */
+#define vm_log(t, level, ...)                                                   \
+	do {                                                                    \
+		if (rb_log_limit(&(t)->log_limit, VM_LOG_BURST, (t)->name))     \
+			rb_log(level, (t)->name, __VA_ARGS__);                  \
+	} while (0)
+
 struct rb_ndp_table *rb_ndp_table_new(const char *vm_name)
 {
 	struct rb_ndp_table *t = calloc(1, sizeof(*t));
@@ -70,6 +81,7 @@ struct rb_ndp_table *rb_ndp_table_new(const char *vm_name)
 		return NULL;
 	}
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->log_limit.lock, NULL);
 	snprintf(t->name, sizeof(t->name), "%s", vm_name ? vm_name : "vm");
 	t->generation = random_start();
 	t->file_generation = random_start();
@@ -88,6 +100,7 @@ void rb_ndp_table_free(struct rb_ndp_table *t)
 		rb_ndp_file_release(t->file[i]);
 	rb_bpf_helpers_free(t->helpers);
 	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->log_limit.lock);
 	free(t);
 }
 
@@ -120,7 +133,7 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 	}
 	/* Parse and validate outside the lock: it is the slow part. */
 	if (rb_bpf_prog_load_elf(elf, len, section, t->helpers, &bpf, log, loglen)) {
-		rb_warn(t->name, "LOAD of section '%s' (%s) rejected: %s", section, rb_ndp_prog_type_name(type), log);
+		vm_log(t, RB_LOG_WARN, "LOAD of section '%s' (%s) rejected: %s", section, rb_ndp_prog_type_name(type), log);
 		return RB_NDP_S_REJECTED;
 	}
 	/* Hostile until proven otherwise: the verifier proves every access
@@ -139,14 +152,14 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 		 section, vrc ? "rejected it" : "accepted it", (unsigned long long)vs.insns_processed,
 		 (unsigned long long)vs.work, vs.peak_mem / 1048576.0, vs.elapsed_ns / 1e6);
 	if (vrc) {
-		rb_warn(t->name, "LOAD of section '%s' (%s) rejected by the verifier: %s", section,
+		vm_log(t, RB_LOG_WARN, "LOAD of section '%s' (%s) rejected by the verifier: %s", section,
 			rb_ndp_prog_type_name(type), log);
 		rb_bpf_prog_free(bpf);
 		return RB_NDP_S_REJECTED;
 	}
 	char jerr[256];
 	if (rb_bpf_jit(bpf, RB_BPF_JIT_UNCHECKED, jerr, sizeof(jerr)))
-		rb_warn(t->name, "LOAD of section '%s': not compiled (%s); it will be interpreted", section,
+		vm_log(t, RB_LOG_WARN, "LOAD of section '%s': not compiled (%s); it will be interpreted", section,
 			jerr);
 	p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -182,7 +195,7 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 		 section, rb_ndp_prog_type_name(type), rb_bpf_prog_len(bpf), vs.elapsed_ns / 1e6,
 		 (unsigned long long)vs.insns_processed,
 		 rb_bpf_prog_is_jitted(bpf) ? "compiled to x86-64" : "interpreted");
-	rb_info(t->name, "program %u: %s", p->handle, log);
+	vm_log(t, RB_LOG_INFO, "program %u: %s", p->handle, log);
 	return RB_NDP_S_OK;
 }
 
@@ -206,7 +219,7 @@ uint32_t rb_ndp_unload(struct rb_ndp_table *t, uint32_t handle)
 	pthread_mutex_unlock(&t->lock);
 	if (!p)
 		return rb_ndp_missing(handle, RB_NDP_S_NO_PROGRAM);
-	rb_info(t->name, "program %u unloaded", handle);
+	vm_log(t, RB_LOG_INFO, "program %u unloaded", handle);
 	rb_ndp_release(p);
 	return RB_NDP_S_OK;
 }
@@ -274,7 +287,7 @@ uint32_t rb_ndp_reg_mem(struct rb_ndp_table *t, uint64_t gpa, uint64_t len, uint
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (st == RB_NDP_S_OK)
-		rb_info(t->name, "guest memory 0x%llx+%llu registered as key %u",
+		vm_log(t, RB_LOG_INFO, "guest memory 0x%llx+%llu registered as key %u",
 			(unsigned long long)gpa, (unsigned long long)len, *key);
 	return st;
 }
@@ -342,7 +355,7 @@ uint32_t rb_ndp_reg_file(struct rb_ndp_table *t, const struct rb_ndp_reg_file *r
 		return RB_NDP_S_LIMIT;
 	}
 	/* Not f: another queue may unregister it as soon as the lock is free. */
-	rb_info(t->name, "file of %llu bytes in %u extents registered as key %u",
+	vm_log(t, RB_LOG_INFO, "file of %llu bytes in %u extents registered as key %u",
 		(unsigned long long)rf->file_size, rf->n_extents, *key);
 	return RB_NDP_S_OK;
 }
@@ -367,7 +380,7 @@ uint32_t rb_ndp_unreg_file(struct rb_ndp_table *t, uint32_t key)
 	pthread_mutex_unlock(&t->lock);
 	if (!f)
 		return rb_ndp_missing(key, RB_NDP_S_NO_PROGRAM);
-	rb_info(t->name, "file %u unregistered", key);
+	vm_log(t, RB_LOG_INFO, "file %u unregistered", key);
 	rb_ndp_file_release(f);
 	return RB_NDP_S_OK;
 }

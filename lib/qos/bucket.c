@@ -41,15 +41,20 @@ void rb_qos_bkt_leak(struct rb_qos_bkt *b, uint64_t delta_ns)
  * burst rate itself is enforced too, smoothed over max/10 like the average
  * (QEMU's throttle_compute_wait()).
  */
-uint64_t rb_qos_bkt_wait(const struct rb_qos_bkt *b)
+uint64_t rb_qos_bkt_wait_after(const struct rb_qos_bkt *b, rb_qos_u128 extra)
 {
 	if (!b->avg)
 		return 0;
-	if (b->level > b->size)
-		return div_ceil_ns(b->level - b->size, b->avg);
-	if (b->length > 1 && b->burst_level > b->burst_thr)
-		return div_ceil_ns(b->burst_level - b->burst_thr, b->max);
+	if (b->level + extra > b->size)
+		return div_ceil_ns(b->level + extra - b->size, b->avg);
+	if (b->length > 1 && b->burst_level + extra > b->burst_thr)
+		return div_ceil_ns(b->burst_level + extra - b->burst_thr, b->max);
 	return 0;
+}
+
+uint64_t rb_qos_bkt_wait(const struct rb_qos_bkt *b)
+{
+	return rb_qos_bkt_wait_after(b, 0);
 }
 
 void rb_qos_bkt_add(struct rb_qos_bkt *b, rb_qos_u128 nano_units)

@@ -34,6 +34,103 @@ static void count_admitted(struct rb_qos_counters *c, const struct rb_qos_ticket
 		c->parked_ns += now_ns - t->parked_since_ns;
 }
 
+/* ---- The line of disks waiting for room (round robin) ------------------ */
+
+static void line_append(struct rb_qos_group *g, struct rb_qos_disk *d)
+{
+	d->in_line = true;
+	d->line_next = NULL;
+	if (g->wait_tail)
+		g->wait_tail->line_next = d;
+	else
+		g->wait_head = d;
+	g->wait_tail = d;
+}
+
+static void line_remove(struct rb_qos_group *g, struct rb_qos_disk *d)
+{
+	struct rb_qos_disk *prev = NULL;
+
+	for (struct rb_qos_disk *x = g->wait_head; x; prev = x, x = x->line_next) {
+		if (x != d)
+			continue;
+		if (prev)
+			prev->line_next = d->line_next;
+		else
+			g->wait_head = d->line_next;
+		if (g->wait_tail == d)
+			g->wait_tail = prev;
+		break;
+	}
+	d->in_line = false;
+	d->line_next = NULL;
+}
+
+/* The head had its turn (or lost it): to the end of the line if it still
+ * has I/Os waiting, out of it otherwise. */
+static void line_next_turn(struct rb_qos_group *g)
+{
+	struct rb_qos_disk *h = g->wait_head;
+
+	line_remove(g, h);
+	if (h->waiting)
+		line_append(g, h);
+	g->room_since_ns = 0;
+}
+
+/* What one I/O adds to bucket bk, in nano-units.  iops-size: an I/O larger
+ * than it counts size/iops-size I/Os (6K at 4K is 1.5), rounded up to the
+ * nano-unit. */
+static rb_qos_u128 io_cost(const struct rb_qos_group *g, enum rb_qos_bucket bk, uint64_t bytes)
+{
+	uint64_t opsz = g->limits.iops_size;
+
+	if (bk <= RB_QOS_BPS_WRITE)
+		return (rb_qos_u128)bytes * RB_QOS_NANO;
+	if (opsz && bytes > opsz)
+		return ((rb_qos_u128)bytes * RB_QOS_NANO + opsz - 1) / opsz;
+	return RB_QOS_NANO;
+}
+
+/* Under g->lock, leaked to now: the wait of an I/O if `ahead` other I/Os
+ * of the same cost went first. */
+static uint64_t buckets_wait(const struct rb_qos_group *g, int w, uint64_t bytes, unsigned ahead)
+{
+	uint64_t wait = 0;
+
+	for (int i = 0; i < 4; i++) {
+		enum rb_qos_bucket bk = rb_qos_bkt_of_dir[w][i];
+		uint64_t bw = rb_qos_bkt_wait_after(&g->b[bk], io_cost(g, bk, bytes) * ahead);
+		if (bw > wait)
+			wait = bw;
+	}
+	return wait;
+}
+
+/*
+ * Under g->lock, leaked to now: the wait of d's I/O.  While other disks
+ * wait, room goes to the one whose turn it is: another disk's I/O goes
+ * only if the buckets have room for the turn holder's next I/O as well
+ * (estimated at this I/O's cost), else it waits until they would.
+ */
+static uint64_t group_wait(struct rb_qos_group *g, struct rb_qos_disk *d, int w, uint64_t bytes,
+			   uint64_t now_ns)
+{
+	uint64_t wait = buckets_wait(g, w, bytes, 0);
+
+	if (wait || !g->wait_head || g->wait_head == d)
+		return wait;
+	if (!g->room_since_ns)
+		g->room_since_ns = now_ns;
+	else if (now_ns - g->room_since_ns >= RB_QOS_TURN_GRACE_NS) {
+		line_next_turn(g); /* the holder left its room unclaimed */
+		if (!g->wait_head || g->wait_head == d)
+			return 0;
+		g->room_since_ns = now_ns;
+	}
+	return buckets_wait(g, w, bytes, 1);
+}
+
 uint64_t rb_qos_charge(struct rb_qos_disk *d, struct rb_qos_ticket *t, bool is_write,
 		       uint64_t bytes, uint64_t now_ns)
 {
@@ -46,11 +143,7 @@ uint64_t rb_qos_charge(struct rb_qos_disk *d, struct rb_qos_ticket *t, bool is_w
 	pthread_mutex_lock(&g->lock);
 	if (g->any) {
 		group_leak(g, now_ns);
-		for (int i = 0; i < 4; i++) {
-			uint64_t bw = rb_qos_bkt_wait(&g->b[rb_qos_bkt_of_dir[w][i]]);
-			if (bw > wait)
-				wait = bw;
-		}
+		wait = group_wait(g, d, w, bytes, now_ns);
 	}
 	if (wait) {
 		if (!(t->flags & RB_QOS_TICKET_PARKED)) {
@@ -58,6 +151,8 @@ uint64_t rb_qos_charge(struct rb_qos_disk *d, struct rb_qos_ticket *t, bool is_w
 			t->parked_since_ns = now_ns;
 			d->c.delayed++;
 			g->c.delayed++;
+			if (d->waiting++ == 0 && !d->in_line)
+				line_append(g, d);
 		}
 		d->c.waits++;
 		g->c.waits++;
@@ -65,24 +160,38 @@ uint64_t rb_qos_charge(struct rb_qos_disk *d, struct rb_qos_ticket *t, bool is_w
 		return wait;
 	}
 	if (g->any) {
-		/* iops-size: an I/O larger than it counts size/iops-size I/Os
-		 * (6K at 4K is 1.5), rounded up to the nano-unit. */
-		rb_qos_u128 ops = RB_QOS_NANO;
-		uint64_t opsz = g->limits.iops_size;
-		if (opsz && bytes > opsz)
-			ops = ((rb_qos_u128)bytes * RB_QOS_NANO + opsz - 1) / opsz;
 		for (int i = 0; i < 4; i++) {
 			enum rb_qos_bucket bk = rb_qos_bkt_of_dir[w][i];
-			rb_qos_bkt_add(&g->b[bk], bk <= RB_QOS_BPS_WRITE
-							  ? (rb_qos_u128)bytes * RB_QOS_NANO
-							  : ops);
+			rb_qos_bkt_add(&g->b[bk], io_cost(g, bk, bytes));
 		}
 	}
+	if (t->flags & RB_QOS_TICKET_PARKED)
+		d->waiting--;
+	if (g->wait_head == d)
+		line_next_turn(g); /* one I/O per turn */
+	else if (d->in_line && !d->waiting)
+		line_remove(g, d);
 	count_admitted(&d->c, t, is_write, bytes, now_ns);
 	count_admitted(&g->c, t, is_write, bytes, now_ns);
 	t->flags |= RB_QOS_TICKET_CHARGED;
 	pthread_mutex_unlock(&g->lock);
 	return 0;
+}
+
+void rb_qos_cancel(struct rb_qos_disk *d, struct rb_qos_ticket *t)
+{
+	struct rb_qos_group *g = d->g;
+
+	if ((t->flags & (RB_QOS_TICKET_PARKED | RB_QOS_TICKET_CHARGED)) != RB_QOS_TICKET_PARKED)
+		return;
+	pthread_mutex_lock(&g->lock);
+	t->flags &= ~RB_QOS_TICKET_PARKED;
+	if (d->waiting && --d->waiting == 0 && d->in_line) {
+		if (g->wait_head == d)
+			g->room_since_ns = 0;
+		line_remove(g, d);
+	}
+	pthread_mutex_unlock(&g->lock);
 }
 
 /* ---- Limits ------------------------------------------------------------ */
@@ -98,6 +207,12 @@ static void group_apply(struct rb_qos_group *g, const struct rb_qos_limits *lim,
 	for (int i = 0; i < RB_QOS_NR_BUCKETS; i++)
 		rb_qos_bkt_config(&g->b[i], &lim->b[i], keep);
 	g->any = rb_qos_limits_any(lim);
+	atomic_store_explicit(&g->limited, g->any, memory_order_relaxed);
+}
+
+bool rb_qos_disk_limited(const struct rb_qos_disk *d)
+{
+	return atomic_load_explicit(&d->g->limited, memory_order_relaxed);
 }
 
 int rb_qos_set_limits(struct rb_qos_group *g, const struct rb_qos_limits *lim, uint64_t now_ns,
@@ -300,6 +415,10 @@ void rb_qos_disk_close(struct rb_qos_disk *d)
 	if (!d)
 		return;
 	g = d->g;
+	pthread_mutex_lock(&g->lock);
+	if (d->in_line)
+		line_remove(g, d);
+	pthread_mutex_unlock(&g->lock);
 	pthread_mutex_lock(&g->reg->lock);
 	g->disks--;
 	pthread_mutex_unlock(&g->reg->lock);

@@ -10,6 +10,7 @@
 #include <rosen/qos.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 /*
  * Levels are kept in nano-units (units x 1e9) in 128 bits, so a leak over
@@ -38,6 +39,8 @@ struct rb_qos_bkt {
 void rb_qos_bkt_config(struct rb_qos_bkt *b, const struct rb_qos_bucket_limit *l, bool keep);
 void rb_qos_bkt_leak(struct rb_qos_bkt *b, uint64_t delta_ns);
 uint64_t rb_qos_bkt_wait(const struct rb_qos_bkt *b);
+/* The wait if `extra` nano-units were added first (another I/O's room). */
+uint64_t rb_qos_bkt_wait_after(const struct rb_qos_bkt *b, rb_qos_u128 extra);
 void rb_qos_bkt_add(struct rb_qos_bkt *b, rb_qos_u128 nano_units);
 
 /* The buckets one I/O of a direction goes through: bps and iops, total and its own. */
@@ -49,8 +52,17 @@ struct rb_qos_group {
 	struct rb_qos_limits limits; /* as given (max 0 = implicit) */
 	bool limits_given;
 	bool any;             /* some bucket is on: else charging only counts */
+	atomic_bool limited;  /* any, readable without the lock (hot path) */
 	uint64_t last_ns;     /* time of the last leak */
 	struct rb_qos_counters c;
+	/* Round robin among the disks with I/Os waiting (QEMU round-robins
+	 * the members of a group too): the head of this FIFO has the turn;
+	 * while others wait, room in the buckets goes to it first.  A holder
+	 * that does not come for its room within RB_QOS_TURN_GRACE_NS loses
+	 * the turn (to the end of the line), so a slow or stopped one cannot
+	 * block the group. */
+	struct rb_qos_disk *wait_head, *wait_tail;
+	uint64_t room_since_ns; /* room seen but refused for the turn; 0: none */
 	/* under the registry's lock */
 	struct rb_qos_registry *reg;
 	unsigned refs;        /* disks + rb_qos_group_find() references */
@@ -62,6 +74,11 @@ struct rb_qos_group {
 struct rb_qos_disk {
 	struct rb_qos_group *g;
 	struct rb_qos_counters c; /* under g->lock */
+	/* under g->lock: its tickets told to wait and not admitted yet, and
+	 * its place in the group's line while that is above 0 */
+	unsigned waiting;
+	bool in_line;
+	struct rb_qos_disk *line_next;
 	char name[RB_QOS_NAME_MAX];
 };
 
@@ -75,6 +92,9 @@ bool rb_qos_name_ok(const char *name);
 /* One key of a limits object: the kv parser and the JSON file both call it. */
 int rb_qos_limits_set_key(struct rb_qos_limits *lim, const char *key, bool has_num,
 			  int64_t num, const char *str, uint32_t *seen, char *err, size_t errlen);
+
+/* How long the disk holding the turn may leave room unclaimed. */
+#define RB_QOS_TURN_GRACE_NS 2000000ull
 
 #define RB_QOS_TICKET_PARKED 1u
 #define RB_QOS_TICKET_CHARGED 2u

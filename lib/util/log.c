@@ -2,10 +2,15 @@
 /*
  * Log lines: "2026-11-24T12:00:00.123Z info  vm0: message".  Each line is
  * formatted into a local buffer and written with one write(2), so lines from
- * different threads never interleave.
+ * different threads never interleave.  Messages carry what guests send
+ * (section names, file names): every byte that is not printable ASCII is
+ * written as \xNN (a backslash as \\), so no guest can end a line early
+ * and forge the next one, or reach the terminal with escape sequences.
  */
 #include <rosen/log.h>
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +26,59 @@ void rb_log_set_level(enum rb_log_level level)
 enum rb_log_level rb_log_get_level(void)
 {
 	return max_level;
+}
+
+size_t rb_log_escape(char *dst, size_t cap, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (!cap)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+		unsigned char c = *p;
+		bool plain = c >= 0x20 && c < 0x7f && c != '\\';
+		size_t need = plain ? 1 : c == '\\' ? 2 : 4;
+		if (o + need >= cap)
+			break;
+		if (plain) {
+			dst[o++] = (char)c;
+		} else if (c == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = '\\';
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = 0;
+	return o;
+}
+
+bool rb_log_limit(struct rb_log_limit *l, unsigned burst, const char *subject)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	pthread_mutex_lock(&l->lock);
+	if (now - l->window_start_us >= 1000000u) {
+		if (l->suppressed)
+			rb_warn(subject, "%u more such messages suppressed", l->suppressed);
+		l->window_start_us = now;
+		l->lines = 0;
+		l->suppressed = 0;
+	}
+	ok = l->lines < burst;
+	if (ok)
+		l->lines++;
+	else
+		l->suppressed++;
+	pthread_mutex_unlock(&l->lock);
+	return ok;
 }
 
 void rb_log(enum rb_log_level level, const char *subject, const char *fmt, ...)
@@ -41,14 +99,14 @@ void rb_log(enum rb_log_level level, const char *subject, const char *fmt, ...)
 		     tm.tm_sec, ts.tv_nsec / 1000000, names[level], subject ? subject : "-");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;
+	char msg[900];
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (m < 0)
-		m = 0;
-	size_t len = (size_t)n + (size_t)m;
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2;
+		msg[0] = 0;
+	size_t len = (size_t)n;
+	len += rb_log_escape(line + len, sizeof(line) - len - 1, msg);
 	line[len++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;

@@ -84,19 +84,25 @@ int rb_vhost_mem_map(struct rb_vhost_mem *mem,
 		}
 		/* A frontend that shrinks its memory file after we map it would
 		 * make our next access to guest memory raise SIGBUS and take
-		 * down every VM: memfds must be sealed against shrinking (QEMU
-		 * seals them by default).  Other memory files (hugetlbfs)
-		 * cannot be sealed; for them the risk stays and is logged. */
+		 * down every VM: memory must be sealed against shrinking (QEMU's
+		 * memory-backend-memfd seals it by default; we add the seal
+		 * when the memfd allows it).  Memory that cannot be sealed (a
+		 * memfd without MFD_ALLOW_SEALING, /dev/shm and hugetlbfs files,
+		 * files elsewhere) is refused unless the operator accepted it
+		 * (--allow-unsealed-memory: a fault is then confined to the VM,
+		 * sigbus.c). */
 		int seals = fcntl(fds[i], F_GET_SEALS);
-		if (seals >= 0 && !(seals & F_SEAL_SHRINK) &&
-		    fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
-			rb_vhost_errf(err, errlen,
-				      "region %u: memfd can be shrunk under us and cannot be sealed (create it with MFD_ALLOW_SEALING, or QEMU's memory-backend-memfd with seal=on)",
-				      i);
-			goto fail;
-		}
-		if (seals < 0)
+		bool sealed = seals >= 0 && ((seals & F_SEAL_SHRINK) ||
+					     fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) == 0);
+		if (!sealed) {
+			if (!rb_vhost_unsealed_allowed()) {
+				rb_vhost_errf(err, errlen,
+					      "region %u: guest memory can shrink under the daemon and cannot be sealed against it; refused (use QEMU's memory-backend-memfd, or start rosenbridged with --allow-unsealed-memory for hugetlbfs or /dev/shm backends)",
+					      i);
+				goto fail;
+			}
 			mem->unsealed = true;
+		}
 		/* Map from an offset aligned to the file's page size (hugetlbfs
 		 * reports its huge page size in st_blksize). */
 		uint64_t align = (uint64_t)sysconf(_SC_PAGESIZE);

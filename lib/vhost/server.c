@@ -55,6 +55,8 @@ struct rb_vhost_server {
 		unsigned nq;
 		uint16_t qsize;
 	} ifl;
+	atomic_bool mem_faulted; /* set by the SIGBUS handler (sigbus.c) */
+	struct msg *msg; /* the one message being served: no allocation per message */
 };
 
 struct msg {
@@ -182,6 +184,13 @@ static void inflight_unmap(struct rb_vhost_server *s)
 	memset(&s->ifl, 0, sizeof(s->ifl));
 }
 
+static void unmap_mem(struct rb_vhost_server *s)
+{
+	if (s->mem.unsealed)
+		rb_vhost_sigbus_unwatch(&s->mem);
+	rb_vhost_mem_unmap(&s->mem);
+}
+
 static void reset_state(struct rb_vhost_server *s)
 {
 	stop_all_rings(s);
@@ -193,7 +202,7 @@ static void reset_state(struct rb_vhost_server *s)
 		memset(v, 0, sizeof(*v));
 		v->kick_fd = v->call_fd = -1;
 	}
-	rb_vhost_mem_unmap(&s->mem);
+	unmap_mem(s);
 	s->features = 0;
 	s->protocol_features = 0;
 }
@@ -385,15 +394,17 @@ static int h_set_mem_table(struct rb_vhost_server *s, struct msg *m)
 	}
 	/* Running rings translate through the old table: stop them first. */
 	stop_all_rings(s);
-	rb_vhost_mem_unmap(&s->mem);
+	unmap_mem(s);
 	s->mem = mem;
+	if (mem.unsealed)
+		rb_vhost_sigbus_watch(&s->mem, &s->mem_faulted);
 	uint64_t total = 0;
 	for (unsigned i = 0; i < mem.n; i++)
 		total += mem.r[i].size;
 	rb_info(s->name, "guest memory: %u region%s, %llu MiB", mem.n, mem.n == 1 ? "" : "s",
 		(unsigned long long)(total >> 20));
 	if (mem.unsealed)
-		rb_warn(s->name, "guest memory is not a sealable memfd: a frontend that truncates it could crash the daemon");
+		rb_warn(s->name, "guest memory is not a sealable memfd (--allow-unsealed-memory): if the frontend shrinks it, this VM is disconnected");
 	return start_all_rings(s);
 }
 
@@ -695,15 +706,26 @@ static int dispatch(struct rb_vhost_server *s, struct msg *m)
 	return -EAGAIN;
 }
 
+bool rb_vhost_server_check_memory(struct rb_vhost_server *s)
+{
+	if (!atomic_load(&s->mem_faulted))
+		return false;
+	atomic_store(&s->mem_faulted, false);
+	if (s->conn_fd < 0)
+		return false;
+	rb_err(s->name, "guest memory shrank under the daemon (SIGBUS in a region of this VM; it now reads as zeros): disconnecting the frontend");
+	reset_state(s);
+	close_fd(&s->conn_fd);
+	return true;
+}
+
 static void serve_one(struct rb_vhost_server *s)
 {
-	struct msg *m = malloc(sizeof(*m));
+	struct msg *m = s->msg;
 	int rc;
 
-	if (!m) {
-		rb_err(s->name, "out of memory");
+	if (rb_vhost_server_check_memory(s))
 		return;
-	}
 	rc = recv_msg(s, m);
 	if (rc == 0) {
 		rb_debug(s->name, "request %u size %u fds %u", m->hdr.request, m->hdr.size, m->nfds);
@@ -720,7 +742,6 @@ static void serve_one(struct rb_vhost_server *s)
 		}
 	}
 	close_msg_fds(m);
-	free(m);
 	if (rc < 0 && rc != -EAGAIN) {
 		if (rc == -ECONNRESET)
 			rb_info(s->name, "frontend disconnected");
@@ -761,7 +782,9 @@ static int make_listener(const char *path, int *out, char *err, size_t errlen)
 			close(probe);
 		unlink(path);
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a readiness that went away (the client gave up)
+	 * must not leave the control thread, shared by every VM, in accept. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rb_vhost_errf(err, errlen, "socket: %s", strerror(errno));
 		return -errno;
@@ -805,8 +828,12 @@ int rb_vhost_server_new(const char *path, const struct rb_vhost_dev_ops *ops, vo
 	if (!s)
 		return -ENOMEM;
 	s->path = strdup(path);
-	if (!s->path) {
+	s->msg = malloc(sizeof(*s->msg));
+	if (!s->path || !s->msg) {
+		free(s->path);
+		free(s->msg);
 		free(s);
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	snprintf(s->name, sizeof(s->name), "%s", name ? name : "vhost");
@@ -816,6 +843,7 @@ int rb_vhost_server_new(const char *path, const struct rb_vhost_dev_ops *ops, vo
 	if (s->nqueues == 0 || s->nqueues > RB_VHOST_MAX_QUEUES) {
 		rb_vhost_errf(err, errlen, "%u queues (must be 1..%u)", s->nqueues, RB_VHOST_MAX_QUEUES);
 		free(s->path);
+		free(s->msg);
 		free(s);
 		return -EINVAL;
 	}
@@ -825,6 +853,7 @@ int rb_vhost_server_new(const char *path, const struct rb_vhost_dev_ops *ops, vo
 	rc = make_listener(path, &s->listen_fd, err, errlen);
 	if (rc) {
 		free(s->path);
+		free(s->msg);
 		free(s);
 		return rc;
 	}
@@ -841,6 +870,7 @@ void rb_vhost_server_free(struct rb_vhost_server *s)
 	close_fd(&s->listen_fd);
 	unlink(s->path);
 	free(s->path);
+	free(s->msg);
 	free(s);
 }
 

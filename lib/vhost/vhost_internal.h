@@ -5,6 +5,8 @@
 
 #include <rosen/vhost.h>
 
+#include <stdatomic.h>
+
 #define RB_VHOST_USER_MAX_RING 32768u
 /* A frontend may hand back a larger inflight area than the regions need
  * (alignment); not more than this. */
@@ -20,5 +22,11 @@ int rb_vhost_mem_map(struct rb_vhost_mem *mem,
 		     const struct rb_vhost_mem_table_desc *desc, const int *fds,
 		     char *err, size_t errlen);
 void rb_vhost_mem_unmap(struct rb_vhost_mem *mem);
+
+/* sigbus.c: memory that can shrink (rb_vhost_allow_unsealed_memory()). */
+bool rb_vhost_unsealed_allowed(void);
+/* A SIGBUS in one of mem's mappings zero-fills it and sets *faulted. */
+void rb_vhost_sigbus_watch(const struct rb_vhost_mem *mem, atomic_bool *faulted);
+void rb_vhost_sigbus_unwatch(const struct rb_vhost_mem *mem);
 
 #endif

@@ -61,6 +61,7 @@ static unsigned burst_at(struct rb_qos_disk *d, bool w, uint64_t bytes, uint64_t
 		if (ns) {
 			if (wait)
 				*wait = ns;
+			rb_qos_cancel(d, &t); /* dropped, not retried */
 			return n;
 		}
 		n++;
@@ -76,6 +77,7 @@ static unsigned admit_n(struct rb_qos_disk *d, bool w, uint64_t bytes, uint64_t 
 	for (unsigned i = 0; i < n; i++) {
 		struct rb_qos_ticket t = {0};
 		ok += rb_qos_charge(d, &t, w, bytes, now) == 0;
+		rb_qos_cancel(d, &t);
 	}
 	return ok;
 }
@@ -331,6 +333,94 @@ TEST(group_shared_by_two_disks_third_disk_unaffected)
 	rb_qos_disk_close(b);
 	rb_qos_disk_close(c);
 	CHECK(rb_qos_group_find(reg, "g1") == NULL);
+	rb_qos_registry_free(reg);
+}
+
+/*
+ * Two disks of one group, both always with I/Os waiting, vm0 always asking
+ * first (the order one worker polls them in): each gets half.  Without
+ * the turns, vm0 took whatever room appeared before vm1 asked.
+ */
+struct rr_disk {
+	struct rb_qos_disk *d;
+	struct rb_qos_ticket t[4]; /* its queue depth: 4 I/Os outstanding */
+	uint64_t retry_at[4];
+	unsigned admitted;
+};
+
+static void rr_step(struct rr_disk *x, uint64_t now)
+{
+	for (int i = 0; i < 4; i++) {
+		if (x->retry_at[i] > now)
+			continue;
+		uint64_t ns = rb_qos_charge(x->d, &x->t[i], false, 4096, now);
+		if (ns) {
+			x->retry_at[i] = now + ns;
+			continue;
+		}
+		x->admitted++;
+		rb_qos_ticket_init(&x->t[i]); /* the next I/O of that slot */
+		x->retry_at[i] = now;
+	}
+}
+
+TEST(group_disks_take_turns_whoever_asks_first)
+{
+	struct rb_qos_registry *reg = rb_qos_registry_new();
+	struct rb_qos_limits g = {0};
+	struct rr_disk a = {0}, b = {0};
+
+	REQUIRE(rb_qos_limits_parse("iops-total=1000,group=g", &g, err, sizeof(err)) == 0);
+	REQUIRE(rb_qos_disk_open(reg, "vm0", &g, 0, &a.d, err, sizeof(err)) == 0);
+	REQUIRE(rb_qos_disk_open(reg, "vm1", &g, 0, &b.d, err, sizeof(err)) == 0);
+	/* 10 s in steps of 50 us, vm0 first in every step. */
+	for (uint64_t now = 0; now < 10 * SEC; now += 50000) {
+		rr_step(&a, now);
+		rr_step(&b, now);
+	}
+	/* 10 s x 1000 + the burst of 100 (+1: a bucket takes one over). */
+	CHECK(a.admitted + b.admitted >= 10100 && a.admitted + b.admitted <= 10101);
+	CHECK(a.admitted >= 5000 && b.admitted >= 5000);
+	CHECK(a.admitted > b.admitted ? a.admitted - b.admitted <= 60 : b.admitted - a.admitted <= 60);
+	for (int i = 0; i < 4; i++) {
+		rb_qos_cancel(a.d, &a.t[i]);
+		rb_qos_cancel(b.d, &b.t[i]);
+	}
+	rb_qos_disk_close(a.d);
+	rb_qos_disk_close(b.d);
+	rb_qos_registry_free(reg);
+}
+
+/* The turn holder stops asking (its queue stopped without cancelling, a
+ * slow worker): after 2 ms the others go on; cancelled, at once. */
+TEST(group_turn_holder_that_never_comes_back_blocks_nobody)
+{
+	struct rb_qos_registry *reg = rb_qos_registry_new();
+	struct rb_qos_limits g = {0};
+	struct rb_qos_disk *a, *b;
+	struct rb_qos_ticket ta = {0}, tb = {0};
+
+	REQUIRE(rb_qos_limits_parse("iops-total=100,iops-total-max=100,group=g", &g, err,
+				    sizeof(err)) == 0);
+	REQUIRE(rb_qos_disk_open(reg, "vm0", &g, 0, &a, err, sizeof(err)) == 0);
+	REQUIRE(rb_qos_disk_open(reg, "vm1", &g, 0, &b, err, sizeof(err)) == 0);
+	/* 101 at t=0: room for one more at 10 ms, for two at 20 ms. */
+	CHECK_EQ_U64(burst_at(a, false, 0, 0, NULL), 101);
+	CHECK(rb_qos_charge(a, &ta, false, 0, 0) > 0); /* vm0 waits: its turn */
+	/* 12 ms: room for one, vm0's; vm1 waits until there is room for two. */
+	CHECK_EQ_U64(rb_qos_charge(b, &tb, false, 0, 12 * MS), 8 * MS);
+	/* vm0 never comes: 2 ms after vm1 first saw room, vm1 goes. */
+	CHECK(rb_qos_charge(b, &tb, false, 0, 13 * MS) > 0);
+	CHECK_EQ_U64(rb_qos_charge(b, &tb, false, 0, 14 * MS), 0);
+	/* Cancelled instead, the holder is out of the way at once. */
+	struct rb_qos_ticket ta2 = {0}, tb2 = {0};
+	rb_qos_cancel(a, &ta);
+	CHECK(rb_qos_charge(a, &ta2, false, 0, 14 * MS) > 0); /* full: vm0 waits, its turn */
+	CHECK(rb_qos_charge(b, &tb2, false, 0, 25 * MS) > 0); /* room for one: vm0's */
+	rb_qos_cancel(a, &ta2);
+	CHECK_EQ_U64(rb_qos_charge(b, &tb2, false, 0, 25 * MS), 0);
+	rb_qos_disk_close(a);
+	rb_qos_disk_close(b);
 	rb_qos_registry_free(reg);
 }
 

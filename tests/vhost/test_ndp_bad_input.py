@@ -863,6 +863,39 @@ def t_nd_default_hops(c):
     t_nd_hop_limit(c, 0, 64)
 
 
+def t_load_section_newline(c):
+    """A section name with a newline and a forged prefix: logged escaped
+    (\\x0a), on one line; no line of the log starts the forged way."""
+    r = ndp_load(c.fe.mem, XRP, c.s.elf, b"x\n2026-01-01T00:00:00.000Z error vm1: forged\x1b[31m")
+    expect_load(c, r, NDP_S_REJECTED)
+    line = c.log(r"vm0: LOAD of section 'x\\x0a2026-01-01T00:00:00\.000Z error vm1: forged\\x1b\[31m' \(xrp\)")
+    text = c.d.log_since(c.mark)
+    check(not any(l.startswith("2026-01-01") or "vm1: forged" in l.split("vm0:")[0]
+                  for l in text.splitlines()), "a forged line in the log: %r" % text[-300:])
+    check("\x1b" not in text, "an escape byte reached the log")
+    return line
+
+
+def t_load_reject_log_flood(c):
+    """200 LOADs of garbage in a few seconds: each answered REJECTED, but
+    the VM's log lines stay bounded (50 a second, then one line saying how
+    many were suppressed)."""
+    t0 = time.monotonic()
+    for _ in range(200):
+        r = ndp_load(c.fe.mem, XRP, b"garbage", "xrp_peek")
+        expect_load(c, r, NDP_S_REJECTED)
+    took = time.monotonic() - t0
+    time.sleep(1.1)  # the window ends: the suppressed count is logged with the next line
+    r = ndp_load(c.fe.mem, XRP, b"garbage", "xrp_peek")
+    expect_load(c, r, NDP_S_REJECTED)
+    lines = [l for l in c.d.log_since(c.mark).splitlines() if " vm0: " in l]
+    rejected = [l for l in lines if "LOAD of section 'xrp_peek' (xrp) rejected" in l]
+    allowed = 50 * (int(took) + 2) + 1
+    check(len(rejected) <= allowed, "%d log lines for 201 rejected LOADs in %.1f s" % (len(rejected), took))
+    check(any("more such messages suppressed" in l for l in lines), "no line says lines were suppressed")
+    time.sleep(1.1)  # later cases count on their log lines
+
+
 def t_load_flood(c):
     """Eight LOADs of a program that takes milliseconds to verify, in the
     ring at once: at most two per VM are verified at a time, the rest get
@@ -1573,6 +1606,8 @@ def main():
         R("reg_mem_no_writable_part", no_writable_case(NDP_T_REG_MEM, NDP_REG_MEM.pack(0, 0), None))
         R("ndp_interleaved_with_normal_io", t_interleaved)
         R("disconnect_mid_ndp_hops", t_disconnect_mid_hops)
+        R("load_section_with_newline_cannot_forge_a_line", t_load_section_newline)
+        R("load_rejections_flood_logs_are_rate_limited", t_load_reject_log_flood)
 
         # -- last: a clean shutdown after all of the above
         name = "daemon_exits_0_on_sigterm"

@@ -282,6 +282,37 @@ def t_flood_disconnect(s, mark):
     reads(fb, 10)
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def t_flood_ndp_state_bounded(s, mark):
+    """A's ring of 1024 READ_NDs holds at most --ndp-inflight (64) NDP
+    states of ~28 KiB at once, not one per ring slot (28 MiB), and they
+    are given back when A disconnects."""
+    fa = s.frontend(s.a, queue_size=FLOOD, mem_size=64 * MiB)
+    handle = s.load(fa)
+    pid = s.d.proc.pid
+    before = rss_kib(pid)
+    s.flood(fa, handle)
+    peak = before
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        peak = max(peak, rss_kib(pid))
+        time.sleep(0.02)
+    fa.close()
+    time.sleep(0.5)
+    after = rss_kib(pid)
+    print("# daemon RSS: %d KiB before the flood, %d at most during, %d after A left"
+          % (before, peak, after), flush=True)
+    check(peak - before < 6 * 1024, "RSS grew by %d KiB under the flood" % (peak - before))
+    check(after - before < 1024, "RSS stayed %d KiB above the start after A left" % (after - before))
+
+
 def t_flood_sigterm(s, mark):
     """SIGTERM with A's ring flooded: exit status 0 within 2 s."""
     s.flooded()
@@ -317,6 +348,7 @@ def main():
         s.run("flood_leaves_other_vm_reads_fast", t_flood_other_vm_reads)
         s.run("drain_of_a_flooded_ring_is_prompt", t_flood_drain)
         s.run("disconnect_of_a_flooded_vm_is_prompt", t_flood_disconnect)
+        s.run("ndp_state_bounded_per_queue_and_freed", t_flood_ndp_state_bounded)
         s.run("sigterm_while_flooded_exits_promptly", t_flood_sigterm)
     except Exception as e:
         if s is None:

@@ -356,11 +356,14 @@ def t_flood(s, mark):
     check(still >= 1, "the explosion LOADs were all done before the read: the loader was "
           "not busy (the test proves nothing)")
     counts = {}
+    busy_out = {}
     for fe, q, r in busy + flood:
         u = fe.vqs[q].wait_used(1, 120.0)
         check(u, "a LOAD on %s queue %d was never answered" % (fe.path, q))
         k = outcome(r)
         counts[k] = counts.get(k, 0) + 1
+        if (fe, q, r) in busy:
+            busy_out[k] = busy_out.get(k, 0) + 1
     print("# flood: %s; a read during it took %.1f ms, %d explosion LOADs still queued then"
           % (counts, read_ms, still), flush=True)
     check(sum(counts.values()) == 30, "%d answers for 30 LOADs" % sum(counts.values()))
@@ -368,8 +371,13 @@ def t_flood(s, mark):
     check(counts.get("per_vm", 0) >= 1, "no LOAD was refused by the per-VM cap: %s" % counts)
     queued = counts.get("ok", 0) + counts.get("rejected", 0)
     check(queued <= QUEUED_CAP + 4, "%d LOADs were verified" % queued)
-    check(counts.get("rejected", 0) == 8, "%d explosion LOADs rejected, 8 sent" %
-          counts.get("rejected", 0))
+    # The worker takes the rings in an order that rotates (fairness), so
+    # some explosion LOADs may find the queue full, or their VM's two
+    # places taken, already: each is either verified (and rejected) or
+    # refused, and only explosions are rejected.
+    check(busy_out.get("rejected", 0) + busy_out.get("full", 0) + busy_out.get("per_vm", 0) == 8 and
+          counts.get("rejected", 0) == busy_out.get("rejected", 0) >= 1,
+          "explosion LOADs: %s, all: %s" % (busy_out, counts))
     check(counts.get("stopped", 0) == 0, "LOADs answered 'queue stopped': %s" % counts)
     check(s.d.find_log(mark, r"NDP LOAD refused \(limit\): the device's LOAD queue is full"),
           "no log line for the daemon-wide refusals")
