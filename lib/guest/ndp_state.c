@@ -42,18 +42,29 @@ struct rb_guest_ndp_state {
 	uint32_t synthetic; /* user ids made up when a device id collides */
 };
 
+/* The device's records, or NULL before the first LOAD/REG (other queues'
+ * threads may read the pointer meanwhile: published with a release). */
+static struct rb_guest_ndp_state *peek(struct rb_guest_dev *d)
+{
+	return __atomic_load_n(&d->ndps, __ATOMIC_ACQUIRE);
+}
+
 static struct rb_guest_ndp_state *state(struct rb_guest_dev *d)
 {
 	static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+	struct rb_guest_ndp_state *s;
 
 	pthread_mutex_lock(&once);
-	if (!d->ndps) {
-		d->ndps = calloc(1, sizeof(*d->ndps));
-		if (d->ndps)
-			pthread_mutex_init(&d->ndps->lock, NULL);
+	s = peek(d);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (s) {
+			pthread_mutex_init(&s->lock, NULL);
+			__atomic_store_n(&d->ndps, s, __ATOMIC_RELEASE);
+		}
 	}
 	pthread_mutex_unlock(&once);
-	return d->ndps;
+	return s;
 }
 
 void rb_guest_ndp_state_free(struct rb_guest_dev *d)
@@ -153,7 +164,7 @@ int rb_guest_ndp_note_file(struct rb_guest_dev *d, uint32_t *key, const struct r
  * whether librosen knows it (else the value goes to the device as it is). */
 static uint32_t dev_id(struct rb_guest_dev *d, enum kind k, uint32_t user, bool forget)
 {
-	struct rb_guest_ndp_state *s = d->ndps;
+	struct rb_guest_ndp_state *s = peek(d);
 	uint32_t dev = user;
 
 	if (!s)
@@ -188,7 +199,7 @@ uint32_t rb_guest_ndp_dev_file(struct rb_guest_dev *d, uint32_t user, bool forge
 
 unsigned rb_guest_ndp_generation(struct rb_guest_dev *d)
 {
-	struct rb_guest_ndp_state *s = d->ndps;
+	struct rb_guest_ndp_state *s = peek(d);
 	unsigned g = 0;
 
 	if (s) {
@@ -209,7 +220,7 @@ unsigned rb_guest_ndp_generation(struct rb_guest_dev *d)
  */
 int rb_guest_ndp_restore(struct rb_guest_dev *d, unsigned q, unsigned gen)
 {
-	struct rb_guest_ndp_state *s = d->ndps;
+	struct rb_guest_ndp_state *s = peek(d);
 	int first = 0;
 
 	if (!s) {
