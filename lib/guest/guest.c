@@ -274,6 +274,8 @@ void rb_guest_close(struct rb_guest_dev *d)
 {
 	if (!d)
 		return;
+	/* A backend gone now is not waited for (no reconnecting). */
+	d->closing = true;
 	/* Let requests in flight finish (bounded) before the rings stop: a
 	 * backend asked to stop a ring mid-request may not cope (qsd panics). */
 	for (unsigned q = 0; q < d->nq; q++) {
@@ -385,7 +387,7 @@ int rb_guest_check(struct rb_guest_dev *d, unsigned qi, bool now)
 {
 	struct rb_guest_queue *q = &d->q[qi];
 
-	if (!d->t->check)
+	if (!d->t->check || d->closing)
 		return 0;
 	uint64_t t = now_ms();
 	if (!now && t - q->checked_ms < RB_GUEST_CHECK_MS)

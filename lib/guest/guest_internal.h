@@ -126,6 +126,7 @@ struct rb_guest_dev {
 	bool ndp;
 	uint32_t ndp_caps; /* PROBE's RB_NDP_CAP_* (kernel: from the driver's INFO) */
 	struct rb_guest_ndp_state *ndps; /* ndp_state.c: what to restore */
+	bool closing; /* rb_guest_close(): no more reconnecting */
 	/* DMA memory: [dma_base, dma_base + dma_size), 4 KiB pages. */
 	uint8_t *dma_base;
 	size_t dma_size;
