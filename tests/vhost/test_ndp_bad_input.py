@@ -783,11 +783,17 @@ def t_state_lost_other_epoch(c):
     check(unreg_file(c, other_epoch(fkey)) == NDP_S_STATE_LOST, "UNREG_FILE of an earlier key")
     res, _ = file_peek(c, h, other_epoch(fkey), 0)
     check(res == (NDP_S_STATE_LOST, 0, 0, 0), "file READ_ND with an earlier key: %r" % (res,))
-    for never in (0, 1, 0xFFFFF, 0xFFF00000 | (h & 0xFFFFF), 0xFFFFFFFF):
+    run_peek(c, h, 42)  # the real one still runs
+
+
+def t_never_valid_handles_no_program(c):
+    """Epoch fields 0 and 0xfff are never given out: NO_PROGRAM, not
+    STATE_LOST (0, small numbers and 0xffffffff are covered elsewhere)."""
+    h = c.load()
+    for never in (0xFFFFF, 0xFFF00000 | (h & 0xFFFFF)):
         r = ndp_io(c.fe.mem, NDP_T_READ_ND, never, 10, SECTOR, scratch=bytes(8))
         c.do(r, S_OK, SECTOR + 8 + RES_LEN + 1)
         check(r.result()[0] == NDP_S_NO_PROGRAM, "handle 0x%x: %r" % (never, r.result()))
-    run_peek(c, h, 42)  # the real one still runs
 
 
 def t_state_lost_across_restart(c):
@@ -1478,6 +1484,7 @@ def main():
         R("unload_valid_then_stale", t_unload_valid)
         R("state_lost_for_handles_and_keys_of_another_epoch", t_state_lost_other_epoch)
         R("state_lost_across_a_daemon_restart", t_state_lost_across_restart)
+        R("never_valid_handles_answer_no_program", t_never_valid_handles_no_program)
         R("unload_while_running", t_unload_while_running)
 
         # -- READ_ND / WRITE_ND
