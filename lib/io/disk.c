@@ -286,8 +286,17 @@ uint16_t rb_disk_queue_stop(struct rb_disk *d, unsigned qi)
 	q = &d->queues[qi];
 	if (!q->active)
 		return q->vq.last_avail;
+	q->handed_over = 0;
 	rb_io_queue_detach(q);
+	if (q->handed_over)
+		rb_info(d->name, "queue %u: %u NDP request%s left in flight for the next daemon (rerun from their start)",
+			qi, q->handed_over, q->handed_over == 1 ? "" : "s");
 	return q->vq.last_avail;
+}
+
+void rb_disk_handover(struct rb_disk *d)
+{
+	atomic_store(&d->handover, true);
 }
 
 void rb_disk_stats(const struct rb_disk *d, struct rb_disk_stats *s)

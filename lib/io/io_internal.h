@@ -80,6 +80,7 @@ struct rb_io_queue {
 	int call_fd;
 	bool active;   /* in its worker's list */
 	bool stopping; /* no new requests; waiting for in-flight ones */
+	unsigned handed_over; /* left in flight for the next daemon (this stop) */
 	bool need_notify;
 	bool broken_logged;
 	unsigned inflight;
@@ -125,6 +126,7 @@ struct rb_disk {
 	/* LOADs of this VM queued for or running on the loader: capped at
 	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
 	atomic_uint loads_pending;
+	atomic_bool handover; /* rb_disk_handover(): the daemon is going away */
 	unsigned nqueues;
 	struct rb_io_queue queues[16];
 	/* Written only by workers, read for stats: relaxed atomics. */
@@ -243,6 +245,11 @@ void rb_ndp_io_stop_waiting(struct rb_io_queue *q);
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
 /* Gives a request back to the ring (used length) and frees it. */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
+/* rb_disk_handover(): true when a request cut short by the daemon's
+ * shutdown is left to the next daemon (the ring has an inflight log);
+ * rb_io_req_abandon() frees its slot without giving it back. */
+bool rb_io_handing_over(const struct rb_io_queue *q);
+void rb_io_req_abandon(struct rb_io_req *req);
 
 /*
  * loader.c: the daemon's one LOAD thread and its bounded FIFO.  A job is
@@ -267,6 +274,7 @@ struct rb_load_job {
 	uint64_t queued_us;
 	/* result */
 	uint32_t status;            /* enum rb_ndp_status */
+	bool cancelled;             /* answered unverified: its queue stopped */
 	uint32_t handle;
 	char log[RB_NDP_LOG_MAX];
 };
