@@ -75,6 +75,7 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&d->log_limit.lock, NULL);
 	snprintf(d->name, sizeof(d->name), "%s", o->name ? o->name : "disk");
 	snprintf(d->path, sizeof(d->path), "%s", o->path);
 	d->readonly = o->readonly;
@@ -167,7 +168,6 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		q->disk = d;
 		q->index = i;
 		q->kick_fd = q->call_fd = -1;
-		pthread_mutex_init(&q->log_limit.lock, NULL);
 		q->worker = rb_workers_pick(workers);
 	}
 	rb_info(d->name, "disk %s: %llu sectors (%llu MiB), %s, %s, %u queue%s", o->path,
@@ -186,7 +186,6 @@ void rb_disk_free(struct rb_disk *d)
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		rb_ndp_io_free_cache(&d->queues[i]);
 		free(d->queues[i].reqs);
-		pthread_mutex_destroy(&d->queues[i].log_limit.lock);
 	}
 	rb_ndp_table_free(d->progs);
 	if (d->qos)
@@ -195,6 +194,7 @@ void rb_disk_free(struct rb_disk *d)
 		close(d->fd);
 	if (d->fd_buffered >= 0)
 		close(d->fd_buffered);
+	pthread_mutex_destroy(&d->log_limit.lock);
 	free(d);
 }
 

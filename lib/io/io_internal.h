@@ -15,7 +15,7 @@
 #define RB_IO_MAX_QUEUES_PER_WORKER 256u
 #define RB_IO_POLL_IDLE_US 1000u /* spin this long without work, then sleep */
 #define RB_IO_URING_ENTRIES 1024u
-#define RB_IO_LOG_BURST 10u      /* guest-triggered log lines per second */
+#define RB_IO_LOG_BURST 50u      /* guest-triggered log lines per second, per VM */
 /*
  * Program CPU on a worker is shared between its queues by deficit round
  * robin, counted in eBPF instructions (no clock read per hop): each loop
@@ -103,8 +103,6 @@ struct rb_io_queue {
 	struct rb_io_req *reqs;
 	unsigned n_reqs;
 	struct rb_io_req *free;
-	/* Guest-triggered log lines are rate-limited per queue. */
-	struct rb_log_limit log_limit;
 };
 
 struct rb_disk {
@@ -121,6 +119,9 @@ struct rb_disk {
 	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
 	struct rb_qos_disk *qos;    /* its throttle group; NULL: unlimited */
 	bool uncharged_program_io;  /* experiment only: program hops are free */
+	/* Log lines its requests trigger on the I/O path: rate-limited per
+	 * VM (whatever its number of queues), shared by its workers. */
+	struct rb_log_limit log_limit;
 	unsigned ndp_inflight;      /* NDP states per queue (rb_disk_opts) */
 	_Atomic uint64_t st_guest_ios, st_prog_ios, st_prog_bytes;
 	/* LOADs of this VM queued for or running on the loader: capped at

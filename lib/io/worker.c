@@ -33,7 +33,7 @@ void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
 	char msg[512];
 	va_list ap;
 
-	if (!rb_log_limit(&q->log_limit, RB_IO_LOG_BURST, q->disk->name))
+	if (!rb_log_limit(&q->disk->log_limit, RB_IO_LOG_BURST, q->disk->name))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
