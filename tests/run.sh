@@ -78,6 +78,10 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: vhost ndp bad input (hostile frontend)" \
     python3 tests/vhost/test_ndp_bad_input.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  run_suite "$kind: vhost inflight tracking (restart without loss, hostile areas)" \
+    python3 tests/vhost/test_inflight.py --daemon "$dir/app/rosenbridged/rosenbridged"
+  run_suite "$kind: librosen client across daemon kills (reconnect, STATE_LOST)" \
+    python3 tests/restart/test_restart_librosen.py --build "$dir"
   run_suite "$kind: ndp LOAD queue (loader thread, limits)" \
     python3 tests/vhost/test_ndp_load_queue.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
@@ -112,6 +116,12 @@ for dir in "${dirs[@]}"; do
       python3 tests/e2e/test_guest_ndp_driver.py --build "$dir"
     run_suite "$kind: e2e (NDP on files in a QEMU guest)" \
       python3 tests/e2e/test_guest_ndp_files.py --build "$dir"
+    # Restart without loss: 10 SIGKILLs and 2 SIGTERMs of the daemon under
+    # a QEMU guest's concurrent writers (about 30 s).
+    run_suite "$kind: e2e (daemon killed under a QEMU guest)" \
+      python3 tests/e2e/test_guest_restart.py --daemon "$dir/app/rosenbridged/rosenbridged"
+    run_suite "$kind: e2e (virtio_ndp.ko across daemon kills)" \
+      python3 tests/e2e/test_guest_ndp_restart.py --build "$dir"
   fi
 done
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,10 @@ struct rb_device {
 	char name[32];
 	struct rb_disk *disk;
 	struct rb_vhost_server *srv;
+	/* Per ring: the heads its inflight log gave to resubmit (the ring
+	 * reads them while it runs; replaced only while it is stopped). */
+	uint16_t *resubmit[RB_VHOST_MAX_QUEUES];
+	unsigned resubmit_cap[RB_VHOST_MAX_QUEUES];
 };
 
 static uint64_t dev_features(void *opaque)
@@ -66,7 +71,39 @@ static int dev_ring_start(void *opaque, const struct rb_vhost_ring *r)
 			   (void *)r->mem);
 	if (rc)
 		return rc;
-	return rb_disk_queue_start(d->disk, r->index, &vq, r->kick_fd, r->call_fd);
+	if (r->inflight) {
+		char err[256];
+		unsigned i = r->index;
+		if (d->resubmit_cap[i] < r->size) {
+			uint16_t *b = realloc(d->resubmit[i], sizeof(*b) * r->size);
+			if (!b)
+				return -ENOMEM;
+			d->resubmit[i] = b;
+			d->resubmit_cap[i] = r->size;
+		}
+		rc = rb_virtq_inflight_start(&vq, r->inflight, r->inflight_desc_num, d->resubmit[i],
+					     err, sizeof(err));
+		if (rc) {
+			rb_err(d->name, "ring %u: %s", i, rc == -ENOMEM ? "out of memory" : err);
+			return rc;
+		}
+		if (vq.n_resubmit)
+			rb_info(d->name, "ring %u: resubmitting %u request%s in flight when the last daemon stopped (used index %u)",
+				i, vq.n_resubmit, vq.n_resubmit == 1 ? "" : "s", vq.used_idx);
+	}
+	rc = rb_disk_queue_start(d->disk, r->index, &vq, r->kick_fd, r->call_fd);
+	/*
+	 * A ring that was used before (a reconnect, a new call fd): one call,
+	 * in case the guest missed one.  QEMU 7.2 starts a ring with its
+	 * masked notifier as the call fd and discards what was signalled
+	 * there before it hands us the guest's (vhost_virtqueue_start, then
+	 * the unmask): a request completed in between, a resubmitted one
+	 * most likely, would never interrupt the guest.  A spurious call only
+	 * makes the driver look at the used ring.
+	 */
+	if (!rc && r->call_fd >= 0 && vq.used_idx)
+		eventfd_write(r->call_fd, 1);
+	return rc;
 }
 
 static uint16_t dev_ring_stop(void *opaque, unsigned index)
@@ -143,6 +180,11 @@ void rb_device_log_stats(const struct rb_device *d, const char *when)
 	}
 }
 
+void rb_device_handover(struct rb_device *d)
+{
+	rb_disk_handover(d->disk);
+}
+
 void rb_device_free(struct rb_device *d)
 {
 	if (!d)
@@ -150,6 +192,8 @@ void rb_device_free(struct rb_device *d)
 	rb_vhost_server_free(d->srv);
 	rb_device_log_stats(d, "served");
 	rb_disk_free(d->disk);
+	for (unsigned i = 0; i < RB_VHOST_MAX_QUEUES; i++)
+		free(d->resubmit[i]);
 	free(d);
 }
 

@@ -19,6 +19,8 @@ struct rb_device;
 int rb_device_new(const struct rb_device_opts *o, struct rb_workers *workers,
 		  struct rb_device **out, char *err, size_t errlen);
 /* Stops the rings (in-flight I/O completes), removes the socket. */
+/* Shutdown with a successor expected: rb_disk_handover(). */
+void rb_device_handover(struct rb_device *dev);
 void rb_device_free(struct rb_device *dev);
 /* Logs the disk's counters (I/Os by path, throttling), `when` first. */
 void rb_device_log_stats(const struct rb_device *dev, const char *when);

@@ -122,10 +122,14 @@ static void usage(FILE *f)
 		"  rosenbridged --disk vm0.img --socket /run/vm0.sock &\n"
 		"  qemu-system-x86_64 ... \\\n"
 		"    -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\\n"
-		"    -chardev socket,id=c0,path=/run/vm0.sock \\\n"
+		"    -chardev socket,id=c0,path=/run/vm0.sock,reconnect=1 \\\n"
 		"    -device vhost-user-blk-pci,chardev=c0,num-queues=2\n"
 		"\n"
-		"SIGINT/SIGTERM: in-flight I/O completes, sockets are removed, exit 0.\n",
+		"SIGINT/SIGTERM: in-flight I/O completes, sockets are removed, exit 0.\n"
+		"A new daemon on the same disks and sockets takes over: QEMU with\n"
+		"reconnect=N on the chardev comes back within N s and what was in flight\n"
+		"is resubmitted (programs and registrations answer STATE_LOST, the guest\n"
+		"loads them again); docs/robustness.md, \"Restart without loss\".\n",
 		RB_IO_MAX_WORKERS, 1000u, RB_IO_NDP_INFLIGHT_MAX, RB_IO_NDP_INFLIGHT, 28u);
 }
 
@@ -514,8 +518,12 @@ int main(int argc, char **argv)
 				rb_device_handle(devs[i]);
 	}
 out:
-	/* LOADs still waiting are answered now, not verified one by one
-	 * while the queues drain. */
+	/* A successor may take over (an upgrade, a restart): NDP requests
+	 * the shutdown cuts short, and LOADs still waiting (cancelled now,
+	 * not verified one by one while the queues drain), are left in flight
+	 * for it where the frontend keeps an inflight area. */
+	for (unsigned i = 0; i < ndevs && ret == 0; i++)
+		rb_device_handover(devs[i]);
 	rb_workers_cancel_loads(workers);
 	for (unsigned i = 0; i < ndevs; i++)
 		rb_device_free(devs[i]);

@@ -31,6 +31,12 @@ struct rb_guest_opts {
 	unsigned queue_size;  /* power of two; 0: 256 */
 	enum rb_guest_notify notify;
 	size_t dma_bytes;     /* DMA memory for buffers; 0: 64 MiB */
+	/* vhost-user: when the backend goes away (crash, restart, upgrade),
+	 * how long to keep trying to set the device up with the next one on
+	 * the same socket, in ms (0: 30000; < 0: never).  Needs a backend
+	 * with INFLIGHT_SHMFD (rosenbridged): its requests in flight are then
+	 * resubmitted, none lost, none completed twice. */
+	int reconnect_ms;
 };
 
 struct rb_guest_dev;

@@ -120,6 +120,15 @@ int rb_disk_queue_start(struct rb_disk *d, unsigned q, const struct rb_virtq *vq
 /* Stops taking requests from queue q, waits for its in-flight ones, and
  * returns the avail index to resume from. */
 uint16_t rb_disk_queue_stop(struct rb_disk *d, unsigned q);
+/*
+ * The daemon is going away and a successor will serve this disk (SIGTERM):
+ * from now on, stopping a queue whose ring has an inflight log leaves the
+ * requests that cannot finish promptly (NDP chains cut short by the stop,
+ * LOADs not verified yet) in flight, to be resubmitted by the successor
+ * and rerun from their start, instead of failing them (IO_ERROR, LIMIT).
+ * Everything else still drains.
+ */
+void rb_disk_handover(struct rb_disk *d);
 
 /* Counters, for logs and tests. */
 struct rb_disk_stats {

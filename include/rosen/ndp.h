@@ -59,6 +59,33 @@ extern "C" {
 #define RB_NDP_LOADS_PER_VM 2u
 #define RB_NDP_LOADS_QUEUED 16u
 
+/* ---- handles and keys: the daemon instance's epoch ------------------------- */
+
+/*
+ * Every handle and key the daemon gives out carries its instance's epoch in
+ * bits 31..20 (RB_NDP_ID_EPOCH_SHIFT), so that after a restart (programs and
+ * registrations are not kept) a request naming one from before answers
+ * RB_NDP_S_STATE_LOST and the guest knows to load or register again,
+ * while a value no instance ever gave out still answers NO_PROGRAM.  The
+ * epoch is 1 + (the start time in 1/64 s) mod 4094: two daemons started
+ * less than 64 s apart (and more than 1/64 s) never share one; further
+ * apart they share one with probability 1/4094, and each table's handle
+ * generations also start at a random value, so even then an old handle
+ * names a new program only by a 1-in-65536 chance more.
+ */
+uint32_t rb_ndp_epoch(void);
+/* id with this instance's epoch in its top 12 bits (low: the low 20 bits). */
+uint32_t rb_ndp_id(uint32_t low);
+enum rb_ndp_id_kind {
+	RB_NDP_ID_NEVER,   /* epoch field 0 or 0xfff: never given out */
+	RB_NDP_ID_CURRENT, /* this instance's */
+	RB_NDP_ID_EARLIER, /* another instance's: lost in a restart */
+};
+enum rb_ndp_id_kind rb_ndp_id_kind(uint32_t id);
+/* The status for a handle or key the table does not hold: STATE_LOST for
+ * another instance's, else `absent` (NO_PROGRAM, NO_MEMORY). */
+uint32_t rb_ndp_missing(uint32_t id, uint32_t absent);
+
 /* ---- program table (one per VM disk) ------------------------------------- */
 
 struct rb_ndp_table;
@@ -72,8 +99,9 @@ void rb_ndp_table_free(struct rb_ndp_table *t);
  * log receives the loader's message (always NUL-terminated).  Thread-safe. */
 uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t prog_type, const void *elf, size_t len,
 		     const char *section, uint32_t *handle, char *log, size_t loglen);
-/* UNLOAD: RB_NDP_S_OK or RB_NDP_S_NO_PROGRAM.  Requests in flight finish
- * with the program; new ones no longer find it. */
+/* UNLOAD: RB_NDP_S_OK, RB_NDP_S_NO_PROGRAM, or RB_NDP_S_STATE_LOST (a
+ * handle of an earlier daemon).  Requests in flight finish with the
+ * program; new ones no longer find it. */
 uint32_t rb_ndp_unload(struct rb_ndp_table *t, uint32_t handle);
 /* A reference to a loaded program, or NULL (unknown handle). */
 struct rb_ndp_prog *rb_ndp_acquire(struct rb_ndp_table *t, uint32_t handle);
@@ -99,6 +127,7 @@ int rb_ndp_register_helpers(struct rb_bpf_helpers *h);
 /* Registers a guest-physical range (the caller checked it translates).
  * RB_NDP_S_OK with *key, or RB_NDP_S_LIMIT. */
 uint32_t rb_ndp_reg_mem(struct rb_ndp_table *t, uint64_t gpa, uint64_t len, uint32_t *key);
+/* RB_NDP_S_OK, RB_NDP_S_NO_MEMORY (unknown key) or RB_NDP_S_STATE_LOST. */
 uint32_t rb_ndp_unreg_mem(struct rb_ndp_table *t, uint32_t key);
 /* Copies out the VM's registrations (at most RB_NDP_MAX_REGIONS). */
 unsigned rb_ndp_regions(struct rb_ndp_table *t, uint32_t *keys, uint64_t *gpa, uint64_t *len);
@@ -136,7 +165,8 @@ int rb_ndp_file_translate(const struct rb_ndp_extent *ext, uint32_t n, uint64_t 
  * memory). */
 uint32_t rb_ndp_reg_file(struct rb_ndp_table *t, const struct rb_ndp_reg_file *rf,
 			 const struct rb_ndp_extent *ext, uint32_t *key);
-/* RB_NDP_S_OK, or RB_NDP_S_NO_PROGRAM (unknown key).  Requests in flight
+/* RB_NDP_S_OK, RB_NDP_S_NO_PROGRAM (unknown key) or RB_NDP_S_STATE_LOST
+ * (a key of an earlier daemon).  Requests in flight
  * finish with the map they hold; new ones no longer find it. */
 uint32_t rb_ndp_unreg_file(struct rb_ndp_table *t, uint32_t key);
 /* A reference to a registered file, or NULL (unknown or stale key). */

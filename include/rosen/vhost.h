@@ -64,6 +64,7 @@ enum {
 	RB_VHOST_USER_PROTOCOL_F_MQ = 0,
 	RB_VHOST_USER_PROTOCOL_F_REPLY_ACK = 3,
 	RB_VHOST_USER_PROTOCOL_F_CONFIG = 9,
+	RB_VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD = 12,
 };
 
 #define RB_VHOST_MAX_MEM_REGIONS 8u
@@ -109,6 +110,16 @@ struct rb_vhost_config_hdr {
 	uint32_t flags;
 } __attribute__((packed));
 
+/* GET_INFLIGHT_FD / SET_INFLIGHT_FD (QEMU's VhostUserInflight is not
+ * packed: 24 bytes on the wire). */
+struct rb_vhost_inflight_desc {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+	uint32_t padding;
+} __attribute__((packed));
+
 /* ---- Pure validators (no side effects; tested and fuzzed alone) -------- */
 
 /* Header: version 1, no REPLY flag from a frontend, size <= max payload. */
@@ -143,6 +154,15 @@ int rb_vhost_check_vring_fd(const void *payload, uint32_t size, unsigned nfds,
 int rb_vhost_check_config(const void *payload, uint32_t size,
 			  struct rb_vhost_config_hdr *out, char *err,
 			  size_t errlen);
+
+/* GET_INFLIGHT_FD / SET_INFLIGHT_FD: size exact, num_queues 1..nqueues,
+ * queue_size a power of two in 1..32768; for GET no fd (mmap_size and
+ * mmap_offset are ignored); for SET exactly one fd, mmap_size at least
+ * num_queues regions of queue_size entries (rb_vring_inflight_bytes) and
+ * at most 64 KiB more, offset + size without overflow. */
+int rb_vhost_check_inflight(uint32_t request, const void *payload, uint32_t size,
+			    unsigned nfds, unsigned nqueues,
+			    struct rb_vhost_inflight_desc *out, char *err, size_t errlen);
 
 /* ---- Guest memory -------------------------------------------------------- */
 
@@ -190,6 +210,12 @@ struct rb_vhost_ring {
 	int call_fd;              /* -1: frontend does not want interrupts */
 	uint64_t features;        /* negotiated virtio features */
 	const struct rb_vhost_mem *mem;
+	/* INFLIGHT_SHMFD: this ring's region of the frontend's inflight
+	 * memory (struct rb_vring_inflight, inflight_desc_num >= size
+	 * entries, mapped for its whole size), or NULL: no tracking.  Its
+	 * contents are the frontend's: the device must check them. */
+	void *inflight;
+	uint16_t inflight_desc_num;
 };
 
 struct rb_vhost_dev_ops {
@@ -199,7 +225,8 @@ struct rb_vhost_dev_ops {
 	unsigned (*num_queues)(void *dev);
 	/* Fill buf with config space bytes [offset, offset + len). */
 	void (*get_config)(void *dev, uint8_t *buf, uint32_t offset, uint32_t len);
-	/* Start serving a ring.  0 or -errno. */
+	/* Start serving a ring (resuming from its inflight log, if any).
+	 * 0 or -errno. */
 	int (*ring_start)(void *dev, const struct rb_vhost_ring *ring);
 	/* Stop serving a ring: wait for its in-flight requests, return the
 	 * next avail index to resume from. */
@@ -251,6 +278,16 @@ void rb_vhost_client_close(struct rb_vhost_client *c);
 int rb_vhost_client_request(struct rb_vhost_client *c, uint32_t request, const void *payload,
 			    uint32_t size, const int *fds, unsigned nfds, void *reply,
 			    uint32_t reply_size, bool need_ack, char *err, size_t errlen);
+
+/* Sends a request without fds and reads a reply of exactly reply_size
+ * bytes and at most one fd (-1 when none came): GET_INFLIGHT_FD. */
+int rb_vhost_client_request_fd(struct rb_vhost_client *c, uint32_t request, const void *payload,
+			       uint32_t size, void *reply, uint32_t reply_size, int *reply_fd,
+			       char *err, size_t errlen);
+
+/* True when the backend closed the connection (it is gone: crashed,
+ * killed or stopped).  Does not block. */
+bool rb_vhost_client_hung_up(const struct rb_vhost_client *c);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,42 @@ static inline size_t rb_vring_desc_bytes(unsigned size) { return 16u * size; }
 static inline size_t rb_vring_avail_bytes(unsigned size) { return 6u + 2u * size; }
 static inline size_t rb_vring_used_bytes(unsigned size) { return 6u + 8u * size; }
 
+/*
+ * Inflight tracking of a split ring: a log of the heads the device popped
+ * and has not given back, in memory that outlives the device process (the
+ * vhost-user frontend's INFLIGHT_SHMFD region, one of these per queue; the
+ * layout is QEMU docs/interop/vhost-user.rst, "Inflight I/O tracking").  A
+ * device restarted after a crash resubmits the heads the log marks, in the
+ * order they were first popped, and nothing else.  The frontend hands the
+ * region in: every field is hostile, read once and checked.
+ */
+struct rb_vring_inflight_desc {
+	uint8_t inflight;    /* 1: popped, not given back (head entries only) */
+	uint8_t padding[5];
+	uint16_t next;       /* links the last batch of used heads */
+	uint64_t counter;    /* pop order */
+};
+
+struct rb_vring_inflight {
+	uint64_t features;   /* 0 */
+	uint16_t version;    /* RB_VRING_INFLIGHT_VERSION; 0: never used */
+	uint16_t desc_num;   /* entries in desc[]: the region's queue size */
+	uint16_t last_batch_head;
+	uint16_t used_idx;   /* used->idx once the last batch is recorded */
+	struct rb_vring_inflight_desc desc[];
+};
+
+#define RB_VRING_INFLIGHT_VERSION 1u
+#define RB_VRING_INFLIGHT_ALIGN 64u
+
+/* Bytes of one queue's region (what GET_INFLIGHT_FD lays out per queue:
+ * the header and desc_num entries, rounded up to 64 bytes). */
+static inline size_t rb_vring_inflight_bytes(unsigned desc_num)
+{
+	return (16u + 16u * (size_t)desc_num + RB_VRING_INFLIGHT_ALIGN - 1) &
+	       ~(size_t)(RB_VRING_INFLIGHT_ALIGN - 1);
+}
+
 /* Virtio feature bits shared by every device type we serve. */
 #define RB_VIRTIO_F_INDIRECT_DESC 28
 #define RB_VIRTIO_F_EVENT_IDX 29
@@ -87,6 +123,13 @@ struct rb_virtq {
 	uint16_t signalled_used;
 	bool signalled_used_valid;
 	bool broken;           /* the driver violated the ring protocol */
+
+	/* Inflight tracking (rb_virtq_inflight_start); NULL: none. */
+	struct rb_vring_inflight *inflight;
+	uint64_t inflight_counter;  /* the next pop's counter */
+	const uint16_t *resubmit;   /* heads to pop before the avail ring */
+	uint16_t n_resubmit;
+	uint16_t resubmit_at;
 };
 
 /*
@@ -117,8 +160,31 @@ int rb_virtq_init(struct rb_virtq *vq, uint16_t size, void *desc, void *avail,
 		  void *used, uint16_t last_avail, bool event_idx, bool indirect,
 		  rb_virtio_translate_fn translate, void *ctx);
 
-/* Number of chains the driver made available and we have not popped; 0 on a
- * broken queue.  More than `size` means a corrupt index: the next pop says so. */
+/*
+ * Attaches an inflight log to a queue rb_virtq_init() just set up (nothing
+ * popped yet) and recovers from what it says.  A region never used
+ * (version 0) is initialised and the queue starts at last_avail as usual.
+ * Otherwise the log was written by an earlier device: the last batch of
+ * used heads whose logging a crash cut short is completed, the heads still
+ * marked are queued for resubmission in counter order (into `resubmit`,
+ * which holds `size` entries, is owned by the caller and must stay valid
+ * while the queue runs), and the queue resumes from used->idx: used_idx is
+ * used->idx and last_avail is used->idx plus the heads in flight, so the
+ * avail entries whose heads were popped (given back or resubmitted) are
+ * skipped; the `last_avail` given to rb_virtq_init() is ignored.  Pops
+ * return the resubmitted heads first.  The log is read once; a log that
+ * cannot be trusted (unknown version, desc_num other than region_desc_num
+ * or below size, a marked head >= size, an inflight byte other than 0/1, a
+ * last batch longer than the queue or naming a head >= size) is refused
+ * with -EINVAL and a message, and nothing is changed.  -ENOMEM too.
+ */
+int rb_virtq_inflight_start(struct rb_virtq *vq, struct rb_vring_inflight *region,
+			    uint16_t region_desc_num, uint16_t *resubmit, char *err,
+			    size_t errlen);
+
+/* Number of chains the driver made available and we have not popped (and of
+ * heads left to resubmit); 0 on a broken queue.  More than `size` means a
+ * corrupt index: the next pop says so. */
 uint16_t rb_virtq_pending(const struct rb_virtq *vq);
 
 /*
@@ -131,13 +197,17 @@ uint16_t rb_virtq_pending(const struct rb_virtq *vq);
  * entry names a head >= size marks the queue broken and returns -EIO; every
  * later pop returns -EIO too (the transport must reset the queue).
  * Zero-length descriptors are checked (address must translate) but not
- * stored, so every iovec of a popped chain has iov_len >= 1.
+ * stored, so every iovec of a popped chain has iov_len >= 1.  With an
+ * inflight log, heads queued for resubmission come first, and every head
+ * taken from the avail ring is marked in the log before it is returned.
  */
 int rb_virtq_pop(struct rb_virtq *vq, struct rb_virtq_chain *chain,
 		 char *err, size_t errlen);
 
 /* Gives a chain back: used element {head, len}; publishes used->idx.
- * `head` must be one rb_virtq_pop() returned. */
+ * `head` must be one rb_virtq_pop() returned.  With an inflight log, the
+ * log is updated around the publication so that a crash at any point
+ * leaves it saying exactly which heads are still in flight. */
 void rb_virtq_push(struct rb_virtq *vq, uint16_t head, uint32_t len);
 
 /* After pushes: must the driver be interrupted (EVENT_IDX or NO_INTERRUPT)? */

@@ -36,8 +36,11 @@ enum {
 };
 
 #define RB_NDP_MAGIC 0x5044534eu /* "NDSP" */
-/* 2: files (REG_FILE/UNREG_FILE, RB_NDP_IO_F_FILE, STALE_LAYOUT, caps). */
-#define RB_NDP_VERSION 2u
+/* 2: files (REG_FILE/UNREG_FILE, RB_NDP_IO_F_FILE, STALE_LAYOUT, caps).
+ * 3: STATE_LOST: handles and keys name the device instance that gave them
+ *    out; one from an instance that has since restarted answers STATE_LOST
+ *    (load / register again), never NO_PROGRAM. */
+#define RB_NDP_VERSION 3u
 
 /* Program types, named "sq", "cq" and "xrp" everywhere. */
 enum rb_ndp_prog_type {
@@ -226,7 +229,22 @@ enum rb_ndp_status {
 	RB_NDP_S_READ_ONLY = 12,  /* WRITE_ND on a read-only disk */
 	RB_NDP_S_STALE_LAYOUT = 13, /* file request: the guest driver could not
 	                             * get a stable map of the file's layout */
+	RB_NDP_S_STATE_LOST = 14, /* the handle or key was given out by the
+	                           * device before it restarted: programs and
+	                           * registrations did not survive; load or
+	                           * register again and retry (version 3) */
 };
+
+/*
+ * Handles and keys (program handles, memory and file keys; version 3):
+ * bits 31..20 are the epoch of the device instance that gave them out,
+ * 1..0xffe and different for every start of the device; the rest is the
+ * device's.  Values whose epoch field is 0 or 0xfff are never given out
+ * (0 is never a handle or key).  Opaque to the guest; stated here so a
+ * driver can tell "lost in a restart" from "never valid" in its own logs.
+ */
+#define RB_NDP_ID_EPOCH_SHIFT 20u
+#define RB_NDP_ID_EPOCH_MAX 0xffeu
 
 static inline const char *rb_ndp_status_name(rb_ndp_u32 s)
 {
@@ -245,6 +263,7 @@ static inline const char *rb_ndp_status_name(rb_ndp_u32 s)
 	case RB_NDP_S_NO_MEMORY: return "no-memory";
 	case RB_NDP_S_READ_ONLY: return "read-only";
 	case RB_NDP_S_STALE_LAYOUT: return "stale-layout";
+	case RB_NDP_S_STATE_LOST: return "state-lost";
 	}
 	return "unknown";
 }

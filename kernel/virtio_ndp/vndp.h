@@ -171,6 +171,7 @@ struct vndp_kreq {
 	struct block_device *claim;     /* raw write: exclusive claim */
 	struct file *file;      /* file request: holds its inode's locks */
 	int blk_err;
+	unsigned int lost_retries; /* STATE_LOST answers re-registered for */
 	/* Wire structures the device reads or writes (kmalloc'd with us). */
 	struct virtio_blk_outhdr hdr;
 	struct rb_ndp_io io;
@@ -221,6 +222,7 @@ long vndp_ioc_unreg_file(struct vndp_file *f, void __user *arg);
 int vndp_file_req_check(struct vndp_file *f, const struct vndp_req *r);
 bool vndp_file_start(struct vndp_kreq *k);
 void vndp_file_done(struct vndp_kreq *k);
+void vndp_file_lost(struct vndp_kreq *k);
 void vndp_files_drop(struct vndp_file *f, bool live);
 
 /* vndp_submit.c: SUBMIT / REAP */

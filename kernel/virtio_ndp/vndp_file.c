@@ -187,6 +187,30 @@ complete:
 }
 
 /*
+ * The device answered a file request STATE_LOST: it restarted and forgot
+ * its file maps.  Forget the key it had for this file and the inode
+ * snapshot, so that the next vndp_file_start() builds the map again and
+ * registers it anew (the device's key is never reused for it).
+ */
+void vndp_file_lost(struct vndp_kreq *k)
+{
+	struct vndp_file *f = k->f;
+	struct vndp_regfile *rf;
+
+	mutex_lock(&f->lock);
+	rf = vndp_rf_find(f, k->req.file_key);
+	if (rf) {
+		spin_lock(&rf->slock);
+		if (rf->dev_key == vndp_le32(k->io.file_key)) {
+			rf->dev_key = 0;
+			memset(&rf->snap, 0, sizeof(rf->snap));
+		}
+		spin_unlock(&rf->slock);
+	}
+	mutex_unlock(&f->lock);
+}
+
+/*
  * Process context, after the device answered a file request: a WRITE_ND's
  * new bytes replace whatever the page cache holds (whole file: the
  * program may have written anywhere in it), then the locks go.

@@ -302,12 +302,64 @@ static void vndp_write_done_work(struct work_struct *work)
 	vndp_kreq_complete(k);
 }
 
+/* Times a file request answered STATE_LOST is sent again after its map
+ * was registered anew (a restart of the device in between: again).
+ */
+#define VNDP_LOST_RETRIES 2
+
+static void vndp_kreq_finish(struct vndp_kreq *k);
+static enum rq_end_io_ret vndp_kreq_end_io(struct request *rq,
+					   blk_status_t err);
+
+/*
+ * The device restarted (STATE_LOST) under a file request: its map is
+ * registered again and the request sent again, from its start.  The
+ * program handle may be lost too: the retry then answers STATE_LOST again
+ * and the caller (librosen) loads the program again.  Process context,
+ * the inode's locks released.  True when the request is on its way again
+ * (it completes later); false: complete it now, as it stands.
+ */
+static bool vndp_file_retry(struct vndp_kreq *k)
+{
+	struct vndp_disk *vd = k->f->vd;
+	int err;
+
+	if (k->blk_err || vndp_le32(k->res.status) != RB_NDP_S_STATE_LOST ||
+	    k->lost_retries >= VNDP_LOST_RETRIES)
+		return false;
+	k->lost_retries++;
+	vndp_file_lost(k);
+	down_read(&vd->gate);
+	if (vd->dead) {
+		up_read(&vd->gate);
+		return false;
+	}
+	memset(&k->res, 0, sizeof(k->res));
+	if (!vndp_file_start(k)) {
+		/* Completed here (STALE_LAYOUT, OUT_OF_RANGE, an error). */
+		up_read(&vd->gate);
+		return false;
+	}
+	atomic64_inc(&vd->nd_requests);
+	err = vndp_exec_async(vd, k->out, k->in, vndp_op_is_write(k->req.op),
+			      vndp_kreq_end_io, k);
+	up_read(&vd->gate);
+	if (err) {
+		/* The queue is going away: it completes with the error. */
+		k->blk_err = err;
+		vndp_kreq_finish(k);
+	}
+	return true;
+}
+
 /* Process context after a file request: invalidate, unlock, complete. */
 static void vndp_file_done_work(struct work_struct *work)
 {
 	struct vndp_kreq *k = container_of(work, struct vndp_kreq, work);
 
 	vndp_file_done(k);
+	if (vndp_file_retry(k))
+		return;
 	vndp_kreq_complete(k);
 }
 

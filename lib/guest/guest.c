@@ -274,6 +274,8 @@ void rb_guest_close(struct rb_guest_dev *d)
 {
 	if (!d)
 		return;
+	/* A backend gone now is not waited for (no reconnecting). */
+	d->closing = true;
 	/* Let requests in flight finish (bounded) before the rings stop: a
 	 * backend asked to stop a ring mid-request may not cope (qsd panics). */
 	for (unsigned q = 0; q < d->nq; q++) {
@@ -284,6 +286,7 @@ void rb_guest_close(struct rb_guest_dev *d)
 				break;
 	}
 	d->t->close(d);
+	rb_guest_ndp_state_free(d);
 	free(d);
 }
 
@@ -380,6 +383,19 @@ int rb_guest_submit(struct rb_guest_dev *d, unsigned qi, enum rb_guest_op op, vo
 	return 0;
 }
 
+int rb_guest_check(struct rb_guest_dev *d, unsigned qi, bool now)
+{
+	struct rb_guest_queue *q = &d->q[qi];
+
+	if (!d->t->check || d->closing)
+		return 0;
+	uint64_t t = now_ms();
+	if (!now && t - q->checked_ms < RB_GUEST_CHECK_MS)
+		return 0;
+	q->checked_ms = t;
+	return d->t->check(d);
+}
+
 void rb_guest_kick_if_needed(struct rb_guest_dev *d, unsigned qi)
 {
 	struct rb_guest_queue *q = &d->q[qi];
@@ -420,6 +436,10 @@ int rb_guest_poll(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 		if (req->nd) {
 			cpl[n].status = rb_guest_nd_finish(d, req, &len);
 			cpl[n].len = len;
+			if (cpl[n].status == -ESTALE) { /* the device restarted */
+				rb_guest_nd_park(d, qi, req);
+				continue;
+			}
 		} else {
 			uint8_t st = __atomic_load_n(&req->dma->status, __ATOMIC_ACQUIRE);
 			cpl[n].status = st == RB_VIRTIO_BLK_S_OK ? 0
@@ -432,6 +452,15 @@ int rb_guest_poll(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 		q->free = req;
 		q->inflight--;
 		n++;
+	}
+	if (q->retry && (rc = rb_guest_nd_retry(d, qi)) && rc != -EAGAIN && n == 0)
+		return rc;
+	/* An application that only polls learns of a backend gone away here
+	 * too (a cheap clock read every 1024 empty polls). */
+	if (n == 0 && q->inflight && ++q->empty_polls % 1024 == 0) {
+		rc = rb_guest_check(d, qi, false);
+		if (rc)
+			return rc;
 	}
 	return (int)n;
 }
@@ -468,16 +497,25 @@ int rb_guest_wait(struct rb_guest_dev *d, unsigned qi, struct rb_guest_cpl *cpl,
 			uint64_t now = now_ms();
 			if (now >= deadline)
 				break;
-			int left = deadline == UINT64_MAX ? -1 : (int)(deadline - now);
+			/* Sleep in slices: a backend that died sends no call. */
+			int left = deadline - now > RB_GUEST_CHECK_MS ? RB_GUEST_CHECK_MS
+								      : (int)(deadline - now);
 			int rc = d->t->wait(d, qi, left);
 			if (rc == -ENOTSUP)
 				can_sleep = false;
 			else if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
 				return rc;
+			if (rc == -ETIMEDOUT && (rc = rb_guest_check(d, qi, false)))
+				return rc;
 			continue;
 		}
-		if (++spins % 1024 == 0 && now_ms() >= deadline)
-			break;
+		if (++spins % 1024 == 0) {
+			if (now_ms() >= deadline)
+				break;
+			int rc = rb_guest_check(d, qi, false);
+			if (rc)
+				return rc;
+		}
 	}
 	rb_guest_seterr("queue %u: no completion within %d ms", qi, timeout_ms);
 	return -ETIMEDOUT;

@@ -48,7 +48,17 @@ struct rb_guest_queue {
 	int kick_fd;                 /* vhost-user: eventfd (-1: none) */
 	int call_fd;                 /* vhost-user: eventfd (-1: none) */
 	volatile uint16_t *notify;   /* pci: queue notify register */
+	/* rb_guest_poll() finding nothing with requests in flight: when it
+	 * last asked the transport whether the device is still there. */
+	unsigned empty_polls;
+	uint64_t checked_ms;
+	/* NDP requests answered STATE_LOST, off the ring, to be sent again
+	 * once programs are restored (ndp.c); counted in inflight. */
+	struct rb_guest_req *retry;
+	unsigned n_retry;
 };
+
+#define RB_GUEST_CHECK_MS 100
 
 struct rb_guest_dev;
 
@@ -93,6 +103,12 @@ struct rb_guest_transport {
 	/* Device address of [p, p+len) in DMA memory, or UINT64_MAX when the
 	 * range is not DMA memory or not contiguous for the device. */
 	uint64_t (*dma_addr)(struct rb_guest_dev *dev, const void *p, size_t len);
+	/* NULL, or: is the device still there?  Called while waiting for
+	 * completions that do not come (every RB_GUEST_CHECK_MS).  0: it is
+	 * (or it went away and the transport set it up again: requests in
+	 * flight complete from the new backend); -errno: gone for good (the
+	 * message says why).  Safe from several queues' threads at once. */
+	int (*check)(struct rb_guest_dev *dev);
 	/* NULL, or the request layer of a kernel-driven device (open then
 	 * only fills cfg, features, nq, ndp and the DMA memory). */
 	const struct rb_guest_direct *direct;
@@ -109,6 +125,8 @@ struct rb_guest_dev {
 	uint16_t qsize;
 	bool ndp;
 	uint32_t ndp_caps; /* PROBE's RB_NDP_CAP_* (kernel: from the driver's INFO) */
+	struct rb_guest_ndp_state *ndps; /* ndp_state.c: what to restore */
+	bool closing; /* rb_guest_close(): no more reconnecting */
 	/* DMA memory: [dma_base, dma_base + dma_size), 4 KiB pages. */
 	uint8_t *dma_base;
 	size_t dma_size;
@@ -139,6 +157,9 @@ void rb_guest_dma_fini(struct rb_guest_dev *dev);
 int rb_guest_queues_alloc(struct rb_guest_dev *dev);
 void rb_guest_queues_free(struct rb_guest_dev *dev);
 
+/* guest.c: asks the transport whether the device is still there (at most
+ * every RB_GUEST_CHECK_MS per queue); 0, or -errno when it is gone. */
+int rb_guest_check(struct rb_guest_dev *dev, unsigned q, bool now);
 /* guest.c: kicks queue q if the notification mode and the device want it. */
 void rb_guest_kick_if_needed(struct rb_guest_dev *dev, unsigned q);
 /* ndp.c: finishes an asynchronous NDP request: copies results back to the
@@ -147,5 +168,38 @@ int rb_guest_nd_finish(struct rb_guest_dev *dev, struct rb_guest_req *req, uint3
 
 /* ndp.c: asks the device whether it speaks virtio-ndp; sets dev->ndp. */
 int rb_guest_ndp_probe(struct rb_guest_dev *dev);
+
+/*
+ * After a device restart (STATE_LOST).  ndp.c: the requests as the device
+ * sees them (no record kept), for restores; an asynchronous request that
+ * came back STATE_LOST (rb_guest_nd_finish() returned -ESTALE) is parked
+ * with rb_guest_nd_park() and sent again by rb_guest_nd_retry() once the
+ * queue has nothing else on its ring.
+ */
+int rb_guest_ndp_send_load(struct rb_guest_dev *dev, unsigned q, const void *elf, size_t elf_len,
+			   const char *section, uint32_t prog_type, uint32_t *handle, char *log,
+			   size_t loglen);
+int rb_guest_ndp_send_reg_mem(struct rb_guest_dev *dev, unsigned q, uint64_t gpa, const void *buf,
+			      uint64_t len, uint32_t *key);
+int rb_guest_ndp_send_reg_file(struct rb_guest_dev *dev, unsigned q, const struct rb_ndp_extent *ext,
+			       unsigned n, uint64_t file_size, uint32_t *key);
+void rb_guest_nd_park(struct rb_guest_dev *dev, unsigned q, struct rb_guest_req *req);
+int rb_guest_nd_retry(struct rb_guest_dev *dev, unsigned q);
+
+/* ndp_state.c: what was loaded and registered, by the ids the application
+ * holds.  note_* records (and may change *id to one the application can
+ * tell apart); dev_* translates (forget: drops the record). */
+int rb_guest_ndp_note_prog(struct rb_guest_dev *dev, uint32_t *handle, uint32_t type,
+			   const void *elf, size_t len, const char *section);
+int rb_guest_ndp_note_mem(struct rb_guest_dev *dev, uint32_t *key, uint64_t gpa, const void *buf,
+			  uint64_t len);
+int rb_guest_ndp_note_file(struct rb_guest_dev *dev, uint32_t *key, const struct rb_ndp_extent *ext,
+			   unsigned n, uint64_t file_size);
+uint32_t rb_guest_ndp_dev_handle(struct rb_guest_dev *dev, uint32_t user, bool forget);
+uint32_t rb_guest_ndp_dev_mem(struct rb_guest_dev *dev, uint32_t user, bool forget);
+uint32_t rb_guest_ndp_dev_file(struct rb_guest_dev *dev, uint32_t user, bool forget);
+unsigned rb_guest_ndp_generation(struct rb_guest_dev *dev);
+int rb_guest_ndp_restore(struct rb_guest_dev *dev, unsigned q, unsigned gen);
+void rb_guest_ndp_state_free(struct rb_guest_dev *dev);
 
 #endif

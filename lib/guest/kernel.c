@@ -376,7 +376,9 @@ static int k_unload(struct rb_guest_dev *d, uint32_t handle)
 		}
 		return k_errno("UNLOAD", errno);
 	}
-	if (u.status != RB_NDP_S_OK) {
+	/* STATE_LOST: the device restarted, the program is gone anyway (and
+	 * the driver no longer counts it as this file's). */
+	if (u.status != RB_NDP_S_OK && u.status != RB_NDP_S_STATE_LOST) {
 		rb_guest_seterr("no program with handle %u", handle);
 		return -ENOENT;
 	}
@@ -408,7 +410,7 @@ static int k_unreg_mem(struct rb_guest_dev *d, uint32_t key)
 
 	if (ioctl(kd(d)->fd, VNDP_IOC_UNREG_MEM, &m) < 0)
 		return k_errno("UNREG_MEM", errno);
-	if (m.status != RB_NDP_S_OK) {
+	if (m.status != RB_NDP_S_OK && m.status != RB_NDP_S_STATE_LOST) {
 		rb_guest_seterr("no registered memory with key %u", key);
 		return -ENOENT;
 	}

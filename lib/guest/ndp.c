@@ -31,7 +31,7 @@ static int raw_sync(struct rb_guest_dev *d, unsigned qi, const struct rb_virtq_b
 		return -EINVAL;
 	}
 	q = &d->q[qi];
-	if (q->inflight) {
+	if (q->inflight > q->n_retry) { /* requests waiting to be retried are off the ring */
 		rb_guest_seterr("queue %u has requests in flight; NDP control calls need an idle queue", qi);
 		return -EBUSY;
 	}
@@ -68,9 +68,17 @@ static int raw_sync(struct rb_guest_dev *d, unsigned qi, const struct rb_virtq_b
 						timeout_ms);
 				return -ETIMEDOUT;
 			}
+			/* The backend may have gone away: the transport sets the
+			 * next one up and the request is resubmitted there. */
+			if ((rc = rb_guest_check(d, qi, false)))
+				return rc;
 		}
 	}
 }
+
+/* Times a READ_ND/WRITE_ND answered STATE_LOST is retried (each time
+ * after loading and registering again: each is another device restart). */
+#define ND_RETRIES 16
 
 /* A staging block: [readable rlen][writable wlen][status]. */
 struct stage {
@@ -164,6 +172,8 @@ int rb_guest_ndp_probe(struct rb_guest_dev *d)
 	return rc;
 }
 
+static int send_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle, uint32_t *ndp_out);
+
 static int need_ndp(struct rb_guest_dev *d)
 {
 	if (!d->ndp) {
@@ -173,26 +183,20 @@ static int need_ndp(struct rb_guest_dev *d)
 	return 0;
 }
 
-int rb_guest_ndp_load(struct rb_guest_dev *d, unsigned q, const void *elf, size_t elf_len,
-		      const char *section, uint32_t prog_type, uint32_t *handle, char *log,
-		      size_t loglen)
+/* LOAD as the device sees it (no record kept): restores use it too. */
+int rb_guest_ndp_send_load(struct rb_guest_dev *d, unsigned q, const void *elf, size_t elf_len,
+			   const char *section, uint32_t prog_type, uint32_t *handle, char *log,
+			   size_t loglen)
 {
 	struct rb_ndp_load ld = {.prog_type = prog_type, .elf_len = (uint32_t)elf_len};
 	struct rb_ndp_load_result res;
 	struct stage s;
 	uint32_t used;
 	uint8_t st;
-	int rc = need_ndp(d);
+	int rc;
 
 	if (log && loglen)
 		log[0] = 0;
-	if (rc)
-		return rc;
-	if (elf_len > RB_NDP_MAX_ELF_BYTES || !section || strlen(section) >= sizeof(ld.section)) {
-		rb_guest_seterr("object of %zu bytes (max %u) or section name too long", elf_len,
-				RB_NDP_MAX_ELF_BYTES);
-		return -EINVAL;
-	}
 	strcpy(ld.section, section);
 	if (d->t->direct)
 		return d->t->direct->load(d, elf, elf_len, section, prog_type, handle, log, loglen);
@@ -229,16 +233,40 @@ int rb_guest_ndp_load(struct rb_guest_dev *d, unsigned q, const void *elf, size_
 	return rc;
 }
 
-int rb_guest_ndp_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle)
+int rb_guest_ndp_load(struct rb_guest_dev *d, unsigned q, const void *elf, size_t elf_len,
+		      const char *section, uint32_t prog_type, uint32_t *handle, char *log,
+		      size_t loglen)
+{
+	int rc = need_ndp(d);
+
+	if (log && loglen)
+		log[0] = 0;
+	if (rc)
+		return rc;
+	if (elf_len > RB_NDP_MAX_ELF_BYTES || !section || strlen(section) >= RB_NDP_SECTION_MAX) {
+		rb_guest_seterr("object of %zu bytes (max %u) or section name too long", elf_len,
+				RB_NDP_MAX_ELF_BYTES);
+		return -EINVAL;
+	}
+	rc = rb_guest_ndp_send_load(d, q, elf, elf_len, section, prog_type, handle, log, loglen);
+	/* Kept so that a device that restarts gets it again (STATE_LOST). */
+	if (rc == 0 && rb_guest_ndp_note_prog(d, handle, prog_type, elf, elf_len, section)) {
+		send_unload(d, q, *handle, NULL);
+		rb_guest_seterr("out of memory");
+		return -ENOMEM;
+	}
+	return rc;
+}
+
+/* UNLOAD as the device sees it; *ndp_st (may be NULL) gets its status. */
+static int send_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle, uint32_t *ndp_out)
 {
 	struct rb_ndp_unload u = {.handle = handle};
 	struct stage s;
 	uint32_t used, ndp_st = 0;
 	uint8_t st;
-	int rc = need_ndp(d);
+	int rc;
 
-	if (rc)
-		return rc;
 	if (d->t->direct)
 		return d->t->direct->unload(d, handle);
 	if (stage_alloc(d, &s, 16 + sizeof(u), sizeof(ndp_st)))
@@ -248,15 +276,31 @@ int rb_guest_ndp_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle)
 	rc = stage_send(d, q, &s, &used, &st);
 	if (rc == 0) {
 		memcpy(&ndp_st, s.mem + s.rlen, sizeof(ndp_st));
+		if (ndp_out)
+			*ndp_out = ndp_st;
 		if (st != RB_VIRTIO_BLK_S_OK) {
 			rb_guest_seterr("the device failed the UNLOAD request (status %u)", st);
 			rc = -EIO;
+		} else if (ndp_st == RB_NDP_S_STATE_LOST) {
+			rc = 0; /* the device restarted: the program is gone anyway */
 		} else if (ndp_st != RB_NDP_S_OK) {
 			rb_guest_seterr("no program with handle %u", handle);
 			rc = -ENOENT;
 		}
 	}
 	stage_free(d, &s);
+	return rc;
+}
+
+int rb_guest_ndp_unload(struct rb_guest_dev *d, unsigned q, uint32_t handle)
+{
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	rc = send_unload(d, q, rb_guest_ndp_dev_handle(d, handle, false), NULL);
+	if (rc == 0 || rc == -ENOENT)
+		rb_guest_ndp_dev_handle(d, handle, true);
 	return rc;
 }
 
@@ -301,13 +345,25 @@ static void nd_lengths(const struct rb_guest_nd *nd, bool write, size_t *rlen, s
 	*wlen = (write ? 0 : nd->data_len) + nd->scratch_len + sizeof(struct rb_ndp_result);
 }
 
+/* The device's current handle and file key for what the application
+ * names (they change when librosen restores them after a restart). */
+static void nd_ids(struct rb_guest_dev *d, const struct rb_guest_nd *nd, uint32_t *handle,
+		   uint32_t *file_key)
+{
+	*handle = rb_guest_ndp_dev_handle(d, nd->handle, false);
+	*file_key = nd->flags & RB_GUEST_ND_FILE ? rb_guest_ndp_dev_file(d, nd->file_key, false)
+						 : nd->file_key;
+}
+
 /* Writes the readable part of a request at p. */
-static void nd_pack(uint8_t *p, bool write, const struct rb_guest_nd *nd)
+static void nd_pack(struct rb_guest_dev *d, uint8_t *p, bool write, const struct rb_guest_nd *nd)
 {
 	struct rb_ndp_io io = {
-		.handle = nd->handle, .io_len = nd->io_len, .meta_len = nd->meta_len,
+		.io_len = nd->io_len, .meta_len = nd->meta_len,
 		.scratch_len = nd->scratch_len, .data_len = nd->data_len, .max_hops = nd->max_hops,
-		.flags = nd->flags & RB_GUEST_ND_FILE ? RB_NDP_IO_F_FILE : 0, .file_key = nd->file_key};
+		.flags = nd->flags & RB_GUEST_ND_FILE ? RB_NDP_IO_F_FILE : 0};
+
+	nd_ids(d, nd, &io.handle, &io.file_key);
 
 	put_hdr(p, write ? RB_NDP_T_WRITE_ND : RB_NDP_T_READ_ND, nd->offset / 512);
 	memcpy(p + 16, &io, sizeof(io));
@@ -346,6 +402,7 @@ static int direct_nd(struct rb_guest_dev *d, unsigned q, bool write, const struc
 		     struct rb_guest_nd_result *out)
 {
 	struct rb_guest_cpl cpl;
+	struct rb_guest_nd dnd = *nd;
 	int rc;
 
 	if (rb_guest_inflight(d, q)) {
@@ -353,7 +410,8 @@ static int direct_nd(struct rb_guest_dev *d, unsigned q, bool write, const struc
 				q);
 		return -EBUSY;
 	}
-	rc = d->t->direct->submit_nd(d, q, write, nd, out, NULL);
+	nd_ids(d, nd, &dnd.handle, &dnd.file_key);
+	rc = d->t->direct->submit_nd(d, q, write, &dnd, out, NULL);
 	if (rc)
 		return rc;
 	rc = rb_guest_wait(d, q, &cpl, 1, 30000);
@@ -370,18 +428,43 @@ static int direct_nd(struct rb_guest_dev *d, unsigned q, bool write, const struc
 	return 0;
 }
 
+static int send_nd(struct rb_guest_dev *d, unsigned q, bool write, const struct rb_guest_nd *nd,
+		   struct rb_guest_nd_result *out);
+
+/*
+ * READ_ND / WRITE_ND, synchronous.  A device that restarted answers
+ * STATE_LOST: librosen loads and registers again what it had (on this
+ * queue, idle again) and retries; the request reruns from its start, as
+ * the device reruns any request it had in flight.  A device restarted
+ * again meanwhile answers STATE_LOST again: up to ND_RETRIES times.
+ */
 static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct rb_guest_nd *nd,
 		 struct rb_guest_nd_result *out)
 {
 	bool write = type == RB_NDP_T_WRITE_ND;
-	struct stage s;
-	size_t rlen, wlen;
-	uint32_t used;
-	uint8_t st;
 	int rc = nd_check(d, q, nd);
 
 	if (rc)
 		return rc;
+	for (int tries = 0;; tries++) {
+		unsigned gen = rb_guest_ndp_generation(d);
+		rc = send_nd(d, q, write, nd, out);
+		if (rc || out->status != RB_NDP_S_STATE_LOST || tries == ND_RETRIES)
+			return rc;
+		if ((rc = rb_guest_ndp_restore(d, q, gen)))
+			return rc;
+	}
+}
+
+static int send_nd(struct rb_guest_dev *d, unsigned q, bool write, const struct rb_guest_nd *nd,
+		   struct rb_guest_nd_result *out)
+{
+	struct stage s;
+	size_t rlen, wlen;
+	uint32_t used;
+	uint8_t st;
+	int rc;
+
 	if (d->t->direct)
 		return direct_nd(d, q, write, nd, out);
 	nd_lengths(nd, write, &rlen, &wlen);
@@ -389,7 +472,7 @@ static int do_nd(struct rb_guest_dev *d, unsigned q, uint32_t type, const struct
 		rb_guest_seterr("no DMA memory for an NDP request");
 		return -ENOMEM;
 	}
-	nd_pack(s.mem, write, nd);
+	nd_pack(d, s.mem, write, nd);
 	rc = stage_send(d, q, &s, &used, &st);
 	if (rc == 0 && st != RB_VIRTIO_BLK_S_OK) {
 		rb_guest_seterr("the device failed the %s request (status %u%s)",
@@ -419,6 +502,12 @@ struct rb_guest_nd_pending {
 	void *scratch;
 	uint32_t scratch_len;
 	struct rb_guest_nd_result *res;
+	/* For a retry after STATE_LOST: what the application named, the
+	 * restore generation it was sent at, and how often it was retried. */
+	struct rb_guest_nd nd;
+	unsigned gen;
+	unsigned tries;
+	struct rb_guest_req *next_retry;
 };
 
 int rb_guest_submit_nd(struct rb_guest_dev *d, unsigned qi, bool write,
@@ -433,8 +522,11 @@ int rb_guest_submit_nd(struct rb_guest_dev *d, unsigned qi, bool write,
 		rb_guest_seterr("bad NDP request: no result");
 		return -EINVAL;
 	}
-	if (d->t->direct)
-		return d->t->direct->submit_nd(d, qi, write, nd, res, user);
+	if (d->t->direct) {
+		struct rb_guest_nd dnd = *nd;
+		nd_ids(d, nd, &dnd.handle, &dnd.file_key);
+		return d->t->direct->submit_nd(d, qi, write, &dnd, res, user);
+	}
 	struct rb_guest_queue *q = &d->q[qi];
 	if (!q->free) {
 		rb_guest_seterr("queue %u is full", qi);
@@ -455,7 +547,9 @@ int rb_guest_submit_nd(struct rb_guest_dev *d, unsigned qi, bool write,
 	p->scratch = nd->scratch;
 	p->scratch_len = nd->scratch_len;
 	p->res = res;
-	nd_pack(p->stage, write, nd);
+	p->nd = *nd;
+	p->gen = rb_guest_ndp_generation(d);
+	nd_pack(d, p->stage, write, nd);
 	p->stage[p->rlen + p->wlen] = 0xff;
 	b[0] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage, p->rlen), (uint32_t)p->rlen, false};
 	b[1] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage + p->rlen, p->wlen), (uint32_t)p->wlen, true};
@@ -484,6 +578,12 @@ int rb_guest_nd_finish(struct rb_guest_dev *d, struct rb_guest_req *req, uint32_
 	int rc = st == RB_VIRTIO_BLK_S_OK ? 0 : st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
 
 	*len = 0;
+	if (rc == 0 && p->tries < ND_RETRIES) {
+		struct rb_ndp_result r;
+		memcpy(&r, p->stage + p->rlen + p->wlen - sizeof(r), sizeof(r));
+		if (r.status == RB_NDP_S_STATE_LOST)
+			return -ESTALE; /* the caller retries it (rb_guest_nd_retry) */
+	}
 	if (rc == 0) {
 		nd_unpack(p->stage + p->rlen, p->write, p->data, p->data_len, p->scratch,
 			  p->scratch_len, p->res);
@@ -492,6 +592,66 @@ int rb_guest_nd_finish(struct rb_guest_dev *d, struct rb_guest_req *req, uint32_
 	rb_guest_dma_free(d, p->stage);
 	free(p);
 	req->nd = NULL;
+	return rc;
+}
+
+/*
+ * Asynchronous requests that came back STATE_LOST wait on their queue
+ * (off the ring) until nothing else of the queue is on the ring; then the
+ * programs and registrations are restored on it and they go again, with
+ * the device's new handles and keys.  The application sees only their
+ * final completion.
+ */
+void rb_guest_nd_park(struct rb_guest_dev *d, unsigned qi, struct rb_guest_req *req)
+{
+	struct rb_guest_queue *q = &d->q[qi];
+
+	req->nd->tries++;
+	req->nd->next_retry = q->retry;
+	q->retry = req;
+	q->n_retry++;
+}
+
+int rb_guest_nd_retry(struct rb_guest_dev *d, unsigned qi)
+{
+	struct rb_guest_queue *q = &d->q[qi];
+	struct rb_guest_req *list = q->retry;
+	unsigned gen = UINT32_MAX;
+	int rc = 0;
+
+	if (!list || q->inflight > q->n_retry)
+		return 0;
+	for (struct rb_guest_req *r = list; r; r = r->nd->next_retry)
+		if (r->nd->gen < gen)
+			gen = r->nd->gen;
+	/* Sent again even if the restore failed: they come back STATE_LOST
+	 * and, after ND_RETRIES retries, go to the application so. */
+	rb_guest_ndp_restore(d, qi, gen);
+	q->retry = NULL;
+	q->n_retry = 0;
+	while (list) {
+		struct rb_guest_req *req = list;
+		struct rb_guest_nd_pending *p = req->nd;
+		struct rb_ndp_io io;
+		struct rb_virtq_buf b[3];
+
+		list = p->next_retry;
+		memcpy(&io, p->stage + 16, sizeof(io));
+		nd_ids(d, &p->nd, &io.handle, &io.file_key);
+		memcpy(p->stage + 16, &io, sizeof(io));
+		p->gen = rb_guest_ndp_generation(d);
+		p->stage[p->rlen + p->wlen] = 0xff;
+		b[0] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage, p->rlen), (uint32_t)p->rlen, false};
+		b[1] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage + p->rlen, p->wlen),
+					     (uint32_t)p->wlen, true};
+		b[2] = (struct rb_virtq_buf){d->t->dma_addr(d, p->stage + p->rlen + p->wlen, 1), 1, true};
+		/* The ring is empty: there is room for what was on it before. */
+		if (rb_virtq_drv_add(&q->vq, b, 3, req)) {
+			rb_guest_nd_park(d, qi, req);
+			rc = -EAGAIN;
+		}
+	}
+	rb_guest_kick_if_needed(d, qi);
 	return rc;
 }
 
@@ -507,22 +667,20 @@ int rb_guest_write_nd(struct rb_guest_dev *d, unsigned q, const struct rb_guest_
 	return do_nd(d, q, RB_NDP_T_WRITE_ND, nd, res);
 }
 
-int rb_guest_ndp_reg_gpa(struct rb_guest_dev *d, unsigned q, uint64_t gpa, uint64_t len,
-			 uint32_t *key)
+/* REG_MEM as the device sees it: by guest-physical address, or by buffer
+ * on a kernel-driven device. */
+int rb_guest_ndp_send_reg_mem(struct rb_guest_dev *d, unsigned q, uint64_t gpa, const void *buf,
+			      uint64_t len, uint32_t *key)
 {
 	struct rb_ndp_reg_mem m = {.gpa = gpa, .len = len};
 	struct rb_ndp_reg_result res;
 	struct stage s;
 	uint32_t used;
 	uint8_t st;
-	int rc = need_ndp(d);
+	int rc;
 
-	if (rc)
-		return rc;
-	if (d->t->direct) {
-		rb_guest_seterr("the kernel transport registers DMA memory only (rb_guest_ndp_reg_mem): the driver does not let user space name guest-physical addresses");
-		return -ENOTSUP;
-	}
+	if (d->t->direct)
+		return d->t->direct->reg_mem(d, buf, (size_t)len, key);
 	if (stage_alloc(d, &s, 16 + sizeof(m), sizeof(res)))
 		return -ENOMEM;
 	put_hdr(s.mem, RB_NDP_T_REG_MEM, 0);
@@ -546,32 +704,62 @@ int rb_guest_ndp_reg_gpa(struct rb_guest_dev *d, unsigned q, uint64_t gpa, uint6
 	return rc;
 }
 
+static int unreg_mem_one(struct rb_guest_dev *d, unsigned q, uint32_t dev_key);
+
+static int reg_and_note(struct rb_guest_dev *d, unsigned q, uint64_t gpa, const void *buf,
+			uint64_t len, uint32_t *key)
+{
+	int rc = rb_guest_ndp_send_reg_mem(d, q, gpa, buf, len, key);
+
+	/* Kept so that a device that restarts gets it again (STATE_LOST). */
+	if (rc == 0 && rb_guest_ndp_note_mem(d, key, gpa, buf, len)) {
+		unreg_mem_one(d, q, *key);
+		rb_guest_seterr("out of memory");
+		return -ENOMEM;
+	}
+	return rc;
+}
+
+int rb_guest_ndp_reg_gpa(struct rb_guest_dev *d, unsigned q, uint64_t gpa, uint64_t len,
+			 uint32_t *key)
+{
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (d->t->direct) {
+		rb_guest_seterr("the kernel transport registers DMA memory only (rb_guest_ndp_reg_mem): the driver does not let user space name guest-physical addresses");
+		return -ENOTSUP;
+	}
+	return reg_and_note(d, q, gpa, NULL, len, key);
+}
+
 int rb_guest_ndp_reg_mem(struct rb_guest_dev *d, unsigned q, const void *buf, size_t len,
 			 uint32_t *key)
 {
-	if (d->t->direct) {
-		int rc = need_ndp(d);
-		return rc ? rc : d->t->direct->reg_mem(d, buf, len, key);
-	}
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (d->t->direct)
+		return reg_and_note(d, q, 0, buf, len, key);
 	uint64_t gpa = d->t->dma_addr(d, buf, len);
 
 	if (gpa == UINT64_MAX) {
 		rb_guest_seterr("buffer %p+%zu is not DMA memory from rb_guest_dma_alloc()", buf, len);
 		return -EFAULT;
 	}
-	return rb_guest_ndp_reg_gpa(d, q, gpa, len, key);
+	return reg_and_note(d, q, gpa, buf, len, key);
 }
 
-int rb_guest_ndp_unreg_mem(struct rb_guest_dev *d, unsigned q, uint32_t key)
+static int unreg_mem_one(struct rb_guest_dev *d, unsigned q, uint32_t key)
 {
 	struct rb_ndp_unreg_mem u = {.key = key};
 	struct stage s;
 	uint32_t used, ndp_st = 0;
 	uint8_t st;
-	int rc = need_ndp(d);
+	int rc;
 
-	if (rc)
-		return rc;
 	if (d->t->direct)
 		return d->t->direct->unreg_mem(d, key);
 	if (stage_alloc(d, &s, 16 + sizeof(u), sizeof(ndp_st)))
@@ -581,12 +769,26 @@ int rb_guest_ndp_unreg_mem(struct rb_guest_dev *d, unsigned q, uint32_t key)
 	rc = stage_send(d, q, &s, &used, &st);
 	if (rc == 0) {
 		memcpy(&ndp_st, s.mem + s.rlen, sizeof(ndp_st));
-		if (st != RB_VIRTIO_BLK_S_OK || ndp_st != RB_NDP_S_OK) {
+		/* STATE_LOST: the device restarted, the range is not registered
+		 * any more: what was asked. */
+		if (st != RB_VIRTIO_BLK_S_OK || (ndp_st != RB_NDP_S_OK && ndp_st != RB_NDP_S_STATE_LOST)) {
 			rb_guest_seterr("no registered memory with key %u", key);
 			rc = -ENOENT;
 		}
 	}
 	stage_free(d, &s);
+	return rc;
+}
+
+int rb_guest_ndp_unreg_mem(struct rb_guest_dev *d, unsigned q, uint32_t key)
+{
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	rc = unreg_mem_one(d, q, rb_guest_ndp_dev_mem(d, key, false));
+	if (rc == 0 || rc == -ENOENT)
+		rb_guest_ndp_dev_mem(d, key, true);
 	return rc;
 }
 
@@ -609,14 +811,11 @@ static int need_files(struct rb_guest_dev *d)
 	return 0;
 }
 
+static int unreg_file_one(struct rb_guest_dev *d, unsigned q, uint32_t key);
+
 int rb_guest_ndp_reg_file(struct rb_guest_dev *d, unsigned q, const struct rb_ndp_extent *ext,
 			  unsigned n, uint64_t file_size, uint32_t *key)
 {
-	struct rb_ndp_reg_file rf = {.file_size = file_size, .n_extents = n};
-	struct rb_ndp_reg_result res;
-	struct stage s;
-	uint32_t used;
-	uint8_t st;
 	int rc = need_files(d);
 
 	if (rc)
@@ -626,6 +825,26 @@ int rb_guest_ndp_reg_file(struct rb_guest_dev *d, unsigned q, const struct rb_nd
 		rb_guest_seterr("a map of %u extents (1..%u)", n, RB_NDP_MAX_EXTENTS);
 		return -EINVAL;
 	}
+	rc = rb_guest_ndp_send_reg_file(d, q, ext, n, file_size, key);
+	if (rc == 0 && rb_guest_ndp_note_file(d, key, ext, n, file_size)) {
+		unreg_file_one(d, q, *key);
+		rb_guest_seterr("out of memory");
+		return -ENOMEM;
+	}
+	return rc;
+}
+
+/* REG_FILE as the device sees it. */
+int rb_guest_ndp_send_reg_file(struct rb_guest_dev *d, unsigned q, const struct rb_ndp_extent *ext,
+			       unsigned n, uint64_t file_size, uint32_t *key)
+{
+	struct rb_ndp_reg_file rf = {.file_size = file_size, .n_extents = n};
+	struct rb_ndp_reg_result res;
+	struct stage s;
+	uint32_t used;
+	uint8_t st;
+	int rc;
+
 	if (stage_alloc(d, &s, 16 + sizeof(rf) + (size_t)n * sizeof(*ext), sizeof(res))) {
 		rb_guest_seterr("no DMA memory for a map of %u extents", n);
 		return -ENOMEM;
@@ -655,14 +874,24 @@ int rb_guest_ndp_reg_file(struct rb_guest_dev *d, unsigned q, const struct rb_nd
 
 int rb_guest_ndp_unreg_file(struct rb_guest_dev *d, unsigned q, uint32_t key)
 {
-	struct rb_ndp_unreg_file u = {.key = key};
-	struct stage s;
-	uint32_t used, ndp_st = 0;
-	uint8_t st;
 	int rc = need_files(d);
 
 	if (rc)
 		return rc;
+	rc = unreg_file_one(d, q, rb_guest_ndp_dev_file(d, key, false));
+	if (rc == 0 || rc == -ENOENT)
+		rb_guest_ndp_dev_file(d, key, true);
+	return rc;
+}
+
+static int unreg_file_one(struct rb_guest_dev *d, unsigned q, uint32_t key)
+{
+	struct rb_ndp_unreg_file u = {.key = key};
+	struct stage s;
+	uint32_t used, ndp_st = 0;
+	uint8_t st;
+	int rc;
+
 	if (stage_alloc(d, &s, 16 + sizeof(u), sizeof(ndp_st)))
 		return -ENOMEM;
 	put_hdr(s.mem, RB_NDP_T_UNREG_FILE, 0);
@@ -673,7 +902,7 @@ int rb_guest_ndp_unreg_file(struct rb_guest_dev *d, unsigned q, uint32_t key)
 		if (st != RB_VIRTIO_BLK_S_OK) {
 			rb_guest_seterr("the device failed the UNREG_FILE request (status %u)", st);
 			rc = st == RB_VIRTIO_BLK_S_UNSUPP ? -ENOTSUP : -EIO;
-		} else if (ndp_st != RB_NDP_S_OK) {
+		} else if (ndp_st != RB_NDP_S_OK && ndp_st != RB_NDP_S_STATE_LOST) {
 			rb_guest_seterr("no registered file with key %u", key);
 			rc = -ENOENT;
 		}

@@ -5,6 +5,9 @@
  * shared with the backend, described with guest-physical address = the
  * process's own virtual address, so buffers need no translation.  Works
  * with rosenbridged and with qemu-storage-daemon's vhost-user-blk export.
+ * Like QEMU, it keeps the backend's inflight area (INFLIGHT_SHMFD) and,
+ * when the backend goes away, connects to the next one on the same socket
+ * and hands it back, so requests in flight are resubmitted, not lost.
  */
 #include "guest_internal.h"
 
@@ -13,26 +16,40 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WANTED_PROTOCOL                                                     \
 	((1ull << RB_VHOST_USER_PROTOCOL_F_MQ) |                            \
 	 (1ull << RB_VHOST_USER_PROTOCOL_F_REPLY_ACK) |                     \
-	 (1ull << RB_VHOST_USER_PROTOCOL_F_CONFIG))
+	 (1ull << RB_VHOST_USER_PROTOCOL_F_CONFIG) |                        \
+	 (1ull << RB_VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+
+#define RECONNECT_MS_DEFAULT 30000
 
 struct vu {
 	struct rb_vhost_client *c;
+	char path[108];
 	int memfd;
 	void *mem;
 	size_t mem_size;
 	uint64_t protocol;
 	bool has_protocol; /* VHOST_USER_F_PROTOCOL_FEATURES negotiated */
 	bool ack;
+	/* The backend's inflight area (INFLIGHT_SHMFD), kept across its
+	 * restarts; -1 when the backend does not track in-flight requests. */
+	int ifl_fd;
+	uint64_t ifl_size, ifl_off;
+	/* Reconnecting: one thread at a time; `gone` once it failed. */
+	pthread_mutex_t lock;
+	bool gone;
+	unsigned reconnects;
 };
 
 static int req(struct rb_guest_dev *d, uint32_t code, const void *payload, uint32_t size,
@@ -94,14 +111,22 @@ static void vu_close(struct rb_guest_dev *d)
 		munmap(v->mem, v->mem_size);
 	if (v->memfd >= 0)
 		close(v->memfd);
+	if (v->ifl_fd >= 0)
+		close(v->ifl_fd);
+	pthread_mutex_destroy(&v->lock);
 	free(v);
 	d->tp = NULL;
 }
 
-static int negotiate(struct rb_guest_dev *d, const char *path)
+/*
+ * Features, protocol features, owner, config.  `again`: a backend that
+ * replaced the one we set the device up with must offer at least what we
+ * use (the device, its queues and its inflight area stay as they are).
+ */
+static int negotiate(struct rb_guest_dev *d, const char *path, bool again)
 {
 	struct vu *v = d->tp;
-	uint64_t offered, f, qnum = 1;
+	uint64_t offered, f, qnum = 1, had = v->protocol;
 	int rc;
 
 	if ((rc = req_u64(d, RB_VHOST_USER_GET_FEATURES, &offered, true)))
@@ -110,6 +135,14 @@ static int negotiate(struct rb_guest_dev *d, const char *path)
 		rb_guest_seterr("vhost-user %s: the backend does not offer VIRTIO_F_VERSION_1", path);
 		return -ENOTSUP;
 	}
+	if (again && (rb_guest_wanted_features(offered) & d->features) != d->features) {
+		rb_guest_seterr("vhost-user %s: the new backend offers features 0x%llx, the device uses 0x%llx",
+				path, (unsigned long long)offered, (unsigned long long)d->features);
+		return -ENOTSUP;
+	}
+	v->has_protocol = false;
+	v->protocol = 0;
+	v->ack = false;
 	if (offered & (1ull << RB_VHOST_USER_F_PROTOCOL_FEATURES)) {
 		uint64_t p;
 		v->has_protocol = true;
@@ -119,6 +152,11 @@ static int negotiate(struct rb_guest_dev *d, const char *path)
 		if ((rc = req_u64(d, RB_VHOST_USER_SET_PROTOCOL_FEATURES, &v->protocol, false)))
 			return rc;
 		v->ack = v->protocol & (1ull << RB_VHOST_USER_PROTOCOL_F_REPLY_ACK);
+	}
+	if (again && (had & ~v->protocol)) {
+		rb_guest_seterr("vhost-user %s: the new backend lacks protocol features 0x%llx",
+				path, (unsigned long long)(had & ~v->protocol));
+		return -ENOTSUP;
 	}
 	if (!(v->protocol & (1ull << RB_VHOST_USER_PROTOCOL_F_CONFIG))) {
 		rb_guest_seterr("vhost-user %s: the backend has no CONFIG protocol feature (needed for the disk size)",
@@ -130,6 +168,15 @@ static int negotiate(struct rb_guest_dev *d, const char *path)
 		return rc;
 	if ((rc = req(d, RB_VHOST_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, 0, false)))
 		return rc;
+	if (again) {
+		if (qnum < d->nq) {
+			rb_guest_seterr("vhost-user %s: the new backend has %llu queues, the device uses %u",
+					path, (unsigned long long)qnum, d->nq);
+			return -ENOTSUP;
+		}
+		f = d->features | (offered & (1ull << RB_VHOST_USER_F_PROTOCOL_FEATURES));
+		return req_u64(d, RB_VHOST_USER_SET_FEATURES, &f, false);
+	}
 
 	uint8_t cfg[sizeof(struct rb_vhost_config_hdr) + sizeof(d->cfg)] = {0};
 	struct rb_vhost_config_hdr *ch = (void *)cfg;
@@ -182,6 +229,86 @@ static int setup_memory(struct rb_guest_dev *d)
 	return rb_guest_dma_init(d, v->mem, size);
 }
 
+/*
+ * Describes memory and rings to the backend: CALL fds, the memory table,
+ * the inflight area, then per ring NUM, BASE, ADDR, KICK (the ring starts)
+ * and ENABLE.  A first backend starts every ring at 0; a backend that
+ * replaces a dead one gets each ring's used index, as QEMU 7.2 does, and
+ * finds in the inflight area what the dead one had in flight.
+ */
+static int setup_rings(struct rb_guest_dev *d, bool again)
+{
+	struct vu *v = d->tp;
+	int rc;
+
+	for (unsigned i = 0; i < d->nq; i++)
+		if ((rc = vring_fd(d, RB_VHOST_USER_SET_VRING_CALL, i, d->q[i].call_fd)))
+			return rc;
+	struct rb_vhost_mem_table_desc mt = {.nregions = 1};
+	mt.regions[0] = (struct rb_vhost_mem_region_desc){
+		.gpa = (uint64_t)(uintptr_t)v->mem, .size = v->mem_size,
+		.uva = (uint64_t)(uintptr_t)v->mem, .mmap_offset = 0};
+	if ((rc = req(d, RB_VHOST_USER_SET_MEM_TABLE, &mt, 8 + sizeof(mt.regions[0]), &v->memfd, 1,
+		      NULL, 0, true)))
+		return rc;
+	if (v->ifl_fd >= 0) {
+		struct rb_vhost_inflight_desc in = {.mmap_size = v->ifl_size, .mmap_offset = v->ifl_off,
+						    .num_queues = (uint16_t)d->nq, .queue_size = d->qsize};
+		if ((rc = req(d, RB_VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &v->ifl_fd, 1, NULL, 0,
+			      true)))
+			return rc;
+	}
+	for (unsigned i = 0; i < d->nq; i++) {
+		struct rb_guest_queue *q = &d->q[i];
+		struct rb_vhost_vring_addr a = {
+			.index = i, .desc_uva = q->desc_addr, .used_uva = q->used_addr,
+			.avail_uva = q->avail_addr};
+		uint16_t base = again ? __atomic_load_n(&q->vq.used->idx, __ATOMIC_ACQUIRE) : 0;
+		if ((rc = vring_state(d, RB_VHOST_USER_SET_VRING_NUM, i, d->qsize)) ||
+		    (rc = vring_state(d, RB_VHOST_USER_SET_VRING_BASE, i, base)) ||
+		    (rc = req(d, RB_VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0, true)) ||
+		    (rc = vring_fd(d, RB_VHOST_USER_SET_VRING_KICK, i, q->kick_fd)))
+			return rc;
+		/* With protocol features, rings start disabled. */
+		if (v->has_protocol && (rc = vring_state(d, RB_VHOST_USER_SET_VRING_ENABLE, i, 1)))
+			return rc;
+	}
+	return 0;
+}
+
+/* GET_INFLIGHT_FD, once per device (QEMU asks once per VM boot too). */
+static int get_inflight(struct rb_guest_dev *d)
+{
+	struct vu *v = d->tp;
+	struct rb_vhost_inflight_desc in = {.num_queues = (uint16_t)d->nq, .queue_size = d->qsize};
+	char err[256];
+	int fd, rc;
+
+	if (!(v->protocol & (1ull << RB_VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return 0;
+	rc = rb_vhost_client_request_fd(v->c, RB_VHOST_USER_GET_INFLIGHT_FD, &in, sizeof(in), &in,
+					sizeof(in), &fd, err, sizeof(err));
+	if (rc) {
+		rb_guest_seterr("vhost-user: %s", err);
+		return rc;
+	}
+	if (in.mmap_size == 0) { /* the backend could not make one: no tracking */
+		if (fd >= 0)
+			close(fd);
+		v->protocol &= ~(1ull << RB_VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+		return 0;
+	}
+	if (fd < 0) {
+		rb_guest_seterr("vhost-user: GET_INFLIGHT_FD answered %llu bytes without a file descriptor",
+				(unsigned long long)in.mmap_size);
+		return -EPROTO;
+	}
+	v->ifl_fd = fd;
+	v->ifl_size = in.mmap_size;
+	v->ifl_off = in.mmap_offset;
+	return 0;
+}
+
 static int vu_open(struct rb_guest_dev *d, const char *path)
 {
 	struct vu *v = calloc(1, sizeof(*v));
@@ -193,13 +320,17 @@ static int vu_open(struct rb_guest_dev *d, const char *path)
 		return -ENOMEM;
 	}
 	v->memfd = -1;
+	v->ifl_fd = -1;
+	pthread_mutex_init(&v->lock, NULL);
+	snprintf(v->path, sizeof(v->path), "%s", path);
 	d->tp = v;
 	rc = rb_vhost_client_connect(path, &v->c, err, sizeof(err));
 	if (rc) {
 		rb_guest_seterr("%s", err);
 		goto fail;
 	}
-	if ((rc = negotiate(d, path)) || (rc = setup_memory(d)) || (rc = rb_guest_queues_alloc(d)))
+	if ((rc = negotiate(d, path, false)) || (rc = setup_memory(d)) ||
+	    (rc = rb_guest_queues_alloc(d)))
 		goto fail;
 	for (unsigned i = 0; i < d->nq; i++) {
 		d->q[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -209,34 +340,89 @@ static int vu_open(struct rb_guest_dev *d, const char *path)
 			rc = -errno;
 			goto fail;
 		}
-		if ((rc = vring_fd(d, RB_VHOST_USER_SET_VRING_CALL, i, d->q[i].call_fd)))
-			goto fail;
 	}
-	struct rb_vhost_mem_table_desc mt = {.nregions = 1};
-	mt.regions[0] = (struct rb_vhost_mem_region_desc){
-		.gpa = (uint64_t)(uintptr_t)v->mem, .size = v->mem_size,
-		.uva = (uint64_t)(uintptr_t)v->mem, .mmap_offset = 0};
-	if ((rc = req(d, RB_VHOST_USER_SET_MEM_TABLE, &mt, 8 + sizeof(mt.regions[0]), &v->memfd, 1,
-		      NULL, 0, true)))
+	if ((rc = get_inflight(d)) || (rc = setup_rings(d, false)))
 		goto fail;
-	for (unsigned i = 0; i < d->nq; i++) {
-		struct rb_guest_queue *q = &d->q[i];
-		struct rb_vhost_vring_addr a = {
-			.index = i, .desc_uva = q->desc_addr, .used_uva = q->used_addr,
-			.avail_uva = q->avail_addr};
-		if ((rc = vring_state(d, RB_VHOST_USER_SET_VRING_NUM, i, d->qsize)) ||
-		    (rc = vring_state(d, RB_VHOST_USER_SET_VRING_BASE, i, 0)) ||
-		    (rc = req(d, RB_VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0, true)) ||
-		    (rc = vring_fd(d, RB_VHOST_USER_SET_VRING_KICK, i, q->kick_fd)))
-			goto fail;
-		/* With protocol features, rings start disabled. */
-		if (v->has_protocol && (rc = vring_state(d, RB_VHOST_USER_SET_VRING_ENABLE, i, 1)))
-			goto fail;
-	}
 	return 0;
 fail:
 	vu_close(d);
 	return rc ? rc : -EIO;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The backend went away: connect to the next one on the same socket (an
+ * upgrade, or a restart after a crash) and set the device up again.  Only
+ * with an inflight area: without one the new backend could not tell which
+ * requests the old one had finished out of order, and would complete some
+ * twice.  Requests in flight stay where they are and complete from the new
+ * backend; those not yet taken from the rings are served as usual.
+ */
+static int reconnect(struct rb_guest_dev *d)
+{
+	struct vu *v = d->tp;
+	int ms = d->opts.reconnect_ms ? d->opts.reconnect_ms : RECONNECT_MS_DEFAULT;
+	uint64_t deadline = mono_ms() + (uint64_t)(ms > 0 ? ms : 0);
+	char err[256] = "";
+	int rc = -ENOTCONN;
+
+	rb_vhost_client_close(v->c);
+	v->c = NULL;
+	if (ms < 0 || v->ifl_fd < 0) {
+		v->gone = true;
+		rb_guest_seterr("vhost-user %s: the backend went away%s", v->path,
+				ms < 0 ? " (reconnecting is off)"
+				       : " and did not track requests in flight (no INFLIGHT_SHMFD): "
+					 "cannot reconnect without losing or repeating some");
+		return -ENOTCONN;
+	}
+	do {
+		if (rb_vhost_client_connect(v->path, &v->c, err, sizeof(err)) == 0) {
+			rc = negotiate(d, v->path, true);
+			if (!rc)
+				rc = setup_rings(d, true);
+			if (!rc) {
+				v->reconnects++;
+				for (unsigned i = 0; i < d->nq; i++)
+					eventfd_write(d->q[i].kick_fd, 1);
+				return 0;
+			}
+			snprintf(err, sizeof(err), "%s", rb_guest_errmsg());
+			rb_vhost_client_close(v->c);
+			v->c = NULL;
+			if (rc == -ENOTSUP)
+				break; /* a backend that cannot serve this device */
+		}
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	} while (mono_ms() < deadline);
+	v->gone = true;
+	rb_guest_seterr("vhost-user %s: the backend went away and no new one could be set up within %d ms%s%s",
+			v->path, ms, err[0] ? ": " : "", err);
+	return -ENOTCONN;
+}
+
+static int vu_check(struct rb_guest_dev *d)
+{
+	struct vu *v = d->tp;
+	int rc = 0;
+
+	pthread_mutex_lock(&v->lock);
+	if (v->gone) {
+		rb_guest_seterr("vhost-user %s: the backend is gone", v->path);
+		rc = -ENOTCONN;
+	} else if (!v->c || rb_vhost_client_hung_up(v->c)) {
+		rc = reconnect(d);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return rc;
 }
 
 static void vu_kick(struct rb_guest_dev *d, unsigned q)
@@ -274,4 +460,5 @@ const struct rb_guest_transport rb_guest_vhost_user = {
 	.kick = vu_kick,
 	.wait = vu_wait,
 	.dma_addr = vu_dma_addr,
+	.check = vu_check,
 };

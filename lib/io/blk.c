@@ -32,6 +32,22 @@ void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 	q->free = req;
 }
 
+bool rb_io_handing_over(const struct rb_io_queue *q)
+{
+	return q->vq.inflight && atomic_load_explicit(&q->disk->handover, memory_order_relaxed);
+}
+
+void rb_io_req_abandon(struct rb_io_req *req)
+{
+	struct rb_io_queue *q = req->q;
+
+	rb_io_write_end(q->worker, req); /* flushes do not wait for it */
+	q->inflight--;
+	q->handed_over++;
+	req->next_free = q->free;
+	q->free = req;
+}
+
 /* Writes the status byte and gives the request back; a write it was
  * lets the flushes waiting for it go. */
 static void complete(struct rb_io_req *req, uint8_t status, uint32_t data_written)

@@ -101,6 +101,7 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&d->log_limit.lock, NULL);
 	snprintf(d->name, sizeof(d->name), "%s", o->name ? o->name : "disk");
 	snprintf(d->path, sizeof(d->path), "%s", o->path);
 	d->readonly = o->readonly;
@@ -193,7 +194,6 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		q->disk = d;
 		q->index = i;
 		q->kick_fd = q->call_fd = -1;
-		pthread_mutex_init(&q->log_limit.lock, NULL);
 		q->worker = rb_workers_pick(workers);
 	}
 	rb_info(d->name, "disk %s: %llu sectors (%llu MiB), %s, %s, %u queue%s", o->path,
@@ -212,7 +212,6 @@ void rb_disk_free(struct rb_disk *d)
 	for (unsigned i = 0; i < d->nqueues; i++) {
 		rb_ndp_io_free_cache(&d->queues[i]);
 		reqs_free(&d->queues[i]);
-		pthread_mutex_destroy(&d->queues[i].log_limit.lock);
 	}
 	rb_ndp_table_free(d->progs);
 	if (d->qos)
@@ -221,6 +220,7 @@ void rb_disk_free(struct rb_disk *d)
 		close(d->fd);
 	if (d->fd_buffered >= 0)
 		close(d->fd_buffered);
+	pthread_mutex_destroy(&d->log_limit.lock);
 	free(d);
 }
 
@@ -313,7 +313,11 @@ uint16_t rb_disk_queue_stop(struct rb_disk *d, unsigned qi)
 	q = &d->queues[qi];
 	if (!q->active)
 		return q->vq.last_avail;
+	q->handed_over = 0;
 	rb_io_queue_detach(q);
+	if (q->handed_over)
+		rb_info(d->name, "queue %u: %u NDP request%s left in flight for the next daemon (rerun from their start)",
+			qi, q->handed_over, q->handed_over == 1 ? "" : "s");
 	/* Drained (and its NDP pool freed): nothing of the queue's requests
 	 * is in flight.  Their slots (~4.5 KiB each: a 32768-entry ring holds
 	 * 150 MiB) go now, not with the disk: a frontend that leaves, or
@@ -321,6 +325,11 @@ uint16_t rb_disk_queue_stop(struct rb_disk *d, unsigned qi)
 	reqs_free(q);
 	q->free = NULL;
 	return q->vq.last_avail;
+}
+
+void rb_disk_handover(struct rb_disk *d)
+{
+	atomic_store(&d->handover, true);
 }
 
 void rb_disk_stats(const struct rb_disk *d, struct rb_disk_stats *s)

@@ -16,7 +16,7 @@
 #define RB_IO_MAX_QUEUES_PER_WORKER 256u
 #define RB_IO_POLL_IDLE_US 1000u /* spin this long without work, then sleep */
 #define RB_IO_URING_ENTRIES 1024u
-#define RB_IO_LOG_BURST 10u      /* guest-triggered log lines per second */
+#define RB_IO_LOG_BURST 50u      /* guest-triggered log lines per second, per VM */
 /*
  * Program CPU on a worker is shared between its queues by deficit round
  * robin, counted in eBPF instructions (no clock read per hop): each loop
@@ -117,6 +117,7 @@ struct rb_io_queue {
 	int call_fd;
 	bool active;   /* in its worker's list */
 	bool stopping; /* no new requests; waiting for in-flight ones */
+	unsigned handed_over; /* left in flight for the next daemon (this stop) */
 	bool need_notify;
 	bool broken_logged;
 	unsigned inflight;
@@ -148,8 +149,6 @@ struct rb_io_queue {
 	struct rb_io_req *fl_wait_head, *fl_wait_tail;
 	struct rb_io_req *fl_ready_head, *fl_ready_tail;
 	struct rb_io_req *fl_leader, *fl_riders;
-	/* Guest-triggered log lines are rate-limited per queue. */
-	struct rb_log_limit log_limit;
 };
 
 struct rb_disk {
@@ -166,11 +165,15 @@ struct rb_disk {
 	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
 	struct rb_qos_disk *qos;    /* its throttle group; NULL: unlimited */
 	bool uncharged_program_io;  /* experiment only: program hops are free */
+	/* Log lines its requests trigger on the I/O path: rate-limited per
+	 * VM (whatever its number of queues), shared by its workers. */
+	struct rb_log_limit log_limit;
 	unsigned ndp_inflight;      /* NDP states per queue (rb_disk_opts) */
 	_Atomic uint64_t st_guest_ios, st_prog_ios, st_prog_bytes;
 	/* LOADs of this VM queued for or running on the loader: capped at
 	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
 	atomic_uint loads_pending;
+	atomic_bool handover; /* rb_disk_handover(): the daemon is going away */
 	unsigned nqueues;
 	struct rb_io_queue queues[16];
 	/* Written only by workers, read for stats: relaxed atomics. */
@@ -344,6 +347,11 @@ void rb_ndp_io_stop_waiting(struct rb_io_queue *q);
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
 /* Gives a request back to the ring (used length) and frees it. */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
+/* rb_disk_handover(): true when a request cut short by the daemon's
+ * shutdown is left to the next daemon (the ring has an inflight log);
+ * rb_io_req_abandon() frees its slot without giving it back. */
+bool rb_io_handing_over(const struct rb_io_queue *q);
+void rb_io_req_abandon(struct rb_io_req *req);
 
 /*
  * loader.c: the daemon's one LOAD thread and its bounded FIFO.  A job is
@@ -368,6 +376,7 @@ struct rb_load_job {
 	uint64_t queued_us;
 	/* result */
 	uint32_t status;            /* enum rb_ndp_status */
+	bool cancelled;             /* answered unverified: its queue stopped */
 	uint32_t handle;
 	char log[RB_NDP_LOG_MAX];
 };

@@ -143,6 +143,7 @@ unsigned rb_loader_cancel(struct rb_loader *l, const void *owner)
 		struct rb_load_job *j = gone;
 		gone = j->next;
 		j->status = RB_NDP_S_LIMIT;
+		j->cancelled = true;
 		j->handle = 0;
 		snprintf(j->log, sizeof(j->log),
 			 "the queue stopped (device reset, disconnect or daemon shutdown) before this LOAD was verified; nothing was loaded");

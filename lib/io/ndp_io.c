@@ -151,6 +151,11 @@ void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	(void)res; /* the eventfd read cannot fail short of a bug */
 	req->load = NULL;
 	atomic_fetch_sub(&req->q->disk->loads_pending, 1);
+	if (l->job.cancelled && rb_io_handing_over(req->q)) {
+		load_free(l); /* the next daemon verifies it */
+		rb_io_req_abandon(req);
+		return;
+	}
 	if (r.status != RB_NDP_S_OK)
 		r.handle = 0;
 	load_reply(req, r, l->job.log);
@@ -423,7 +428,8 @@ static void do_unreg_file(struct rb_io_req *req)
 	rb_iov_gather(c->iov, c->n_read, 16, &u, sizeof(u));
 	st = rb_ndp_unreg_file(req->q->disk->progs, u.key);
 	if (st != RB_NDP_S_OK)
-		rb_io_guest_log(req->q, "UNREG_FILE: no file with key %u on this disk", u.key);
+		rb_io_guest_log(req->q, "UNREG_FILE: no file with key %u on this disk%s", u.key,
+				st == RB_NDP_S_STATE_LOST ? " (a key from before the daemon restarted)" : "");
 	rb_iov_scatter(w, nw, 0, &st, sizeof(st));
 	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(st) + 1);
 }
@@ -479,6 +485,27 @@ static void nd_complete(struct rb_io_req *req)
 }
 
 static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req);
+
+/* The queue stops before the chain finished.  A daemon handing its disks
+ * over (rb_disk_handover) leaves it in flight for the next one, where it
+ * reruns from its start; otherwise it ends now, IO_ERROR. */
+static void nd_stopped(struct rb_io_req *req)
+{
+	if (rb_io_handing_over(req->q)) {
+		struct rb_io_ndp *n = req->ndp;
+		rb_ndp_release(n->x.prog);
+		n->x.prog = NULL;
+		rb_ndp_file_release(n->x.file);
+		n->x.file = NULL;
+		n->pool_next = req->q->ndp_pool; /* as finish() does */
+		req->q->ndp_pool = n;
+		req->ndp = NULL;
+		rb_io_req_abandon(req);
+		return;
+	}
+	rb_ndp_exec_stopped(&req->ndp->x);
+	nd_complete(req);
+}
 
 /* Issues the I/Os the executor queued (one step: the request's first I/O,
  * or a hop its program asked for), after charging them to the VM's
@@ -641,8 +668,12 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 	struct rb_ndp_exec *x = &n->x;
 	x->prog = rb_ndp_acquire(d->progs, n->r.io.handle);
 	if (!x->prog) {
-		x->status = RB_NDP_S_NO_PROGRAM;
-		snprintf(x->msg, sizeof(x->msg), "no program with handle %u on this disk", n->r.io.handle);
+		x->status = rb_ndp_missing(n->r.io.handle, RB_NDP_S_NO_PROGRAM);
+		snprintf(x->msg, sizeof(x->msg),
+			 x->status == RB_NDP_S_STATE_LOST
+				 ? "handle %u is from before the daemon restarted: its program is gone (load it again)"
+				 : "no program with handle %u on this disk",
+			 n->r.io.handle);
 		nd_complete(req);
 		return;
 	}
@@ -651,9 +682,11 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 		 * (another queue) does not free the map under it. */
 		x->file = rb_ndp_file_acquire(d->progs, n->r.io.file_key);
 		if (!x->file) {
-			x->status = RB_NDP_S_NO_PROGRAM;
+			x->status = rb_ndp_missing(n->r.io.file_key, RB_NDP_S_NO_PROGRAM);
 			snprintf(x->msg, sizeof(x->msg),
-				 "no file with key %u on this disk (never registered, unregistered, or another VM's)",
+				 x->status == RB_NDP_S_STATE_LOST
+					 ? "file key %u is from before the daemon restarted: its map is gone (register it again)"
+					 : "no file with key %u on this disk (never registered, unregistered, or another VM's)",
 				 n->r.io.file_key);
 			nd_complete(req);
 			return;
@@ -750,8 +783,7 @@ unsigned rb_ndp_io_run_deferred(struct rb_worker *w, struct rb_io_queue *q)
 	while (q->defer_head && q->ndp_credit > 0) {
 		struct rb_io_req *req = defer_pop(w, q);
 		if (q->stopping) {
-			rb_ndp_exec_stopped(&req->ndp->x);
-			nd_complete(req);
+			nd_stopped(req);
 		} else {
 			nd_step(w, req, req->ndp->round_res);
 		}
@@ -764,8 +796,7 @@ void rb_ndp_io_stop_deferred(struct rb_worker *w, struct rb_io_queue *q)
 {
 	while (q->defer_head) {
 		struct rb_io_req *req = defer_pop(w, q);
-		rb_ndp_exec_stopped(&req->ndp->x);
-		nd_complete(req);
+		nd_stopped(req);
 	}
 }
 
@@ -816,8 +847,7 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	/* A drain does not wait for a chain to run out of hops: it ends at
 	 * the first hop after the queue began to stop. */
 	if (req->q->stopping) {
-		rb_ndp_exec_stopped(&n->x);
-		nd_complete(req);
+		nd_stopped(req);
 		return;
 	}
 	/* No credit left this round, or older chains of the queue waiting
@@ -893,6 +923,10 @@ void rb_ndp_io_stop_waiting(struct rb_io_queue *q)
 		q->nwait_head = req->park_next;
 		if (!q->nwait_head)
 			q->nwait_tail = NULL;
+		if (rb_io_handing_over(q)) { /* the next daemon runs it */
+			rb_io_req_abandon(req);
+			continue;
+		}
 		/* Never started: the status byte (the chain's last) says so. */
 		uint8_t *status = c->n_segs > c->n_read
 					  ? (uint8_t *)c->iov[c->n_segs - 1].iov_base +

@@ -32,7 +32,7 @@ static void queue_vlog(struct rb_io_queue *q, enum rb_log_level level, const cha
 {
 	char msg[512];
 
-	if (!rb_log_limit(&q->log_limit, RB_IO_LOG_BURST, q->disk->name))
+	if (!rb_log_limit(&q->disk->log_limit, RB_IO_LOG_BURST, q->disk->name))
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	rb_log(level, q->disk->name, "queue %u: %s", q->index, msg);

@@ -4,7 +4,8 @@
  * reference-counted lookups for requests; the VM's registered memory and
  * registered files (extent maps, reference-counted like programs).  Programs belong to the disk, so
  * they outlive frontend reconnects; handles carry a generation so a stale
- * handle never reaches a newer program in the same slot.
+ * handle never reaches a newer program in the same slot, and the daemon's
+ * epoch (epoch.c) so one from before a restart is told apart.
  */
 #include "ndp_internal.h"
 
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 struct rb_ndp_table {
 	pthread_mutex_t lock;
@@ -35,9 +38,27 @@ struct rb_ndp_table {
 	uint32_t file_generation;
 };
 
+/* Handles and file keys: epoch (12 bits) | generation (16) | slot (4). */
 #define SLOT_BITS 4u /* RB_NDP_MAX_PROGRAMS == 16 */
 #define FILE_SLOT_BITS 4u
+#define GEN_MASK 0xffffu
 _Static_assert(RB_NDP_MAX_FILES == 1u << FILE_SLOT_BITS, "file keys name a slot in their low bits");
+_Static_assert(RB_NDP_MAX_PROGRAMS == 1u << SLOT_BITS, "handles name a slot in their low bits");
+_Static_assert(16 + SLOT_BITS == RB_NDP_ID_EPOCH_SHIFT, "the epoch sits above generation and slot");
+
+/* Where a new table's generations start: anywhere, so that a daemon that
+ * happens to share an earlier one's epoch does not hand out its handles. */
+static uint32_t random_start(void)
+{
+	uint32_t v;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		v = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&v;
+	}
+	return v;
+}
 
 /* A log line a guest's request triggers: rate-limited per VM. */
 #define VM_LOG_BURST 50u /* a guest loading its 16 programs at start logs them all */
@@ -62,6 +83,9 @@ struct rb_ndp_table *rb_ndp_table_new(const char *vm_name)
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->log_limit.lock, NULL);
 	snprintf(t->name, sizeof(t->name), "%s", vm_name ? vm_name : "vm");
+	t->generation = random_start();
+	t->file_generation = random_start();
+	t->next_key = random_start();
 	return t;
 }
 
@@ -156,7 +180,7 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 		}
 	if (free_slot < RB_NDP_MAX_PROGRAMS) {
 		t->generation++;
-		p->handle = (t->generation << SLOT_BITS) | free_slot;
+		p->handle = rb_ndp_id(((t->generation & GEN_MASK) << SLOT_BITS) | free_slot);
 		t->slot[free_slot] = p;
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -194,7 +218,7 @@ uint32_t rb_ndp_unload(struct rb_ndp_table *t, uint32_t handle)
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (!p)
-		return RB_NDP_S_NO_PROGRAM;
+		return rb_ndp_missing(handle, RB_NDP_S_NO_PROGRAM);
 	vm_log(t, RB_LOG_INFO, "program %u unloaded", handle);
 	rb_ndp_release(p);
 	return RB_NDP_S_OK;
@@ -246,13 +270,18 @@ uint32_t rb_ndp_reg_mem(struct rb_ndp_table *t, uint64_t gpa, uint64_t len, uint
 	for (unsigned i = 0; i < RB_NDP_MAX_REGIONS; i++) {
 		if (t->reg[i].key)
 			continue;
-		t->next_key++;
-		if (!t->next_key)
-			t->next_key = 1;
-		t->reg[i].key = t->next_key;
+		uint32_t k;
+		bool taken;
+		do { /* never the key of a registration still there */
+			k = rb_ndp_id(++t->next_key);
+			taken = false;
+			for (unsigned j = 0; j < RB_NDP_MAX_REGIONS; j++)
+				taken |= t->reg[j].key == k;
+		} while (taken);
+		t->reg[i].key = k;
 		t->reg[i].gpa = gpa;
 		t->reg[i].len = len;
-		*key = t->next_key;
+		*key = k;
 		st = RB_NDP_S_OK;
 		break;
 	}
@@ -265,7 +294,7 @@ uint32_t rb_ndp_reg_mem(struct rb_ndp_table *t, uint64_t gpa, uint64_t len, uint
 
 uint32_t rb_ndp_unreg_mem(struct rb_ndp_table *t, uint32_t key)
 {
-	uint32_t st = RB_NDP_S_NO_MEMORY;
+	uint32_t st = rb_ndp_missing(key, RB_NDP_S_NO_MEMORY);
 
 	pthread_mutex_lock(&t->lock);
 	for (unsigned i = 0; key && i < RB_NDP_MAX_REGIONS; i++)
@@ -314,10 +343,9 @@ uint32_t rb_ndp_reg_file(struct rb_ndp_table *t, const struct rb_ndp_reg_file *r
 			break;
 		}
 	if (slot < RB_NDP_MAX_FILES) {
-		do /* key 0 means "no file" on the wire */
-			t->file_generation++;
-		while (!(t->file_generation << FILE_SLOT_BITS));
-		f->key = (t->file_generation << FILE_SLOT_BITS) | slot;
+		/* Never 0 ("no file" on the wire): the epoch is not 0. */
+		t->file_generation++;
+		f->key = rb_ndp_id(((t->file_generation & GEN_MASK) << FILE_SLOT_BITS) | slot);
 		t->file[slot] = f;
 		*key = f->key;
 	}
@@ -351,7 +379,7 @@ uint32_t rb_ndp_unreg_file(struct rb_ndp_table *t, uint32_t key)
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (!f)
-		return RB_NDP_S_NO_PROGRAM;
+		return rb_ndp_missing(key, RB_NDP_S_NO_PROGRAM);
 	vm_log(t, RB_LOG_INFO, "file %u unregistered", key);
 	rb_ndp_file_release(f);
 	return RB_NDP_S_OK;

@@ -8,6 +8,7 @@
 #include "vhost_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -75,12 +76,48 @@ static int recv_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int read_reply(struct rb_vhost_client *c, uint32_t request, void *reply, uint32_t size,
-		      char *err, size_t errlen)
+/* Reads the reply header; with `fd`, keeps the one fd that may come with
+ * it (anything else that came is closed). */
+static int recv_hdr(int sock, struct rb_vhost_msg_hdr *hdr, int *fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * RB_VHOST_USER_MAX_FDS)];
+	struct iovec iov = {hdr, sizeof(*hdr)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	ssize_t n;
+
+	if (!fd)
+		return recv_full(sock, hdr, sizeof(*hdr));
+	*fd = -1;
+	do {
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t cnt = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < cnt; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*fd < 0)
+				*fd = f;
+			else
+				close(f);
+		}
+	}
+	if (n <= 0)
+		return n < 0 ? -errno : -ECONNRESET;
+	if ((size_t)n < sizeof(*hdr))
+		return recv_full(sock, (uint8_t *)hdr + n, sizeof(*hdr) - (size_t)n);
+	return 0;
+}
+
+static int read_reply_fd(struct rb_vhost_client *c, uint32_t request, void *reply, uint32_t size,
+			 int *fd, char *err, size_t errlen)
 {
 	struct rb_vhost_msg_hdr hdr;
 	uint8_t junk[RB_VHOST_USER_MAX_PAYLOAD];
-	int rc = recv_full(c->fd, &hdr, sizeof(hdr));
+	int rc = recv_hdr(c->fd, &hdr, fd);
 
 	if (rc) {
 		rb_vhost_errf(err, errlen, "no reply to request %u: %s", request,
@@ -94,11 +131,48 @@ static int read_reply(struct rb_vhost_client *c, uint32_t request, void *reply, 
 			      request, hdr.request, hdr.flags, hdr.size, size);
 		if (hdr.size <= sizeof(junk))
 			recv_full(c->fd, junk, hdr.size);
+		if (fd && *fd >= 0) {
+			close(*fd);
+			*fd = -1;
+		}
 		return -EPROTO;
 	}
 	rc = recv_full(c->fd, reply, size);
 	if (rc)
 		rb_vhost_errf(err, errlen, "truncated reply to request %u", request);
+	return rc;
+}
+
+static int read_reply(struct rb_vhost_client *c, uint32_t request, void *reply, uint32_t size,
+		      char *err, size_t errlen)
+{
+	return read_reply_fd(c, request, reply, size, NULL, err, errlen);
+}
+
+bool rb_vhost_client_hung_up(const struct rb_vhost_client *c)
+{
+	/* A backend never writes on its own: anything readable is the end of
+	 * the stream (or garbage we would not understand either). */
+	struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+
+	return poll(&p, 1, 0) != 0;
+}
+
+int rb_vhost_client_request_fd(struct rb_vhost_client *c, uint32_t request, const void *payload,
+			       uint32_t size, void *reply, uint32_t reply_size, int *reply_fd,
+			       char *err, size_t errlen)
+{
+	int rc = rb_vhost_client_request(c, request, payload, size, NULL, 0, NULL, 0, false, err,
+					 errlen);
+
+	*reply_fd = -1;
+	if (rc)
+		return rc;
+	rc = read_reply_fd(c, request, reply, reply_size, reply_fd, err, errlen);
+	if (rc && *reply_fd >= 0) {
+		close(*reply_fd);
+		*reply_fd = -1;
+	}
 	return rc;
 }
 

@@ -7,6 +7,8 @@
  */
 #include "vhost_internal.h"
 
+#include <rosen/virtio.h>
+
 #include <errno.h>
 #include <string.h>
 
@@ -218,6 +220,56 @@ int rb_vhost_check_config(const void *payload, uint32_t size,
 	if (size - sizeof(*out) < out->size) {
 		rb_vhost_errf(err, errlen, "CONFIG: %u data bytes announced, %zu sent", out->size,
 			      size - sizeof(*out));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int rb_vhost_check_inflight(uint32_t request, const void *payload, uint32_t size,
+			    unsigned nfds, unsigned nqueues,
+			    struct rb_vhost_inflight_desc *out, char *err, size_t errlen)
+{
+	const char *name = request == RB_VHOST_USER_GET_INFLIGHT_FD ? "GET_INFLIGHT_FD"
+								      : "SET_INFLIGHT_FD";
+	bool set = request == RB_VHOST_USER_SET_INFLIGHT_FD;
+
+	if (size != sizeof(*out)) {
+		rb_vhost_errf(err, errlen, "%s: payload of %u bytes, expected %zu", name, size,
+			      sizeof(*out));
+		return -EINVAL;
+	}
+	memcpy(out, payload, sizeof(*out));
+	if (nfds != (set ? 1u : 0u)) {
+		rb_vhost_errf(err, errlen, "%s: %u file descriptors, expected %u", name, nfds,
+			      set ? 1u : 0u);
+		return -EINVAL;
+	}
+	if (out->num_queues == 0 || out->num_queues > nqueues) {
+		rb_vhost_errf(err, errlen, "%s: %u queues (the device has %u)", name,
+			      out->num_queues, nqueues);
+		return -EINVAL;
+	}
+	if (out->queue_size == 0 || out->queue_size > RB_VHOST_USER_MAX_RING ||
+	    (out->queue_size & (out->queue_size - 1))) {
+		rb_vhost_errf(err, errlen, "%s: queue size %u is not a power of two in 1..%u", name,
+			      out->queue_size, RB_VHOST_USER_MAX_RING);
+		return -EINVAL;
+	}
+	if (!set)
+		return 0;
+	/* At most 16 queues of 32768 entries: no overflow in 64 bits. */
+	uint64_t need = (uint64_t)out->num_queues * rb_vring_inflight_bytes(out->queue_size);
+	if (out->mmap_size < need || out->mmap_size - need > RB_VHOST_INFLIGHT_SLACK) {
+		rb_vhost_errf(err, errlen,
+			      "SET_INFLIGHT_FD: %llu bytes for %u queues of %u entries (they take %llu)",
+			      (unsigned long long)out->mmap_size, out->num_queues, out->queue_size,
+			      (unsigned long long)need);
+		return -EINVAL;
+	}
+	if (add_overflows(out->mmap_offset, out->mmap_size) || out->mmap_offset > INT64_MAX) {
+		rb_vhost_errf(err, errlen, "SET_INFLIGHT_FD: offset 0x%llx + size 0x%llx overflows",
+			      (unsigned long long)out->mmap_offset,
+			      (unsigned long long)out->mmap_size);
 		return -EINVAL;
 	}
 	return 0;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -46,6 +47,14 @@ struct rb_vhost_server {
 	uint64_t protocol_features; /* negotiated */
 	struct rb_vhost_mem mem;
 	struct vring_state vr[RB_VHOST_MAX_QUEUES];
+	/* SET_INFLIGHT_FD: the frontend's inflight area, mapped. */
+	struct {
+		void *map;
+		size_t map_len;
+		uint8_t *base;      /* queue 0's region */
+		unsigned nq;
+		uint16_t qsize;
+	} ifl;
 	atomic_bool mem_faulted; /* set by the SIGBUS handler (sigbus.c) */
 	struct msg *msg; /* the one message being served: no allocation per message */
 };
@@ -60,7 +69,8 @@ struct msg {
 #define PROTOCOL_FEATURES                                                   \
 	((1ull << RB_VHOST_USER_PROTOCOL_F_MQ) |                            \
 	 (1ull << RB_VHOST_USER_PROTOCOL_F_REPLY_ACK) |                     \
-	 (1ull << RB_VHOST_USER_PROTOCOL_F_CONFIG))
+	 (1ull << RB_VHOST_USER_PROTOCOL_F_CONFIG) |                        \
+	 (1ull << RB_VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 
 static uint64_t offered_features(const struct rb_vhost_server *s)
 {
@@ -128,6 +138,18 @@ static int ring_maybe_start(struct rb_vhost_server *s, unsigned i)
 	r.call_fd = v->call_fd;
 	r.features = s->features;
 	r.mem = &s->mem;
+	r.inflight = NULL;
+	r.inflight_desc_num = 0;
+	if (s->ifl.base && i < s->ifl.nq &&
+	    (s->protocol_features & (1ull << RB_VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))) {
+		if (v->num > s->ifl.qsize) {
+			rb_err(s->name, "ring %u: %u entries, but its inflight region was made for %u",
+			       i, v->num, s->ifl.qsize);
+			return -EINVAL;
+		}
+		r.inflight = s->ifl.base + (size_t)i * rb_vring_inflight_bytes(s->ifl.qsize);
+		r.inflight_desc_num = s->ifl.qsize;
+	}
 	int rc = s->ops->ring_start(s->dev, &r);
 	if (rc) {
 		rb_err(s->name, "ring %u: device refused to start it: %s", i, strerror(-rc));
@@ -155,6 +177,13 @@ static int start_all_rings(struct rb_vhost_server *s)
 	return 0;
 }
 
+static void inflight_unmap(struct rb_vhost_server *s)
+{
+	if (s->ifl.map)
+		munmap(s->ifl.map, s->ifl.map_len);
+	memset(&s->ifl, 0, sizeof(s->ifl));
+}
+
 static void unmap_mem(struct rb_vhost_server *s)
 {
 	if (s->mem.unsealed)
@@ -165,6 +194,7 @@ static void unmap_mem(struct rb_vhost_server *s)
 static void reset_state(struct rb_vhost_server *s)
 {
 	stop_all_rings(s);
+	inflight_unmap(s);
 	for (unsigned i = 0; i < RB_VHOST_MAX_QUEUES; i++) {
 		struct vring_state *v = &s->vr[i];
 		close_fd(&v->kick_fd);
@@ -270,6 +300,38 @@ static int send_reply(struct rb_vhost_server *s, const struct msg *req, const vo
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
 	ssize_t n;
 
+	do {
+		n = sendmsg(s->conn_fd, &mh, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)(sizeof(hdr) + size)) {
+		rb_err(s->name, "reply to request %u not sent: %s", req->hdr.request,
+		       n < 0 ? strerror(errno) : "short write");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* A reply that carries one file descriptor (GET_INFLIGHT_FD). */
+static int send_reply_fd(struct rb_vhost_server *s, const struct msg *req, const void *payload,
+			 uint32_t size, int fd)
+{
+	struct rb_vhost_msg_hdr hdr = {
+		.request = req->hdr.request,
+		.flags = RB_VHOST_USER_VERSION | RB_VHOST_USER_FLAG_REPLY,
+		.size = size,
+	};
+	struct iovec iov[2] = {{&hdr, sizeof(hdr)}, {(void *)payload, size}};
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	ssize_t n;
+
+	memset(cbuf, 0, sizeof(cbuf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	do {
 		n = sendmsg(s->conn_fd, &mh, MSG_NOSIGNAL);
 	} while (n < 0 && errno == EINTR);
@@ -475,6 +537,100 @@ static int h_get_config(struct rb_vhost_server *s, struct msg *m)
 	return send_reply(s, m, m->payload, (uint32_t)sizeof(c) + c.size) ? -EIO : 1;
 }
 
+/*
+ * GET_INFLIGHT_FD: a fresh zeroed memfd for the frontend to keep, sealed so
+ * that nobody can resize it.  Nothing of it is kept here (the frontend
+ * hands it back with SET_INFLIGHT_FD), so repeated GETs leak nothing.
+ */
+static int h_get_inflight(struct rb_vhost_server *s, struct msg *m)
+{
+	struct rb_vhost_inflight_desc d;
+	char err[256];
+	int fd, rc;
+
+	if (rb_vhost_check_inflight(m->hdr.request, m->payload, m->hdr.size, m->nfds, s->nqueues,
+				    &d, err, sizeof(err))) {
+		rb_err(s->name, "%s", err);
+		return -EINVAL;
+	}
+	d.mmap_size = (uint64_t)d.num_queues * rb_vring_inflight_bytes(d.queue_size);
+	d.mmap_offset = 0;
+	d.padding = 0;
+	fd = memfd_create("rosenbridged-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, (off_t)d.mmap_size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		rb_err(s->name, "GET_INFLIGHT_FD: cannot create %llu bytes of shared memory: %s",
+		       (unsigned long long)d.mmap_size, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		/* QEMU takes a size of 0 as "no inflight tracking". */
+		memset(&d, 0, sizeof(d));
+		return send_reply(s, m, &d, sizeof(d)) ? -EIO : 1;
+	}
+	rb_debug(s->name, "inflight area of %llu bytes for %u queues of %u entries",
+		 (unsigned long long)d.mmap_size, d.num_queues, d.queue_size);
+	rc = send_reply_fd(s, m, &d, sizeof(d), fd);
+	close(fd);
+	return rc ? -EIO : 1;
+}
+
+/*
+ * SET_INFLIGHT_FD: maps the area the frontend keeps across our restarts.
+ * It must be a file that cannot shrink under us (sealed, as ours are): an
+ * access past a truncated end would raise SIGBUS in a worker.  What the
+ * regions say is checked when each ring starts (rb_virtq_inflight_start).
+ */
+static int h_set_inflight(struct rb_vhost_server *s, struct msg *m)
+{
+	struct rb_vhost_inflight_desc d;
+	struct stat st;
+	char err[256];
+
+	if (rb_vhost_check_inflight(m->hdr.request, m->payload, m->hdr.size, m->nfds, s->nqueues,
+				    &d, err, sizeof(err))) {
+		rb_err(s->name, "%s", err);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < s->nqueues; i++)
+		if (s->vr[i].started) {
+			rb_warn(s->name, "SET_INFLIGHT_FD while ring %u runs; refused", i);
+			return -EAGAIN;
+		}
+	int fd = m->fds[0];
+	size_t need = (size_t)d.num_queues * rb_vring_inflight_bytes(d.queue_size);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rb_err(s->name, "SET_INFLIGHT_FD: the fd is not a memory file");
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size < d.mmap_offset + need) {
+		rb_err(s->name, "SET_INFLIGHT_FD: file has %lld bytes, the regions need offset %llu + %zu",
+		       (long long)st.st_size, (unsigned long long)d.mmap_offset, need);
+		return -EINVAL;
+	}
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (!(seals & F_SEAL_SHRINK) && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)) {
+		rb_err(s->name, "SET_INFLIGHT_FD: the area could shrink under us (not a memfd sealed against shrinking: use the one GET_INFLIGHT_FD gave)");
+		return -EINVAL;
+	}
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t start = d.mmap_offset & ~(page - 1);
+	size_t len = (size_t)(d.mmap_offset - start) + need;
+	void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)start);
+	if (map == MAP_FAILED) {
+		rb_err(s->name, "SET_INFLIGHT_FD: mmap of %zu bytes: %s", len, strerror(errno));
+		return -EINVAL;
+	}
+	close_msg_fds(m); /* the mapping keeps the memory */
+	inflight_unmap(s);
+	s->ifl.map = map;
+	s->ifl.map_len = len;
+	s->ifl.base = (uint8_t *)map + (d.mmap_offset - start);
+	s->ifl.nq = d.num_queues;
+	s->ifl.qsize = d.queue_size;
+	rb_debug(s->name, "inflight area: %u queues of %u entries", d.num_queues, d.queue_size);
+	return 0;
+}
+
 static int dispatch(struct rb_vhost_server *s, struct msg *m)
 {
 	switch (m->hdr.request) {
@@ -487,6 +643,7 @@ static int dispatch(struct rb_vhost_server *s, struct msg *m)
 	case RB_VHOST_USER_RESET_OWNER:
 	case RB_VHOST_USER_RESET_DEVICE:
 		stop_all_rings(s);
+		inflight_unmap(s); /* a reset device starts with a new area */
 		for (unsigned i = 0; i < s->nqueues; i++) {
 			s->vr[i].kick_set = false;
 			s->vr[i].enabled = false;
@@ -528,6 +685,10 @@ static int dispatch(struct rb_vhost_server *s, struct msg *m)
 		return send_u64(s, m, s->nqueues) ? -EIO : 1;
 	case RB_VHOST_USER_GET_CONFIG:
 		return h_get_config(s, m);
+	case RB_VHOST_USER_GET_INFLIGHT_FD:
+		return h_get_inflight(s, m);
+	case RB_VHOST_USER_SET_INFLIGHT_FD:
+		return h_set_inflight(s, m);
 	case RB_VHOST_USER_SET_CONFIG: {
 		struct rb_vhost_config_hdr c;
 		char err[256];

@@ -8,6 +8,9 @@
 #include <stdatomic.h>
 
 #define RB_VHOST_USER_MAX_RING 32768u
+/* A frontend may hand back a larger inflight area than the regions need
+ * (alignment); not more than this. */
+#define RB_VHOST_INFLIGHT_SLACK 65536u
 
 void rb_vhost_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

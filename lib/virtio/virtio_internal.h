@@ -24,6 +24,11 @@ static inline void rb_virtio_copy_once(void *dst, const void *guest, size_t len)
 	__asm__ __volatile__("" ::: "memory");
 }
 
+/* inflight.c: the log updates of the data path (vq->inflight set). */
+void rb_virtq_log_pop(struct rb_virtq *vq, uint16_t head);
+void rb_virtq_log_batch(struct rb_virtq *vq, uint16_t head);
+void rb_virtq_log_used(struct rb_virtq *vq, uint16_t head);
+
 void rb_virtio_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

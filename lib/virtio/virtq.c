@@ -206,6 +206,11 @@ int rb_virtq_pop(struct rb_virtq *vq, struct rb_virtq_chain *chain,
 			       "corrupted its avail ring earlier");
 		return -EIO;
 	}
+	/* Heads an earlier device had in flight go first (already logged). */
+	if (RB_UNLIKELY(vq->resubmit_at < vq->n_resubmit)) {
+		head = vq->resubmit[vq->resubmit_at++];
+		goto walk;
+	}
 	/* Acquire: the ring entry and descriptors the driver wrote before it
 	 * published this index are visible once we see the index. */
 	avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
@@ -232,7 +237,11 @@ int rb_virtq_pop(struct rb_virtq *vq, struct rb_virtq_chain *chain,
 		return -EIO;
 	}
 	vq->last_avail++;
-
+	/* Logged before anything is done for it: a crash from here on
+	 * resubmits it, a crash before re-pops it from the avail ring. */
+	if (vq->inflight)
+		rb_virtq_log_pop(vq, head);
+walk:
 	chain->head = head;
 	chain->n_segs = 0;
 	chain->n_read = 0;
@@ -255,11 +264,15 @@ void rb_virtq_push(struct rb_virtq *vq, uint16_t head, uint32_t len)
 	struct rb_vring_used_elem *e =
 		&vq->used->ring[vq->used_idx & (vq->size - 1)];
 
+	if (vq->inflight)
+		rb_virtq_log_batch(vq, head);
 	__atomic_store_n(&e->id, head, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->len, len, __ATOMIC_RELAXED);
 	vq->used_idx++;
 	/* Release: the element is visible before the index that covers it. */
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	if (vq->inflight)
+		rb_virtq_log_used(vq, head);
 	/* After 65536 pushes without a notify check, signalled_used is
 	 * ambiguous (it equals used_idx again): the next check must notify. */
 	if (vq->used_idx == vq->signalled_used)
@@ -316,6 +329,8 @@ uint16_t rb_virtq_pending(const struct rb_virtq *vq)
 {
 	if (vq->broken)
 		return 0;
+	if (vq->resubmit_at < vq->n_resubmit)
+		return (uint16_t)(vq->n_resubmit - vq->resubmit_at);
 	/* More than `size` means a corrupt index: the next pop says so. */
 	return (uint16_t)(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) -
 			  vq->last_avail);

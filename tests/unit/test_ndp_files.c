@@ -207,6 +207,54 @@ TEST(file_keys_are_generational_references_outlive_unregistering)
 	rb_ndp_table_free(t);   /* frees the registered ones */
 }
 
+/* Another daemon instance's version of id: same low bits, another epoch. */
+static uint32_t earlier(uint32_t id)
+{
+	uint32_t e = id >> RB_NDP_ID_EPOCH_SHIFT;
+
+	return (e % RB_NDP_ID_EPOCH_MAX + 1) << RB_NDP_ID_EPOCH_SHIFT |
+	       (id & ((1u << RB_NDP_ID_EPOCH_SHIFT) - 1));
+}
+
+TEST(keys_carry_the_epoch_and_those_of_earlier_daemons_are_state_lost)
+{
+	struct rb_ndp_table *t = rb_ndp_table_new("unit");
+	struct rb_ndp_extent e[] = {{0, 0, K}};
+	struct rb_ndp_reg_file rf = {.file_size = K, .n_extents = 1};
+	uint32_t fk = 0, mk[RB_NDP_MAX_REGIONS];
+	uint32_t ep = rb_ndp_epoch();
+
+	REQUIRE(t);
+	CHECK(ep >= 1 && ep <= RB_NDP_ID_EPOCH_MAX);
+	CHECK_EQ_U64(rb_ndp_epoch(), ep); /* one per process */
+	CHECK_EQ_U64(rb_ndp_id_kind(rb_ndp_id(5)), RB_NDP_ID_CURRENT);
+	CHECK_EQ_U64(rb_ndp_id_kind(earlier(rb_ndp_id(5))), RB_NDP_ID_EARLIER);
+	CHECK_EQ_U64(rb_ndp_id_kind(0), RB_NDP_ID_NEVER);
+	CHECK_EQ_U64(rb_ndp_id_kind(0xfffff), RB_NDP_ID_NEVER);
+	CHECK_EQ_U64(rb_ndp_id_kind(0xfff00000), RB_NDP_ID_NEVER);
+	CHECK_EQ_U64(rb_ndp_id_kind(0xffffffff), RB_NDP_ID_NEVER);
+	CHECK_EQ_U64(rb_ndp_reg_file(t, &rf, e, &fk), RB_NDP_S_OK);
+	CHECK_EQ_U64(fk >> RB_NDP_ID_EPOCH_SHIFT, ep);
+	CHECK(rb_ndp_file_acquire(t, earlier(fk)) == NULL);
+	CHECK_EQ_U64(rb_ndp_unreg_file(t, earlier(fk)), RB_NDP_S_STATE_LOST);
+	CHECK_EQ_U64(rb_ndp_unreg_file(t, fk & 0xfffff), RB_NDP_S_NO_PROGRAM);
+	for (unsigned i = 0; i < RB_NDP_MAX_REGIONS; i++) {
+		CHECK_EQ_U64(rb_ndp_reg_mem(t, 4096 * i, 4096, &mk[i]), RB_NDP_S_OK);
+		CHECK_EQ_U64(mk[i] >> RB_NDP_ID_EPOCH_SHIFT, ep);
+		for (unsigned j = 0; j < i; j++)
+			CHECK(mk[i] != mk[j]);
+	}
+	CHECK_EQ_U64(rb_ndp_unreg_mem(t, earlier(mk[0])), RB_NDP_S_STATE_LOST);
+	CHECK_EQ_U64(rb_ndp_unreg_mem(t, 12345), RB_NDP_S_NO_MEMORY);
+	CHECK_EQ_U64(rb_ndp_unreg_mem(t, mk[0]), RB_NDP_S_OK);
+	CHECK_EQ_U64(rb_ndp_unreg_mem(t, mk[0]), RB_NDP_S_NO_MEMORY);
+	CHECK_EQ_U64(rb_ndp_unload(t, earlier(rb_ndp_id(3))), RB_NDP_S_STATE_LOST);
+	CHECK_EQ_U64(rb_ndp_unload(t, 3), RB_NDP_S_NO_PROGRAM);
+	CHECK_EQ_U64(rb_ndp_missing(earlier(fk), RB_NDP_S_NO_PROGRAM), RB_NDP_S_STATE_LOST);
+	CHECK_EQ_U64(rb_ndp_missing(fk, RB_NDP_S_NO_PROGRAM), RB_NDP_S_NO_PROGRAM);
+	rb_ndp_table_free(t);
+}
+
 static uint8_t *read_obj(const char *name, size_t *len)
 {
 	char path[512];

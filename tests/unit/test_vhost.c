@@ -6,6 +6,7 @@
  * exercised against the daemon by tests/vhost and tests/e2e.
  */
 #include <rosen/vhost.h>
+#include <rosen/virtio.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -209,6 +210,52 @@ TEST(config_range_is_checked_without_overflow)
 }
 
 /* ---- translation -------------------------------------------------------------- */
+
+/* ---- inflight area ----------------------------------------------------------- */
+
+static int inflight(uint32_t req, uint64_t size, uint64_t off, uint16_t nq, uint16_t qs,
+		    unsigned nfds, uint32_t len)
+{
+	struct rb_vhost_inflight_desc d = {size, off, nq, qs, 0}, out;
+
+	err[0] = 0;
+	return rb_vhost_check_inflight(req, &d, len, nfds, 4, &out, err, sizeof(err));
+}
+
+TEST(inflight_get_checks_queues_size_and_fds)
+{
+	const uint32_t G = RB_VHOST_USER_GET_INFLIGHT_FD;
+
+	CHECK_EQ_U64(sizeof(struct rb_vhost_inflight_desc), 24);
+	CHECK_EQ_U64(inflight(G, 0, 0, 4, 32768, 0, 24), 0);
+	CHECK_EQ_U64(inflight(G, 0, 0, 1, 1, 0, 24), 0);
+	CHECK_EQ_U64(inflight(G, 0, 0, 0, 128, 0, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(G, 0, 0, 5, 128, 0, 24), -EINVAL);
+	CHECK_STR_CONTAINS(err, "5 queues (the device has 4)");
+	CHECK_EQ_U64(inflight(G, 0, 0, 2, 0, 0, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(G, 0, 0, 2, 96, 0, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(G, 0, 0, 2, 65535, 0, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(G, 0, 0, 2, 128, 1, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(G, 0, 0, 2, 128, 0, 20), -EINVAL);
+	CHECK_STR_CONTAINS(err, "payload of 20 bytes");
+}
+
+TEST(inflight_set_checks_the_area_size_and_offset)
+{
+	const uint32_t S = RB_VHOST_USER_SET_INFLIGHT_FD;
+	uint64_t need = 2 * rb_vring_inflight_bytes(128);
+
+	CHECK_EQ_U64(rb_vring_inflight_bytes(128), 16 + 16 * 128 + 48);
+	CHECK_EQ_U64(inflight(S, need, 0, 2, 128, 1, 24), 0);
+	CHECK_EQ_U64(inflight(S, need + 65536, 4096, 2, 128, 1, 24), 0);
+	CHECK_EQ_U64(inflight(S, need, 0, 2, 128, 0, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(S, need, 0, 2, 128, 2, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(S, need - 1, 0, 2, 128, 1, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(S, need + 65537, 0, 2, 128, 1, 24), -EINVAL);
+	CHECK_EQ_U64(inflight(S, need, UINT64_MAX - need + 1, 2, 128, 1, 24), -EINVAL);
+	CHECK_STR_CONTAINS(err, "overflows");
+	CHECK_EQ_U64(inflight(S, need, (uint64_t)INT64_MAX + 1, 2, 128, 1, 24), -EINVAL);
+}
 
 TEST(translation_requires_the_whole_range_in_one_region)
 {

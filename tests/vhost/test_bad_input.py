@@ -675,14 +675,6 @@ def t_set_log_base(c):
     c.log(r"request 6 is not supported")
 
 
-def t_get_inflight_fd(c):
-    conn = c.conn()
-    a = conn.ack(vc.GET_INFLIGHT_FD, struct.pack("<QQHH", 0, 0, 2, 128) + bytes(4))
-    check(a == 1, "ack %d, expected 1 (INFLIGHT_SHMFD was not offered)" % a)
-    c.still_open(conn)
-    c.log(r"request 31 is not supported")
-
-
 def t_extra_fds_no_fd_message(c):
     conn = c.conn()
     fds = [c.keep(FdCloser(os.eventfd(0, os.EFD_CLOEXEC))).fd for _ in range(3)]
@@ -728,7 +720,7 @@ def t_vring_addr_index(c):
 def t_set_protocol_features_unoffered(c):
     conn = c.conn(negotiate=False)
     conn.get_features()
-    conn.send(vc.SET_PROTOCOL_FEATURES, U64.pack(0x209 | (1 << 12)))
+    conn.send(vc.SET_PROTOCOL_FEATURES, U64.pack(0x209 | (1 << 13)))
     c.closed(conn)
     c.log(r"SET_PROTOCOL_FEATURES: .*never offered")
 
@@ -1453,7 +1445,6 @@ def main():
         R("extra_fds_on_get_features", t_extra_fds_no_fd_message)
         R("unknown_request_code", t_unknown_request)
         R("set_log_base_unsupported", t_set_log_base)
-        R("get_inflight_fd_unsupported", t_get_inflight_fd)
         R("set_config_refused", t_set_config_refused)
         R("set_features_unoffered_bit", t_set_features_unoffered)
         R("set_protocol_features_unoffered_bit", t_set_protocol_features_unoffered)

@@ -50,7 +50,7 @@ from vhost_client import (NDP_IO, NDP_LOAD, NDP_LOAD_RESULT, NDP_PROBE, NDP_REG_
                           NDP_UNREG_FILE, NDP_IO_F_FILE)
 from vhost_client import (NDP_S_BAD_REQUEST, NDP_S_HOP_LIMIT, NDP_S_LIMIT, NDP_S_NO_MEMORY,  # noqa: E402
                           NDP_S_NO_PROGRAM, NDP_S_OK, NDP_S_OUT_OF_RANGE, NDP_S_READ_ONLY,
-                          NDP_S_REJECTED)
+                          NDP_S_REJECTED, NDP_S_STATE_LOST)
 
 MiB = 1 << 20
 IMG_SIZE = 8 * MiB
@@ -746,10 +746,83 @@ def t_nd_result_split(c):
 
 
 def t_nd_unknown_handle(c):
-    r = ndp_io(c.fe.mem, NDP_T_READ_ND, 0xABCDEF, 10, SECTOR, scratch=bytes(8))
+    # 0xBCDEF: epoch field 0, a value no daemon gives out (0xABCDEF would
+    # name epoch 10: "from an earlier daemon", STATE_LOST).
+    r = ndp_io(c.fe.mem, NDP_T_READ_ND, 0xBCDEF, 10, SECTOR, scratch=bytes(8))
     c.do(r, S_OK, SECTOR + 8 + RES_LEN + 1)
     check(r.result() == (NDP_S_NO_PROGRAM, 0, 0, 0), "result %r" % (r.result(),))
-    c.log(r"vm0: queue \d+: NDP request ended with no-program: no program with handle 11259375")
+    c.log(r"vm0: queue \d+: NDP request ended with no-program: no program with handle 773615")
+
+
+def other_epoch(v):
+    """v as an earlier daemon would have given it: another epoch (1..0xffe)."""
+    e = v >> 20
+    check(1 <= e <= 0xFFE, "handle/key 0x%x has epoch %d" % (v, e))
+    return ((e % 0xFFE) + 1) << 20 | (v & 0xFFFFF)
+
+
+def t_state_lost_other_epoch(c):
+    """Handles and keys of another daemon instance answer STATE_LOST on
+    every request that names one; values no instance gives out stay
+    NO_PROGRAM / NO_MEMORY."""
+    h = c.load()
+    old = other_epoch(h)
+    r = ndp_io(c.fe.mem, NDP_T_READ_ND, old, 10, SECTOR, scratch=bytes(8))
+    c.do(r, S_OK, SECTOR + 8 + RES_LEN + 1)
+    check(r.result() == (NDP_S_STATE_LOST, 0, 0, 0), "READ_ND of an earlier handle: %r" % (r.result(),))
+    c.log(r"NDP request ended with state-lost: handle %d is from before the daemon restarted" % old)
+    r = c.do(ndp_unload(c.fe.mem, old), S_OK, 5)
+    check(U32.unpack(r.wpart(0))[0] == NDP_S_STATE_LOST, "UNLOAD: %s" % vc.ndp_status_name(U32.unpack(r.wpart(0))[0]))
+    m = c.fe.mem
+    st, key = reg(c, m.gpa + m.size - 65536, 4096)
+    check(st == NDP_S_OK, "REG_MEM")
+    check(unreg(c, other_epoch(key)) == NDP_S_STATE_LOST, "UNREG_MEM of an earlier key")
+    check(unreg(c, key & 0xFFFFF) == NDP_S_NO_MEMORY, "UNREG_MEM of a never-valid key")
+    st, fkey = reg_file(c, 8 * K4, [(0, 0, K4)])
+    check(st == NDP_S_OK, "REG_FILE")
+    check(unreg_file(c, other_epoch(fkey)) == NDP_S_STATE_LOST, "UNREG_FILE of an earlier key")
+    res, _ = file_peek(c, h, other_epoch(fkey), 0)
+    check(res == (NDP_S_STATE_LOST, 0, 0, 0), "file READ_ND with an earlier key: %r" % (res,))
+    run_peek(c, h, 42)  # the real one still runs
+
+
+def t_never_valid_handles_no_program(c):
+    """Epoch fields 0 and 0xfff are never given out: NO_PROGRAM, not
+    STATE_LOST (0, small numbers and 0xffffffff are covered elsewhere)."""
+    h = c.load()
+    for never in (0xFFFFF, 0xFFF00000 | (h & 0xFFFFF)):
+        r = ndp_io(c.fe.mem, NDP_T_READ_ND, never, 10, SECTOR, scratch=bytes(8))
+        c.do(r, S_OK, SECTOR + 8 + RES_LEN + 1)
+        check(r.result()[0] == NDP_S_NO_PROGRAM, "handle 0x%x: %r" % (never, r.result()))
+
+
+def t_state_lost_across_restart(c):
+    """A program, memory and a file registered, then the daemon is killed
+    and restarted: every request naming them answers STATE_LOST; loading
+    and registering again works, under new handles and keys."""
+    h = c.load()
+    m = c.fe.mem
+    st, key = reg(c, m.gpa + m.size - 65536, 4096)
+    check(st == NDP_S_OK, "REG_MEM")
+    st, fkey = reg_file(c, 8 * K4, [(0, 0, K4)])
+    check(st == NDP_S_OK, "REG_FILE")
+    c.close_all()
+    c.d.restart()
+    c.mark = c.d.mark()
+    fe = c.fe  # a new frontend, the case's from here on
+    r = ndp_io(fe.mem, NDP_T_READ_ND, h, 10, SECTOR, scratch=bytes(8))
+    c.do(r, S_OK, SECTOR + 8 + RES_LEN + 1, fe, 0)
+    check(r.result() == (NDP_S_STATE_LOST, 0, 0, 0), "READ_ND after the restart: %r" % (r.result(),))
+    r = c.do(ndp_unload(fe.mem, h), S_OK, 5, fe, 0)
+    check(U32.unpack(r.wpart(0))[0] == NDP_S_STATE_LOST, "UNLOAD after the restart")
+    check(unreg(c, key, fe) == NDP_S_STATE_LOST, "UNREG_MEM after the restart")
+    check(unreg_file(c, fkey, fe) == NDP_S_STATE_LOST, "UNREG_FILE after the restart")
+    c.progs, c.regs, c.files = [], [], []
+    h2 = c.load(fe=fe)
+    check(h2 != h and h2 >> 20 != h >> 20, "new handle 0x%x, old 0x%x (the epoch must differ)" % (h2, h))
+    res, _ = file_peek(c, h2, fkey, 0, fe=fe)
+    check(res == (NDP_S_STATE_LOST, 0, 0, 0), "file READ_ND with the old key: %r" % (res,))
+    run_peek(c, h2, 42, fe, 0)
 
 
 def t_nd_other_vms_handle(c):
@@ -1409,6 +1482,9 @@ def main():
         R("unload_no_writable_part", no_writable_case(NDP_T_UNLOAD, NDP_UNLOAD.pack(1, 0), None))
         R("unload_unknown_handle", t_unload_unknown)
         R("unload_valid_then_stale", t_unload_valid)
+        R("state_lost_for_handles_and_keys_of_another_epoch", t_state_lost_other_epoch)
+        R("state_lost_across_a_daemon_restart", t_state_lost_across_restart)
+        R("never_valid_handles_answer_no_program", t_never_valid_handles_no_program)
         R("unload_while_running", t_unload_while_running)
 
         # -- READ_ND / WRITE_ND

@@ -65,6 +65,7 @@ F_PROTOCOL_FEATURES = 30
 PROTO_MQ = 0
 PROTO_REPLY_ACK = 3
 PROTO_CONFIG = 9
+PROTO_INFLIGHT_SHMFD = 12
 
 VIRTIO_F_INDIRECT_DESC = 28
 VIRTIO_F_EVENT_IDX = 29
@@ -104,6 +105,17 @@ VRING_ADDR = struct.Struct("<IIQQQQ")
 MEM_REGION = struct.Struct("<QQQQ")
 CONFIG_HDR = struct.Struct("<III")
 DESC = struct.Struct("<QIHH")
+INFLIGHT = struct.Struct("<QQHHI")      # QEMU's VhostUserInflight: 24 bytes
+INFLIGHT_HDR = struct.Struct("<QHHHH")  # features, version, desc_num, last_batch_head, used_idx
+INFLIGHT_DESC = struct.Struct("<B5xHQ")  # inflight, padding, next, counter
+F_GET_SEALS = 1034
+F_ADD_SEALS = 1033
+F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW = 1, 2, 4
+
+
+def inflight_queue_bytes(qsize):
+    """One queue's inflight region: header + entries, rounded up to 64."""
+    return (16 + 16 * qsize + 63) & ~63
 BLK_HDR = struct.Struct("<IIQ")
 BLK_RANGE = struct.Struct("<QII")
 
@@ -186,6 +198,49 @@ class Conn:
         if size > MAX_PAYLOAD:
             raise ProtocolError("reply to request %d has size %d" % (req, size))
         return self._recv_exact(size, timeout) if size else b""
+
+    def recv_reply_fds(self, req, timeout=None):
+        """Like recv_reply(), keeping the fds that came with the header."""
+        timeout = self.timeout if timeout is None else timeout
+        self.sock.settimeout(timeout)
+        try:
+            msg, fds, _, _ = socket.recv_fds(self.sock, HDR.size, 8)
+        except socket.timeout:
+            raise ProtocolError("no reply within %.1f s" % timeout) from None
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not msg:
+            raise Closed("connection closed by the device")
+        if len(msg) < HDR.size:
+            msg += self._recv_exact(HDR.size - len(msg), timeout)
+        r, flags, size = HDR.unpack(msg)
+        if r != req or flags != FLAG_VERSION | FLAG_REPLY or size > MAX_PAYLOAD:
+            for fd in fds:
+                os.close(fd)
+            raise ProtocolError("reply to request %d: request %d flags 0x%x size %d" % (req, r, flags, size))
+        return (self._recv_exact(size, timeout) if size else b""), fds
+
+    def get_inflight_fd(self, num_queues, queue_size):
+        """GET_INFLIGHT_FD: (mmap_size, mmap_offset, fd)."""
+        self.send(GET_INFLIGHT_FD, INFLIGHT.pack(0, 0, num_queues, queue_size, 0))
+        p, fds = self.recv_reply_fds(GET_INFLIGHT_FD)
+        if len(p) != INFLIGHT.size:
+            for fd in fds:
+                os.close(fd)
+            raise ProtocolError("GET_INFLIGHT_FD reply of %d bytes" % len(p))
+        size, off, nq, qs, _ = INFLIGHT.unpack(p)
+        if size and len(fds) != 1 or not size and fds:
+            for fd in fds:
+                os.close(fd)
+            raise ProtocolError("GET_INFLIGHT_FD: size %d with %d fds" % (size, len(fds)))
+        if (nq, qs) != (num_queues, queue_size):
+            os.close(fds[0])
+            raise ProtocolError("GET_INFLIGHT_FD reply for %d queues of %d" % (nq, qs))
+        return size, off, fds[0] if fds else None
+
+    def set_inflight_fd(self, mmap_size, mmap_offset, num_queues, queue_size, fd):
+        self.request(SET_INFLIGHT_FD, INFLIGHT.pack(mmap_size, mmap_offset, num_queues, queue_size, 0),
+                     [fd] if fd is not None else [])
 
     def call(self, req, payload=b"", fds=()):
         """A request that always has a reply (GET_*)."""
@@ -400,6 +455,54 @@ class GuestMemory:
 
     def u32(self, gpa):
         return struct.unpack_from("<I", self.mm, self.off(gpa, 4))[0]
+
+
+class InflightArea:
+    """The inflight area a frontend keeps (GET_INFLIGHT_FD's memfd, mapped
+    here): one region per queue, read and written as the spec lays it out."""
+
+    def __init__(self, fd, size, nq, qsize, offset=0):
+        self.fd, self.size, self.nq, self.qsize, self.offset = fd, size, nq, qsize, offset
+        self.mm = mmap.mmap(fd, size + offset, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+
+    def close(self):
+        if self.mm is not None:
+            self.mm.close()
+            self.mm = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def base(self, q):
+        return self.offset + q * inflight_queue_bytes(self.qsize)
+
+    def header(self, q):
+        """(features, version, desc_num, last_batch_head, used_idx)"""
+        return INFLIGHT_HDR.unpack_from(self.mm, self.base(q))
+
+    def set_header(self, q, features=None, version=None, desc_num=None, last_batch_head=None,
+                   used_idx=None):
+        h = list(self.header(q))
+        for i, v in enumerate((features, version, desc_num, last_batch_head, used_idx)):
+            if v is not None:
+                h[i] = v
+        INFLIGHT_HDR.pack_into(self.mm, self.base(q), *h)
+
+    def desc(self, q, i):
+        """(inflight, next, counter) of entry i."""
+        return INFLIGHT_DESC.unpack_from(self.mm, self.base(q) + 16 + 16 * i)
+
+    def set_desc(self, q, i, inflight=None, nxt=None, counter=None):
+        d = list(self.desc(q, i))
+        for k, v in enumerate((inflight, nxt, counter)):
+            if v is not None:
+                d[k] = v
+        INFLIGHT_DESC.pack_into(self.mm, self.base(q) + 16 + 16 * i, *d)
+
+    def marked(self, q):
+        """Heads marked in flight, by counter."""
+        e = [(self.desc(q, i)[2], i) for i in range(self.qsize) if self.desc(q, i)[0]]
+        return [i for _, i in sorted(e)]
 
 
 # ---- driver side of a split virtqueue ------------------------------------------------
@@ -635,9 +738,12 @@ class Frontend:
     GET_CONFIG, memory table, every ring), then does virtio-blk I/O."""
 
     def __init__(self, path, queues=None, queue_size=128, event_idx=True, indirect=True,
-                 mem_size=32 << 20, timeout=5.0, setup=True):
+                 mem_size=32 << 20, timeout=5.0, setup=True, inflight=False):
         self.path = path
+        self.want_inflight = inflight
+        self.inflight = None
         self.conn = Conn(path, timeout)
+        self.conn_timeout = timeout
         self.mem = GuestMemory(mem_size)
         self.queue_size = queue_size
         self.want_event_idx = event_idx
@@ -661,6 +767,9 @@ class Frontend:
         for vq in self.vqs:
             vq.close()
         self.vqs = []
+        if self.inflight is not None:
+            self.inflight.close()
+            self.inflight = None
         if self.mem is not None:
             self.mem.close()
             self.mem = None
@@ -678,6 +787,8 @@ class Frontend:
             raise ProtocolError("PROTOCOL_FEATURES not offered")
         pf = c.get_protocol_features()
         want = (1 << PROTO_MQ) | (1 << PROTO_REPLY_ACK) | (1 << PROTO_CONFIG)
+        if self.want_inflight:
+            want |= 1 << PROTO_INFLIGHT_SHMFD
         if pf & want != want:
             raise ProtocolError("protocol features 0x%x lack 0x%x" % (pf, want & ~pf))
         c.set_protocol_features(want)
@@ -703,10 +814,40 @@ class Frontend:
         n = self.device_queues if self.nqueues_wanted is None else self.nqueues_wanted
         for i in range(n):
             self.vqs.append(VirtQueue(self.mem, i, self.queue_size, self.event_idx))
+        if self.want_inflight:
+            # What QEMU does once: the backend's area, kept across restarts.
+            size, off, fd = self.conn.get_inflight_fd(n, self.queue_size)
+            self.inflight = InflightArea(fd, size, n, self.queue_size, off)
+            self.conn.set_inflight_fd(size, off, n, self.queue_size, fd)
         for vq in self.vqs:
             self.conn.set_vring_fd(SET_VRING_CALL, vq.index, vq.call_fd)
         for vq in self.vqs:
             self.start_ring(vq)
+
+    def reconnect(self, path=None, timeout=10.0):
+        """After the backend died: a new connection, set up as QEMU 7.2
+        does it (the kept inflight area handed back, every ring's base set
+        to its used index), the rings and requests left as they were."""
+        if self.conn is not None:
+            self.conn.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.conn = Conn(path or self.path, self.conn_timeout)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.negotiate()
+        self.set_mem()
+        if self.inflight is not None:
+            a = self.inflight
+            self.conn.set_inflight_fd(a.size, a.offset, a.nq, a.qsize, a.fd)
+        for vq in self.vqs:
+            self.conn.set_vring_fd(SET_VRING_CALL, vq.index, vq.call_fd)
+        for vq in self.vqs:
+            self.start_ring(vq, base=vq.used_idx())
 
     def start_ring(self, vq, base=0):
         c = self.conn
@@ -798,7 +939,7 @@ NDP_T_UNREG_MEM = NDP_T_BASE + 7
 NDP_T_REG_FILE = NDP_T_BASE + 8
 NDP_T_UNREG_FILE = NDP_T_BASE + 9
 NDP_MAGIC = 0x5044534E
-NDP_VERSION = 2
+NDP_VERSION = 3
 
 NDP_PROG_SQ = 1
 NDP_PROG_CQ = 2
@@ -833,9 +974,10 @@ NDP_S_WRONG_TYPE = 10
 NDP_S_NO_MEMORY = 11
 NDP_S_READ_ONLY = 12
 NDP_S_STALE_LAYOUT = 13
+NDP_S_STATE_LOST = 14
 NDP_STATUS_NAMES = ("ok", "bad-request", "no-program", "hop-limit", "budget", "fault",
                     "io-error", "out-of-range", "rejected", "limit", "wrong-type", "no-memory",
-                    "read-only", "stale-layout")
+                    "read-only", "stale-layout", "state-lost")
 
 NDP_PROBE = struct.Struct("<12I16x")       # magic version max_programs max_elf_bytes
                                            # max_meta max_scratch max_data max_hops prog_types
