@@ -387,10 +387,15 @@ def t_flood(s, mark):
 
 def busy_then(s, fes, last):
     """vm0..vm6 queue two explosion LOADs each (14: ~0.5 s of loader work),
-    and in the same instant fes[last] one small LOAD on queue 2, behind
-    them.  Returns (busy, (fe, q, req))."""
+    and 5 ms later fes[last] one small LOAD on queue 2, behind them.
+    Returns (busy, (fe, q, req))."""
     st = Staged()
     busy = fill_loader(s, st, fes, range(7), 2)
+    st.release()
+    # The small LOAD goes behind them: the worker takes its rings in an
+    # order that rotates, so published together it could be taken first.
+    time.sleep(0.005)
+    st = Staged()
     r = ndp_load(fes[last].mem, XRP, s.elf, "xrp_peek")
     st.add(fes[last].vqs[2], r)
     st.release()
