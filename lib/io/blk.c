@@ -16,18 +16,24 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-static void count(_Atomic uint64_t *c, uint64_t n)
-{
-	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 {
 	struct rb_io_queue *q = req->q;
+	struct rb_io_qstats *st = &q->st;
+	unsigned b = 0;
 
 	rb_virtq_push(&q->vq, req->chain.head, used_len);
 	q->need_notify = true;
 	q->inflight--;
+	/* Counted once, here: by type and outcome, and its latency from the
+	 * ring poll that took it (one clock read per request given back). */
+	uint64_t ns = rb_io_now_ns() - req->t_pop_ns;
+	while (b < RB_IO_LAT_BUCKETS && ns > rb_io_lat_bound_ns[b])
+		b++;
+	rb_io_count(&st->req[req->rtype][req->rstatus], 1);
+	rb_io_count(&st->lat[req->rtype][b], 1);
+	rb_io_count(&st->lat_sum_ns[req->rtype], ns);
+	atomic_store_explicit(&st->inflight, q->inflight, memory_order_relaxed);
 	req->next_free = q->free;
 	q->free = req;
 }
@@ -36,9 +42,33 @@ void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 static void complete(struct rb_io_req *req, uint8_t status, uint32_t data_written)
 {
 	if (status != RB_VIRTIO_BLK_S_OK)
-		count(&req->q->disk->st_errors, 1);
+		rb_io_count(&req->q->st.errors, 1);
+	req->rstatus = rb_io_rs_virtio(status);
 	*req->blk.status = status;
 	rb_io_req_finish(req, data_written + 1);
+}
+
+/* The request type of a header's type field, for metrics. */
+static uint8_t rtype_of(uint32_t type)
+{
+	switch (type) {
+	case RB_VIRTIO_BLK_T_IN: return RB_IO_RT_READ;
+	case RB_VIRTIO_BLK_T_OUT: return RB_IO_RT_WRITE;
+	case RB_VIRTIO_BLK_T_FLUSH: return RB_IO_RT_FLUSH;
+	case RB_VIRTIO_BLK_T_GET_ID: return RB_IO_RT_GET_ID;
+	case RB_VIRTIO_BLK_T_DISCARD: return RB_IO_RT_DISCARD;
+	case RB_VIRTIO_BLK_T_WRITE_ZEROES: return RB_IO_RT_WRITE_ZEROES;
+	case RB_NDP_T_PROBE: return RB_IO_RT_NDP_PROBE;
+	case RB_NDP_T_LOAD: return RB_IO_RT_NDP_LOAD;
+	case RB_NDP_T_UNLOAD: return RB_IO_RT_NDP_UNLOAD;
+	case RB_NDP_T_READ_ND: return RB_IO_RT_READ_ND;
+	case RB_NDP_T_WRITE_ND: return RB_IO_RT_WRITE_ND;
+	case RB_NDP_T_REG_MEM: return RB_IO_RT_REG_MEM;
+	case RB_NDP_T_UNREG_MEM: return RB_IO_RT_UNREG_MEM;
+	case RB_NDP_T_REG_FILE: return RB_IO_RT_REG_FILE;
+	case RB_NDP_T_UNREG_FILE: return RB_IO_RT_UNREG_FILE;
+	}
+	return RB_IO_RT_OTHER;
 }
 
 static bool iov_aligned(const struct iovec *iov, unsigned n, unsigned align)
@@ -125,7 +155,7 @@ static void submit_rw(struct rb_worker *w, struct rb_io_req *req)
 
 	if (!rb_io_throttle(w, req, 1, &write, &bytes, true, submit_rw))
 		return;
-	count(&d->st_guest_ios, 1);
+	rb_io_count(&req->q->st.guest_ios, 1);
 	/* O_DIRECT needs aligned buffers and offsets; the rare request that
 	 * is not goes through the page cache (Linux keeps the two coherent). */
 	int fd = d->fd;
@@ -224,6 +254,7 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 	 * NDP parser gathers and re-checks it. */
 	if (req->chain.read_bytes >= sizeof(type))
 		rb_iov_gather(req->chain.iov, req->chain.n_read, 0, &type, sizeof(type));
+	req->rtype = rtype_of(type);
 	req->ndp = NULL;
 	req->qos_free = false;
 	rb_io_throttle_new_step(req);
@@ -235,7 +266,7 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 
 	if (st < 0) {
 		rb_io_guest_log(q, "request without a status byte: %s", err);
-		count(&d->st_bad_chains, 1);
+		rb_io_count(&q->st.bad_chains, 1);
 		rb_io_req_finish(req, 0);
 		return;
 	}
@@ -261,7 +292,7 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 	}
 	case RB_VIRTIO_BLK_T_GET_ID: {
 		size_t n = copy_to_iov(req->blk.iov, req->blk.iovcnt, d->serial, sizeof(d->serial));
-		count(&d->st_ids, 1);
+		rb_io_count(&q->st.ids, 1);
 		complete(req, RB_VIRTIO_BLK_S_OK, (uint32_t)n);
 		return;
 	}
@@ -315,12 +346,12 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 			return;
 		}
 		if (write) {
-			count(&d->st_writes, 1);
-			count(&d->st_bytes_written, (uint64_t)res);
+			rb_io_count(&req->q->st.writes, 1);
+			rb_io_count(&req->q->st.bytes_written, (uint64_t)res);
 			complete(req, RB_VIRTIO_BLK_S_OK, 0);
 		} else {
-			count(&d->st_reads, 1);
-			count(&d->st_bytes_read, (uint64_t)res);
+			rb_io_count(&req->q->st.reads, 1);
+			rb_io_count(&req->q->st.bytes_read, (uint64_t)res);
 			complete(req, RB_VIRTIO_BLK_S_OK, (uint32_t)res);
 		}
 		return;
@@ -329,7 +360,7 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 		if (res < 0)
 			rb_err(d->name, "flush failed: %s", strerror(-res));
 		else
-			count(&d->st_flushes, 1);
+			rb_io_count(&req->q->st.flushes, 1);
 		complete(req, res < 0 ? RB_VIRTIO_BLK_S_IOERR : RB_VIRTIO_BLK_S_OK, 0);
 		return;
 	case RB_VIRTIO_BLK_T_DISCARD:
@@ -346,7 +377,7 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 		if (res < 0)
 			rb_err(d->name, "%s failed: %s", wz ? "write-zeroes" : "discard", strerror(-res));
 		else
-			count(wz ? &d->st_wz : &d->st_discards, 1);
+			rb_io_count(wz ? &req->q->st.wz : &req->q->st.discards, 1);
 		complete(req, res < 0 ? RB_VIRTIO_BLK_S_IOERR : RB_VIRTIO_BLK_S_OK, 0);
 		return;
 	}

@@ -46,6 +46,33 @@
 struct rb_worker;
 struct rb_io_queue;
 
+/*
+ * A counter with one writer (the worker that owns its queue or itself)
+ * and readers on any thread: a relaxed load and store, so the hot path
+ * pays no locked read-modify-write and no cache line shared with another
+ * worker; readers see every value whole.
+ */
+static inline void rb_io_count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+/* A queue's counters: written by its worker only, summed over the queues
+ * of a disk by rb_disk_stats() and rb_disk_metrics(). */
+struct rb_io_qstats {
+	_Atomic uint64_t reads, writes, flushes, discards, wz, ids;
+	_Atomic uint64_t bytes_read, bytes_written, errors, bad_chains;
+	_Atomic uint64_t guest_ios, prog_ios, prog_bytes, ndp_requests, ndp_hops;
+	/* Metrics: every request by type and outcome, its latency. */
+	_Atomic uint64_t req[RB_IO_NR_RTYPES][RB_IO_NR_RSTATUS];
+	_Atomic uint64_t lat[RB_IO_NR_RTYPES][RB_IO_LAT_BUCKETS + 1];
+	_Atomic uint64_t lat_sum_ns[RB_IO_NR_RTYPES];
+	_Atomic uint64_t ndp_bytes_read, ndp_bytes_written;
+	_Atomic uint64_t prog_insns, prog_run_ns, prog_sampled;
+	_Atomic uint64_t inflight;
+};
+
 struct rb_io_ndp; /* ndp_io.c: state of an NDP request */
 
 struct rb_io_req {
@@ -68,6 +95,11 @@ struct rb_io_req {
 	bool qos_free; /* the queue is stopping: go without charging */
 	unsigned dev_ios; /* its storage I/Os in flight, in w->dev_inflight */
 	bool slot_turn;   /* resumed for a free slot: ahead of other waiters */
+	/* Metrics: when its worker took it from the ring, its type and its
+	 * outcome (enum rb_io_rtype / rb_io_rstatus), counted when it is
+	 * given back (rb_io_req_finish). */
+	uint8_t rtype, rstatus;
+	uint64_t t_pop_ns;
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -104,6 +136,11 @@ struct rb_io_queue {
 	struct rb_io_req *free;
 	/* Guest-triggered log lines are rate-limited per queue. */
 	struct rb_log_limit log_limit;
+	/* Program run time (rb_disk_metrics): requests until the next timed
+	 * one, and what the timed ones measured.  Worker thread only. */
+	unsigned prog_sample_left;
+	uint64_t sampled_ns, sampled_insns, unconverted_insns;
+	struct rb_io_qstats st;
 };
 
 struct rb_disk {
@@ -121,16 +158,12 @@ struct rb_disk {
 	struct rb_qos_disk *qos;    /* its throttle group; NULL: unlimited */
 	bool uncharged_program_io;  /* experiment only: program hops are free */
 	unsigned ndp_inflight;      /* NDP states per queue (rb_disk_opts) */
-	_Atomic uint64_t st_guest_ios, st_prog_ios, st_prog_bytes;
 	/* LOADs of this VM queued for or running on the loader: capped at
 	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
 	atomic_uint loads_pending;
 	unsigned nqueues;
+	/* Its counters are in its queues (struct rb_io_qstats). */
 	struct rb_io_queue queues[16];
-	/* Written only by workers, read for stats: relaxed atomics. */
-	_Atomic uint64_t st_reads, st_writes, st_flushes, st_discards, st_wz, st_ids;
-	_Atomic uint64_t st_bytes_read, st_bytes_written, st_errors, st_bad_chains;
-	_Atomic uint64_t st_ndp_requests, st_ndp_hops;
 };
 
 /* ---- throttle.c ---- */
@@ -191,6 +224,8 @@ struct rb_worker {
 	bool cmd_done;
 	atomic_int cmd_pending;
 	atomic_bool stop;
+	/* Time in loop iterations that did work (rb_workers_busy_ns). */
+	_Atomic uint64_t busy_ns;
 	struct rb_io_queue *queues[RB_IO_MAX_QUEUES_PER_WORKER];
 	unsigned nq;
 };
@@ -241,8 +276,16 @@ unsigned rb_ndp_io_run_waiting(struct rb_worker *w, struct rb_io_queue *q);
 void rb_ndp_io_stop_waiting(struct rb_io_queue *q);
 /* Frees q's pool of NDP state (nothing of the queue in flight). */
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
-/* Gives a request back to the ring (used length) and frees it. */
+/* Gives a request back to the ring (used length) and frees it; counts it
+ * (req->rtype, req->rstatus, its latency). */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
+/* The outcome a virtio status byte stands for (enum rb_io_rstatus). */
+static inline uint8_t rb_io_rs_virtio(uint8_t st)
+{
+	return st == RB_VIRTIO_BLK_S_OK	      ? RB_IO_RS_OK
+	       : st == RB_VIRTIO_BLK_S_UNSUPP ? RB_IO_RS_UNSUPP
+					      : RB_IO_RS_IOERR;
+}
 
 /*
  * loader.c: the daemon's one LOAD thread and its bounded FIFO.  A job is

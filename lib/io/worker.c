@@ -46,6 +46,7 @@ void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
 static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 {
 	unsigned n = 0;
+	uint64_t t_pop = 0; /* one clock read for the requests found together */
 	char err[256];
 
 	if (q->stopping || q->vq.broken || q->park_head || q->nwait_head)
@@ -70,14 +71,24 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 		}
 		q->free = req->next_free;
 		q->inflight++;
+		atomic_store_explicit(&q->st.inflight, q->inflight, memory_order_relaxed);
 		n++;
+		if (!t_pop)
+			t_pop = rb_io_now_ns();
+		req->t_pop_ns = t_pop;
+		req->rtype = RB_IO_RT_OTHER;
+		req->rstatus = RB_IO_RS_MALFORMED;
 		if (rc < 0) {
 			rb_io_guest_log(q, "malformed descriptor chain: %s", err);
-			atomic_fetch_add_explicit(&q->disk->st_bad_chains, 1, memory_order_relaxed);
+			rb_io_count(&q->st.bad_chains, 1);
 			rb_io_req_finish(req, 0);
 			continue;
 		}
 		rb_blk_start(w, req);
+		/* An NDP request may have run a program (its sq hook) or a
+		 * LOAD's copy: the next one found reads the clock afresh. */
+		if (req->rtype >= RB_IO_RT_NDP_PROBE)
+			t_pop = 0;
 	}
 	return n;
 }
@@ -176,10 +187,16 @@ static void sleep_until_event(struct rb_worker *w)
 	}
 }
 
+/*
+ * Every iteration ends with one clock read: the poll back-off needs it when
+ * the iteration found nothing, and an iteration that did work adds its
+ * length to the worker's busy time (rb_workers_busy_ns).  The time asleep
+ * is idle.
+ */
 static void *worker_main(void *arg)
 {
 	struct rb_worker *w = arg;
-	uint64_t last_work = rb_io_now_us();
+	uint64_t iter_start = rb_io_now_ns(), last_work = 0;
 
 	rb_debug(w->name, "started (%s)", w->mode == RB_IO_POLL ? "polling" : "event-driven");
 	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
@@ -223,19 +240,23 @@ static void *worker_main(void *arg)
 		}
 		work += reap(w);
 		notify(w);
+		uint64_t now = rb_io_now_ns();
 		if (work || w->ndp_deferred) {
-			last_work = 0; /* measured lazily below */
+			rb_io_count(&w->busy_ns, now - iter_start);
+			iter_start = now;
+			last_work = 0; /* idle from the next iteration without work */
 			continue;
 		}
+		iter_start = now;
 		if (w->mode == RB_IO_POLL) {
-			uint64_t now = rb_io_now_us();
 			if (last_work == 0)
 				last_work = now;
-			if (now - last_work < RB_IO_POLL_IDLE_US)
+			if (now - last_work < RB_IO_POLL_IDLE_US * 1000ull)
 				continue;
 		}
 		sleep_until_event(w);
 		last_work = 0;
+		iter_start = rb_io_now_ns();
 	}
 	rb_debug(w->name, "stopped");
 	return NULL;
@@ -254,6 +275,16 @@ void rb_worker_call(struct rb_worker *w, bool (*fn)(struct rb_worker *, void *),
 	while (!w->cmd_done)
 		pthread_cond_wait(&w->cond, &w->lock);
 	pthread_mutex_unlock(&w->lock);
+}
+
+unsigned rb_workers_count(const struct rb_workers *p)
+{
+	return p ? p->n : 0;
+}
+
+uint64_t rb_workers_busy_ns(const struct rb_workers *p, unsigned i)
+{
+	return p && i < p->n ? atomic_load_explicit(&p->w[i].busy_ns, memory_order_relaxed) : 0;
 }
 
 void rb_workers_set_depth(struct rb_workers *p, unsigned depth)
