@@ -362,6 +362,10 @@ int rb_metrics_http_parse_addr(const char *spec, struct sockaddr_storage *ss, so
 			snprintf(host, sizeof(host), "127.0.0.1");
 			port_s = spec;
 		} else {
+			if (memchr(spec, ':', (size_t)(colon - spec))) {
+				snprintf(err, errlen, "'%s': an IPv6 address is written [ADDR]:PORT", spec);
+				return -EINVAL;
+			}
 			if ((size_t)(colon - spec) >= sizeof(host)) {
 				snprintf(err, errlen, "'%s': address too long", spec);
 				return -EINVAL;
