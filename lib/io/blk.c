@@ -26,8 +26,9 @@ void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 	q->need_notify = true;
 	q->inflight--;
 	/* Counted once, here: by type and outcome, and its latency from the
-	 * ring poll that took it (one clock read per request given back). */
-	uint64_t ns = rb_io_now_ns() - req->t_pop_ns;
+	 * ring poll that took it (rb_io_clock: a clock read per batch). */
+	uint64_t now = rb_io_clock(q->worker);
+	uint64_t ns = now > req->t_pop_ns ? now - req->t_pop_ns : 0;
 	while (b < RB_IO_LAT_BUCKETS && ns > rb_io_lat_bound_ns[b])
 		b++;
 	rb_io_count(&st->req[req->rtype][req->rstatus], 1);
@@ -223,6 +224,7 @@ static void submit_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 		/* Block devices take these as (synchronous) ioctls. */
 		uint64_t range[2] = {r->sector * RB_VIRTIO_BLK_SECTOR, bytes};
 		int rc = ioctl(d->fd, wz ? BLKZEROOUT : BLKDISCARD, range);
+		rb_io_clock_stale(w);
 		rb_io_unadmit(w, req, 1);
 		complete(req, rc == 0 ? RB_VIRTIO_BLK_S_OK : RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
@@ -366,9 +368,11 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	case RB_VIRTIO_BLK_T_DISCARD:
 	case RB_VIRTIO_BLK_T_WRITE_ZEROES: {
 		bool wz = b->hdr.type == RB_VIRTIO_BLK_T_WRITE_ZEROES;
-		if (res == -EOPNOTSUPP && wz)
+		if (res == -EOPNOTSUPP && wz) {
 			res = write_zeroes_slow(d, b->range.sector * RB_VIRTIO_BLK_SECTOR,
 						(uint64_t)b->range.num_sectors * RB_VIRTIO_BLK_SECTOR);
+			rb_io_clock_stale(w);
+		}
 		if (res == -EOPNOTSUPP && !wz) {
 			/* Discard is a hint: a filesystem without hole punching
 			 * has nothing to free, which is still success. */

@@ -226,9 +226,32 @@ struct rb_worker {
 	atomic_bool stop;
 	/* Time in loop iterations that did work (rb_workers_busy_ns). */
 	_Atomic uint64_t busy_ns;
+	/* Metrics' clock (rb_io_clock): 0 until read in this batch. */
+	uint64_t clock_ns;
 	struct rb_io_queue *queues[RB_IO_MAX_QUEUES_PER_WORKER];
 	unsigned nq;
 };
+
+/*
+ * The time request metrics stamp (taken from the ring, given back): one
+ * clock read shared by the requests a batch handles together (a ring
+ * poll, a reap of completions), each a few hundred nanoseconds apart.
+ * Whatever may take longer (a program run, synchronous I/O, an NDP
+ * request's start) calls rb_io_clock_stale() after it, and so do the
+ * starts of a loop iteration, a ring poll and a reap: the next request
+ * reads the clock afresh.
+ */
+static inline uint64_t rb_io_clock(struct rb_worker *w)
+{
+	if (!w->clock_ns)
+		w->clock_ns = rb_io_now_ns();
+	return w->clock_ns;
+}
+
+static inline void rb_io_clock_stale(struct rb_worker *w)
+{
+	w->clock_ns = 0;
+}
 
 /* A completion of req arrived: if it was a storage I/O, its slot is free. */
 static inline void rb_io_slot_done(struct rb_worker *w, struct rb_io_req *req)

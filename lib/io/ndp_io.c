@@ -758,6 +758,8 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 	if (n->timed)
 		n->prog_ns += rb_io_now_ns() - t0;
 	if (x->insns)
+		rb_io_clock_stale(w);
+	if (x->insns)
 		req->q->ndp_credit -= (int64_t)x->insns + RB_IO_NDP_HOP_COST;
 	if (step == RB_NDP_STEP_DONE) {
 		nd_complete(req);
@@ -777,6 +779,7 @@ static void nd_step(struct rb_worker *w, struct rb_io_req *req, int round)
 
 	if (n->timed)
 		n->prog_ns += rb_io_now_ns() - t0;
+	rb_io_clock_stale(w);
 
 	req->q->ndp_credit -= (int64_t)(n->x.insns - before) + RB_IO_NDP_HOP_COST;
 	if (step == RB_NDP_STEP_DONE) {

@@ -46,11 +46,11 @@ void rb_io_guest_log(struct rb_io_queue *q, const char *fmt, ...)
 static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 {
 	unsigned n = 0;
-	uint64_t t_pop = 0; /* one clock read for the requests found together */
 	char err[256];
 
 	if (q->stopping || q->vq.broken || q->park_head || q->nwait_head)
 		return 0; /* parked steps first: new requests wait in the ring */
+	rb_io_clock_stale(w); /* the requests found now share a clock read */
 	/* A queue whose programs used up its credit this round takes no new
 	 * requests either (an sq hook runs at the start of a request); they
 	 * wait in the ring for the next round. */
@@ -73,9 +73,7 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 		q->inflight++;
 		atomic_store_explicit(&q->st.inflight, q->inflight, memory_order_relaxed);
 		n++;
-		if (!t_pop)
-			t_pop = rb_io_now_ns();
-		req->t_pop_ns = t_pop;
+		req->t_pop_ns = rb_io_clock(w);
 		req->rtype = RB_IO_RT_OTHER;
 		req->rstatus = RB_IO_RS_MALFORMED;
 		if (rc < 0) {
@@ -88,7 +86,7 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 		/* An NDP request may have run a program (its sq hook) or a
 		 * LOAD's copy: the next one found reads the clock afresh. */
 		if (req->rtype >= RB_IO_RT_NDP_PROBE)
-			t_pop = 0;
+			rb_io_clock_stale(w);
 	}
 	return n;
 }
@@ -98,6 +96,7 @@ static unsigned reap(struct rb_worker *w)
 	struct io_uring_cqe *cqe;
 	unsigned n = 0;
 
+	rb_io_clock_stale(w);
 	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
 		struct rb_io_req *req = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
@@ -202,6 +201,7 @@ static void *worker_main(void *arg)
 	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
 		unsigned work = 0;
 
+		rb_io_clock_stale(w);
 		if (atomic_load_explicit(&w->cmd_pending, memory_order_acquire))
 			run_cmd(w);
 		/* A round: every queue's program credit is topped up, its
@@ -217,6 +217,7 @@ static void *worker_main(void *arg)
 		unsigned first = w->nq ? w->rr_start++ % w->nq : 0;
 		for (unsigned k = 0; k < w->nq; k++) {
 			struct rb_io_queue *q = w->queues[(first + k) % w->nq];
+			rb_io_clock_stale(w); /* a new batch: its requests' time */
 			q->ndp_credit += RB_IO_NDP_QUANTUM;
 			if (q->ndp_credit > RB_IO_NDP_QUANTUM)
 				q->ndp_credit = RB_IO_NDP_QUANTUM;
