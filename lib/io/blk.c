@@ -27,6 +27,9 @@ void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 	q->inflight--;
 	/* Counted once, here: by type and outcome, and its latency from the
 	 * ring poll that took it (rb_io_clock: a clock read per batch). */
+	/* (Answered in the batch that took it, without I/O: its own read.) */
+	if (q->worker->clock_ns == req->t_pop_ns)
+		rb_io_clock_stale(q->worker);
 	uint64_t now = rb_io_clock(q->worker);
 	uint64_t ns = now > req->t_pop_ns ? now - req->t_pop_ns : 0;
 	while (b < RB_IO_LAT_BUCKETS && ns > rb_io_lat_bound_ns[b])
