@@ -7,8 +7,14 @@ clients (rosen-io bench, bpfkv bench --mode ndp) measure each.  Reports
 per configuration the median IOPS / ops per second and the backend's CPU
 per I/O (utime + stime of the daemon from /proc/PID/stat, in clock ticks).
 
+On a shared machine those swing by 10-20 % from run to run; --callgrind
+runs each daemon under valgrind's callgrind instead and counts the
+instructions executed inside the workers' loop (worker_main and all it
+calls, user space) per I/O: a measure that other processes on the machine
+do not move (poll mode is left out there: its idle spinning would count).
+
 Usage: metrics_overhead.py --base OLD_ROSENBRIDGED --new NEW_ROSENBRIDGED
-                           [--build BUILD] [--rounds N] [--seconds S]
+                           [--build BUILD] [--rounds N] [--seconds S] [--callgrind]
 The clients come from BUILD (default build/).  docs/metrics.md quotes a run.
 """
 import argparse
@@ -30,12 +36,16 @@ def cpu_ticks(pid):
     return int(f[11]) + int(f[12])
 
 
-def start(binary, img, sock, mode, log):
-    p = subprocess.Popen([binary, "--disk", img, "--socket", sock, "--cache", "buffered", "--queues", "1",
+def start(binary, img, sock, mode, log, cg_out=None):
+    pre = []
+    if cg_out:
+        pre = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg_out,
+               "--toggle-collect=worker_main"]
+    p = subprocess.Popen(pre + [binary, "--disk", img, "--socket", sock, "--cache", "buffered", "--queues", "1",
                           "--" + mode], stdout=log, stderr=subprocess.STDOUT)
     end = time.time() + 10
     while not os.path.exists(sock):
-        if p.poll() is not None or time.time() > end:
+        if p.poll() is not None or time.time() > end + (50 if cg_out else 0):
             raise RuntimeError("%s did not start" % binary)
         time.sleep(0.02)
     return p
@@ -43,7 +53,14 @@ def start(binary, img, sock, mode, log):
 
 def stop(p):
     p.send_signal(signal.SIGTERM)
-    p.wait(timeout=20)
+    p.wait(timeout=60)
+
+
+def callgrind_total(path):
+    for line in open(path):
+        if line.startswith("summary:") or line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError("no totals in " + path)
 
 
 def run_client(cmd, pid, timeout):
@@ -62,6 +79,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--image-dir", default="/var/tmp")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="instructions per I/O in the worker loop, under valgrind")
     a = ap.parse_args()
     rio = os.path.join(a.build, "app", "rosen-io", "rosen-io")
     kv = os.path.join(a.build, "app", "bpfkv", "bpfkv")
@@ -80,6 +99,8 @@ def main():
         ("blk randread 4k qd1 poll", "poll", "blk", 1),
         ("ndp bpfkv 3 levels qd8 event", "event", "kv", 8),
     ]
+    if a.callgrind:
+        configs = [c for c in configs if c[1] != "poll"]
     res = {(c[0], v): {"rate": [], "cpu": []} for c in configs for v in ("base", "new")}
     log = open(os.path.join(tmp, "daemon.log"), "w")
     try:
@@ -89,7 +110,8 @@ def main():
                 for v in order:
                     binary = a.base if v == "base" else a.new
                     sock = os.path.join(tmp, "s.sock")
-                    p = start(binary, db if kind == "kv" else img, sock, mode, log)
+                    cg = os.path.join(tmp, "cg.out") if a.callgrind else None
+                    p = start(binary, db if kind == "kv" else img, sock, mode, log, cg)
                     try:
                         if kind == "blk":
                             row, cpu_us = run_client([rio, "vhost-user:" + sock, "bench", "--rw", "randread",
@@ -107,17 +129,22 @@ def main():
                     finally:
                         stop(p)
                     res[(name, v)]["rate"].append(rate)
-                    res[(name, v)]["cpu"].append(cpu_us / max(n, 1))
+                    if cg:
+                        res[(name, v)]["cpu"].append(callgrind_total(cg) / max(n, 1))
+                        os.unlink(cg)
+                    else:
+                        res[(name, v)]["cpu"].append(cpu_us / max(n, 1))
             print("round %d done" % (r + 1), file=sys.stderr, flush=True)
     finally:
         log.close()
         subprocess.run(["rm", "-rf", tmp])
-    print("config,variant,median_rate,median_backend_cpu_us_per_op,rates")
+    print("config,variant,median_rate,median_%s,rates"
+          % ("worker_insns_per_op" if a.callgrind else "backend_cpu_us_per_op"))
     for name, _, _, _ in configs:
         for v in ("base", "new"):
             x = res[(name, v)]
             print("%s,%s,%.0f,%.2f,%s" % (name, v, statistics.median(x["rate"]), statistics.median(x["cpu"]),
-                                          " ".join("%.0f" % y for y in x["rate"])))
+                                          " ".join("%.0f" % y for y in (x["cpu"] if a.callgrind else x["rate"]))))
         b, n = res[(name, "base")], res[(name, "new")]
         print("%s,new/base,%.3f,%.3f," % (name, statistics.median(n["rate"]) / statistics.median(b["rate"]),
                                           statistics.median(n["cpu"]) / statistics.median(b["cpu"])))

@@ -20,7 +20,6 @@ void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 {
 	struct rb_io_queue *q = req->q;
 	struct rb_io_qstats *st = &q->st;
-	unsigned b = 0;
 
 	rb_virtq_push(&q->vq, req->chain.head, used_len);
 	q->need_notify = true;
@@ -32,8 +31,7 @@ void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 		rb_io_clock_stale(q->worker);
 	uint64_t now = rb_io_clock(q->worker);
 	uint64_t ns = now > req->t_pop_ns ? now - req->t_pop_ns : 0;
-	while (b < RB_IO_LAT_BUCKETS && ns > rb_io_lat_bound_ns[b])
-		b++;
+	unsigned b = rb_io_lat_bucket(ns);
 	rb_io_count(&st->req[req->rtype][req->rstatus], 1);
 	rb_io_count(&st->lat[req->rtype][b], 1);
 	rb_io_count(&st->lat_sum_ns[req->rtype], ns);

@@ -299,6 +299,17 @@ unsigned rb_ndp_io_run_waiting(struct rb_worker *w, struct rb_io_queue *q);
 void rb_ndp_io_stop_waiting(struct rb_io_queue *q);
 /* Frees q's pool of NDP state (nothing of the queue in flight). */
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
+/* The latency bucket of ns (RB_IO_LAT_BUCKETS: over the last bound) in a
+ * few instructions: the octave's first bucket, then one comparison. */
+extern const uint8_t rb_io_lat_octave[64];
+static inline unsigned rb_io_lat_bucket(uint64_t ns)
+{
+	if (!ns)
+		return 0;
+	unsigned b = rb_io_lat_octave[63 - __builtin_clzll(ns)];
+	return b + (b < RB_IO_LAT_BUCKETS && ns > rb_io_lat_bound_ns[b]);
+}
+
 /* Gives a request back to the ring (used length) and frees it; counts it
  * (req->rtype, req->rstatus, its latency). */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);

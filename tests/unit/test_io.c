@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../lib/io/io_internal.h"
 #include "harness.h"
 
 static char err[512];
@@ -363,6 +364,28 @@ TEST(metrics_names_and_latency_buckets_are_fixed)
 	CHECK_EQ_U64(rb_io_lat_bound_ns[RB_IO_LAT_BUCKETS - 1], 10000000000ull);
 	for (unsigned b = 1; b < RB_IO_LAT_BUCKETS; b++)
 		CHECK(rb_io_lat_bound_ns[b] > rb_io_lat_bound_ns[b - 1]);
+}
+
+TEST(latency_bucket_agrees_with_a_linear_search)
+{
+	uint64_t probes[200];
+	unsigned n = 0;
+
+	for (unsigned b = 0; b < RB_IO_LAT_BUCKETS; b++) {
+		probes[n++] = rb_io_lat_bound_ns[b] - 1;
+		probes[n++] = rb_io_lat_bound_ns[b];
+		probes[n++] = rb_io_lat_bound_ns[b] + 1;
+	}
+	for (unsigned k = 0; k < 64; k++)
+		probes[n++] = 1ull << k;
+	probes[n++] = 0;
+	probes[n++] = UINT64_MAX;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned lin = 0;
+		while (lin < RB_IO_LAT_BUCKETS && probes[i] > rb_io_lat_bound_ns[lin])
+			lin++;
+		CHECK_EQ_U64(rb_io_lat_bucket(probes[i]), lin);
+	}
 }
 
 TEST(requests_are_served_by_a_polling_worker)
