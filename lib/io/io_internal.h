@@ -226,8 +226,9 @@ struct rb_worker {
 	atomic_bool stop;
 	/* Time in loop iterations that did work (rb_workers_busy_ns). */
 	_Atomic uint64_t busy_ns;
-	/* Metrics' clock (rb_io_clock): 0 until read in this batch. */
-	uint64_t clock_ns;
+	/* Metrics' clock (rb_io_clock): 0 until read in this batch; the
+	 * latest read; the start of the current busy period (0: idle). */
+	uint64_t clock_ns, clock_last, busy_since;
 	struct rb_io_queue *queues[RB_IO_MAX_QUEUES_PER_WORKER];
 	unsigned nq;
 };
@@ -243,8 +244,11 @@ struct rb_worker {
  */
 static inline uint64_t rb_io_clock(struct rb_worker *w)
 {
-	if (!w->clock_ns)
-		w->clock_ns = rb_io_now_ns();
+	if (!w->clock_ns) {
+		w->clock_ns = w->clock_last = rb_io_now_ns();
+		if (!w->busy_since)
+			w->busy_since = w->clock_ns; /* worker_main: busy time */
+	}
 	return w->clock_ns;
 }
 

@@ -187,15 +187,25 @@ static void sleep_until_event(struct rb_worker *w)
 }
 
 /*
- * Every iteration ends with one clock read: the poll back-off needs it when
- * the iteration found nothing, and an iteration that did work adds its
- * length to the worker's busy time (rb_workers_busy_ns).  The time asleep
- * is idle.
+ * Busy time (rb_workers_busy_ns) costs no clock read of its own while the
+ * worker has work: a busy period starts at the first time a request is
+ * stamped (rb_io_clock) and grows to the latest stamp at the end of each
+ * iteration that did work; the first iteration without work closes it at
+ * its clock read (the one the poll back-off makes anyway, or, before a
+ * sleep, one more).  Time asleep or polling idle is not busy.
  */
+static void busy_until(struct rb_worker *w, uint64_t t)
+{
+	if (w->busy_since && t > w->busy_since)
+		rb_io_count(&w->busy_ns, t - w->busy_since);
+	if (w->busy_since)
+		w->busy_since = t;
+}
+
 static void *worker_main(void *arg)
 {
 	struct rb_worker *w = arg;
-	uint64_t iter_start = rb_io_now_ns(), last_work = 0;
+	uint64_t last_work = 0;
 
 	rb_debug(w->name, "started (%s)", w->mode == RB_IO_POLL ? "polling" : "event-driven");
 	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
@@ -241,14 +251,14 @@ static void *worker_main(void *arg)
 		}
 		work += reap(w);
 		notify(w);
-		uint64_t now = rb_io_now_ns();
 		if (work || w->ndp_deferred) {
-			rb_io_count(&w->busy_ns, now - iter_start);
-			iter_start = now;
-			last_work = 0; /* idle from the next iteration without work */
+			busy_until(w, w->clock_last);
+			last_work = 0; /* measured lazily below */
 			continue;
 		}
-		iter_start = now;
+		uint64_t now = rb_io_now_ns();
+		busy_until(w, now);
+		w->busy_since = 0;
 		if (w->mode == RB_IO_POLL) {
 			if (last_work == 0)
 				last_work = now;
@@ -257,7 +267,6 @@ static void *worker_main(void *arg)
 		}
 		sleep_until_event(w);
 		last_work = 0;
-		iter_start = rb_io_now_ns();
 	}
 	rb_debug(w->name, "stopped");
 	return NULL;
