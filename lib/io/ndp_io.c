@@ -757,10 +757,10 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 	int step = rb_ndp_exec_start(x, n->r.sector * RB_VIRTIO_BLK_SECTOR, n->r.io.io_len);
 	if (n->timed)
 		n->prog_ns += rb_io_now_ns() - t0;
-	if (x->insns)
+	if (x->insns) {
 		rb_io_clock_stale(w);
-	if (x->insns)
 		req->q->ndp_credit -= (int64_t)x->insns + RB_IO_NDP_HOP_COST;
+	}
 	if (step == RB_NDP_STEP_DONE) {
 		nd_complete(req);
 		return;
