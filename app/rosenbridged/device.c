@@ -197,6 +197,26 @@ void rb_device_free(struct rb_device *d)
 	free(d);
 }
 
+const char *rb_device_name(const struct rb_device *d)
+{
+	return d->name;
+}
+
+const struct rb_disk *rb_device_disk(const struct rb_device *d)
+{
+	return d->disk;
+}
+
+uint64_t rb_device_connects(const struct rb_device *d)
+{
+	return rb_vhost_server_connects(d->srv);
+}
+
+bool rb_device_connected(const struct rb_device *d)
+{
+	return rb_vhost_server_connected(d->srv);
+}
+
 int rb_device_poll_fd(const struct rb_device *d)
 {
 	return rb_vhost_server_poll_fd(d->srv);

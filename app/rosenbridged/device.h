@@ -24,6 +24,12 @@ void rb_device_handover(struct rb_device *dev);
 void rb_device_free(struct rb_device *dev);
 /* Logs the disk's counters (I/Os by path, throttling), `when` first. */
 void rb_device_log_stats(const struct rb_device *dev, const char *when);
+/* For metrics: its name (the disk label), its disk, the frontends its
+ * socket accepted so far and whether one is connected now. */
+const char *rb_device_name(const struct rb_device *dev);
+const struct rb_disk *rb_device_disk(const struct rb_device *dev);
+uint64_t rb_device_connects(const struct rb_device *dev);
+bool rb_device_connected(const struct rb_device *dev);
 int rb_device_poll_fd(const struct rb_device *dev);
 void rb_device_handle(struct rb_device *dev);
 /* Disconnects the VM if its guest memory shrank (--allow-unsealed-memory). */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "metrics.h"
 
 #define MAX_DISKS 64
 
@@ -46,6 +47,7 @@ struct config {
 	unsigned io_timeout;     /* seconds; 0: never cancel */
 	bool allow_unsealed_memory;
 	unsigned ndp_inflight;   /* per queue; 0: the default */
+	const char *metrics_listen; /* --metrics-listen; NULL: no HTTP endpoint */
 };
 
 static void usage(FILE *f)
@@ -114,6 +116,13 @@ static void usage(FILE *f)
 		"                         it under the daemon; the fault is then confined to\n"
 		"                         that VM (its memory reads as zeros, it is\n"
 		"                         disconnected). Without it such memory is refused\n"
+		"  --metrics-listen [ADDR:]PORT\n"
+		"                         serve the metrics (Prometheus text format) at\n"
+		"                         http://ADDR:PORT/metrics; ADDR defaults to 127.0.0.1.\n"
+		"                         There is no authentication and the metrics show\n"
+		"                         every VM's disk activity: another address (IPv4, or\n"
+		"                         [IPv6]) must be named, and is logged as a warning\n"
+		"                         (docs/metrics.md)\n"
 		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
 		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
@@ -231,6 +240,21 @@ static int parse_args(int argc, char **argv, struct config *c)
 		} else if (!strcmp(a, "--ndp-inflight")) {
 			if (parse_uint("--ndp-inflight", v, 1, RB_IO_NDP_INFLIGHT_MAX, &c->ndp_inflight))
 				return -1;
+			i++;
+		} else if (!strcmp(a, "--metrics-listen")) {
+			if (!v) {
+				fprintf(stderr, "rosenbridged: --metrics-listen needs [ADDR:]PORT\n");
+				return -1;
+			}
+			struct sockaddr_storage ss;
+			socklen_t sslen;
+			bool loopback;
+			char merr[256];
+			if (rb_metrics_http_parse_addr(v, &ss, &sslen, &loopback, merr, sizeof(merr))) {
+				fprintf(stderr, "rosenbridged: --metrics-listen %s\n", merr);
+				return -1;
+			}
+			c->metrics_listen = v;
 			i++;
 		} else if (!strcmp(a, "--allow-unsealed-memory")) {
 			c->allow_unsealed_memory = true;
@@ -384,6 +408,19 @@ static void test_signal(int sig)
 }
 #endif
 
+struct metrics_ctx {
+	struct rb_device *const *devs;
+	const unsigned *ndevs;
+	struct rb_workers *workers;
+};
+
+static int render_metrics(void *arg, char **text, size_t *len)
+{
+	const struct metrics_ctx *m = arg;
+
+	return rb_metrics_render(m->devs, *m->ndevs, m->workers, text, len);
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -392,6 +429,7 @@ int main(int argc, char **argv)
 	uint64_t next_stats_ms = 0;
 	struct rb_device *devs[MAX_DISKS] = {0};
 	unsigned ndevs = 0;
+	struct rb_metrics_http *http = NULL;
 	char err[512];
 	int ret = 1;
 	sigset_t mask;
@@ -457,12 +495,17 @@ int main(int argc, char **argv)
 		}
 		ndevs++;
 	}
+	if (cfg.metrics_listen && rb_metrics_http_new(cfg.metrics_listen, &http, err, sizeof(err))) {
+		rb_err("rosenbridged", "%s", err);
+		goto out;
+	}
+	struct metrics_ctx mctx = {.devs = devs, .ndevs = &ndevs, .workers = workers};
 	rb_info("rosenbridged", "serving %u disk%s with %u worker%s (%s)", ndevs,
 		ndevs == 1 ? "" : "s", cfg.workers, cfg.workers == 1 ? "" : "s",
 		cfg.mode == RB_IO_POLL ? "polling" : "event-driven");
 
 	for (;;) {
-		struct pollfd pfd[MAX_DISKS + 1];
+		struct pollfd pfd[MAX_DISKS + 1 + RB_METRICS_HTTP_MAX_FDS];
 		/* A VM whose memory shrank is noticed within a second even if
 		 * its frontend sends nothing (before the poll set is built: it
 		 * closes that VM's connection). */
@@ -490,7 +533,11 @@ int main(int argc, char **argv)
 			if (timeout < 0 || t < timeout)
 				timeout = t;
 		}
-		int n = poll(pfd, ndevs + 1, timeout);
+		/* The metrics endpoint's sockets, non-blocking, after the VMs'. */
+		unsigned nhttp = http ? rb_metrics_http_poll_fds(http, pfd + ndevs + 1,
+								 RB_METRICS_HTTP_MAX_FDS, &timeout)
+				      : 0;
+		int n = poll(pfd, ndevs + 1 + nhttp, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -516,8 +563,11 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < ndevs; i++)
 			if (pfd[i + 1].revents)
 				rb_device_handle(devs[i]);
+		if (http)
+			rb_metrics_http_handle(http, pfd + ndevs + 1, nhttp, render_metrics, &mctx);
 	}
 out:
+	rb_metrics_http_free(http);
 	/* A successor may take over (an upgrade, a restart): NDP requests
 	 * the shutdown cuts short, and LOADs still waiting (cancelled now,
 	 * not verified one by one while the queues drain), are left in flight

@@ -179,6 +179,82 @@ void rb_io_fault_get_stats(struct rb_io_fault_stats *out);
 long long rb_io_test_allocated_bytes(void);
 #endif
 
+/* ---- Metrics (docs/metrics.md) -------------------------------------------- */
+
+/*
+ * Every request taken from a ring is counted once, when it is given back:
+ * by type, by outcome, and in a latency histogram per type (from the moment
+ * its worker took it from the ring to the moment it gave it back).  The
+ * counters live in each queue and are written only by the queue's worker
+ * (relaxed atomic stores, no read-modify-write shared between threads);
+ * rb_disk_metrics() adds the queues up from any thread.  A reading taken
+ * while requests complete may see one request's counters half-updated (its
+ * count but not yet its histogram bucket), never a counter going back.
+ */
+enum rb_io_rtype {
+	RB_IO_RT_READ, RB_IO_RT_WRITE, RB_IO_RT_FLUSH, RB_IO_RT_DISCARD, RB_IO_RT_WRITE_ZEROES,
+	RB_IO_RT_GET_ID, RB_IO_RT_NDP_PROBE, RB_IO_RT_NDP_LOAD, RB_IO_RT_NDP_UNLOAD,
+	RB_IO_RT_READ_ND, RB_IO_RT_WRITE_ND, RB_IO_RT_REG_MEM, RB_IO_RT_UNREG_MEM,
+	RB_IO_RT_REG_FILE, RB_IO_RT_UNREG_FILE,
+	RB_IO_RT_OTHER, /* an unknown type, or a chain too malformed to have one */
+	RB_IO_NR_RTYPES
+};
+/* "read", "write", "flush", "discard", "write_zeroes", "get_id", "ndp_probe",
+ * "ndp_load", "ndp_unload", "read_nd", "write_nd", "reg_mem", "unreg_mem",
+ * "reg_file", "unreg_file", "other". */
+const char *rb_io_rtype_name(unsigned t);
+
+/*
+ * Outcomes.  The virtio status byte: OK, IOERR, UNSUPP; MALFORMED: the
+ * chain was given back without a status (no room for one, or a malformed
+ * descriptor chain).  An NDP request the device answered with status OK is
+ * counted by the NDP status in its result instead (enum rb_ndp_status):
+ * RB_IO_RS_NDP + status - 1, named as rb_ndp_status_name() names it
+ * ("hop-limit", "rejected", ...); NDP status OK counts as RB_IO_RS_OK.
+ */
+enum rb_io_rstatus {
+	RB_IO_RS_OK, RB_IO_RS_IOERR, RB_IO_RS_UNSUPP, RB_IO_RS_MALFORMED,
+	RB_IO_RS_NDP, /* first NDP status (1, bad-request) */
+};
+#define RB_IO_NR_RSTATUS (RB_IO_RS_NDP + 14u) /* NDP statuses 1..14 (RB_NDP_S_STATE_LOST) */
+/* "ok", "ioerr", "unsupp", "malformed", then the NDP status names. */
+const char *rb_io_rstatus_name(unsigned s);
+
+/* Latency histogram: upper bounds (inclusive) of its buckets, 10 us to
+ * 10 s, three a decade (1, 2.5, 5); one more bucket counts the rest. */
+#define RB_IO_LAT_BUCKETS 19u
+extern const uint64_t rb_io_lat_bound_ns[RB_IO_LAT_BUCKETS];
+
+struct rb_disk_metrics {
+	uint64_t requests[RB_IO_NR_RTYPES][RB_IO_NR_RSTATUS];
+	/* Per bucket (not cumulative); [RB_IO_LAT_BUCKETS]: over 10 s. */
+	uint64_t latency[RB_IO_NR_RTYPES][RB_IO_LAT_BUCKETS + 1];
+	uint64_t latency_sum_ns[RB_IO_NR_RTYPES];
+	/* Bytes moved between storage and the daemon for the guest: its
+	 * reads and writes, and every I/O of its NDP requests (first I/O and
+	 * program hops), counted as they complete. */
+	uint64_t bytes_read, bytes_written;
+	uint64_t ndp_hops;     /* storage I/Os of NDP requests (their results' hops) */
+	uint64_t prog_insns;   /* eBPF instructions its programs executed (exact) */
+	/* Time its programs ran: 1 request with programs in
+	 * RB_IO_PROG_SAMPLE_EVERY is timed (a clock read around each of its
+	 * runs); the others are converted from their exact instruction counts
+	 * at the rate the samples of their queue measured (docs/metrics.md). */
+	uint64_t prog_run_ns;
+	uint64_t prog_sampled_requests;
+	uint64_t verifier_rejections; /* LOADs its verifier refused */
+	uint64_t throttled_ns; /* sum over its I/Os of the time they waited for budget */
+	uint64_t inflight;     /* requests taken from its rings, not given back */
+};
+#define RB_IO_PROG_SAMPLE_EVERY 64u
+void rb_disk_metrics(const struct rb_disk *d, struct rb_disk_metrics *out);
+
+/* The daemon's workers, for metrics: how many, and the time each has spent
+ * in loop iterations that did work (requests, completions, programs,
+ * commands) since it started; the rest it spent polling idle or asleep. */
+unsigned rb_workers_count(const struct rb_workers *w);
+uint64_t rb_workers_busy_ns(const struct rb_workers *w, unsigned i);
+
 #ifdef __cplusplus
 }
 #endif

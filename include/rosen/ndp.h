@@ -108,6 +108,10 @@ struct rb_ndp_prog *rb_ndp_acquire(struct rb_ndp_table *t, uint32_t handle);
 void rb_ndp_release(struct rb_ndp_prog *p);
 uint32_t rb_ndp_prog_type(const struct rb_ndp_prog *p);
 unsigned rb_ndp_table_count(struct rb_ndp_table *t);
+/* LOADs the verifier refused (RB_NDP_S_REJECTED after a proof failed or a
+ * verification bound was hit; a malformed object is not counted).  Any
+ * thread. */
+uint64_t rb_ndp_table_verifier_rejections(struct rb_ndp_table *t);
 
 /* ---- program types ------------------------------------------------------------ */
 

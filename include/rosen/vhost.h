@@ -255,6 +255,8 @@ int rb_vhost_server_poll_fd(const struct rb_vhost_server *srv);
 void rb_vhost_server_handle(struct rb_vhost_server *srv);
 
 bool rb_vhost_server_connected(const struct rb_vhost_server *srv);
+/* Frontends accepted on the socket since it was created (metrics). */
+uint64_t rb_vhost_server_connects(const struct rb_vhost_server *srv);
 
 /* Disconnects the frontend, with a log line, if its guest memory shrank
  * under the daemon (a SIGBUS confined by --allow-unsealed-memory).  Called

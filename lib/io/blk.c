@@ -16,18 +16,26 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-static void count(_Atomic uint64_t *c, uint64_t n)
-{
-	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len)
 {
 	struct rb_io_queue *q = req->q;
+	struct rb_io_qstats *st = &q->st;
 
 	rb_virtq_push(&q->vq, req->chain.head, used_len);
 	q->need_notify = true;
 	q->inflight--;
+	/* Counted once, here: by type and outcome, and its latency from the
+	 * ring poll that took it (rb_io_clock: a clock read per batch). */
+	/* (Answered in the batch that took it, without I/O: its own read.) */
+	if (q->worker->clock_ns == req->t_pop_ns)
+		rb_io_clock_stale(q->worker);
+	uint64_t now = rb_io_clock(q->worker);
+	uint64_t ns = now > req->t_pop_ns ? now - req->t_pop_ns : 0;
+	unsigned b = rb_io_lat_bucket(ns);
+	rb_io_count(&st->req[req->rtype][req->rstatus], 1);
+	rb_io_count(&st->lat[req->rtype][b], 1);
+	rb_io_count(&st->lat_sum_ns[req->rtype], ns);
+	atomic_store_explicit(&st->inflight, q->inflight, memory_order_relaxed);
 	req->next_free = q->free;
 	q->free = req;
 }
@@ -53,10 +61,34 @@ void rb_io_req_abandon(struct rb_io_req *req)
 static void complete(struct rb_io_req *req, uint8_t status, uint32_t data_written)
 {
 	if (status != RB_VIRTIO_BLK_S_OK)
-		count(&req->q->disk->st_errors, 1);
+		rb_io_count(&req->q->st.errors, 1);
+	req->rstatus = rb_io_rs_virtio(status);
 	*req->blk.status = status;
 	rb_io_write_end(req->q->worker, req);
 	rb_io_req_finish(req, data_written + 1);
+}
+
+/* The request type of a header's type field, for metrics. */
+static uint8_t rtype_of(uint32_t type)
+{
+	switch (type) {
+	case RB_VIRTIO_BLK_T_IN: return RB_IO_RT_READ;
+	case RB_VIRTIO_BLK_T_OUT: return RB_IO_RT_WRITE;
+	case RB_VIRTIO_BLK_T_FLUSH: return RB_IO_RT_FLUSH;
+	case RB_VIRTIO_BLK_T_GET_ID: return RB_IO_RT_GET_ID;
+	case RB_VIRTIO_BLK_T_DISCARD: return RB_IO_RT_DISCARD;
+	case RB_VIRTIO_BLK_T_WRITE_ZEROES: return RB_IO_RT_WRITE_ZEROES;
+	case RB_NDP_T_PROBE: return RB_IO_RT_NDP_PROBE;
+	case RB_NDP_T_LOAD: return RB_IO_RT_NDP_LOAD;
+	case RB_NDP_T_UNLOAD: return RB_IO_RT_NDP_UNLOAD;
+	case RB_NDP_T_READ_ND: return RB_IO_RT_READ_ND;
+	case RB_NDP_T_WRITE_ND: return RB_IO_RT_WRITE_ND;
+	case RB_NDP_T_REG_MEM: return RB_IO_RT_REG_MEM;
+	case RB_NDP_T_UNREG_MEM: return RB_IO_RT_UNREG_MEM;
+	case RB_NDP_T_REG_FILE: return RB_IO_RT_REG_FILE;
+	case RB_NDP_T_UNREG_FILE: return RB_IO_RT_UNREG_FILE;
+	}
+	return RB_IO_RT_OTHER;
 }
 
 static bool iov_aligned(const struct iovec *iov, unsigned n, unsigned align)
@@ -180,14 +212,13 @@ static void start_rw(struct rb_worker *w, struct rb_io_req *req)
  * parked (and resumed here) while the group has no budget. */
 static void submit_rw(struct rb_worker *w, struct rb_io_req *req)
 {
-	struct rb_disk *d = req->q->disk;
 	struct rb_blk_req *b = &req->blk;
 	bool write = b->hdr.type == RB_VIRTIO_BLK_T_OUT;
 	uint64_t off = b->hdr.sector * RB_VIRTIO_BLK_SECTOR, bytes = b->data_bytes;
 
 	if (!rb_io_throttle(w, req, 1, &write, &bytes, true, submit_rw))
 		return;
-	count(&d->st_guest_ios, 1);
+	rb_io_count(&req->q->st.guest_ios, 1);
 	if (!prep_rw(w, req, off, bytes)) {
 		rb_io_unadmit(w, req, 1);
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
@@ -262,6 +293,7 @@ static void submit_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 		/* Block devices take these as (synchronous) ioctls. */
 		uint64_t range[2] = {r->sector * RB_VIRTIO_BLK_SECTOR, bytes};
 		int rc = ioctl(d->fd, wz ? BLKZEROOUT : BLKDISCARD, range);
+		rb_io_clock_stale(w);
 		rb_io_unadmit(w, req, 1);
 		complete(req, rc == 0 ? RB_VIRTIO_BLK_S_OK : RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
@@ -284,6 +316,7 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 	 * NDP parser gathers and re-checks it. */
 	if (req->chain.read_bytes >= sizeof(type))
 		rb_iov_gather(req->chain.iov, req->chain.n_read, 0, &type, sizeof(type));
+	req->rtype = rtype_of(type);
 	req->ndp = NULL;
 	req->qos_free = false;
 	req->retries = 0;
@@ -297,7 +330,7 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 
 	if (st < 0) {
 		rb_io_guest_log(q, "request without a status byte: %s", err);
-		count(&d->st_bad_chains, 1);
+		rb_io_count(&q->st.bad_chains, 1);
 		rb_io_req_finish(req, 0);
 		return;
 	}
@@ -317,7 +350,7 @@ void rb_blk_start(struct rb_worker *w, struct rb_io_req *req)
 		return;
 	case RB_VIRTIO_BLK_T_GET_ID: {
 		size_t n = copy_to_iov(req->blk.iov, req->blk.iovcnt, d->serial, sizeof(d->serial));
-		count(&d->st_ids, 1);
+		rb_io_count(&q->st.ids, 1);
 		complete(req, RB_VIRTIO_BLK_S_OK, (uint32_t)n);
 		return;
 	}
@@ -383,12 +416,12 @@ static void rw_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	if (res >= 0 && (uint64_t)res == req->expected) {
 		uint64_t all = req->done_bytes + (uint64_t)res;
 		if (write) {
-			count(&d->st_writes, 1);
-			count(&d->st_bytes_written, all);
+			rb_io_count(&req->q->st.writes, 1);
+			rb_io_count(&req->q->st.bytes_written, all);
 			complete(req, RB_VIRTIO_BLK_S_OK, 0);
 		} else {
-			count(&d->st_reads, 1);
-			count(&d->st_bytes_read, all);
+			rb_io_count(&req->q->st.reads, 1);
+			rb_io_count(&req->q->st.bytes_read, all);
 			complete(req, RB_VIRTIO_BLK_S_OK, (uint32_t)all);
 		}
 		return;
@@ -438,9 +471,11 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 				return;
 			res = -EBUSY;
 		}
-		if (res == -EOPNOTSUPP && wz)
+		if (res == -EOPNOTSUPP && wz) {
 			res = write_zeroes_slow(d, b->range.sector * RB_VIRTIO_BLK_SECTOR,
 						(uint64_t)b->range.num_sectors * RB_VIRTIO_BLK_SECTOR);
+			rb_io_clock_stale(w); /* synchronous writes took time */
+		}
 		if (res == -EOPNOTSUPP && !wz) {
 			/* Discard is a hint: a filesystem without hole punching
 			 * has nothing to free, which is still success. */
@@ -451,7 +486,7 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 					  wz ? "write-zeroes" : "discard", b->range.num_sectors,
 					  (unsigned long long)b->range.sector, strerror(-res));
 		else
-			count(wz ? &d->st_wz : &d->st_discards, 1);
+			rb_io_count(wz ? &req->q->st.wz : &req->q->st.discards, 1);
 		complete(req, res < 0 ? RB_VIRTIO_BLK_S_IOERR : RB_VIRTIO_BLK_S_OK, 0);
 		return;
 	}

@@ -334,23 +334,27 @@ void rb_disk_handover(struct rb_disk *d)
 
 void rb_disk_stats(const struct rb_disk *d, struct rb_disk_stats *s)
 {
-#define LOAD(x) atomic_load_explicit(&d->x, memory_order_relaxed)
-	s->reads = LOAD(st_reads);
-	s->writes = LOAD(st_writes);
-	s->flushes = LOAD(st_flushes);
-	s->discards = LOAD(st_discards);
-	s->write_zeroes = LOAD(st_wz);
-	s->get_ids = LOAD(st_ids);
-	s->bytes_read = LOAD(st_bytes_read);
-	s->bytes_written = LOAD(st_bytes_written);
-	s->errors = LOAD(st_errors);
-	s->bad_chains = LOAD(st_bad_chains);
-	s->guest_ios = LOAD(st_guest_ios);
-	s->program_ios = LOAD(st_prog_ios);
-	s->program_bytes = LOAD(st_prog_bytes);
-	s->ndp_requests = LOAD(st_ndp_requests);
-	s->ndp_hops = LOAD(st_ndp_hops);
+	memset(s, 0, sizeof(*s));
+	for (unsigned i = 0; i < d->nqueues; i++) {
+		const struct rb_io_qstats *q = &d->queues[i].st;
+#define LOAD(x) atomic_load_explicit(&q->x, memory_order_relaxed)
+		s->reads += LOAD(reads);
+		s->writes += LOAD(writes);
+		s->flushes += LOAD(flushes);
+		s->discards += LOAD(discards);
+		s->write_zeroes += LOAD(wz);
+		s->get_ids += LOAD(ids);
+		s->bytes_read += LOAD(bytes_read);
+		s->bytes_written += LOAD(bytes_written);
+		s->errors += LOAD(errors);
+		s->bad_chains += LOAD(bad_chains);
+		s->guest_ios += LOAD(guest_ios);
+		s->program_ios += LOAD(prog_ios);
+		s->program_bytes += LOAD(prog_bytes);
+		s->ndp_requests += LOAD(ndp_requests);
+		s->ndp_hops += LOAD(ndp_hops);
 #undef LOAD
+	}
 	s->throttled = d->qos && rb_qos_disk_limited(d->qos);
 	s->throttle_delayed = s->throttle_wait_ns = 0;
 	s->throttle_group[0] = 0;

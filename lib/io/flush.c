@@ -80,14 +80,12 @@ void rb_io_write_end(struct rb_worker *w, struct rb_io_req *req)
 
 static void flush_finish(struct rb_io_req *f, int res)
 {
-	struct rb_disk *d = f->q->disk;
-
-	if (res < 0) {
-		atomic_fetch_add_explicit(&d->st_errors, 1, memory_order_relaxed);
-	} else {
-		atomic_fetch_add_explicit(&d->st_flushes, 1, memory_order_relaxed);
-	}
+	if (res < 0)
+		rb_io_count(&f->q->st.errors, 1);
+	else
+		rb_io_count(&f->q->st.flushes, 1);
 	*f->blk.status = res < 0 ? RB_VIRTIO_BLK_S_IOERR : RB_VIRTIO_BLK_S_OK;
+	f->rstatus = rb_io_rs_virtio(*f->blk.status);
 	rb_io_req_finish(f, 1);
 }
 

@@ -66,6 +66,33 @@
 struct rb_worker;
 struct rb_io_queue;
 
+/*
+ * A counter with one writer (the worker that owns its queue or itself)
+ * and readers on any thread: a relaxed load and store, so the hot path
+ * pays no locked read-modify-write and no cache line shared with another
+ * worker; readers see every value whole.
+ */
+static inline void rb_io_count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+/* A queue's counters: written by its worker only, summed over the queues
+ * of a disk by rb_disk_stats() and rb_disk_metrics(). */
+struct rb_io_qstats {
+	_Atomic uint64_t reads, writes, flushes, discards, wz, ids;
+	_Atomic uint64_t bytes_read, bytes_written, errors, bad_chains;
+	_Atomic uint64_t guest_ios, prog_ios, prog_bytes, ndp_requests, ndp_hops;
+	/* Metrics: every request by type and outcome, its latency. */
+	_Atomic uint64_t req[RB_IO_NR_RTYPES][RB_IO_NR_RSTATUS];
+	_Atomic uint64_t lat[RB_IO_NR_RTYPES][RB_IO_LAT_BUCKETS + 1];
+	_Atomic uint64_t lat_sum_ns[RB_IO_NR_RTYPES];
+	_Atomic uint64_t ndp_bytes_read, ndp_bytes_written;
+	_Atomic uint64_t prog_insns, prog_run_ns, prog_sampled;
+	_Atomic uint64_t inflight;
+};
+
 struct rb_io_ndp; /* ndp_io.c: state of an NDP request */
 
 struct rb_io_req {
@@ -105,6 +132,11 @@ struct rb_io_req {
 	unsigned sqes;
 	uint16_t idle_s;
 	bool cancelled;
+	/* Metrics: when its worker took it from the ring, its type and its
+	 * outcome (enum rb_io_rtype / rb_io_rstatus), counted when it is
+	 * given back (rb_io_req_finish). */
+	uint8_t rtype, rstatus;
+	uint64_t t_pop_ns;
 	struct rb_virtq_chain chain; /* large: last */
 };
 
@@ -149,6 +181,11 @@ struct rb_io_queue {
 	struct rb_io_req *fl_wait_head, *fl_wait_tail;
 	struct rb_io_req *fl_ready_head, *fl_ready_tail;
 	struct rb_io_req *fl_leader, *fl_riders;
+	/* Program run time (rb_disk_metrics): requests until the next timed
+	 * one, and what the timed ones measured.  Worker thread only. */
+	unsigned prog_sample_left;
+	uint64_t sampled_ns, sampled_insns, unconverted_insns;
+	struct rb_io_qstats st;
 };
 
 struct rb_disk {
@@ -169,17 +206,13 @@ struct rb_disk {
 	 * VM (whatever its number of queues), shared by its workers. */
 	struct rb_log_limit log_limit;
 	unsigned ndp_inflight;      /* NDP states per queue (rb_disk_opts) */
-	_Atomic uint64_t st_guest_ios, st_prog_ios, st_prog_bytes;
 	/* LOADs of this VM queued for or running on the loader: capped at
 	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
 	atomic_uint loads_pending;
 	atomic_bool handover; /* rb_disk_handover(): the daemon is going away */
 	unsigned nqueues;
+	/* Its counters are in its queues (struct rb_io_qstats). */
 	struct rb_io_queue queues[16];
-	/* Written only by workers, read for stats: relaxed atomics. */
-	_Atomic uint64_t st_reads, st_writes, st_flushes, st_discards, st_wz, st_ids;
-	_Atomic uint64_t st_bytes_read, st_bytes_written, st_errors, st_bad_chains;
-	_Atomic uint64_t st_ndp_requests, st_ndp_hops;
 };
 
 /* ---- throttle.c ---- */
@@ -243,9 +276,38 @@ struct rb_worker {
 	bool cmd_done;
 	atomic_int cmd_pending;
 	atomic_bool stop;
+	/* Time in loop iterations that did work (rb_workers_busy_ns). */
+	_Atomic uint64_t busy_ns;
+	/* Metrics' clock (rb_io_clock): 0 until read in this batch; the
+	 * latest read; the start of the current busy period (0: idle). */
+	uint64_t clock_ns, clock_last, busy_since;
 	struct rb_io_queue *queues[RB_IO_MAX_QUEUES_PER_WORKER];
 	unsigned nq;
 };
+
+/*
+ * The time request metrics stamp (taken from the ring, given back): one
+ * clock read shared by the requests a batch handles together (a ring
+ * poll, a reap of completions), each a few hundred nanoseconds apart.
+ * Whatever may take longer (a program run, synchronous I/O, an NDP
+ * request's start) calls rb_io_clock_stale() after it, and so do the
+ * starts of a loop iteration, a ring poll and a reap: the next request
+ * reads the clock afresh.
+ */
+static inline uint64_t rb_io_clock(struct rb_worker *w)
+{
+	if (!w->clock_ns) {
+		w->clock_ns = w->clock_last = rb_io_now_ns();
+		if (!w->busy_since)
+			w->busy_since = w->clock_ns; /* worker_main: busy time */
+	}
+	return w->clock_ns;
+}
+
+static inline void rb_io_clock_stale(struct rb_worker *w)
+{
+	w->clock_ns = 0;
+}
 
 /* A completion of req arrived: if it was a storage I/O, its slot is free. */
 static inline void rb_io_slot_done(struct rb_worker *w, struct rb_io_req *req)
@@ -345,13 +407,32 @@ unsigned rb_ndp_io_run_waiting(struct rb_worker *w, struct rb_io_queue *q);
 void rb_ndp_io_stop_waiting(struct rb_io_queue *q);
 /* Frees q's pool of NDP state (nothing of the queue in flight). */
 void rb_ndp_io_free_cache(struct rb_io_queue *q);
-/* Gives a request back to the ring (used length) and frees it. */
+/* The latency bucket of ns (RB_IO_LAT_BUCKETS: over the last bound) in a
+ * few instructions: the octave's first bucket, then one comparison. */
+extern const uint8_t rb_io_lat_octave[64];
+static inline unsigned rb_io_lat_bucket(uint64_t ns)
+{
+	if (!ns)
+		return 0;
+	unsigned b = rb_io_lat_octave[63 - __builtin_clzll(ns)];
+	return b + (b < RB_IO_LAT_BUCKETS && ns > rb_io_lat_bound_ns[b]);
+}
+
+/* Gives a request back to the ring (used length) and frees it; counts it
+ * (req->rtype, req->rstatus, its latency). */
 void rb_io_req_finish(struct rb_io_req *req, uint32_t used_len);
 /* rb_disk_handover(): true when a request cut short by the daemon's
  * shutdown is left to the next daemon (the ring has an inflight log);
  * rb_io_req_abandon() frees its slot without giving it back. */
 bool rb_io_handing_over(const struct rb_io_queue *q);
 void rb_io_req_abandon(struct rb_io_req *req);
+/* The outcome a virtio status byte stands for (enum rb_io_rstatus). */
+static inline uint8_t rb_io_rs_virtio(uint8_t st)
+{
+	return st == RB_VIRTIO_BLK_S_OK	      ? RB_IO_RS_OK
+	       : st == RB_VIRTIO_BLK_S_UNSUPP ? RB_IO_RS_UNSUPP
+					      : RB_IO_RS_IOERR;
+}
 
 /*
  * loader.c: the daemon's one LOAD thread and its bounded FIFO.  A job is

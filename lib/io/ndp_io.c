@@ -33,14 +33,25 @@ struct rb_io_ndp {
 	unsigned retries; /* of the current round (RB_IO_MAX_RETRIES) */
 	uint64_t got;     /* bytes the current round transferred */
 	bool write_first; /* WRITE_ND: the first I/O writes the guest's data */
+	/* Metrics, accumulated per request and counted when it completes:
+	 * bytes its rounds moved (read, written), and, for the one request
+	 * in RB_IO_PROG_SAMPLE_EVERY that is timed, its programs' run time. */
+	uint64_t io_bytes[2];
+	bool timed;
+	uint64_t prog_ns;
 	struct rb_ndp_req r; /* large: last */
 };
 
 #define NDP_STATE_BYTES ((sizeof(struct rb_io_ndp) + 4095) & ~(size_t)4095)
 
-static void count(_Atomic uint64_t *c, uint64_t n)
+/* The outcome of an NDP request answered with virtio status OK: its NDP
+ * status (enum rb_ndp_status), for metrics. */
+static void outcome(struct rb_io_req *req, uint32_t ndp_status)
 {
-	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+	req->rstatus = ndp_status == RB_NDP_S_OK ? RB_IO_RS_OK
+		       : ndp_status < RB_IO_NR_RSTATUS - RB_IO_RS_NDP + 1
+			       ? (uint8_t)(RB_IO_RS_NDP + ndp_status - 1)
+			       : RB_IO_RS_IOERR;
 }
 
 /* Writes the virtio status byte, gives the chain back, frees the state. */
@@ -49,6 +60,10 @@ static void finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t 
 	if (status)
 		*status = st;
 	rb_io_write_end(req->q->worker, req); /* a WRITE_ND ended in its write */
+	if (!status)
+		req->rstatus = RB_IO_RS_MALFORMED;
+	else if (st != RB_VIRTIO_BLK_S_OK)
+		req->rstatus = rb_io_rs_virtio(st);
 	if (req->ndp) {
 		if (req->ndp->x.prog)
 			rb_ndp_release(req->ndp->x.prog);
@@ -124,6 +139,7 @@ static void load_reply(struct rb_io_req *req, struct rb_ndp_load_result res, cha
 	if (n > log_cap)
 		n = log_cap;
 	res.log_len = (uint32_t)n;
+	outcome(req, res.status);
 	rb_iov_scatter(w, nw, 0, &res, sizeof(res));
 	if (n) {
 		if (n <= strlen(log))
@@ -287,6 +303,7 @@ static void do_unload(struct rb_io_req *req)
 	}
 	rb_iov_gather(c->iov, c->n_read, 16, &u, sizeof(u));
 	st = rb_ndp_unload(req->q->disk->progs, u.handle);
+	outcome(req, st);
 	rb_iov_scatter(w, nw, 0, &st, sizeof(st));
 	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(st) + 1);
 }
@@ -323,11 +340,13 @@ static void do_reg_mem(struct rb_io_req *req, bool reg)
 		} else {
 			res.status = rb_ndp_reg_mem(req->q->disk->progs, m.gpa, m.len, &res.key);
 		}
+		outcome(req, res.status);
 		rb_iov_scatter(w, nw, 0, &res, sizeof(res));
 	} else {
 		struct rb_ndp_unreg_mem u;
 		rb_iov_gather(c->iov, c->n_read, 16, &u, sizeof(u));
 		uint32_t st = rb_ndp_unreg_mem(req->q->disk->progs, u.key);
+		outcome(req, st);
 		rb_iov_scatter(w, nw, 0, &st, sizeof(st));
 	}
 	finish(req, status, RB_VIRTIO_BLK_S_OK, (uint32_t)(out_len + 1));
@@ -402,6 +421,7 @@ reply:
 	free(ext);
 	if (res.status != RB_NDP_S_OK)
 		res.key = 0;
+	outcome(req, res.status);
 	rb_iov_scatter(w, nw, 0, &res, sizeof(res));
 	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(res) + 1);
 }
@@ -430,6 +450,7 @@ static void do_unreg_file(struct rb_io_req *req)
 	if (st != RB_NDP_S_OK)
 		rb_io_guest_log(req->q, "UNREG_FILE: no file with key %u on this disk%s", u.key,
 				st == RB_NDP_S_STATE_LOST ? " (a key from before the daemon restarted)" : "");
+	outcome(req, st);
 	rb_iov_scatter(w, nw, 0, &st, sizeof(st));
 	finish(req, status, RB_VIRTIO_BLK_S_OK, sizeof(st) + 1);
 }
@@ -457,6 +478,48 @@ static void map_registrations(struct rb_io_req *req, struct rb_ndp_exec *x)
 
 /* ---- READ_ND / WRITE_ND ------------------------------------------------------- */
 
+/*
+ * Counts a finished ND request: its hops and bytes, its instructions, and
+ * its programs' run time.  A timed request adds what its clock reads
+ * measured; the others convert their exact instruction count at the rate
+ * the timed requests of their queue measured so far (nanoseconds per
+ * instruction, program runs and the executor's checks around them), so
+ * the total only ever grows.  Nothing here reads a clock.
+ */
+static void account(struct rb_io_queue *q, struct rb_io_ndp *n)
+{
+	struct rb_io_qstats *st = &q->st;
+	uint64_t insns = n->x.insns, ns;
+
+	rb_io_count(&st->ndp_requests, 1);
+	rb_io_count(&st->ndp_hops, n->x.hops);
+	rb_io_count(&st->ndp_bytes_read, n->io_bytes[0]);
+	rb_io_count(&st->ndp_bytes_written, n->io_bytes[1]);
+	if (!insns) {
+		if (n->timed)
+			q->prog_sample_left = 0; /* nothing ran: time the next one */
+		return;
+	}
+	rb_io_count(&st->prog_insns, insns);
+	if (n->timed) {
+		q->sampled_ns += n->prog_ns;
+		q->sampled_insns += insns;
+		rb_io_count(&st->prog_sampled, 1);
+		ns = n->prog_ns;
+		/* Requests that ended before the queue's first sample. */
+		if (q->unconverted_insns)
+			ns += (uint64_t)((double)q->unconverted_insns * (double)q->sampled_ns /
+					 (double)q->sampled_insns);
+		q->unconverted_insns = 0;
+	} else if (q->sampled_insns) {
+		ns = (uint64_t)((double)insns * (double)q->sampled_ns / (double)q->sampled_insns);
+	} else {
+		q->unconverted_insns += insns;
+		return;
+	}
+	rb_io_count(&st->prog_run_ns, ns);
+}
+
 /* Completes an ND request: data, scratch and result into the guest's
  * buffers, then the status byte. */
 static void nd_complete(struct rb_io_req *req)
@@ -479,8 +542,8 @@ static void nd_complete(struct rb_io_req *req)
 	at += r->io.scratch_len;
 	rb_iov_scatter(r->wiov, r->wiovcnt, at, &res, sizeof(res));
 	used = (uint32_t)(at + sizeof(res) + 1);
-	count(&req->q->disk->st_ndp_requests, 1);
-	count(&req->q->disk->st_ndp_hops, n->x.hops);
+	account(req->q, n);
+	outcome(req, n->x.status);
 	finish(req, r->status, RB_VIRTIO_BLK_S_OK, used);
 }
 
@@ -569,11 +632,11 @@ static void nd_submit_charged(struct rb_worker *w, struct rb_io_req *req)
 			return;
 	}
 	if (program) {
-		count(&d->st_prog_ios, n->x.n_io);
+		rb_io_count(&req->q->st.prog_ios, n->x.n_io);
 		for (unsigned i = 0; i < n->x.n_io; i++)
-			count(&d->st_prog_bytes, n->x.io_len[i]);
+			rb_io_count(&req->q->st.prog_bytes, n->x.io_len[i]);
 	} else {
-		count(&d->st_guest_ios, n->x.n_io);
+		rb_io_count(&req->q->st.guest_ios, n->x.n_io);
 	}
 	nd_issue(w, req);
 }
@@ -617,6 +680,7 @@ static void nd_start(struct rb_worker *w, struct rb_io_req *req)
 	}
 	if (!q->nwait_head && q->ndp_allocated < q->disk->ndp_inflight) {
 		rb_err(q->disk->name, "out of memory for an NDP request");
+		req->rstatus = RB_IO_RS_MALFORMED; /* given back without a status */
 		rb_io_req_finish(req, 0);
 		return;
 	}
@@ -639,6 +703,9 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 	n->first_err = 0;
 	n->got = 0;
 	n->write_first = false;
+	n->io_bytes[0] = n->io_bytes[1] = 0;
+	n->timed = false;
+	n->prog_ns = 0;
 	req->ndp = n;
 	/* n->r.type is this request's only when the parser got that far. */
 	int perr = rb_ndp_req_parse(&req->chain, &n->r, &can_reply, err, sizeof(err));
@@ -656,6 +723,7 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 			return;
 		}
 		n->x.status = RB_NDP_S_BAD_REQUEST;
+		outcome(req, RB_NDP_S_BAD_REQUEST);
 		/* Only the result struct is certain to exist: answer through it. */
 		struct rb_ndp_result res = {.status = RB_NDP_S_BAD_REQUEST};
 		size_t wb = 0;
@@ -676,6 +744,14 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 			 n->r.io.handle);
 		nd_complete(req);
 		return;
+	}
+	/* One request in RB_IO_PROG_SAMPLE_EVERY has its program runs timed
+	 * (rb_disk_metrics); the rest read no clock. */
+	if (req->q->prog_sample_left == 0) {
+		n->timed = true;
+		req->q->prog_sample_left = RB_IO_PROG_SAMPLE_EVERY - 1;
+	} else {
+		req->q->prog_sample_left--;
 	}
 	if (n->r.io.flags & RB_NDP_IO_F_FILE) {
 		/* Held until the request completes: an UNREG_FILE meanwhile
@@ -723,9 +799,14 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 		nd_complete(req);
 		return;
 	}
+	uint64_t t0 = n->timed ? rb_io_now_ns() : 0;
 	int step = rb_ndp_exec_start(x, n->r.sector * RB_VIRTIO_BLK_SECTOR, n->r.io.io_len);
-	if (x->insns)
+	if (n->timed)
+		n->prog_ns += rb_io_now_ns() - t0;
+	if (x->insns) {
+		rb_io_clock_stale(w);
 		req->q->ndp_credit -= (int64_t)x->insns + RB_IO_NDP_HOP_COST;
+	}
 	if (step == RB_NDP_STEP_DONE) {
 		nd_complete(req);
 		return;
@@ -741,7 +822,12 @@ static void nd_step(struct rb_worker *w, struct rb_io_req *req, int round)
 {
 	struct rb_io_ndp *n = req->ndp;
 	uint64_t before = n->x.insns;
+	uint64_t t0 = n->timed ? rb_io_now_ns() : 0;
 	int step = rb_ndp_exec_io_done(&n->x, round);
+
+	if (n->timed)
+		n->prog_ns += rb_io_now_ns() - t0;
+	rb_io_clock_stale(w);
 
 	req->q->ndp_credit -= (int64_t)(n->x.insns - before) + RB_IO_NDP_HOP_COST;
 	if (step == RB_NDP_STEP_DONE) {
@@ -843,6 +929,7 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 	}
 	if (n->write_first)
 		rb_io_write_end(w, req);
+	n->io_bytes[n->write_first] += n->got;
 	n->write_first = false;
 	/* A drain does not wait for a chain to run out of hops: it ends at
 	 * the first hop after the queue began to stop. */
@@ -863,6 +950,7 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)
 {
 	req->ndp = NULL;
+	req->rstatus = RB_IO_RS_OK; /* until an NDP status or finish() says otherwise */
 	switch (type) {
 	case RB_NDP_T_PROBE:
 		do_probe(req);

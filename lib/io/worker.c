@@ -65,6 +65,7 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 
 	if (q->stopping || q->vq.broken || q->park_head || q->nwait_head)
 		return 0; /* parked steps first: new requests wait in the ring */
+	rb_io_clock_stale(w); /* the requests found now share a clock read */
 	/* A queue whose programs used up its credit this round takes no new
 	 * requests either (an sq hook runs at the start of a request); they
 	 * wait in the ring for the next round. */
@@ -85,14 +86,22 @@ static unsigned poll_queue(struct rb_worker *w, struct rb_io_queue *q)
 		}
 		q->free = req->next_free;
 		q->inflight++;
+		atomic_store_explicit(&q->st.inflight, q->inflight, memory_order_relaxed);
 		n++;
+		req->t_pop_ns = rb_io_clock(w);
+		req->rtype = RB_IO_RT_OTHER;
+		req->rstatus = RB_IO_RS_MALFORMED;
 		if (rc < 0) {
 			rb_io_guest_log(q, "malformed descriptor chain: %s", err);
-			atomic_fetch_add_explicit(&q->disk->st_bad_chains, 1, memory_order_relaxed);
+			rb_io_count(&q->st.bad_chains, 1);
 			rb_io_req_finish(req, 0);
 			continue;
 		}
 		rb_blk_start(w, req);
+		/* An NDP request may have run a program (its sq hook) or a
+		 * LOAD's copy: the next one found reads the clock afresh. */
+		if (req->rtype >= RB_IO_RT_NDP_PROBE)
+			rb_io_clock_stale(w);
 	}
 	return n;
 }
@@ -102,6 +111,7 @@ static unsigned reap(struct rb_worker *w)
 	struct io_uring_cqe *cqe;
 	unsigned n = 0;
 
+	rb_io_clock_stale(w);
 	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
 		rb_io_fault_cqe(w, cqe); /* test builds: trace, inject */
 		struct rb_io_req *req = io_uring_cqe_get_data(cqe);
@@ -200,15 +210,32 @@ static void sleep_until_event(struct rb_worker *w)
 		rb_io_watch(w);
 }
 
+/*
+ * Busy time (rb_workers_busy_ns) costs no clock read of its own while the
+ * worker has work: a busy period starts at the first time a request is
+ * stamped (rb_io_clock) and grows to the latest stamp at the end of each
+ * iteration that did work; the first iteration without work closes it at
+ * its clock read (the one the poll back-off makes anyway, or, before a
+ * sleep, one more).  Time asleep or polling idle is not busy.
+ */
+static void busy_until(struct rb_worker *w, uint64_t t)
+{
+	if (w->busy_since && t > w->busy_since)
+		rb_io_count(&w->busy_ns, t - w->busy_since);
+	if (w->busy_since)
+		w->busy_since = t;
+}
+
 static void *worker_main(void *arg)
 {
 	struct rb_worker *w = arg;
-	uint64_t last_work = rb_io_now_us();
+	uint64_t last_work = 0;
 
 	rb_debug(w->name, "started (%s)", w->mode == RB_IO_POLL ? "polling" : "event-driven");
 	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
 		unsigned work = 0;
 
+		rb_io_clock_stale(w);
 		if (atomic_load_explicit(&w->cmd_pending, memory_order_acquire))
 			run_cmd(w);
 		/* A round: every queue's program credit is topped up, its
@@ -224,6 +251,7 @@ static void *worker_main(void *arg)
 		unsigned first = w->nq ? w->rr_start++ % w->nq : 0;
 		for (unsigned k = 0; k < w->nq; k++) {
 			struct rb_io_queue *q = w->queues[(first + k) % w->nq];
+			rb_io_clock_stale(w); /* a new batch: its requests' time */
 			q->ndp_credit += RB_IO_NDP_QUANTUM;
 			if (q->ndp_credit > RB_IO_NDP_QUANTUM)
 				q->ndp_credit = RB_IO_NDP_QUANTUM;
@@ -253,14 +281,17 @@ static void *worker_main(void *arg)
 			rb_io_watch(w); /* reads the clock: not every round */
 		}
 		if (work || w->ndp_deferred) {
+			busy_until(w, w->clock_last);
 			last_work = 0; /* measured lazily below */
 			continue;
 		}
+		uint64_t now = rb_io_now_ns();
+		busy_until(w, now);
+		w->busy_since = 0;
 		if (w->mode == RB_IO_POLL) {
-			uint64_t now = rb_io_now_us();
 			if (last_work == 0)
 				last_work = now;
-			if (now - last_work < RB_IO_POLL_IDLE_US)
+			if (now - last_work < RB_IO_POLL_IDLE_US * 1000ull)
 				continue;
 		}
 		sleep_until_event(w);
@@ -283,6 +314,16 @@ void rb_worker_call(struct rb_worker *w, bool (*fn)(struct rb_worker *, void *),
 	while (!w->cmd_done)
 		pthread_cond_wait(&w->cond, &w->lock);
 	pthread_mutex_unlock(&w->lock);
+}
+
+unsigned rb_workers_count(const struct rb_workers *p)
+{
+	return p ? p->n : 0;
+}
+
+uint64_t rb_workers_busy_ns(const struct rb_workers *p, unsigned i)
+{
+	return p && i < p->n ? atomic_load_explicit(&p->w[i].busy_ns, memory_order_relaxed) : 0;
 }
 
 void rb_workers_set_depth(struct rb_workers *p, unsigned depth)

@@ -36,6 +36,8 @@ struct rb_ndp_table {
 	 * so a stale key does not name a newer file in its slot. */
 	struct rb_ndp_file *file[RB_NDP_MAX_FILES];
 	uint32_t file_generation;
+	/* LOADs the verifier refused (not malformed objects): metrics. */
+	_Atomic uint64_t verifier_rejections;
 };
 
 /* Handles and file keys: epoch (12 bits) | generation (16) | slot (4). */
@@ -152,6 +154,7 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 		 section, vrc ? "rejected it" : "accepted it", (unsigned long long)vs.insns_processed,
 		 (unsigned long long)vs.work, vs.peak_mem / 1048576.0, vs.elapsed_ns / 1e6);
 	if (vrc) {
+		atomic_fetch_add_explicit(&t->verifier_rejections, 1, memory_order_relaxed);
 		vm_log(t, RB_LOG_WARN, "LOAD of section '%s' (%s) rejected by the verifier: %s", section,
 			rb_ndp_prog_type_name(type), log);
 		rb_bpf_prog_free(bpf);
@@ -197,6 +200,11 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 		 rb_bpf_prog_is_jitted(bpf) ? "compiled to x86-64" : "interpreted");
 	vm_log(t, RB_LOG_INFO, "program %u: %s", p->handle, log);
 	return RB_NDP_S_OK;
+}
+
+uint64_t rb_ndp_table_verifier_rejections(struct rb_ndp_table *t)
+{
+	return atomic_load_explicit(&t->verifier_rejections, memory_order_relaxed);
 }
 
 static struct rb_ndp_prog **find(struct rb_ndp_table *t, uint32_t handle)

@@ -57,6 +57,7 @@ struct rb_vhost_server {
 	} ifl;
 	atomic_bool mem_faulted; /* set by the SIGBUS handler (sigbus.c) */
 	struct msg *msg; /* the one message being served: no allocation per message */
+	_Atomic uint64_t connects; /* frontends accepted (metrics) */
 };
 
 struct msg {
@@ -814,6 +815,7 @@ static void accept_one(struct rb_vhost_server *s)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	s->conn_fd = fd;
+	atomic_fetch_add_explicit(&s->connects, 1, memory_order_relaxed);
 	rb_info(s->name, "frontend connected on %s", s->path);
 }
 
@@ -890,4 +892,9 @@ void rb_vhost_server_handle(struct rb_vhost_server *s)
 bool rb_vhost_server_connected(const struct rb_vhost_server *s)
 {
 	return s->conn_fd >= 0;
+}
+
+uint64_t rb_vhost_server_connects(const struct rb_vhost_server *s)
+{
+	return atomic_load_explicit(&s->connects, memory_order_relaxed);
 }

@@ -6,6 +6,7 @@
  * on rings in ordinary memory.
  */
 #include <rosen/io.h>
+#include <rosen/virtio_ndp.h>
 #include <rosen/virtio.h>
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../lib/io/io_internal.h"
 #include "harness.h"
 
 static char err[512];
@@ -307,6 +309,37 @@ static void run_requests(enum rb_io_notify mode)
 	CHECK_EQ_U64(s.writes, 1);
 	CHECK_EQ_U64(s.reads, 2);
 	CHECK_EQ_U64(s.errors, 3);
+
+	/* Metrics: each request once, by type and outcome; the histogram of
+	 * each type holds as many as its counters; bytes as transferred. */
+	struct rb_disk_metrics *m = calloc(1, sizeof(*m));
+	REQUIRE(m);
+	rb_disk_metrics(d, m);
+	CHECK_EQ_U64(m->requests[RB_IO_RT_WRITE][RB_IO_RS_OK], 1);
+	CHECK_EQ_U64(m->requests[RB_IO_RT_WRITE][RB_IO_RS_IOERR], 1);
+	CHECK_EQ_U64(m->requests[RB_IO_RT_READ][RB_IO_RS_OK], 2);
+	CHECK_EQ_U64(m->requests[RB_IO_RT_READ][RB_IO_RS_IOERR], 1);
+	CHECK_EQ_U64(m->requests[RB_IO_RT_FLUSH][RB_IO_RS_OK], 1);
+	CHECK_EQ_U64(m->requests[RB_IO_RT_GET_ID][RB_IO_RS_OK], 1);
+	CHECK_EQ_U64(m->requests[RB_IO_RT_OTHER][RB_IO_RS_UNSUPP], 1);
+	uint64_t all = 0;
+	for (unsigned t = 0; t < RB_IO_NR_RTYPES; t++) {
+		uint64_t n = 0, h = 0;
+		for (unsigned k = 0; k < RB_IO_NR_RSTATUS; k++)
+			n += m->requests[t][k];
+		for (unsigned b = 0; b <= RB_IO_LAT_BUCKETS; b++)
+			h += m->latency[t][b];
+		CHECK_EQ_U64(h, n);
+		CHECK(n == 0 || m->latency_sum_ns[t] > 0);
+		all += n;
+	}
+	CHECK_EQ_U64(all, g.avail_idx);
+	CHECK_EQ_U64(m->bytes_read, 4096 + 512);
+	CHECK_EQ_U64(m->bytes_written, 4096);
+	CHECK_EQ_U64(m->inflight, 0);
+	CHECK_EQ_U64(rb_workers_count(w), 1);
+	CHECK(rb_workers_busy_ns(w, 0) > 0);
+	free(m);
 	if (mode == RB_IO_EVENT) {
 		eventfd_t v = 0;
 		CHECK(eventfd_read(g.call, &v) == 0 && v > 0); /* the driver was interrupted */
@@ -315,6 +348,44 @@ static void run_requests(enum rb_io_notify mode)
 	guest_fini(&g);
 	unlink(img);
 	rb_workers_free(w);
+}
+
+TEST(metrics_names_and_latency_buckets_are_fixed)
+{
+	CHECK(strcmp(rb_io_rtype_name(RB_IO_RT_READ), "read") == 0);
+	CHECK(strcmp(rb_io_rtype_name(RB_IO_RT_WRITE_ZEROES), "write_zeroes") == 0);
+	CHECK(strcmp(rb_io_rtype_name(RB_IO_RT_READ_ND), "read_nd") == 0);
+	CHECK(strcmp(rb_io_rtype_name(RB_IO_RT_OTHER), "other") == 0);
+	CHECK(strcmp(rb_io_rstatus_name(RB_IO_RS_IOERR), "ioerr") == 0);
+	CHECK(strcmp(rb_io_rstatus_name(RB_IO_RS_MALFORMED), "malformed") == 0);
+	CHECK(strcmp(rb_io_rstatus_name(RB_IO_RS_NDP + RB_NDP_S_HOP_LIMIT - 1), "hop-limit") == 0);
+	CHECK(strcmp(rb_io_rstatus_name(RB_IO_NR_RSTATUS - 1), "stale-layout") == 0);
+	CHECK_EQ_U64(rb_io_lat_bound_ns[0], 10000);
+	CHECK_EQ_U64(rb_io_lat_bound_ns[RB_IO_LAT_BUCKETS - 1], 10000000000ull);
+	for (unsigned b = 1; b < RB_IO_LAT_BUCKETS; b++)
+		CHECK(rb_io_lat_bound_ns[b] > rb_io_lat_bound_ns[b - 1]);
+}
+
+TEST(latency_bucket_agrees_with_a_linear_search)
+{
+	uint64_t probes[200];
+	unsigned n = 0;
+
+	for (unsigned b = 0; b < RB_IO_LAT_BUCKETS; b++) {
+		probes[n++] = rb_io_lat_bound_ns[b] - 1;
+		probes[n++] = rb_io_lat_bound_ns[b];
+		probes[n++] = rb_io_lat_bound_ns[b] + 1;
+	}
+	for (unsigned k = 0; k < 64; k++)
+		probes[n++] = 1ull << k;
+	probes[n++] = 0;
+	probes[n++] = UINT64_MAX;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned lin = 0;
+		while (lin < RB_IO_LAT_BUCKETS && probes[i] > rb_io_lat_bound_ns[lin])
+			lin++;
+		CHECK_EQ_U64(rb_io_lat_bucket(probes[i]), lin);
+	}
 }
 
 TEST(requests_are_served_by_a_polling_worker)
