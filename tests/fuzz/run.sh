@@ -10,7 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-TARGETS=(verifier qos_config)
+TARGETS=(verifier qos_config virtq blk)
 RUNS=${RB_FUZZ_SMOKE_RUNS:-20000}
 # A leak report at exit is a finding too; UBSan stops at the first error.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
