@@ -5,7 +5,9 @@
 #       merge what is worth keeping by hand), crashes saved under
 #       tests/fuzz/crashes/TARGET/.
 #   tests/fuzz/run.sh --smoke [BUILD_DIR]          every target over its corpus
-#       and RUNS more executions: PASS/FAIL lines and "N passed, N failed".
+#       and RUNS more executions, then every input in
+#       tests/fuzz/regressions/TARGET/ (inputs that once found a bug, kept
+#       after the fix) replayed once: PASS/FAIL lines and "N passed, N failed".
 # BUILD_DIR defaults to build-fuzz (scripts/build.sh fuzz).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,8 +41,21 @@ if [ "${1:-}" = --smoke ]; then
       pass=$((pass + 1))
     else
       echo "FAIL fuzz_$t ($RUNS runs)"
-      grep -E "VERIFIER BUG|ERROR:|SUMMARY|^ +[0-9]+: |^ +#[0-6] " "$log" | head -n 60 | sed 's/^/    /'
+      grep -E "FUZZ BUG|VERIFIER BUG|JIT BUG|ERROR:|SUMMARY|^ +[0-9]+: |^ +#[0-6] " "$log" | head -n 60 | sed 's/^/    /'
       fail=$((fail + 1))
+    fi
+    # Inputs that found a bug once: each must now run clean (and fast).
+    reg=tests/fuzz/regressions/$t
+    if [ -n "$(ls -A "$reg" 2>/dev/null)" ]; then
+      n=$(ls -A "$reg" | wc -l)
+      if "$bin" -timeout=30 "$reg"/* >"$log.reg" 2>&1; then
+        echo "PASS fuzz_$t regressions ($n inputs)"
+        pass=$((pass + 1))
+      else
+        echo "FAIL fuzz_$t regressions ($n inputs)"
+        grep -E "FUZZ BUG|VERIFIER BUG|JIT BUG|ERROR:|SUMMARY|Running:|^ +#[0-6] " "$log.reg" | head -n 60 | sed 's/^/    /'
+        fail=$((fail + 1))
+      fi
     fi
     rm -rf "$scratch"
   done
@@ -69,6 +84,7 @@ echo "fuzz: $target for ${seconds}s; new inputs in $new, crashes in $crashes/"
 rc=$?
 if [ "$rc" -ne 0 ]; then
   echo "fuzz: $target FOUND A BUG (exit $rc): the input is in $crashes/ (crash-*);" \
-       "replay it with: $bin $crashes/crash-<hash>" >&2
+       "replay it with: $bin $crashes/crash-<hash>; once fixed, keep it in" \
+       "tests/fuzz/regressions/$target/ (the smoke run replays it)" >&2
 fi
 exit "$rc"
