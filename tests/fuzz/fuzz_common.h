@@ -219,6 +219,8 @@ struct fz_buf {
 
 static inline void fz_put(struct fz_buf *b, const void *p, size_t len)
 {
+	if (!len)
+		return;
 	if (b->len + len > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + len)
