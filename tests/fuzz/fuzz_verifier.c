@@ -8,7 +8,11 @@
  *
  * Input (little-endian; what is missing is zero):
  *   [0]      program type: sq, cq, xrp (byte % 3)
- *   [1]      reserved
+ *   [1]      bit 0: verify once more under a smaller limit ((byte >> 2) * 64
+ *            + 1 instructions) into a 48-byte log: the verdicts must agree
+ *            (accepted there => accepted here; a program unsafe there is
+ *            unsafe here with the same log, cut short); bit 1: verify a
+ *            second load of a rejected program too: same verdict, same log
  *   [2..3]   number of instructions (at most RB_FUZZ_MAX_INSNS)
  *   [4..5]   .rodata length, [6..7] .data length, [8..9] .bss length
  *            (each at most 4096; a section of length 0 is absent)
@@ -18,8 +22,9 @@
  *   hash of the whole input.
  *
  * RB_FUZZ_WRITE_SEEDS=DIR in the environment writes the seed corpus (the
- * accepted test programs in this format) to DIR and exits; RB_FUZZ_VERBOSE
- * prints the verifier's verdict on each input.
+ * accepted test programs in this format, and the rejected ones of
+ * verifier_hostile.c, one per rule, as rejected_*) to DIR and exits;
+ * RB_FUZZ_VERBOSE prints the verifier's verdict on each input.
  */
 #include "../soundness/soundness.h"
 #include "../../lib/bpf/bpf_internal.h"
@@ -27,6 +32,7 @@
 #include <rosen/bpf.h>
 #include <rosen/ndp.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +71,49 @@ static void report(const char *why, const struct rb_bpf_insn *insns, size_t n_in
 		fprintf(stderr, "  %4zu: %s\n", i, b);
 	}
 	abort();
+}
+
+/* A verdict's log: NUL-terminated inside its buffer, empty exactly when
+ * the program was accepted (rosen/bpf.h). */
+static void check_log(int rc, const char *log, size_t len, const struct rb_bpf_insn *insns,
+		      size_t n_insns, uint32_t type)
+{
+	if (!memchr(log, 0, len))
+		report("the verifier's log is not NUL-terminated", insns, n_insns, type);
+	if (rc > 0 || (rc && rc != -EACCES && rc != -E2BIG && rc != -EINVAL && rc != -ENOMEM))
+		report("the verifier returned a status it does not document", insns, n_insns, type);
+	if ((rc == 0) != (log[0] == 0))
+		report(rc ? "a rejection without a log" : "an acceptance with a log", insns, n_insns, type);
+}
+
+/*
+ * The walk does not depend on its limit until it reaches it: under a
+ * smaller limit the verifier must stop at the same unsafe instruction
+ * (same log, cut to the smaller buffer), give up (-E2BIG), or accept a
+ * program the full limit accepts too.
+ */
+static void check_smaller_limit(int rc, const char *log, uint64_t limit,
+				const struct rb_bpf_insn *insns, size_t n_insns,
+				const struct rb_bpf_data_section *data, uint32_t type)
+{
+	struct rb_bpf_prog *c = NULL;
+	struct rb_bpf_verify_opts vo = {.max_insns = limit};
+	char small[48];
+
+	if (rb_bpf_prog_new(insns, n_insns, g_helpers, data, &c, small, sizeof(small)))
+		report("the same instructions do not load twice", insns, n_insns, type);
+	int rc2 = rb_bpf_verify_ex(c, rb_ndp_bpf_type(type), &vo, NULL, small, sizeof(small));
+	rb_bpf_prog_free(c);
+	check_log(rc2, small, sizeof(small), insns, n_insns, type);
+	if (rc2 == 0 && rc != 0)
+		report("accepted under a smaller limit, rejected under the full one", insns, n_insns,
+		       type);
+	if (rc2 == -EACCES && (rc != -EACCES || strncmp(small, log, sizeof(small) - 1)))
+		report("unsafe under a smaller limit, not for the same reason under the full one",
+		       insns, n_insns, type);
+	if (rc == 0 && rc2 && rc2 != -E2BIG)
+		report("accepted, but rejected under a smaller limit for another reason than the limit",
+		       insns, n_insns, type);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
@@ -109,6 +158,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	if (g_verbose)
 		fprintf(stderr, "fuzz_verifier: %zu insns, %s: %s\n", n_insns, rc ? "rejected" : "accepted",
 			rc ? log : "");
+	check_log(rc, log, sizeof(log), insns, n_insns, type);
+	uint8_t flags = n > 1 ? d[1] : 0;
+	if (flags & 1)
+		check_smaller_limit(rc, log, (uint64_t)(flags >> 2) * 64 + 1, insns, n_insns, data, type);
+	if ((flags & 2) && rc) {
+		char log2[sizeof(log)];
+		if (rb_bpf_prog_new(insns, n_insns, g_helpers, data, &b, log2, sizeof(log2)))
+			report("the same instructions do not load twice", insns, n_insns, type);
+		int rc2 = rb_bpf_verify_ex(b, rb_ndp_bpf_type(type), &vo, NULL, log2, sizeof(log2));
+		if (rc2 != rc || strcmp(log, log2))
+			report("verified twice, it got two verdicts or two logs", insns, n_insns, type);
+		rb_bpf_prog_free(b);
+		b = NULL;
+	}
 	if (rc == 0) {
 		if (rb_bpf_prog_new(insns, n_insns, g_helpers, data, &b, log, sizeof(log)))
 			report("the same instructions do not load twice", insns, n_insns, type);
@@ -152,6 +215,61 @@ static const struct {
 	{PROGS_DIR "/bpfkv_xrp_range.o", "bpfkv_xrp_range", RB_NDP_PROG_XRP},
 	{PROGS_DIR "/bpfkv_get.o", "bpfkv_get", RB_NDP_PROG_CQ},
 	{PROGS_DIR "/bpfkv_range.o", "bpfkv_range", RB_NDP_PROG_CQ},
+	/* Rejected ones (one per rule): their mutations probe the rule's edge. */
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_data_fwd", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_data_back", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_scratch_fwd", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_scratch_back", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_meta_fwd", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_meta_back", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_ctx_fwd", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_ctx_back", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_rodata_fwd", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "xrp_data_fwd", RB_NDP_PROG_XRP},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "xrp_scratch_back", RB_NDP_PROG_XRP},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_unbounded_index", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_off_by_one", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_signed_index", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_mask_too_wide", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_loop_overrun", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_unbounded_loop", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_ptr_escape", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_ptr_multiply", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_ptr_and", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_number_as_ptr", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_end_deref", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_leak_scratch", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_leak_data", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_leak_ctx", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_leak_return", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_leak_low_half", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_leak_compare", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_leak_partial_spill", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "xrp_leak_next_addr", RB_NDP_PROG_XRP},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_compare_regions", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_write_meta", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_write_rodata", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_write_ctx_offset", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_write_ctx_pointer", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "xrp_write_ctx_pointer", RB_NDP_PROG_XRP},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_atomic_meta", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_atomic_ctx", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_uninit_stack", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_uninit_stack_var", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_unknown_helper", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "xrp_ndp_helper", RB_NDP_PROG_XRP},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_helper_not_ctx", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_helper_ptr_as_number", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_helper_out_small", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_helper_out_meta", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_helper_out_number", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_mem_trans_null", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_mem_trans_overrun", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_calls_too_deep", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_recursion", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_return_stack_ptr", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_compare_mem_blocks", RB_NDP_PROG_CQ},
+	{TEST_PROGS_DIR "/verifier_hostile.o", "cq_end_check_too_short", RB_NDP_PROG_CQ},
 };
 
 static void *slurp(const char *path, size_t *len)
@@ -199,6 +317,8 @@ static int write_seeds(const char *dir)
 		snprintf(path, sizeof(path), "%s/%s", dir, seeds[i].section);
 		if (strstr(seeds[i].path, "ndp_progs"))
 			snprintf(path, sizeof(path), "%s/ndp_%s", dir, seeds[i].section);
+		if (strstr(seeds[i].path, "verifier_hostile"))
+			snprintf(path, sizeof(path), "%s/rejected_%s", dir, seeds[i].section);
 		FILE *f = fopen(path, "wb");
 		if (!f || ni > RB_FUZZ_MAX_INSNS || p->data_len[0] > RB_FUZZ_MAX_SECTION ||
 		    p->data_len[1] > RB_FUZZ_MAX_SECTION || p->data_len[2] > RB_FUZZ_MAX_SECTION) {

@@ -12,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-TARGETS=(verifier qos_config vhost virtq blk ndp)
+TARGETS=(verifier qos_config vhost virtq blk ndp elf)
 RUNS=${RB_FUZZ_SMOKE_RUNS:-20000}
 # A leak report at exit is a finding too; UBSan stops at the first error.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
