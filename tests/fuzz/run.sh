@@ -7,12 +7,15 @@
 #   tests/fuzz/run.sh --smoke [BUILD_DIR]          every target over its corpus
 #       and RUNS more executions, then every input in
 #       tests/fuzz/regressions/TARGET/ (inputs that once found a bug, kept
-#       after the fix) replayed once: PASS/FAIL lines and "N passed, N failed".
+#       after the fix) replayed once, and every input in
+#       tests/fuzz/selftest/TARGET/ run with RB_FUZZ_SELFTEST=1, where the
+#       target must report it (a test of the target's own checks): PASS/FAIL
+#       lines and "N passed, N failed".
 # BUILD_DIR defaults to build-fuzz (scripts/build.sh fuzz).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-TARGETS=(verifier qos_config vhost virtq blk ndp elf)
+TARGETS=(verifier jit_diff qos_config vhost virtq blk ndp elf)
 RUNS=${RB_FUZZ_SMOKE_RUNS:-20000}
 # A leak report at exit is a finding too; UBSan stops at the first error.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
@@ -57,6 +60,19 @@ if [ "${1:-}" = --smoke ]; then
         fail=$((fail + 1))
       fi
     fi
+    # The target's own checks, tested: with RB_FUZZ_SELFTEST=1 each input
+    # in tests/fuzz/selftest/TARGET/ must be reported as a bug.
+    for f in tests/fuzz/selftest/$t/*; do
+      [ -e "$f" ] || continue
+      RB_FUZZ_SELFTEST=1 "$bin" "$f" >"$log.self" 2>&1
+      if grep -q "BUG" "$log.self"; then
+        echo "PASS fuzz_$t self-test $(basename "$f") (caught)"
+        pass=$((pass + 1))
+      else
+        echo "FAIL fuzz_$t self-test $(basename "$f") (not caught)"
+        fail=$((fail + 1))
+      fi
+    done
     rm -rf "$scratch"
   done
   echo "$pass passed, $fail failed"
