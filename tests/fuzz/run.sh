@@ -16,7 +16,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 TARGETS=(verifier jit_diff qos_config vhost virtq blk ndp elf)
-RUNS=${RB_FUZZ_SMOKE_RUNS:-20000}
+# Smoke executions per target (about 45 s for all of them on a 2-core VM;
+# RB_FUZZ_SMOKE_RUNS=N sets every target's), and the largest input each
+# target is given (the ELF seeds are whole objects).
+declare -A SMOKE_RUNS=([verifier]=40000 [jit_diff]=40000 [qos_config]=20000 [vhost]=30000
+                       [virtq]=30000 [blk]=50000 [ndp]=40000 [elf]=50000)
+declare -A MAX_LEN=([elf]=16384)
 # A leak report at exit is a finding too; UBSan stops at the first error.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
@@ -34,11 +39,12 @@ if [ "${1:-}" = --smoke ]; then
   build=${2:-build-fuzz}
   pass=0 fail=0
   for t in "${TARGETS[@]}"; do
+    RUNS=${RB_FUZZ_SMOKE_RUNS:-${SMOKE_RUNS[$t]:-20000}}
     bin=$build/tests/fuzz/fuzz_$t
     scratch=$(mktemp -d)
     log=$scratch/log
     mkdir -p "$scratch/new"
-    if seed_corpus "$t" "$bin" && "$bin" -runs="$RUNS" -seed=1 -max_len=8192 \
+    if seed_corpus "$t" "$bin" && "$bin" -runs="$RUNS" -seed=1 -max_len="${MAX_LEN[$t]:-8192}" \
         -artifact_prefix="$scratch/" "$scratch/new" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
       echo "PASS fuzz_$t ($RUNS runs)"
       pass=$((pass + 1))
@@ -95,7 +101,7 @@ new=$(mktemp -d "/tmp/fuzz-$target-XXXXXX")
 crashes=tests/fuzz/crashes/$target
 mkdir -p "$crashes"
 echo "fuzz: $target for ${seconds}s; new inputs in $new, crashes in $crashes/"
-"$bin" -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
+"$bin" -max_total_time="$seconds" -max_len="${MAX_LEN[$target]:-8192}" -print_final_stats=1 \
   -artifact_prefix="$crashes/" "$new" "tests/fuzz/corpus/$target"
 rc=$?
 if [ "$rc" -ne 0 ]; then
