@@ -3,7 +3,9 @@
 #   tests/fuzz/run.sh TARGET SECONDS [BUILD_DIR]   a campaign: the corpus in
 #       tests/fuzz/corpus/TARGET/ plus new finds in a scratch dir (printed;
 #       merge what is worth keeping by hand), crashes saved under
-#       tests/fuzz/crashes/TARGET/.
+#       tests/fuzz/crashes/TARGET/.  RB_FUZZ_RUNS=N also ends it after N
+#       executions (the "10 million executions or one CPU-hour":
+#       RB_FUZZ_RUNS=10000000 tests/fuzz/run.sh TARGET 3600).
 #   tests/fuzz/run.sh --smoke [BUILD_DIR]          every target over its corpus
 #       and RUNS more executions, then every input in
 #       tests/fuzz/regressions/TARGET/ (inputs that once found a bug, kept
@@ -100,8 +102,9 @@ seed_corpus "$target" "$bin" || exit 1
 new=$(mktemp -d "/tmp/fuzz-$target-XXXXXX")
 crashes=tests/fuzz/crashes/$target
 mkdir -p "$crashes"
-echo "fuzz: $target for ${seconds}s; new inputs in $new, crashes in $crashes/"
-"$bin" -max_total_time="$seconds" -max_len="${MAX_LEN[$target]:-8192}" -print_final_stats=1 \
+echo "fuzz: $target for ${seconds}s${RB_FUZZ_RUNS:+ or $RB_FUZZ_RUNS executions}; new inputs in $new, crashes in $crashes/"
+"$bin" -max_total_time="$seconds" ${RB_FUZZ_RUNS:+-runs="$RB_FUZZ_RUNS"} \
+  -max_len="${MAX_LEN[$target]:-8192}" -print_final_stats=1 \
   -artifact_prefix="$crashes/" "$new" "tests/fuzz/corpus/$target"
 rc=$?
 if [ "$rc" -ne 0 ]; then
