@@ -13,7 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum rb_log_level { RB_LOG_ERROR, RB_LOG_WARN, RB_LOG_INFO, RB_LOG_DEBUG };
+/* RB_LOG_OFF, as the level set, logs nothing: for fuzzers that provoke
+ * refusals by the million. */
+enum rb_log_level { RB_LOG_OFF = -1, RB_LOG_ERROR, RB_LOG_WARN, RB_LOG_INFO, RB_LOG_DEBUG };
 
 void rb_log_set_level(enum rb_log_level level);
 enum rb_log_level rb_log_get_level(void);

@@ -197,9 +197,10 @@ uint16_t rb_virtq_pending(const struct rb_virtq *vq);
  * entry names a head >= size marks the queue broken and returns -EIO; every
  * later pop returns -EIO too (the transport must reset the queue).
  * Zero-length descriptors are checked (address must translate) but not
- * stored, so every iovec of a popped chain has iov_len >= 1.  With an
- * inflight log, heads queued for resubmission come first, and every head
- * taken from the avail ring is marked in the log before it is returned.
+ * stored, so every iovec of a popped chain has iov_len >= 1; they count
+ * against RB_VIRTQ_MAX_SEGS like any other descriptor.  With an inflight
+ * log, heads queued for resubmission come first, and every head taken
+ * from the avail ring is marked in the log before it is returned.
  */
 int rb_virtq_pop(struct rb_virtq *vq, struct rb_virtq_chain *chain,
 		 char *err, size_t errlen);

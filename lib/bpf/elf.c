@@ -640,7 +640,10 @@ static int link_code(struct loader *ld, struct linked *lk)
 		rc = sec_bytes(ld, i, &bytes, &size);
 		if (rc)
 			return rc;
-		memcpy(lk->insns + ld->secs[i].insn_base, bytes, size);
+		/* An empty section has no bytes (NULL): memcpy must not see
+		 * NULL even for 0 bytes (found by tests/fuzz/fuzz_elf). */
+		if (size)
+			memcpy(lk->insns + ld->secs[i].insn_base, bytes, size);
 	}
 	for (size_t i = 1; i < ld->n_secs; i++) {
 		if (ld->secs[i].insn_base < 0)

@@ -90,7 +90,7 @@ void rb_log(enum rb_log_level level, const char *subject, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (level > max_level)
+	if (level > max_level || level < RB_LOG_ERROR)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

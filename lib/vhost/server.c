@@ -720,29 +720,31 @@ bool rb_vhost_server_check_memory(struct rb_vhost_server *s)
 	return true;
 }
 
-static void serve_one(struct rb_vhost_server *s)
+/* Acts on one received message (header checked, payload read, fds kept in
+ * m) and answers it; returns what dispatch() did.  Closes every fd no
+ * handler kept. */
+static int handle_one(struct rb_vhost_server *s, struct msg *m)
 {
-	struct msg *m = s->msg;
-	int rc;
-
-	if (rb_vhost_server_check_memory(s))
-		return;
-	rc = recv_msg(s, m);
-	if (rc == 0) {
-		rb_debug(s->name, "request %u size %u fds %u", m->hdr.request, m->hdr.size, m->nfds);
-		rc = dispatch(s, m);
-		bool need_ack = (m->hdr.flags & RB_VHOST_USER_FLAG_NEED_REPLY) &&
-				(s->protocol_features & (1ull << RB_VHOST_USER_PROTOCOL_F_REPLY_ACK));
-		if (rc != 1 && need_ack && (rc == 0 || rc == -EAGAIN)) {
-			if (send_u64(s, m, rc == 0 ? 0 : 1))
-				rc = -EIO;
-		}
-		if (m->nfds) {
-			rb_warn(s->name, "request %u carried %u unexpected file descriptors; closed",
-				m->hdr.request, m->nfds);
-		}
+	rb_debug(s->name, "request %u size %u fds %u", m->hdr.request, m->hdr.size, m->nfds);
+	int rc = dispatch(s, m);
+	bool need_ack = (m->hdr.flags & RB_VHOST_USER_FLAG_NEED_REPLY) &&
+			(s->protocol_features & (1ull << RB_VHOST_USER_PROTOCOL_F_REPLY_ACK));
+	if (rc != 1 && need_ack && (rc == 0 || rc == -EAGAIN)) {
+		if (send_u64(s, m, rc == 0 ? 0 : 1))
+			rc = -EIO;
+	}
+	if (m->nfds) {
+		rb_warn(s->name, "request %u carried %u unexpected file descriptors; closed",
+			m->hdr.request, m->nfds);
 	}
 	close_msg_fds(m);
+	return rc;
+}
+
+/* A protocol violation (or the frontend leaving) ends the connection;
+ * the socket accepts the next frontend. */
+static void end_if_fatal(struct rb_vhost_server *s, int rc)
+{
 	if (rc < 0 && rc != -EAGAIN) {
 		if (rc == -ECONNRESET)
 			rb_info(s->name, "frontend disconnected");
@@ -751,6 +753,60 @@ static void serve_one(struct rb_vhost_server *s)
 		reset_state(s);
 		close_fd(&s->conn_fd);
 	}
+}
+
+static void serve_one(struct rb_vhost_server *s)
+{
+	struct msg *m = s->msg;
+	int rc;
+
+	if (rb_vhost_server_check_memory(s))
+		return;
+	rc = recv_msg(s, m);
+	if (rc == 0)
+		rc = handle_one(s, m);
+	close_msg_fds(m);
+	end_if_fatal(s, rc);
+}
+
+int rb_vhost_server_handle_msg(struct rb_vhost_server *s, const struct rb_vhost_msg_hdr *hdr,
+			       const void *payload, const int *fds, unsigned nfds)
+{
+	struct msg *m = malloc(sizeof(*m));
+	char err[256];
+	int rc;
+
+	if (!m) {
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -ENOMEM;
+	}
+	/* What recv_msg() would have made of the same bytes and fds. */
+	m->hdr = *hdr;
+	m->nfds = 0;
+	for (unsigned i = 0; i < nfds; i++) {
+		if (m->nfds < RB_VHOST_USER_MAX_FDS)
+			m->fds[m->nfds++] = fds[i];
+		else
+			close(fds[i]);
+	}
+	if (nfds > RB_VHOST_USER_MAX_FDS) {
+		rb_err(s->name, "message carried more than %u file descriptors", RB_VHOST_USER_MAX_FDS);
+		rc = -EPROTO;
+	} else if (s->conn_fd < 0) {
+		rc = -ENOTCONN;
+	} else if (rb_vhost_check_hdr(&m->hdr, err, sizeof(err))) {
+		rb_err(s->name, "%s", err);
+		rc = -EPROTO;
+	} else {
+		memcpy(m->payload, payload, m->hdr.size);
+		rc = handle_one(s, m);
+	}
+	close_msg_fds(m);
+	free(m);
+	if (rc != -ENOTCONN)
+		end_if_fatal(s, rc);
+	return rc < 0 && rc != -EAGAIN ? rc : 0;
 }
 
 /* ---- socket --------------------------------------------------------------- */

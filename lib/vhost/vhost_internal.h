@@ -29,4 +29,19 @@ bool rb_vhost_unsealed_allowed(void);
 void rb_vhost_sigbus_watch(const struct rb_vhost_mem *mem, atomic_bool *faulted);
 void rb_vhost_sigbus_unwatch(const struct rb_vhost_mem *mem);
 
+/*
+ * Tests and fuzzing (tests/fuzz/fuzz_vhost.c), not the daemon's path:
+ * serves one message as if it had just been read from the connection
+ * rb_vhost_server_handle() accepted: hdr unchecked yet, payload of
+ * hdr->size bytes (only read once the header passed), fds owned by the
+ * call (kept by a handler or closed).  Replies go to the connection.
+ * Returns 0 while the connection stays, or the -errno that ended it (the
+ * state is then reset and the connection closed, as after a bad message
+ * from the socket); -ENOTCONN, changing nothing, when there is no
+ * connection.
+ */
+struct rb_vhost_server;
+int rb_vhost_server_handle_msg(struct rb_vhost_server *srv, const struct rb_vhost_msg_hdr *hdr,
+			       const void *payload, const int *fds, unsigned nfds);
+
 #endif

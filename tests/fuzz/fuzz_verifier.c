@@ -8,7 +8,11 @@
  *
  * Input (little-endian; what is missing is zero):
  *   [0]      program type: sq, cq, xrp (byte % 3)
- *   [1]      reserved
+ *   [1]      bit 0: verify once more under a smaller limit ((byte >> 2) * 64
+ *            + 1 instructions) into a 48-byte log: the verdicts must agree
+ *            (accepted there => accepted here; a program unsafe there is
+ *            unsafe here with the same log, cut short); bit 1: verify a
+ *            second load of a rejected program too: same verdict, same log
  *   [2..3]   number of instructions (at most RB_FUZZ_MAX_INSNS)
  *   [4..5]   .rodata length, [6..7] .data length, [8..9] .bss length
  *            (each at most 4096; a section of length 0 is absent)
@@ -18,22 +22,25 @@
  *   hash of the whole input.
  *
  * RB_FUZZ_WRITE_SEEDS=DIR in the environment writes the seed corpus (the
- * accepted test programs in this format) to DIR and exits; RB_FUZZ_VERBOSE
- * prints the verifier's verdict on each input.
+ * accepted test programs in this format, and the rejected ones of
+ * verifier_hostile.c, one per rule, as rejected_*) to DIR and exits;
+ * RB_FUZZ_VERBOSE prints the verifier's verdict on each input.
  */
 #include "../soundness/soundness.h"
 #include "../../lib/bpf/bpf_internal.h"
+#include "prog_seeds.h"
 
 #include <rosen/bpf.h>
 #include <rosen/ndp.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RB_FUZZ_HEADER 10u
-#define RB_FUZZ_MAX_INSNS 4096u
-#define RB_FUZZ_MAX_SECTION 4096u
+#define RB_FUZZ_HEADER FZ_PROG_HEADER
+#define RB_FUZZ_MAX_INSNS FZ_PROG_MAX_INSNS
+#define RB_FUZZ_MAX_SECTION FZ_PROG_MAX_SECTION
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -65,6 +72,49 @@ static void report(const char *why, const struct rb_bpf_insn *insns, size_t n_in
 		fprintf(stderr, "  %4zu: %s\n", i, b);
 	}
 	abort();
+}
+
+/* A verdict's log: NUL-terminated inside its buffer, empty exactly when
+ * the program was accepted (rosen/bpf.h). */
+static void check_log(int rc, const char *log, size_t len, const struct rb_bpf_insn *insns,
+		      size_t n_insns, uint32_t type)
+{
+	if (!memchr(log, 0, len))
+		report("the verifier's log is not NUL-terminated", insns, n_insns, type);
+	if (rc > 0 || (rc && rc != -EACCES && rc != -E2BIG && rc != -EINVAL && rc != -ENOMEM))
+		report("the verifier returned a status it does not document", insns, n_insns, type);
+	if ((rc == 0) != (log[0] == 0))
+		report(rc ? "a rejection without a log" : "an acceptance with a log", insns, n_insns, type);
+}
+
+/*
+ * The walk does not depend on its limit until it reaches it: under a
+ * smaller limit the verifier must stop at the same unsafe instruction
+ * (same log, cut to the smaller buffer), give up (-E2BIG), or accept a
+ * program the full limit accepts too.
+ */
+static void check_smaller_limit(int rc, const char *log, uint64_t limit,
+				const struct rb_bpf_insn *insns, size_t n_insns,
+				const struct rb_bpf_data_section *data, uint32_t type)
+{
+	struct rb_bpf_prog *c = NULL;
+	struct rb_bpf_verify_opts vo = {.max_insns = limit};
+	char small[48];
+
+	if (rb_bpf_prog_new(insns, n_insns, g_helpers, data, &c, small, sizeof(small)))
+		report("the same instructions do not load twice", insns, n_insns, type);
+	int rc2 = rb_bpf_verify_ex(c, rb_ndp_bpf_type(type), &vo, NULL, small, sizeof(small));
+	rb_bpf_prog_free(c);
+	check_log(rc2, small, sizeof(small), insns, n_insns, type);
+	if (rc2 == 0 && rc != 0)
+		report("accepted under a smaller limit, rejected under the full one", insns, n_insns,
+		       type);
+	if (rc2 == -EACCES && (rc != -EACCES || strncmp(small, log, sizeof(small) - 1)))
+		report("unsafe under a smaller limit, not for the same reason under the full one",
+		       insns, n_insns, type);
+	if (rc == 0 && rc2 && rc2 != -E2BIG)
+		report("accepted, but rejected under a smaller limit for another reason than the limit",
+		       insns, n_insns, type);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
@@ -109,6 +159,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	if (g_verbose)
 		fprintf(stderr, "fuzz_verifier: %zu insns, %s: %s\n", n_insns, rc ? "rejected" : "accepted",
 			rc ? log : "");
+	check_log(rc, log, sizeof(log), insns, n_insns, type);
+	uint8_t flags = n > 1 ? d[1] : 0;
+	if (flags & 1)
+		check_smaller_limit(rc, log, (uint64_t)(flags >> 2) * 64 + 1, insns, n_insns, data, type);
+	if ((flags & 2) && rc) {
+		char log2[sizeof(log)];
+		if (rb_bpf_prog_new(insns, n_insns, g_helpers, data, &b, log2, sizeof(log2)))
+			report("the same instructions do not load twice", insns, n_insns, type);
+		int rc2 = rb_bpf_verify_ex(b, rb_ndp_bpf_type(type), &vo, NULL, log2, sizeof(log2));
+		if (rc2 != rc || strcmp(log, log2))
+			report("verified twice, it got two verdicts or two logs", insns, n_insns, type);
+		rb_bpf_prog_free(b);
+		b = NULL;
+	}
 	if (rc == 0) {
 		if (rb_bpf_prog_new(insns, n_insns, g_helpers, data, &b, log, sizeof(log)))
 			report("the same instructions do not load twice", insns, n_insns, type);
@@ -121,104 +185,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	return 0;
 }
 
-/* ---- the seed corpus -------------------------------------------------------- */
-
-static const struct {
-	const char *path;
-	const char *section;
-	uint32_t type;
-} seeds[] = {
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_mask", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_bound_check", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_meta_len", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_loop_sum", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_stack_array", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_call_stack_arg", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_spilled_ptr", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_helpers", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_mem_trans", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_globals", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_next_ios", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "sq_rewrite", RB_NDP_PROG_SQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "xrp_walk", RB_NDP_PROG_XRP},
-	{TEST_PROGS_DIR "/verifier_ok.o", "xrp_spin", RB_NDP_PROG_XRP},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_ptr_walk", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/verifier_ok.o", "cq_meta_end_walk", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/ndp_progs.o", "cq_sum", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/ndp_progs.o", "cq_helpers", RB_NDP_PROG_CQ},
-	{TEST_PROGS_DIR "/ndp_progs.o", "cq_mem_copy", RB_NDP_PROG_CQ},
-	{PROGS_DIR "/bpfkv_xrp_lookup.o", "bpfkv_xrp_lookup", RB_NDP_PROG_XRP},
-	{PROGS_DIR "/bpfkv_xrp_get.o", "bpfkv_xrp_get", RB_NDP_PROG_XRP},
-	{PROGS_DIR "/bpfkv_xrp_range.o", "bpfkv_xrp_range", RB_NDP_PROG_XRP},
-	{PROGS_DIR "/bpfkv_get.o", "bpfkv_get", RB_NDP_PROG_CQ},
-	{PROGS_DIR "/bpfkv_range.o", "bpfkv_range", RB_NDP_PROG_CQ},
-};
-
-static void *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	void *p = NULL;
-	long sz;
-
-	if (!f)
-		return NULL;
-	if (!fseek(f, 0, SEEK_END) && (sz = ftell(f)) > 0 && !fseek(f, 0, SEEK_SET) &&
-	    (p = malloc((size_t)sz)) && fread(p, 1, (size_t)sz, f) != (size_t)sz) {
-		free(p);
-		p = NULL;
-	}
-	*len = p ? (size_t)sz : 0;
-	fclose(f);
-	return p;
-}
-
-static int write_seeds(const char *dir)
-{
-	int bad = 0;
-
-	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
-		size_t len;
-		void *elf = slurp(seeds[i].path, &len);
-		struct rb_bpf_prog *p = NULL;
-		char err[512], path[4096];
-
-		if (!elf || rb_bpf_prog_load_elf(elf, len, seeds[i].section, g_helpers, &p, err, sizeof(err))) {
-			fprintf(stderr, "fuzz_verifier: %s %s: %s\n", seeds[i].path, seeds[i].section,
-				elf ? err : "cannot read");
-			free(elf);
-			bad = 1;
-			continue;
-		}
-		size_t ni = rb_bpf_prog_len(p);
-		uint8_t hdr[RB_FUZZ_HEADER] = {(uint8_t)(seeds[i].type - RB_NDP_PROG_SQ), 0,
-					       (uint8_t)ni, (uint8_t)(ni >> 8)};
-		for (int k = 0; k < RB_BPF_DATA_KINDS; k++) {
-			hdr[4 + 2 * k] = (uint8_t)p->data_len[k];
-			hdr[5 + 2 * k] = (uint8_t)(p->data_len[k] >> 8);
-		}
-		snprintf(path, sizeof(path), "%s/%s", dir, seeds[i].section);
-		if (strstr(seeds[i].path, "ndp_progs"))
-			snprintf(path, sizeof(path), "%s/ndp_%s", dir, seeds[i].section);
-		FILE *f = fopen(path, "wb");
-		if (!f || ni > RB_FUZZ_MAX_INSNS || p->data_len[0] > RB_FUZZ_MAX_SECTION ||
-		    p->data_len[1] > RB_FUZZ_MAX_SECTION || p->data_len[2] > RB_FUZZ_MAX_SECTION) {
-			fprintf(stderr, "fuzz_verifier: cannot write %s\n", path);
-			bad = 1;
-		} else {
-			fwrite(hdr, 1, sizeof(hdr), f);
-			fwrite(rb_bpf_prog_insns(p), sizeof(struct rb_bpf_insn), ni, f);
-			for (int k = RB_BPF_DATA_RODATA; k <= RB_BPF_DATA_DATA; k++)
-				if (p->data_len[k])
-					fwrite(p->data[k], 1, p->data_len[k], f);
-		}
-		if (f)
-			fclose(f);
-		rb_bpf_prog_free(p);
-		free(elf);
-	}
-	return bad;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *dir = getenv("RB_FUZZ_WRITE_SEEDS");
@@ -227,7 +193,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!(g_helpers = sd_helpers()))
 		abort();
 	if (dir)
-		exit(write_seeds(dir));
+		exit(fz_write_prog_seeds(dir, g_helpers, true));
 	g_verbose = getenv("RB_FUZZ_VERBOSE") != NULL;
 	return 0;
 }

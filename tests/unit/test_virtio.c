@@ -430,6 +430,32 @@ TEST(chain_of_257_segments_is_rejected)
 	EXPECT_BAD_CHAIN(0, "more than 256 segments");
 }
 
+TEST(empty_descriptors_count_against_the_segment_limit)
+{
+	uint64_t b;
+
+	setup_q(512, 0, false, false);
+	b = buf_a(16);
+	for (uint16_t i = 0; i < 257; i++)
+		set_desc(i, b, 0, i < 256 ? RB_VRING_DESC_F_NEXT : 0, i + 1);
+	publish(0);
+	EXPECT_BAD_CHAIN(0, "more than 256 segments");
+}
+
+TEST(loop_of_empty_descriptors_ends_after_256_not_after_the_queue_size)
+{
+	/* fuzz_virtq: 32768 such chains in a 32768-entry ring cost 2^30
+	 * steps per refill when only the queue size bounded the walk. */
+	uint64_t b;
+
+	setup_q(512, 0, false, false);
+	b = buf_a(16);
+	for (uint16_t i = 0; i < 512; i++)
+		set_desc(i, b, 0, RB_VRING_DESC_F_NEXT, (i + 1) % 512);
+	publish(0);
+	EXPECT_BAD_CHAIN(0, "descriptor 256: more than 256 segments");
+}
+
 TEST(rejected_chain_can_be_given_back_and_the_queue_goes_on)
 {
 	uint64_t b;
