@@ -330,8 +330,8 @@ def pending(reqs):
 
 
 def t_flood(s, mark):
-    """All at once: vm0..vm7 send one explosion LOAD (the loader is busy for
-    a while) and two small ones each, vm8 and vm9 three small ones each:
+    """vm0..vm7 send one explosion LOAD (the loader is busy for a while),
+    then at once two small ones each, and vm8 and vm9 three small ones each:
     30 LOADs, more than the daemon-wide 16.  Each VM's LOADs past 2 get
     LIMIT (per VM); those past 16 get LIMIT (queue full), with a log line;
     none is lost; a read completes while the loader is still busy; the
@@ -339,6 +339,12 @@ def t_flood(s, mark):
     fes = [s.frontend(i) for i in range(VMS)]
     st = Staged()
     busy = fill_loader(s, st, fes, range(8), 1)
+    # The explosions first, the small ones 5 ms later: the worker takes
+    # rings in an order that rotates, and small LOADs taken first would be
+    # verified (in microseconds) before the queue could fill.
+    st.release()
+    time.sleep(0.005)
+    st = Staged()
     flood = []
     for i in range(VMS):
         for q in range(1 if i < 8 else 0, 3):
