@@ -168,8 +168,16 @@ def main():
             # failure paths (a failed realloc of the JIT's fix-up table
             # once left its capacity doubled: the next jump wrote past it).
             loads = {}
+            fe = None
+            for _ in range(50):  # a set-up may be refused under pressure (allowed): again
+                try:
+                    fe = vc.Frontend(d.socks[0], queues=1, timeout=5.0)
+                    break
+                except (vc.ProtocolError, OSError):
+                    fe = None
             try:
-                fe = vc.Frontend(d.socks[0], queues=1, timeout=5.0)
+                if fe is None:
+                    raise vc.ProtocolError("no set-up went through in 50 tries")
                 for _ in range(300):
                     r = vc.ndp_load(fe.mem, vc.NDP_PROG_XRP, elf, "xrp_peek")
                     fe.run(0, r, timeout=5.0)
