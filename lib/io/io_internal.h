@@ -109,6 +109,7 @@ struct rb_io_req {
 	 * (a guest request, or one hop of an NDP chain), and the parking
 	 * place of a step that must wait for its budget. */
 	struct rb_qos_ticket qt[RB_NDP_MAX_NEXT_IOS];
+	bool qt_used; /* a ticket was charged or told to wait this step */
 	struct rb_io_req *park_next;
 	uint64_t park_until_ns;
 	void (*park_resume)(struct rb_worker *w, struct rb_io_req *req);

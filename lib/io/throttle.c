@@ -27,15 +27,20 @@ static void cancel_tickets(struct rb_io_req *req)
 {
 	struct rb_qos_disk *g = req->q->disk->qos;
 
-	if (g)
+	if (g && req->qt_used)
 		for (unsigned i = 0; i < RB_NDP_MAX_NEXT_IOS; i++)
 			rb_qos_cancel(g, &req->qt[i]);
 }
 
 void rb_io_throttle_new_step(struct rb_io_req *req)
 {
+	/* A disk nothing limits never touches its tickets: nothing to do
+	 * on its hop path. */
+	if (!req->qt_used)
+		return;
 	cancel_tickets(req);
 	memset(req->qt, 0, sizeof(req->qt));
+	req->qt_used = false;
 }
 
 static void park(struct rb_io_queue *q, struct rb_io_req *req, uint64_t until,
@@ -87,6 +92,7 @@ bool rb_io_throttle(struct rb_worker *w, struct rb_io_req *req, unsigned n, cons
 	req->slot_turn = false;
 	if (g) {
 		now = now ? now : rb_io_now_ns();
+		req->qt_used = true;
 		for (unsigned i = 0; i < n; i++) {
 			uint64_t t = rb_qos_charge(g, &req->qt[i], write[i], bytes[i], now);
 			if (t > wait)
