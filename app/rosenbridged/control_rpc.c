@@ -222,9 +222,10 @@ static int m_disk_add(void *ctx, struct json_object *params, struct json_object 
 		return rb_rpc_fail(e, RB_RPC_INVALID_PARAMS, "invalid params: %s", err);
 	}
 	if (!a.disk || !a.socket) {
+		const char *missing = !a.disk ? "disk" : "socket";
 		disk_arg_free(&a);
-		return rb_rpc_fail(e, RB_RPC_INVALID_PARAMS,
-				   "invalid params: parameter '%s' is required", !a.disk ? "disk" : "socket");
+		return rb_rpc_fail(e, RB_RPC_INVALID_PARAMS, "invalid params: parameter '%s' is required",
+				   missing);
 	}
 	int rc = daemon_add_disk(d, &a, name, sizeof(name), err, sizeof(err));
 	disk_arg_free(&a);
