@@ -382,7 +382,7 @@ int main(int argc, char **argv)
 	const char *control = getenv("ROSEN_CONTROL");
 	bool as_json = false;
 	double timeout = 30;
-	char **rest = calloc((size_t)argc + 1, sizeof(char *));
+	static char *rest[256];
 	int nrest = 0;
 
 	if (!control || !*control)
@@ -402,6 +402,8 @@ int main(int argc, char **argv)
 			char *end;
 			if (i + 1 >= argc || (timeout = strtod(argv[++i], &end)) <= 0 || *end)
 				return usage_error("--timeout needs a number of seconds");
+		} else if (nrest == 256) {
+			return usage_error("too many arguments");
 		} else {
 			rest[nrest++] = argv[i];
 		}
@@ -477,7 +479,6 @@ int main(int argc, char **argv)
 	}
 	if (rc) {
 		json_object_put(params);
-		free(rest);
 		return rc;
 	}
 
@@ -489,11 +490,9 @@ int main(int argc, char **argv)
 		else
 			fprintf(stderr, "rosenctl: %s\n", e.msg);
 		json_object_put(params);
-		free(rest);
 		return 1;
 	}
 	json_object_put(params);
-	free(rest);
 
 	if (!strcmp(cmd, "metrics") && res && !as_json) {
 		/* The exposition text as the daemon wrote it. */
