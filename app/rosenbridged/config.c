@@ -154,7 +154,7 @@ int disk_arg_check(const struct disk_arg *a, const char *where, char *err, size_
 		return -EINVAL;
 	}
 	if (!a->socket || !a->socket[0]) {
-		snprintf(err, errlen, "%s: disk %s has no socket", where, a->disk);
+		snprintf(err, errlen, "%s: --disk %s has no --socket", where, a->disk);
 		return -EINVAL;
 	}
 	if (a->queues < 1 || a->queues > 16) {

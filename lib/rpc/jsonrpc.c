@@ -66,6 +66,13 @@ int rb_rpc_parse_request(const char *line, size_t len, struct rb_rpc_request *re
 	root = json_tokener_parse_ex(tok, line, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t end = json_tokener_get_parse_end(tok);
+	if (!root && jerr == json_tokener_continue) {
+		/* A bare number at the end of the line waits for more digits:
+		 * the line has ended, say so. */
+		root = json_tokener_parse_ex(tok, " ", 1);
+		jerr = json_tokener_get_error(tok);
+		end = len;
+	}
 	json_tokener_free(tok);
 	if (!root || jerr != json_tokener_success) {
 		unsigned l, c;
