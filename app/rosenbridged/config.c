@@ -56,6 +56,8 @@ static void usage(FILE *f)
 		"                          \"throttle\": {\"iops-total\": 2000}}], ...}\n"
 		"                         (docs/operations.md); flags given too are applied\n"
 		"                         on top, --disk flags add disks\n"
+		"  --check-config         read and check the configuration (flags, --config,\n"
+		"                         --throttle-file), say so and exit: 0 if it is good\n"
 		"  --control PATH         JSON-RPC control socket, mode 0600 (docs/control.md;\n"
 		"                         the client is rosenctl)\n"
 		"  --workers N            I/O worker threads, 1..%u (default 1)\n"
@@ -381,6 +383,8 @@ int config_parse_args(int argc, char **argv, struct config *c)
 			if (parse_uint("--ndp-inflight", v, 1, RB_IO_NDP_INFLIGHT_MAX, &c->ndp_inflight))
 				return -1;
 			i++;
+		} else if (!strcmp(a, "--check-config")) {
+			c->check_only = true;
 		} else if (!strcmp(a, "--allow-unsealed-memory")) {
 			c->allow_unsealed_memory = true;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
@@ -420,7 +424,7 @@ int config_parse_args(int argc, char **argv, struct config *c)
 			return -1;
 		}
 	}
-	if (c->ndisks == 0 && !c->control) {
+	if (c->ndisks == 0 && !c->control && !c->check_only) {
 		fprintf(stderr, "rosenbridged: no --disk given (see --help; with --control, disks can be added at run time)\n");
 		return -1;
 	}
@@ -678,6 +682,10 @@ int config_load_json(const char *text, const char *path, struct config *c, char 
 {
 	char why[448];
 	size_t len = strlen(text);
+	if (strspn(text, " \t\r\n") == len) {
+		snprintf(err, errlen, "%s: the file is empty (it must hold one JSON object)", path);
+		return -EINVAL;
+	}
 	struct json_tokener *tok = json_tokener_new();
 
 	if (!tok) {

@@ -52,6 +52,7 @@ struct config {
 	unsigned ndp_inflight;   /* per queue; 0: the default */
 	int log_level;           /* -1: not given */
 	int log_format;          /* -1: not given */
+	bool check_only;         /* --check-config: read, check, exit */
 };
 
 /* A disk with the defaults: 4 queues, direct. */

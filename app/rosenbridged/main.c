@@ -128,6 +128,12 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
+	if (cfg.check_only) {
+		printf("config OK: %u disk%s%s%s\n", cfg.ndisks, cfg.ndisks == 1 ? "" : "s",
+		       cfg.control ? ", control socket " : "", cfg.control ? cfg.control : "");
+		config_free(&cfg);
+		return 0;
+	}
 	dm.cfg = &cfg;
 	dm.started_ms = now_ms();
 

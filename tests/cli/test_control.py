@@ -345,6 +345,13 @@ def main():
         check("--config refused: %s (%s)" % (what, p.stderr.strip()[-110:]),
               p.returncode == 2 and re.search(want, p.stderr), p.stderr)
 
+    p = cfg_run({"workers": 2, "disks": [disk_x]}, ["--check-config"])
+    check("--check-config: a good file says so and exits 0 without opening anything",
+          p.returncode == 0 and "config OK: 1 disk" in p.stdout and not os.path.exists(disk_x["socket"]),
+          p.stdout + p.stderr)
+    p = cfg_run("", ["--check-config"])
+    check("--check-config: an empty file is refused (exit 2)", p.returncode == 2 and "empty" in p.stderr, p.stderr)
+
     # ---- a daemon from a config file: two disks, a group, JSON logs ----
     imgs = {n: os.path.join(tmp, n + ".img") for n in ("alpha", "beta", "gamma")}
     image(imgs["alpha"], 16 * MiB, bytes(range(256)))
