@@ -509,6 +509,27 @@ def run_daemon(build, d, ctl, socks, imgs, progs, tmp):
     rc, out, err = rosenctl(build, ctl, "disk-resize", "--name", "beta")
     check("rosenctl disk-resize prints old and new size", rc == 0 and "12 MiB -> 12 MiB" in out, out + err)
 
+    # A frontend that never reads its backend channel cannot hold the
+    # daemon: the channel fills, the announcement fails at once, the
+    # channel is dropped, the disk and the VM go on.
+    fr.close()
+    fr = vc.Frontend(socks["alpha"], queues=2, mem_size=8 * MiB, backend_req=True, backend_sndbuf=1)
+    slowest, last = 0.0, None
+    for _ in range(2000):
+        t0 = time.monotonic()
+        last = c.ok("disk_resize", {"name": "alpha"})
+        slowest = max(slowest, time.monotonic() - t0)
+        if not last["announced"]:
+            break
+    check("a backend channel nobody reads: the announcement fails at once, never blocks (slowest %.3f s)" % slowest,
+          not last["announced"] and "backend channel" in last.get("note", "") and slowest < 0.5, last)
+    last = c.ok("disk_resize", {"name": "alpha"})
+    s_, _, _ = fr.read(0, 0, 4096)
+    check("... the channel is dropped, the frontend still served", not last["announced"] and s_ == vc.S_OK
+          and "no backend channel" in last.get("note", ""), last)
+    fr.close()
+    fr = vc.Frontend(socks["alpha"], queues=2, mem_size=8 * MiB, backend_req=True)
+
     # ---- programs and memory ----
     with open(progs, "rb") as f:
         elf = f.read()

@@ -639,9 +639,11 @@ class Frontend:
     GET_CONFIG, memory table, every ring), then does virtio-blk I/O."""
 
     def __init__(self, path, queues=None, queue_size=128, event_idx=True, indirect=True,
-                 mem_size=32 << 20, timeout=5.0, setup=True, backend_req=False):
+                 mem_size=32 << 20, timeout=5.0, setup=True, backend_req=False,
+                 backend_sndbuf=None):
         self.path = path
         self.want_backend_req = backend_req
+        self.backend_sndbuf = backend_sndbuf  # the backend's end: a small one fills fast
         self.backend = None  # our end of the backend channel (backend_req)
         self.conn = Conn(path, timeout)
         self.mem = GuestMemory(mem_size)
@@ -695,6 +697,8 @@ class Frontend:
         if self.want_backend_req:
             # As QEMU does: a socketpair, one end to the backend.
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            if self.backend_sndbuf:
+                theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.backend_sndbuf)
             try:
                 c.request(SET_BACKEND_REQ_FD, b"", [theirs.fileno()])
             finally:
