@@ -539,8 +539,16 @@ int control_rpc_register(struct daemon *d)
 		{"throttle_set", m_throttle_set},
 		{"stats", m_stats},
 		{"log_level", m_log_level},
-		/* "metrics" (Prometheus text, rb_metrics_render()) is
-		 * registered here by the metrics work: see docs/control.md. */
+		/*
+		 * "metrics" is registered here by the metrics work, as
+		 * {"metrics", m_metrics}, with an m_metrics() beside the
+		 * others: no params (rb_rpc_params_known with none), the
+		 * Prometheus text from rb_metrics_render() over d->devs[0..
+		 * d->ndevs) (rb_device_name(), rb_device_disk()) and
+		 * d->workers, returned as one JSON string
+		 * (json_object_new_string_len), which rosenctl metrics
+		 * prints as is.  Until then the method is unknown (-32601).
+		 */
 	};
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
