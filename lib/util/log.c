@@ -10,6 +10,7 @@
  */
 #include <rosen/log.h>
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,8 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile enum rb_log_level max_level = RB_LOG_INFO;
-static volatile enum rb_log_format log_format = RB_LOG_FORMAT_TEXT;
+/* Changed at run time (the control socket's log_level) while every
+ * thread logs: relaxed atomics, a line at the old level is harmless. */
+static _Atomic int max_level = RB_LOG_INFO;
+static _Atomic int log_format = RB_LOG_FORMAT_TEXT;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -39,17 +42,17 @@ int rb_log_level_parse(const char *name)
 
 void rb_log_set_format(enum rb_log_format format)
 {
-	log_format = format;
+	atomic_store_explicit(&log_format, (int)format, memory_order_relaxed);
 }
 
 void rb_log_set_level(enum rb_log_level level)
 {
-	max_level = level;
+	atomic_store_explicit(&max_level, (int)level, memory_order_relaxed);
 }
 
 enum rb_log_level rb_log_get_level(void)
 {
-	return max_level;
+	return (enum rb_log_level)atomic_load_explicit(&max_level, memory_order_relaxed);
 }
 
 size_t rb_log_escape(char *dst, size_t cap, const char *src)
@@ -130,7 +133,7 @@ void rb_log(enum rb_log_level level, const char *subject, const char *fmt, ...)
 	va_list ap;
 	size_t len;
 
-	if (level > max_level)
+	if ((int)level > atomic_load_explicit(&max_level, memory_order_relaxed))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -142,7 +145,7 @@ void rb_log(enum rb_log_level level, const char *subject, const char *fmt, ...)
 	va_end(ap);
 	if (m < 0)
 		msg[0] = 0;
-	if (log_format == RB_LOG_FORMAT_JSON) {
+	if (atomic_load_explicit(&log_format, memory_order_relaxed) == RB_LOG_FORMAT_JSON) {
 		/* Escaped first (no control bytes, no non-ASCII), then quoted:
 		 * always one valid JSON object, whatever a guest put in it. */
 		char esc[1024], subj[160];
