@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -426,6 +427,10 @@ def main():
     d3.stop()
 
     print("# %.1f s" % (time.monotonic() - t_start))
+    if all(results):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("# logs kept in %s" % tmp)
     print("%d passed, %d failed" % (results.count(True), results.count(False)))
     return 0 if all(results) else 1
 
