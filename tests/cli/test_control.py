@@ -17,6 +17,7 @@ Usage: test_control.py --build BUILD_DIR
 Ends with "N passed, N failed".
 """
 import argparse
+import atexit
 import json
 import os
 import re
@@ -99,12 +100,24 @@ def err_msg(ans):
     return ans.get("error", {}).get("message", "") if ans else ""
 
 
+started = []  # every daemon, killed at exit whatever happened
+
+
+@atexit.register
+def _kill_daemons():
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 class Daemon:
     def __init__(self, build, tmp, args, wait_for, name="daemon"):
         self.log = os.path.join(tmp, name + ".log")
         self.logf = open(self.log, "w")
         self.p = subprocess.Popen([os.path.join(build, "app", "rosenbridged", "rosenbridged")] + args,
                                   stdout=self.logf, stderr=subprocess.STDOUT)
+        started.append(self.p)
         end = time.time() + 10
         while not all(os.path.exists(s) for s in wait_for):
             if self.p.poll() is not None or time.time() > end:
