@@ -69,6 +69,8 @@ for dir in "${dirs[@]}"; do
     python3 tests/cli/test_rosenbridged.py --build "$dir"
   run_suite "$kind: cli (metrics: format, exact counters, HTTP endpoint)" \
     python3 tests/cli/test_metrics.py --build "$dir"
+  run_suite "$kind: cli (control socket, rosenctl, --config)" \
+    python3 tests/cli/test_control.py --build "$dir"
   run_suite "$kind: cli (throttling: caps, bursts, NDP hops, groups, drains)" \
     python3 tests/cli/test_throttle.py --build "$dir"
   run_suite "$kind: cli (bpfkv: every mode, rosenbridged, qsd)" \

@@ -18,7 +18,8 @@
 #include <string.h>
 
 struct rb_device {
-	char name[32];
+	char name[64];
+	char *socket;
 	struct rb_disk *disk;
 	struct rb_vhost_server *srv;
 	/* Per ring: the heads its inflight log gave to resubmit (the ring
@@ -134,15 +135,23 @@ int rb_device_new(const struct rb_device_opts *o, struct rb_workers *workers,
 		return -ENOMEM;
 	}
 	snprintf(d->name, sizeof(d->name), "%s", o->name);
+	d->socket = strdup(o->socket);
+	if (!d->socket) {
+		free(d);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	dopts.name = d->name;
 	rc = rb_disk_open(&dopts, workers, &d->disk, err, errlen);
 	if (rc) {
+		free(d->socket);
 		free(d);
 		return rc;
 	}
 	rc = rb_vhost_server_new(o->socket, &blk_ops, d, d->name, &d->srv, err, errlen);
 	if (rc) {
 		rb_disk_free(d->disk);
+		free(d->socket);
 		free(d);
 		return rc;
 	}
@@ -194,17 +203,8 @@ void rb_device_free(struct rb_device *d)
 	rb_disk_free(d->disk);
 	for (unsigned i = 0; i < RB_VHOST_MAX_QUEUES; i++)
 		free(d->resubmit[i]);
+	free(d->socket);
 	free(d);
-}
-
-const char *rb_device_name(const struct rb_device *d)
-{
-	return d->name;
-}
-
-const struct rb_disk *rb_device_disk(const struct rb_device *d)
-{
-	return d->disk;
 }
 
 uint64_t rb_device_connects(const struct rb_device *d)
@@ -230,4 +230,46 @@ void rb_device_handle(struct rb_device *d)
 void rb_device_check_memory(struct rb_device *d)
 {
 	rb_vhost_server_check_memory(d->srv);
+}
+
+const char *rb_device_socket(const struct rb_device *d)
+{
+	return d->socket;
+}
+
+struct rb_disk *rb_device_disk(struct rb_device *d)
+{
+	return d->disk;
+}
+
+const char *rb_device_name(const struct rb_device *d)
+{
+	return d->name;
+}
+
+const struct rb_vhost_mem *rb_device_guest_mem(const struct rb_device *d)
+{
+	return rb_vhost_server_mem(d->srv);
+}
+
+int rb_device_resize(struct rb_device *d, uint64_t *old_sectors, uint64_t *new_sectors,
+		     bool *announced, char *note, size_t notelen, char *err, size_t errlen)
+{
+	int rc = rb_disk_resize(d->disk, old_sectors, new_sectors, err, errlen);
+
+	*announced = false;
+	note[0] = 0;
+	if (rc)
+		return rc;
+	/* Announced even when the size did not change: a frontend that
+	 * missed an earlier announcement reads the config space again. */
+	rc = rb_vhost_server_config_changed(d->srv, note, notelen);
+	*announced = rc == 0;
+	if (rc == 0)
+		rb_info(d->name, "capacity %llu sectors announced to the frontend",
+			(unsigned long long)*new_sectors);
+	else if (rc != -ENOTCONN)
+		rb_warn(d->name, "capacity %llu sectors not announced: %s",
+			(unsigned long long)*new_sectors, note);
+	return 0;
 }

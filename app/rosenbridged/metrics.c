@@ -197,6 +197,12 @@ static uint64_t v_connected(struct rb_device *d, const struct rb_disk_metrics *m
 	return rb_device_connected(d);
 }
 
+static uint64_t v_capacity(struct rb_device *d, const struct rb_disk_metrics *m)
+{
+	(void)m;
+	return rb_disk_capacity_sectors(rb_device_disk(d)) * 512u;
+}
+
 static void requests(struct text *t, struct rb_device *const *devs, unsigned ndevs,
 		     const struct rb_disk_metrics *m)
 {
@@ -322,6 +328,9 @@ int rb_metrics_render(struct rb_device *const *devs, unsigned ndevs, struct rb_w
 		 "vhost-user frontends (VMs) that connected to the disk's socket.", false, v_connects);
 	per_disk(&t, devs, ndevs, m, "rosen_frontend_connected", "gauge",
 		 "1 while a frontend is connected to the disk's socket.", false, v_connected);
+	per_disk(&t, devs, ndevs, m, "rosen_disk_capacity_bytes", "gauge",
+		 "The disk's size as the guest is told it (changes with disk_resize).", false,
+		 v_capacity);
 	if (workers)
 		workers_busy(&t, workers);
 	free(m);

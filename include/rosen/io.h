@@ -64,6 +64,7 @@ enum rb_disk_cache {
 
 struct rb_qos_registry;
 struct rb_qos_limits;
+struct rb_ndp_table;
 
 struct rb_disk_opts {
 	const char *path;
@@ -105,6 +106,27 @@ void rb_disk_free(struct rb_disk *d);
 uint64_t rb_disk_capacity_sectors(const struct rb_disk *d);
 unsigned rb_disk_num_queues(const struct rb_disk *d);
 bool rb_disk_is_direct(const struct rb_disk *d);
+const char *rb_disk_name(const struct rb_disk *d);
+const char *rb_disk_path(const struct rb_disk *d);
+bool rb_disk_readonly(const struct rb_disk *d);
+enum rb_disk_cache rb_disk_cache_mode(const struct rb_disk *d);
+/* The VM's NDP program table (program_list, program_unload, mem_list:
+ * the table is thread-safe; the control thread may use it while the
+ * workers run). */
+struct rb_ndp_table *rb_disk_programs(struct rb_disk *d);
+/* Name of the disk's throttle group (its own carries the disk's name);
+ * NULL when the disk was opened without a registry. */
+const char *rb_disk_throttle_group(const struct rb_disk *d);
+
+/*
+ * Reads the image's size again (a file grown or shrunk, a block device
+ * resized) and makes it the disk's capacity: requests checked from now on
+ * see it, and so does the config space (rb_disk_blk_config()).  Telling
+ * the frontend is the caller's business (vhost-user: a config-change
+ * message).  Control thread.  0 or -errno with a message.
+ */
+int rb_disk_resize(struct rb_disk *d, uint64_t *old_sectors, uint64_t *new_sectors, char *err,
+		   size_t errlen);
 /* virtio-blk device features and config space for this disk. */
 uint64_t rb_disk_blk_features(const struct rb_disk *d);
 void rb_disk_blk_config(const struct rb_disk *d, struct rb_virtio_blk_config *cfg);

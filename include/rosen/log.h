@@ -19,6 +19,19 @@ enum rb_log_level { RB_LOG_OFF = -1, RB_LOG_ERROR, RB_LOG_WARN, RB_LOG_INFO, RB_
 
 void rb_log_set_level(enum rb_log_level level);
 enum rb_log_level rb_log_get_level(void);
+/* "error", "warn", "info", "debug" and back (-1: unknown name). */
+const char *rb_log_level_name(enum rb_log_level level);
+int rb_log_level_parse(const char *name);
+
+/*
+ * Line format.  TEXT: "2026-11-24T12:00:00.123Z info  vm0: message".
+ * JSON: one object per line, {"time":"2026-11-24T12:00:00.123Z",
+ * "level":"info","subject":"vm0","msg":"message"}, for journald/Loki
+ * style collectors.  Either way the message is escaped first (see
+ * rb_log_escape), so a JSON line holds only printable ASCII.
+ */
+enum rb_log_format { RB_LOG_FORMAT_TEXT, RB_LOG_FORMAT_JSON };
+void rb_log_set_format(enum rb_log_format format);
 
 void rb_log(enum rb_log_level level, const char *subject, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

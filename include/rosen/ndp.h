@@ -113,6 +113,28 @@ unsigned rb_ndp_table_count(struct rb_ndp_table *t);
  * thread. */
 uint64_t rb_ndp_table_verifier_rejections(struct rb_ndp_table *t);
 
+/*
+ * What a request did with its program, added once when the request ends
+ * (never per run or hop: the hop path pays nothing for these figures).
+ * Thread-safe (relaxed atomics).
+ */
+void rb_ndp_prog_account(struct rb_ndp_prog *p, uint32_t runs, uint32_t hops, uint64_t insns);
+
+/* A loaded program as an operator sees it (rosenctl program-list). */
+struct rb_ndp_prog_info {
+	uint32_t handle;
+	uint32_t type;              /* enum rb_ndp_prog_type */
+	char section[RB_NDP_SECTION_MAX];
+	uint64_t insns;             /* size: eBPF instructions */
+	bool jitted;                /* compiled to x86-64, else interpreted */
+	uint64_t loaded_unix_ns;    /* CLOCK_REALTIME at LOAD */
+	/* Since LOAD, counted at the end of each request that used it. */
+	uint64_t requests, runs, hops, executed;
+};
+/* Copies out the table's programs (at most max, RB_NDP_MAX_PROGRAMS is
+ * enough), in slot order.  Returns how many. */
+unsigned rb_ndp_table_list(struct rb_ndp_table *t, struct rb_ndp_prog_info *out, unsigned max);
+
 /* ---- program types ------------------------------------------------------------ */
 
 /* What the verifier proves a program of `prog_type` (enum rb_ndp_prog_type)
@@ -223,6 +245,7 @@ struct rb_ndp_exec {
 	struct rb_ndp_file *file;
 	uint32_t max_hops;
 	uint32_t hops;
+	uint32_t runs;             /* program runs so far (sq hook, each cq/xrp hop) */
 	uint64_t insns;            /* instructions run so far, all runs together */
 	uint32_t status;           /* enum rb_ndp_status once done */
 	uint64_t retval;

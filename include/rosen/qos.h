@@ -73,6 +73,26 @@ bool rb_qos_limits_equal(const struct rb_qos_limits *a, const struct rb_qos_limi
 /* "iops-total=2000,bps-read=1048576" (only what is set; "" when nothing). */
 int rb_qos_limits_format(const struct rb_qos_limits *lim, char *buf, size_t len);
 
+/*
+ * A group or disk name, QEMU's id_wellformed(): a letter, then letters,
+ * digits, '-', '.' or '_', at most RB_QOS_NAME_MAX - 1 characters.
+ * rosenbridged holds disk names to the same rule (a disk's own throttle
+ * group carries its name).
+ */
+bool rb_qos_name_ok(const char *name);
+
+/*
+ * One JSON object of limits ({"iops-total": 2000, "group": "g1"}: the keys
+ * of rb_qos_limits_parse, integer values), as the throttle file, the
+ * daemon's --config and the control socket give them.  `where` names the
+ * object in messages; with key_paths a refusal of one key names it as
+ * "where.key" (e.g. "disks[1].throttle.iops-total: ..."), else "where: ...".
+ * Validated whole (rb_qos_limits_check).  0 or -EINVAL with a message.
+ */
+struct json_object;
+int rb_qos_limits_from_json(struct json_object *o, const char *where, bool group_ok,
+			    bool key_paths, struct rb_qos_limits *out, char *err, size_t errlen);
+
 /* ---- Groups and disks -------------------------------------------------- */
 
 struct rb_qos_registry; /* every group of the daemon, by name */

@@ -40,6 +40,7 @@ enum rb_vhost_req {
 	RB_VHOST_USER_SET_PROTOCOL_FEATURES = 16,
 	RB_VHOST_USER_GET_QUEUE_NUM = 17,
 	RB_VHOST_USER_SET_VRING_ENABLE = 18,
+	RB_VHOST_USER_SET_BACKEND_REQ_FD = 21, /* formerly SET_SLAVE_REQ_FD */
 	RB_VHOST_USER_GET_CONFIG = 24,
 	RB_VHOST_USER_SET_CONFIG = 25,
 	RB_VHOST_USER_GET_INFLIGHT_FD = 31,
@@ -63,8 +64,14 @@ enum rb_vhost_req {
 enum {
 	RB_VHOST_USER_PROTOCOL_F_MQ = 0,
 	RB_VHOST_USER_PROTOCOL_F_REPLY_ACK = 3,
+	RB_VHOST_USER_PROTOCOL_F_BACKEND_REQ = 5, /* formerly SLAVE_REQ */
 	RB_VHOST_USER_PROTOCOL_F_CONFIG = 9,
 	RB_VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD = 12,
+};
+
+/* Requests the backend sends on the backend channel (SET_BACKEND_REQ_FD). */
+enum rb_vhost_backend_req {
+	RB_VHOST_USER_BACKEND_CONFIG_CHANGE_MSG = 2, /* no payload: re-read GET_CONFIG */
 };
 
 #define RB_VHOST_MAX_MEM_REGIONS 8u
@@ -163,6 +170,10 @@ int rb_vhost_check_config(const void *payload, uint32_t size,
 int rb_vhost_check_inflight(uint32_t request, const void *payload, uint32_t size,
 			    unsigned nfds, unsigned nqueues,
 			    struct rb_vhost_inflight_desc *out, char *err, size_t errlen);
+/* SET_BACKEND_REQ_FD: only once BACKEND_REQ was negotiated, exactly one
+ * fd, a payload of 0 bytes (QEMU) or one u64 (ignored). */
+int rb_vhost_check_backend_req_fd(uint32_t size, unsigned nfds, bool negotiated, char *err,
+				  size_t errlen);
 
 /* ---- Guest memory -------------------------------------------------------- */
 
@@ -257,6 +268,20 @@ void rb_vhost_server_handle(struct rb_vhost_server *srv);
 bool rb_vhost_server_connected(const struct rb_vhost_server *srv);
 /* Frontends accepted on the socket since it was created (metrics). */
 uint64_t rb_vhost_server_connects(const struct rb_vhost_server *srv);
+
+/*
+ * Tells the frontend that the config space changed (a resized disk):
+ * VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on the backend channel, without
+ * waiting for an answer (QEMU then reads GET_CONFIG again and interrupts
+ * the guest).  0: sent; -ENOTCONN: no frontend; -ENOTSUP: the frontend
+ * gave no backend channel (it did not negotiate BACKEND_REQ); -EIO: the
+ * channel failed (it is closed).  err says which.
+ */
+int rb_vhost_server_config_changed(struct rb_vhost_server *srv, char *err, size_t errlen);
+
+/* Guest memory of the connected frontend (NULL when none): control
+ * thread only, valid until the next message is served. */
+const struct rb_vhost_mem *rb_vhost_server_mem(const struct rb_vhost_server *srv);
 
 /* Disconnects the frontend, with a log line, if its guest memory shrank
  * under the daemon (a SIGBUS confined by --allow-unsealed-memory).  Called

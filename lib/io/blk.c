@@ -191,11 +191,11 @@ static void start_rw(struct rb_worker *w, struct rb_io_req *req)
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
-	if (!rb_blk_range_ok(b->hdr.sector, b->data_bytes, d->capacity_sectors)) {
+	if (!rb_blk_range_ok(b->hdr.sector, b->data_bytes, rb_io_capacity(d))) {
 		rb_io_guest_log(req->q, "%s of %llu bytes at sector %llu is outside the disk (%llu sectors)",
 				write ? "write" : "read", (unsigned long long)b->data_bytes,
 				(unsigned long long)b->hdr.sector,
-				(unsigned long long)d->capacity_sectors);
+				(unsigned long long)rb_io_capacity(d));
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
@@ -258,7 +258,7 @@ static void start_discard_wz(struct rb_worker *w, struct rb_io_req *req)
 		complete(req, RB_VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
-	if (!rb_blk_range_ok(r->sector, bytes, d->capacity_sectors)) {
+	if (!rb_blk_range_ok(r->sector, bytes, rb_io_capacity(d))) {
 		rb_io_guest_log(req->q, "%s of %u sectors at sector %llu is outside the disk",
 				wz ? "write-zeroes" : "discard", r->num_sectors,
 				(unsigned long long)r->sector);

@@ -75,6 +75,30 @@ static void reqs_free(struct rb_io_queue *q)
 	q->n_reqs = 0;
 }
 
+/* The image's size now (regular file or block device); warns when it is
+ * not whole sectors (the tail is not exposed). */
+static int image_bytes(struct rb_disk *d, uint64_t *bytes, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(d->fd_buffered, &st) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "disk %s: %s", d->path, strerror(e));
+		return -e;
+	}
+	*bytes = (uint64_t)st.st_size;
+	if (d->is_blockdev && ioctl(d->fd_buffered, BLKGETSIZE64, bytes) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "disk %s: BLKGETSIZE64: %s", d->path, strerror(e));
+		return -e;
+	}
+	if (*bytes % RB_VIRTIO_BLK_SECTOR)
+		rb_warn(d->name, "%s is %llu bytes, not a multiple of 512: the last %llu bytes are not exposed",
+			d->path, (unsigned long long)*bytes,
+			(unsigned long long)(*bytes % RB_VIRTIO_BLK_SECTOR));
+	return 0;
+}
+
 int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struct rb_disk **out,
 		 char *err, size_t errlen)
 {
@@ -144,18 +168,14 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		d->fd = d->fd_buffered;
 	d->dio_align = d->direct ? probe_dio_align(d->fd) : 1;
 
-	uint64_t bytes = (uint64_t)st.st_size;
-	if (d->is_blockdev && ioctl(d->fd_buffered, BLKGETSIZE64, &bytes) < 0) {
-		int e = errno;
-		snprintf(err, errlen, "disk %s: BLKGETSIZE64: %s", o->path, strerror(e));
+	uint64_t bytes;
+	int rc = image_bytes(d, &bytes, err, errlen);
+	if (rc) {
 		rb_disk_free(d);
-		return -e;
+		return rc;
 	}
-	if (bytes % RB_VIRTIO_BLK_SECTOR)
-		rb_warn(d->name, "%s is %llu bytes, not a multiple of 512: the last %llu bytes are not exposed",
-			o->path, (unsigned long long)bytes,
-			(unsigned long long)(bytes % RB_VIRTIO_BLK_SECTOR));
-	d->capacity_sectors = bytes / RB_VIRTIO_BLK_SECTOR;
+	atomic_init(&d->capacity_sectors, bytes / RB_VIRTIO_BLK_SECTOR);
+	d->cache = o->cache;
 	make_serial(d);
 	d->progs = rb_ndp_table_new(d->name);
 	if (!d->progs) {
@@ -197,8 +217,8 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 		q->worker = rb_workers_pick(workers);
 	}
 	rb_info(d->name, "disk %s: %llu sectors (%llu MiB), %s, %s, %u queue%s", o->path,
-		(unsigned long long)d->capacity_sectors,
-		(unsigned long long)(d->capacity_sectors >> 11),
+		(unsigned long long)rb_io_capacity(d),
+		(unsigned long long)(rb_io_capacity(d) >> 11),
 		d->readonly ? "read-only" : "read-write",
 		d->direct ? "O_DIRECT" : "page cache", d->nqueues, d->nqueues == 1 ? "" : "s");
 	*out = d;
@@ -226,7 +246,57 @@ void rb_disk_free(struct rb_disk *d)
 
 uint64_t rb_disk_capacity_sectors(const struct rb_disk *d)
 {
-	return d->capacity_sectors;
+	return rb_io_capacity(d);
+}
+
+int rb_disk_resize(struct rb_disk *d, uint64_t *old_sectors, uint64_t *new_sectors, char *err,
+		   size_t errlen)
+{
+	uint64_t bytes;
+	int rc = image_bytes(d, &bytes, err, errlen);
+
+	if (rc)
+		return rc;
+	*old_sectors = rb_io_capacity(d);
+	*new_sectors = bytes / RB_VIRTIO_BLK_SECTOR;
+	/* Requests already past their range check finish as they were; a
+	 * request checked from now on sees the new size. */
+	atomic_store_explicit(&d->capacity_sectors, *new_sectors, memory_order_relaxed);
+	if (*new_sectors != *old_sectors)
+		rb_info(d->name, "disk %s resized: %llu -> %llu sectors (%llu MiB)", d->path,
+			(unsigned long long)*old_sectors, (unsigned long long)*new_sectors,
+			(unsigned long long)(*new_sectors >> 11));
+	return 0;
+}
+
+const char *rb_disk_name(const struct rb_disk *d)
+{
+	return d->name;
+}
+
+const char *rb_disk_path(const struct rb_disk *d)
+{
+	return d->path;
+}
+
+bool rb_disk_readonly(const struct rb_disk *d)
+{
+	return d->readonly;
+}
+
+enum rb_disk_cache rb_disk_cache_mode(const struct rb_disk *d)
+{
+	return d->cache;
+}
+
+struct rb_ndp_table *rb_disk_programs(struct rb_disk *d)
+{
+	return d->progs;
+}
+
+const char *rb_disk_throttle_group(const struct rb_disk *d)
+{
+	return d->qos ? rb_qos_group_name(rb_qos_disk_group(d->qos)) : NULL;
 }
 
 unsigned rb_disk_num_queues(const struct rb_disk *d)
@@ -254,7 +324,7 @@ uint64_t rb_disk_blk_features(const struct rb_disk *d)
 void rb_disk_blk_config(const struct rb_disk *d, struct rb_virtio_blk_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->capacity = d->capacity_sectors;
+	c->capacity = rb_io_capacity(d);
 	c->seg_max = RB_VIRTQ_MAX_SEGS - 2; /* header and status take two */
 	c->blk_size = RB_VIRTIO_BLK_SECTOR;
 	c->num_queues = (uint16_t)d->nqueues;

@@ -196,9 +196,12 @@ struct rb_disk {
 	int fd_buffered; /* for requests O_DIRECT cannot take (alignment) */
 	bool readonly;
 	bool direct;
+	enum rb_disk_cache cache; /* as asked (direct may have fallen back) */
 	bool is_blockdev;
 	unsigned dio_align;
-	uint64_t capacity_sectors;
+	/* Changed at run time by rb_disk_resize() (control thread); the
+	 * workers read it per request: relaxed atomic (rb_io_capacity()). */
+	_Atomic uint64_t capacity_sectors;
 	char serial[RB_VIRTIO_BLK_ID_BYTES];
 	struct rb_ndp_table *progs; /* NDP programs belong to the disk (the VM) */
 	struct rb_qos_disk *qos;    /* its throttle group; NULL: unlimited */
@@ -215,6 +218,11 @@ struct rb_disk {
 	/* Its counters are in its queues (struct rb_io_qstats). */
 	struct rb_io_queue queues[16];
 };
+
+static inline uint64_t rb_io_capacity(const struct rb_disk *d)
+{
+	return atomic_load_explicit(&d->capacity_sectors, memory_order_relaxed);
+}
 
 /* ---- throttle.c ---- */
 

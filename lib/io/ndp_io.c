@@ -408,7 +408,7 @@ static void do_reg_file(struct rb_io_req *req)
 	}
 	/* One copy out of guest memory: checked and kept from it only. */
 	rb_iov_gather(c->iov, c->n_read, fixed, ext, (size_t)rf.n_extents * sizeof(*ext));
-	if (rb_ndp_file_check(&rf, ext, d->capacity_sectors * RB_VIRTIO_BLK_SECTOR, err,
+	if (rb_ndp_file_check(&rf, ext, rb_io_capacity(d) * RB_VIRTIO_BLK_SECTOR, err,
 			      sizeof(err))) {
 		rb_io_guest_log(req->q, "REG_FILE refused: %s", err);
 		goto reply;
@@ -544,6 +544,9 @@ static void nd_complete(struct rb_io_req *req)
 	used = (uint32_t)(at + sizeof(res) + 1);
 	account(req->q, n);
 	outcome(req, n->x.status);
+	/* Per program, once per request (program_list). */
+	if (n->x.prog)
+		rb_ndp_prog_account(n->x.prog, n->x.runs, n->x.hops, n->x.insns);
 	finish(req, r->status, RB_VIRTIO_BLK_S_OK, used);
 }
 
@@ -768,7 +771,7 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 			return;
 		}
 	}
-	x->capacity_bytes = d->capacity_sectors * RB_VIRTIO_BLK_SECTOR;
+	x->capacity_bytes = rb_io_capacity(d) * RB_VIRTIO_BLK_SECTOR;
 	map_registrations(req, x);
 	x->max_hops = n->r.io.max_hops;
 	/* A fixed-size metadata region (what the verifier assumes), zero

@@ -139,6 +139,7 @@ static int run(struct rb_ndp_exec *x, void *ctx, size_t ctx_len, uint64_t *r0)
 	};
 	int rc = rb_bpf_run(x->prog->bpf, &o, &res);
 	x->insns += res.executed;
+	x->runs++;
 	if (rc == 0) {
 		*r0 = res.r0;
 		x->retval = res.r0;
@@ -202,6 +203,7 @@ int rb_ndp_exec_start(struct rb_ndp_exec *x, uint64_t off, uint32_t len)
 
 	x->hops = 0;
 	x->insns = 0;
+	x->runs = 0;
 	x->status = RB_NDP_S_OK;
 	x->retval = 0;
 	x->bytes = 0;

@@ -13,6 +13,10 @@ struct rb_ndp_prog {
 	uint32_t type;
 	uint32_t handle;
 	struct rb_bpf_prog *bpf;
+	char section[RB_NDP_SECTION_MAX];
+	uint64_t loaded_unix_ns;
+	/* rb_ndp_prog_account(): once per request, never per run. */
+	_Atomic uint64_t requests, runs, hops, executed;
 };
 
 /* A registered file: its extent map, immutable once registered (requests

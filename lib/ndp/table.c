@@ -20,7 +20,7 @@
 
 struct rb_ndp_table {
 	pthread_mutex_t lock;
-	char name[32];
+	char name[64];
 	/* What a guest's LOADs, UNLOADs and registrations log, per VM: 2,000
 	 * rejected LOADs must not write 4,000 lines. */
 	struct rb_log_limit log_limit;
@@ -173,6 +173,10 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 	atomic_init(&p->refs, 1);
 	p->type = type;
 	p->bpf = bpf;
+	snprintf(p->section, sizeof(p->section), "%s", section);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	p->loaded_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	pthread_mutex_lock(&t->lock);
 	/* Another LOAD may have taken the slot meanwhile: look again. */
 	free_slot = RB_NDP_MAX_PROGRAMS;
@@ -257,6 +261,40 @@ void rb_ndp_release(struct rb_ndp_prog *p)
 uint32_t rb_ndp_prog_type(const struct rb_ndp_prog *p)
 {
 	return p->type;
+}
+
+void rb_ndp_prog_account(struct rb_ndp_prog *p, uint32_t runs, uint32_t hops, uint64_t insns)
+{
+	atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->runs, runs, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->hops, hops, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->executed, insns, memory_order_relaxed);
+}
+
+unsigned rb_ndp_table_list(struct rb_ndp_table *t, struct rb_ndp_prog_info *out, unsigned max)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < RB_NDP_MAX_PROGRAMS && n < max; i++) {
+		const struct rb_ndp_prog *p = t->slot[i];
+		if (!p)
+			continue;
+		struct rb_ndp_prog_info *o = &out[n++];
+		memset(o, 0, sizeof(*o));
+		o->handle = p->handle;
+		o->type = p->type;
+		snprintf(o->section, sizeof(o->section), "%s", p->section);
+		o->insns = rb_bpf_prog_len(p->bpf);
+		o->jitted = rb_bpf_prog_is_jitted(p->bpf);
+		o->loaded_unix_ns = p->loaded_unix_ns;
+		o->requests = atomic_load_explicit(&p->requests, memory_order_relaxed);
+		o->runs = atomic_load_explicit(&p->runs, memory_order_relaxed);
+		o->hops = atomic_load_explicit(&p->hops, memory_order_relaxed);
+		o->executed = atomic_load_explicit(&p->executed, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }
 
 unsigned rb_ndp_table_count(struct rb_ndp_table *t)

@@ -15,9 +15,10 @@
 
 #define FILE_MAX (4u << 20) /* a file of limits is small; refuse a runaway one */
 
-/* One limits object, "group" allowed or not; err gets "where: why". */
-static int parse_limits(struct json_object *o, const char *where, bool group_ok,
-			struct rb_qos_limits *out, char *err, size_t errlen)
+/* One limits object, "group" allowed or not; err gets "where: why" (or
+ * "where.key: why" with key_paths when one key is at fault). */
+int rb_qos_limits_from_json(struct json_object *o, const char *where, bool group_ok,
+			    bool key_paths, struct rb_qos_limits *out, char *err, size_t errlen)
 {
 	char why[384];
 	uint32_t seen = 0;
@@ -34,15 +35,15 @@ static int parse_limits(struct json_object *o, const char *where, bool group_ok,
 		why[0] = 0;
 		if (!strcmp(key, "group")) {
 			if (!group_ok) {
-				snprintf(err, errlen, "%s: a group does not name a group", where);
-				return -EINVAL;
+				snprintf(why, sizeof(why), "a group does not name a group");
+				rc = -EINVAL;
+			} else if (!json_object_is_type(val, json_type_string)) {
+				snprintf(why, sizeof(why), "group must be a string");
+				rc = -EINVAL;
+			} else {
+				rc = rb_qos_limits_set_key(out, key, false, 0, json_object_get_string(val),
+							   &seen, why, sizeof(why));
 			}
-			if (!json_object_is_type(val, json_type_string)) {
-				snprintf(err, errlen, "%s: group must be a string", where);
-				return -EINVAL;
-			}
-			rc = rb_qos_limits_set_key(out, key, false, 0, json_object_get_string(val),
-						   &seen, why, sizeof(why));
 		} else if (json_object_is_type(val, json_type_int)) {
 			rc = rb_qos_limits_set_key(out, key, true, json_object_get_int64(val), NULL,
 						   &seen, why, sizeof(why));
@@ -55,12 +56,17 @@ static int parse_limits(struct json_object *o, const char *where, bool group_ok,
 			rc = -EINVAL;
 		}
 		if (rc) {
-			snprintf(err, errlen, "%s: %s", where, why);
+			if (key_paths)
+				snprintf(err, errlen, "%s.%s: %s", where, key, why);
+			else
+				snprintf(err, errlen, "%s: %s", where, why);
+			memset(out, 0, sizeof(*out));
 			return rc;
 		}
 	}
 	if (rb_qos_limits_check(out, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", where, why);
+		memset(out, 0, sizeof(*out));
 		return -EINVAL;
 	}
 	return 0;
@@ -174,7 +180,7 @@ static int parse_section(struct json_object *sec, const char *sname, enum rb_qos
 		snprintf(where, sizeof(where), "%s.%s", sname, name);
 		e->kind = k;
 		snprintf(e->name, sizeof(e->name), "%s", name);
-		rc = parse_limits(val, where, k == RB_QOS_TARGET_DISK, &e->limits, err, errlen);
+		rc = rb_qos_limits_from_json(val, where, k == RB_QOS_TARGET_DISK, false, &e->limits, err, errlen);
 		if (rc)
 			return rc;
 		if (k == RB_QOS_TARGET_GROUP) {

@@ -88,7 +88,6 @@ struct rb_qos_registry {
 };
 
 /* lib/qos/limits.c */
-bool rb_qos_name_ok(const char *name);
 /* One key of a limits object: the kv parser and the JSON file both call it. */
 int rb_qos_limits_set_key(struct rb_qos_limits *lim, const char *key, bool has_num,
 			  int64_t num, const char *str, uint32_t *seen, char *err, size_t errlen);

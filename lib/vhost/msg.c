@@ -274,3 +274,23 @@ int rb_vhost_check_inflight(uint32_t request, const void *payload, uint32_t size
 	}
 	return 0;
 }
+
+int rb_vhost_check_backend_req_fd(uint32_t size, unsigned nfds, bool negotiated, char *err,
+				  size_t errlen)
+{
+	if (!negotiated) {
+		rb_vhost_errf(err, errlen,
+			      "SET_BACKEND_REQ_FD without the BACKEND_REQ protocol feature negotiated");
+		return -EINVAL;
+	}
+	if (size != 0 && size != sizeof(uint64_t)) {
+		rb_vhost_errf(err, errlen, "SET_BACKEND_REQ_FD: payload of %u bytes, expected 0 or 8",
+			      size);
+		return -EINVAL;
+	}
+	if (nfds != 1) {
+		rb_vhost_errf(err, errlen, "SET_BACKEND_REQ_FD: %u fds, expected 1", nfds);
+		return -EINVAL;
+	}
+	return 0;
+}

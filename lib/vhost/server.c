@@ -40,6 +40,7 @@ struct rb_vhost_server {
 	char name[64];
 	int listen_fd;
 	int conn_fd;
+	int backend_fd; /* the backend channel (SET_BACKEND_REQ_FD); -1: none */
 	const struct rb_vhost_dev_ops *ops;
 	void *dev;
 	unsigned nqueues;
@@ -70,6 +71,7 @@ struct msg {
 #define PROTOCOL_FEATURES                                                   \
 	((1ull << RB_VHOST_USER_PROTOCOL_F_MQ) |                            \
 	 (1ull << RB_VHOST_USER_PROTOCOL_F_REPLY_ACK) |                     \
+	 (1ull << RB_VHOST_USER_PROTOCOL_F_BACKEND_REQ) |                   \
 	 (1ull << RB_VHOST_USER_PROTOCOL_F_CONFIG) |                        \
 	 (1ull << RB_VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 
@@ -204,6 +206,7 @@ static void reset_state(struct rb_vhost_server *s)
 		v->kick_fd = v->call_fd = -1;
 	}
 	unmap_mem(s);
+	close_fd(&s->backend_fd);
 	s->features = 0;
 	s->protocol_features = 0;
 }
@@ -632,6 +635,22 @@ static int h_set_inflight(struct rb_vhost_server *s, struct msg *m)
 	return 0;
 }
 
+static int h_set_backend_req_fd(struct rb_vhost_server *s, struct msg *m)
+{
+	char err[256];
+	bool negotiated = s->protocol_features & (1ull << RB_VHOST_USER_PROTOCOL_F_BACKEND_REQ);
+
+	if (rb_vhost_check_backend_req_fd(m->hdr.size, m->nfds, negotiated, err, sizeof(err))) {
+		rb_err(s->name, "%s", err);
+		return -EINVAL;
+	}
+	close_fd(&s->backend_fd);
+	s->backend_fd = m->fds[0];
+	m->nfds = 0; /* kept */
+	rb_debug(s->name, "backend channel set up");
+	return 0;
+}
+
 static int dispatch(struct rb_vhost_server *s, struct msg *m)
 {
 	switch (m->hdr.request) {
@@ -690,6 +709,8 @@ static int dispatch(struct rb_vhost_server *s, struct msg *m)
 		return h_get_inflight(s, m);
 	case RB_VHOST_USER_SET_INFLIGHT_FD:
 		return h_set_inflight(s, m);
+	case RB_VHOST_USER_SET_BACKEND_REQ_FD:
+		return h_set_backend_req_fd(s, m);
 	case RB_VHOST_USER_SET_CONFIG: {
 		struct rb_vhost_config_hdr c;
 		char err[256];
@@ -906,6 +927,7 @@ int rb_vhost_server_new(const char *path, const struct rb_vhost_dev_ops *ops, vo
 		return -EINVAL;
 	}
 	s->conn_fd = -1;
+	s->backend_fd = -1;
 	for (unsigned i = 0; i < RB_VHOST_MAX_QUEUES; i++)
 		s->vr[i].kick_fd = s->vr[i].call_fd = -1;
 	rc = make_listener(path, &s->listen_fd, err, errlen);
@@ -953,4 +975,42 @@ bool rb_vhost_server_connected(const struct rb_vhost_server *s)
 uint64_t rb_vhost_server_connects(const struct rb_vhost_server *s)
 {
 	return atomic_load_explicit(&s->connects, memory_order_relaxed);
+}
+
+int rb_vhost_server_config_changed(struct rb_vhost_server *s, char *err, size_t errlen)
+{
+	if (s->conn_fd < 0) {
+		rb_vhost_errf(err, errlen, "no frontend is connected");
+		return -ENOTCONN;
+	}
+	if (s->backend_fd < 0) {
+		rb_vhost_errf(err, errlen,
+			      "the frontend gave no backend channel (BACKEND_REQ not negotiated): it sees the new size when it reads the config space again (guest reboot or reconnect)");
+		return -ENOTSUP;
+	}
+	/* No NEED_REPLY: nothing here waits for the frontend, which may be
+	 * busy sending us a message at this very moment. */
+	struct rb_vhost_msg_hdr hdr = {
+		.request = RB_VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
+		.flags = RB_VHOST_USER_VERSION,
+		.size = 0,
+	};
+	ssize_t n;
+	do {
+		n = send(s->backend_fd, &hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(hdr)) {
+		rb_vhost_errf(err, errlen, "backend channel: %s; closed",
+			      n < 0 ? strerror(errno) : "short write");
+		rb_warn(s->name, "%s", err);
+		close_fd(&s->backend_fd);
+		return -EIO;
+	}
+	rb_debug(s->name, "config change announced on the backend channel");
+	return 0;
+}
+
+const struct rb_vhost_mem *rb_vhost_server_mem(const struct rb_vhost_server *s)
+{
+	return s->conn_fd >= 0 && s->mem.n ? &s->mem : NULL;
 }

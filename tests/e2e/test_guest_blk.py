@@ -21,6 +21,11 @@ Steps:
           modern-only (disable-legacy=on) reads the whole disk back through
           the guest and verifies it; a second device on a second backend
           appears as /dev/vdb, takes writes, and its image is checked too.
+  boot 3  (rosenbridged) the image grows while the guest runs; `rosenctl
+          disk-resize` re-reads it and announces the new capacity on the
+          vhost-user backend channel (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG);
+          QEMU re-reads the config space and interrupts the guest, whose
+          virtio_blk updates /sys/block/vda/size; the new space takes I/O.
   backend stops cleanly on SIGTERM (rosenbridged: and removes its socket).
 """
 import argparse
@@ -32,6 +37,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -249,8 +255,13 @@ class RosenBackend(Backend):
     removes_socket = True
     daemon = None
 
+    @property
+    def control(self):
+        return self.sock + ".ctl"
+
     def command(self):
-        return [self.daemon, "--disk", self.image, "--socket", self.sock, "--queues", "2"]
+        return [self.daemon, "--disk", self.image, "--socket", self.sock, "--queues", "2",
+                "--name", "disk1", "--control", self.control]
 
 
 # ---- guest scripts ----
@@ -365,6 +376,80 @@ def verify_plan(layout, layout2):
     return SCRIPT_HEAD + "\n".join(lines) + "\n"
 
 
+RESIZED = 96 * MiB
+READY = "ROSEN-E2E-RESIZE-READY"
+
+
+def resize_plan():
+    """Boot 3's script: wait for the host to grow the disk, see it."""
+    old, new = DISK_SIZE // 512, RESIZED // 512
+    return SCRIPT_HEAD + """wait_dev /dev/vda
+check size-before test "$(cat /sys/block/vda/size)" = {old}
+echo {ready}
+i=0
+while [ "$(cat /sys/block/vda/size)" = {old} ] && [ $i -lt 600 ]; do usleep 100000; i=$((i + 1)); done
+echo "guest: /sys/block/vda/size is $(cat /sys/block/vda/size) after $i polls"
+check size-after-resize test "$(cat /sys/block/vda/size)" = {new}
+check blkcheck-size-after-resize test "$(blkcheck size /dev/vda)" = {newb}
+check new-space-reads-zeros {zeros}
+check write-new-space {write}
+check verify-new-space {verify}
+check flush-after-resize {flush}
+finish
+""".format(old=old, new=new, newb=RESIZED, ready=READY,
+           zeros=blk("zeros", "/dev/vda", DISK_SIZE, 1 * MiB),
+           write=blk("write", "/dev/vda", RESIZED - 1 * MiB, 1 * MiB, 31),
+           verify=blk("verify", "/dev/vda", RESIZED - 1 * MiB, 1 * MiB, 31),
+           flush=blk("flush", "/dev/vda"))
+
+
+def resize_boot(args, tmp, cache, blkcheck, backend, img, sock, boot_args):
+    """Boot 3: grow the image under a running guest, announce it with
+    rosenctl disk-resize, the guest sees the new size."""
+    script = os.path.join(tmp, "boot3.sh")
+    with open(script, "w") as f:
+        f.write(resize_plan())
+    initrd = guest.make_initramfs(os.path.join(tmp, "initrd3.gz"), script, adds=[blkcheck], cache=cache)
+    console = os.path.join(tmp, "console3.log")
+    box = {}
+    t = threading.Thread(target=lambda: box.update(res=guest.boot(
+        initrd, [guest.VhostBlk(sock, num_queues=2)], console, **boot_args)))
+    t.start()
+    deadline = time.monotonic() + args.timeout
+    ready = False
+    while not ready and t.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            with open(console, errors="replace") as f:
+                ready = READY in f.read()
+        except OSError:
+            pass
+    if check("boot3: the guest saw the old size and waits", ready, "no %s on the console" % READY):
+        with open(img, "r+b") as f:
+            f.truncate(RESIZED)
+        rosenctl = args.rosenctl or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+            RosenBackend.daemon))), "rosenctl", "rosenctl")
+        p = subprocess.run([rosenctl, "--control", backend.control, "disk-resize", "--name", "disk1"],
+                           capture_output=True, text=True, timeout=30)
+        check("rosenctl disk-resize announces 64 MiB -> 96 MiB",
+              p.returncode == 0 and "64 MiB -> 96 MiB; announced to the frontend" in p.stdout,
+              "rc %d: %s %s" % (p.returncode, p.stdout.strip(), p.stderr.strip()))
+    t.join()
+    res = box.get("res")
+    if res is None:
+        check("boot3: guest result", False, "the boot raised")
+        return
+    timings.append(("boot 3 (resize)", res.elapsed))
+    report_boot("boot3", res)
+    want = bytearray(RESIZED)
+    want[RESIZED - 1 * MiB:] = pattern(31, RESIZED - 1 * MiB, 1 * MiB)
+    with open(img, "rb") as f:
+        f.seek(DISK_SIZE)
+        got = f.read()
+    check("host: the grown part of the image holds the guest's write, zeros elsewhere",
+          got == bytes(want[DISK_SIZE:]), "%d bytes differ" % sum(1 for a, b in zip(got, want[DISK_SIZE:]) if a != b))
+
+
 def report_boot(tag, res):
     """PASS/FAIL lines for the guest's checks and the boot itself."""
     for passed, name, reason in res.checks:
@@ -448,6 +533,9 @@ def run(args, tmp):
     diff = compare_image(img2, layout2)
     check("second image matches after boot 2", diff is None, diff or "")
 
+    if args.backend == "rosenbridged":
+        resize_boot(args, tmp, cache, blkcheck, b1, img1, sock1, boot_args)
+
     for b, sock in ((b1, sock1), (b2, sock2)):
         clean, detail = b.stop()
         check("%s stops on SIGTERM (%s)" % (b.name, os.path.basename(sock)), clean,
@@ -465,6 +553,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", choices=["qsd", "rosenbridged"], default="qsd")
     ap.add_argument("--daemon", help="path of rosenbridged (with --backend rosenbridged)")
+    ap.add_argument("--rosenctl", help="path of rosenctl (default: next to the daemon in its build)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds per guest boot")
     ap.add_argument("--smp", type=int, default=2, help="guest vCPUs (2 exercises both queues)")
     ap.add_argument("--cache", default=None, help="guest cache dir (default $ROSEN_CACHE/guest)")

@@ -29,7 +29,7 @@ const char *rb_device_name(const struct rb_device *d)
 	return d->name;
 }
 
-const struct rb_disk *rb_device_disk(const struct rb_device *d)
+struct rb_disk *rb_device_disk(struct rb_device *d)
 {
 	return d->disk;
 }

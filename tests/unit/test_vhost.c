@@ -209,6 +209,18 @@ TEST(config_range_is_checked_without_overflow)
 	CHECK(rb_vhost_check_config(buf, 8, &out, err, sizeof(err)) == -EINVAL);
 }
 
+TEST(backend_req_fd_needs_the_feature_one_fd_and_a_small_payload)
+{
+	CHECK(rb_vhost_check_backend_req_fd(0, 1, true, err, sizeof(err)) == 0);
+	CHECK(rb_vhost_check_backend_req_fd(8, 1, true, err, sizeof(err)) == 0);
+	CHECK(rb_vhost_check_backend_req_fd(0, 1, false, err, sizeof(err)) == -EINVAL);
+	CHECK_STR_CONTAINS(err, "BACKEND_REQ");
+	CHECK(rb_vhost_check_backend_req_fd(0, 0, true, err, sizeof(err)) == -EINVAL);
+	CHECK(rb_vhost_check_backend_req_fd(0, 2, true, err, sizeof(err)) == -EINVAL);
+	CHECK_STR_CONTAINS(err, "2 fds");
+	CHECK(rb_vhost_check_backend_req_fd(4, 1, true, err, sizeof(err)) == -EINVAL);
+}
+
 /* ---- translation -------------------------------------------------------------- */
 
 /* ---- inflight area ----------------------------------------------------------- */

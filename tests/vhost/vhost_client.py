@@ -48,6 +48,7 @@ GET_PROTOCOL_FEATURES = 15
 SET_PROTOCOL_FEATURES = 16
 GET_QUEUE_NUM = 17
 SET_VRING_ENABLE = 18
+SET_BACKEND_REQ_FD = 21
 GET_CONFIG = 24
 SET_CONFIG = 25
 GET_INFLIGHT_FD = 31
@@ -64,8 +65,11 @@ VRING_NOFD = 1 << 8
 F_PROTOCOL_FEATURES = 30
 PROTO_MQ = 0
 PROTO_REPLY_ACK = 3
+PROTO_BACKEND_REQ = 5
 PROTO_CONFIG = 9
 PROTO_INFLIGHT_SHMFD = 12
+
+BACKEND_CONFIG_CHANGE_MSG = 2  # backend -> frontend, on the backend channel
 
 VIRTIO_F_INDIRECT_DESC = 28
 VIRTIO_F_EVENT_IDX = 29
@@ -738,10 +742,14 @@ class Frontend:
     GET_CONFIG, memory table, every ring), then does virtio-blk I/O."""
 
     def __init__(self, path, queues=None, queue_size=128, event_idx=True, indirect=True,
-                 mem_size=32 << 20, timeout=5.0, setup=True, inflight=False):
+                 mem_size=32 << 20, timeout=5.0, setup=True, inflight=False,
+                 backend_req=False, backend_sndbuf=None):
         self.path = path
         self.want_inflight = inflight
         self.inflight = None
+        self.want_backend_req = backend_req
+        self.backend_sndbuf = backend_sndbuf  # the backend's end: a small one fills fast
+        self.backend = None  # our end of the backend channel (backend_req)
         self.conn = Conn(path, timeout)
         self.conn_timeout = timeout
         self.mem = GuestMemory(mem_size)
@@ -764,6 +772,9 @@ class Frontend:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
         for vq in self.vqs:
             vq.close()
         self.vqs = []
@@ -789,9 +800,21 @@ class Frontend:
         want = (1 << PROTO_MQ) | (1 << PROTO_REPLY_ACK) | (1 << PROTO_CONFIG)
         if self.want_inflight:
             want |= 1 << PROTO_INFLIGHT_SHMFD
+        if self.want_backend_req:
+            want |= 1 << PROTO_BACKEND_REQ
         if pf & want != want:
             raise ProtocolError("protocol features 0x%x lack 0x%x" % (pf, want & ~pf))
         c.set_protocol_features(want)
+        if self.want_backend_req:
+            # As QEMU does: a socketpair, one end to the backend.
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            if self.backend_sndbuf:
+                theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.backend_sndbuf)
+            try:
+                c.request(SET_BACKEND_REQ_FD, b"", [theirs.fileno()])
+            finally:
+                theirs.close()
+            self.backend = mine
         self.device_queues = c.get_queue_num()
         c.set_owner()
         cfg = c.get_config(0, 60)
@@ -897,6 +920,20 @@ class Frontend:
         r = BlkReq(self.mem, type_, 0)
         r.segs.insert(1, blk_range(self.mem, sector, num, flags))
         return self.run(q, r, indirect, check_call=check_call)
+
+    def backend_msg(self, timeout=2.0):
+        """One message the backend sent on the backend channel:
+        (request, flags, payload), or None after timeout."""
+        self.backend.settimeout(timeout)
+        try:
+            hdr = self.backend.recv(HDR.size, socket.MSG_WAITALL)
+        except socket.timeout:
+            return None
+        if len(hdr) != HDR.size:
+            raise Closed("backend channel closed")
+        req, flags, size = HDR.unpack(hdr)
+        payload = self.backend.recv(size, socket.MSG_WAITALL) if size else b""
+        return req, flags, payload
 
     def get_id(self, q, indirect=False):
         r = BlkReq(self.mem, T_GET_ID, 0, in_len=20)
