@@ -359,6 +359,9 @@ def main():
             ("two disks with one name", {"disks": [dict(disk_x, name="a"), dict(disk_x, name="a", socket="z.sock")]},
              r"two disks are named 'a'"),
             ("a group no disk joins", {"groups": {"g": {"iops-total": 10}}, "disks": [disk_x]}, r"groups\.g: no disk joins"),
+            ("io-timeout out of range", {"io-timeout": 7200, "disks": [disk_x]}, r"io-timeout: "),
+            ("metrics-listen not [ADDR:]PORT", {"metrics-listen": "localhost:x", "disks": [disk_x]},
+             r"metrics-listen: "),
             ("a group's limits by path", {"groups": {"g": {"iops-total": 10, "iops-read": 5}}, "disks": [disk_x]},
              r"groups\.g: iops-total and iops-read")):
         p = cfg_run(cfg)
@@ -384,6 +387,8 @@ def main():
         "mode": "poll",
         "control": ctl,
         "log-format": "json",
+        "io-timeout": 30,
+        "metrics-listen": "0",
         "groups": {"tenant-a": {"iops-total": 200}},
         "disks": [
             {"name": "alpha", "disk": imgs["alpha"], "socket": socks["alpha"], "queues": 2, "cache": "buffered"},
@@ -487,6 +492,13 @@ def run_daemon(build, d, ctl, socks, imgs, progs, tmp):
           after["reads"] - before["reads"] == 10 and after["bytes_read"] - before["bytes_read"] == 40960,
           (before["reads"], after["reads"], before["bytes_read"], after["bytes_read"]))
     m1 = scrape(c)
+    port = re.search(r"serving metrics at http://127\.0\.0\.1:(\d+)/metrics", d.text())
+    hs = tm.Scrape(tm.parse_exposition(tm.http(int(port.group(1)), b"GET /metrics HTTP/1.0\r\n\r\n")[2])) \
+        if port else None
+    check("the config file's metrics-listen serves the same families over HTTP (loopback)",
+          hs is not None and set(hs.fams) == set(m1.fams)
+          and hs.get("rosen_requests_total", disk="alpha", type="read", status="ok")
+          == m1.get("rosen_requests_total", disk="alpha", type="read", status="ok"), port)
     d_req = m1.get("rosen_requests_total", disk="alpha", type="read", status="ok") - \
         m0.get("rosen_requests_total", disk="alpha", type="read", status="ok")
     d_bytes = m1.get("rosen_bytes_total", disk="alpha", direction="read") - \
