@@ -111,6 +111,13 @@ static void usage(FILE *f)
 		"                         [IPv6]) must be named, and is logged as a warning\n"
 		"                         (docs/metrics.md); the same text is the control\n"
 		"                         socket's `metrics` method\n"
+		"  --no-inline-reads      every read goes through io_uring. By default a read\n"
+		"                         of a buffered image (--cache buffered, or direct\n"
+		"                         without O_DIRECT) is first tried at once with\n"
+		"                         preadv2(RWF_NOWAIT): a page-cache hit costs one\n"
+		"                         syscall instead of an io_uring round trip, a miss\n"
+		"                         goes to io_uring (the worker never waits for the\n"
+		"                         device); docs/rosenbridged.md, \"Inline reads\"\n"
 		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
 		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
@@ -424,6 +431,8 @@ int config_parse_args(int argc, char **argv, struct config *c)
 			c->check_only = true;
 		} else if (!strcmp(a, "--allow-unsealed-memory")) {
 			c->allow_unsealed_memory = true;
+		} else if (!strcmp(a, "--no-inline-reads")) {
+			c->no_inline_reads = true;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
 			c->uncharged_program_io = true;
 		} else if (!strcmp(a, "--workers")) {
@@ -713,6 +722,9 @@ static int load_top(struct json_object *root, struct config *c, char *err, size_
 			rc = want_uint(v, key, 1, 86400, &c->stats_interval, err, errlen);
 		} else if (!strcmp(key, "ndp-inflight")) {
 			rc = want_uint(v, key, 1, RB_IO_NDP_INFLIGHT_MAX, &c->ndp_inflight, err, errlen);
+		} else if (!strcmp(key, "inline-reads")) {
+			rc = want_bool(v, key, &b, err, errlen);
+			c->no_inline_reads = !b;
 		} else if (!strcmp(key, "allow-unsealed-memory")) {
 			rc = want_bool(v, key, &b, err, errlen);
 			c->allow_unsealed_memory = b;
@@ -730,7 +742,7 @@ static int load_top(struct json_object *root, struct config *c, char *err, size_
 			rc = load_disks(v, c, err, errlen);
 		} else {
 			snprintf(err, errlen,
-				 "%s: unknown key (known: workers, mode, worker-depth, io-timeout, metrics-listen, control, log-level, log-format, throttle-file, stats-interval, ndp-inflight, allow-unsealed-memory, groups, disks)",
+				 "%s: unknown key (known: workers, mode, worker-depth, io-timeout, metrics-listen, control, log-level, log-format, throttle-file, stats-interval, ndp-inflight, inline-reads, allow-unsealed-memory, groups, disks)",
 				 key);
 			rc = -EINVAL;
 		}

@@ -85,7 +85,8 @@ int daemon_add_disk(struct daemon *d, const struct disk_arg *a, char *out_name, 
 		.disk = {.path = a->disk, .readonly = a->readonly, .cache = a->cache,
 			 .queues = a->queues, .qos = d->qos, .throttle = &a->throttle,
 			 .uncharged_program_io = d->cfg->uncharged_program_io,
-			 .ndp_inflight = d->cfg->ndp_inflight},
+			 .ndp_inflight = d->cfg->ndp_inflight,
+			 .no_inline_reads = d->cfg->no_inline_reads},
 		.socket = a->socket,
 	};
 	snprintf(o.name, sizeof(o.name), "%s", name);

@@ -203,6 +203,21 @@ static uint64_t v_capacity(struct rb_device *d, const struct rb_disk_metrics *m)
 	return rb_disk_capacity_sectors(rb_device_disk(d)) * 512u;
 }
 
+static void inline_reads(struct text *t, struct rb_device *const *devs, unsigned ndevs,
+			 const struct rb_disk_metrics *m)
+{
+	static const char name[] = "rosen_inline_reads_total";
+
+	family(t, name, "counter",
+	       "Reads of a buffered image tried at once (preadv2 RWF_NOWAIT): result=hit, served from the page cache; result=miss, then done through io_uring.");
+	for (unsigned i = 0; i < ndevs; i++) {
+		disk_sample(t, name, rb_device_name(devs[i]));
+		printf_(t, ",result=\"hit\"} %" PRIu64 "\n", m[i].inline_hits);
+		disk_sample(t, name, rb_device_name(devs[i]));
+		printf_(t, ",result=\"miss\"} %" PRIu64 "\n", m[i].inline_misses);
+	}
+}
+
 static void requests(struct text *t, struct rb_device *const *devs, unsigned ndevs,
 		     const struct rb_disk_metrics *m)
 {
@@ -331,6 +346,7 @@ int rb_metrics_render(struct rb_device *const *devs, unsigned ndevs, struct rb_w
 	per_disk(&t, devs, ndevs, m, "rosen_disk_capacity_bytes", "gauge",
 		 "The disk's size as the guest is told it (changes with disk_resize).", false,
 		 v_capacity);
+	inline_reads(&t, devs, ndevs, m);
 	if (workers)
 		workers_busy(&t, workers);
 	free(m);

@@ -61,11 +61,15 @@ CONFIGS = {
     "rb-event/ndp": ("rosenbridged", "event", "ndp", "event"),
     "rb-poll/vhost": ("rosenbridged", "poll", "vhost", "poll"),
     "rb-poll/ndp": ("rosenbridged", "poll", "ndp", "poll"),
+    # The same with every read through io_uring (no inline page-cache
+    # reads): what inline reads are worth, side by side (issue 16).
+    "rb-poll/vhost-uring": ("rosenbridged", "poll", "vhost", "poll", ["--no-inline-reads"]),
+    "rb-poll/ndp-uring": ("rosenbridged", "poll", "ndp", "poll", ["--no-inline-reads"]),
     "qsd-event/vhost": ("qsd", "event", "vhost", "event"),
 }
 LOOKUP_CONFIGS = list(CONFIGS)
 RANGE_CONFIGS = ["uring", "local-ndp", "rb-event/vhost", "rb-event/ndp", "rb-poll/vhost",
-                 "rb-poll/ndp", "qsd-event/vhost"]
+                 "rb-poll/ndp", "rb-poll/ndp-uring", "qsd-event/vhost"]
 THREAD_CONFIGS = ["uring", "local-ndp", "rb-event/vhost", "rb-event/ndp", "qsd-event/vhost"]
 DIRECT_CONFIGS = ["uring", "local-ndp", "rb-event/vhost", "rb-event/ndp"]
 RANGES = [1, 4, 16, 64, 256]
@@ -73,8 +77,9 @@ THREADS = [1, 2, 4]
 
 # Rough time per block read (us), to size each run to about `seconds`.
 PER_READ_US = {"pread": 2, "uring": 2, "local-ndp": 2, "rb-event/vhost": 70, "rb-event/ndp": 4,
-               "rb-poll/vhost": 3, "rb-poll/ndp": 2.5, "qsd-event/vhost": 70}
-PER_CALL_US = {"rb-event/ndp": 70, "rb-poll/ndp": 3}
+               "rb-poll/vhost": 3, "rb-poll/ndp": 2.5, "qsd-event/vhost": 70,
+               "rb-poll/vhost-uring": 3, "rb-poll/ndp-uring": 2.5}
+PER_CALL_US = {"rb-event/ndp": 70, "rb-poll/ndp": 3, "rb-poll/ndp-uring": 3}
 
 PAPER = {"vs_vhost_user": 2.021, "vs_bare_xrp": 0.65, "cpu_vs_vhost_user": 0.419,
          "range_cpu_vs_vhost_user": 0.224}
@@ -111,12 +116,12 @@ class Bench:
         self.rows = []
         self.csvf = None
 
-    def start_backend(self, backend, mode, db, sock, cache):
+    def start_backend(self, backend, mode, db, sock, cache, extra=()):
         if os.path.exists(sock):
             os.unlink(sock)
         if backend == "rosenbridged":
             args = [self.a.rosenbridged, "--disk", db, "--socket", sock, "--queues", "4",
-                    "--cache", cache, "--workers", "1", "--readonly", "--" + mode]
+                    "--cache", cache, "--workers", "1", "--readonly", "--" + mode] + list(extra)
         else:
             args = [self.a.qsd, "--blockdev",
                     f"driver=file,node-name=d0,filename={db},cache.direct="
@@ -128,7 +133,8 @@ class Bench:
         return p
 
     def one(self, suite, config, db, levels, rng=0, threads=1, rnd=1, direct=False, sum_=False):
-        backend, bmode, mode, notify = CONFIGS[config]
+        backend, bmode, mode, notify = CONFIGS[config][:4]
+        extra = CONFIGS[config][4] if len(CONFIGS[config]) > 4 else []
         ops = ops_for(self.a, config, levels, rng, threads, direct)
         args = [self.a.bpfkv, "bench", "--mode", mode, "--levels", str(levels), "--ops", str(ops),
                 "--threads", str(threads)]
@@ -141,7 +147,7 @@ class Bench:
         self.logf.write(f"==== {suite} {config} L={levels} range={rng} threads={threads} {cache}\n")
         self.logf.flush()
         if backend:
-            p = self.start_backend(backend, bmode, db, self.a.sock, cache)
+            p = self.start_backend(backend, bmode, db, self.a.sock, cache, extra)
             args += ["--uri", "vhost-user:" + self.a.sock, "--notify", notify, "--db", db,
                      "--backend-pid", str(p.pid)]
         else:
@@ -408,6 +414,37 @@ def report(a, rows, depths, made, meta):
       f"({fnum(cpu('rb-event/ndp') and cpu('rb-event/ndp') * 1000, '{:.3f}')} vs "
       f"{fnum(cpu('rb-event/vhost') and cpu('rb-event/vhost') * 1000, '{:.3f}')} CPU ms per lookup) | "
       f"{spread('cpu_s_per_kop', 'rb-event/ndp', 'rb-event/vhost')} | {verdict(cpu_ev, 0.35, le=True)} |")
+    w("")
+    # Issue 16: the hop path and the engine, close to the physical limit.
+    w(f"## Targets (issue 16: the hop path, depth {D}, one worker)")
+    w("")
+    w("`rb-poll/ndp` reads a cached block inline (preadv2 RWF_NOWAIT, one syscall) and goes to "
+      "io_uring on a miss; `rb-poll/ndp-uring` is the same daemon with `--no-inline-reads` (every "
+      "hop through io_uring, as `local-ndp` and `uring` do), measured in the same rounds.")
+    w("")
+    w("| target | measured (medians) | per round | verdict |")
+    w("|---|---|---|---|")
+    for d in [x for x in (3, 4, 5) if x in depths]:
+        r = ratio(ops("local-ndp", d), ops("uring", d))
+        w(f"| local-ndp >= 0.97x uring, depth {d} | {fnum(r, '{:.2f}x')} "
+          f"({fnum(ops('local-ndp', d))} vs {fnum(ops('uring', d))}) | - | {verdict(r, 0.97)} |")
+    t16 = {}
+    for num, den, target, label in (("rb-poll/ndp", "local-ndp", 0.9, "polled ndp >= 0.9x local-ndp"),
+                                    ("rb-poll/ndp-uring", "local-ndp", 0.9,
+                                     "(same, every hop through io_uring)"),
+                                    ("rb-event/ndp", "rb-event/vhost", 4.5, "event ndp >= 4.5x event vhost"),
+                                    ("rb-poll/ndp", "pread", 0.8, "stretch: polled ndp >= 0.8x pread"),
+                                    ("rb-poll/ndp-uring", "pread", 0.8, "(same, every hop through io_uring)")):
+        r = ratio(ops(num), ops(den))
+        t16[label] = r
+        w(f"| {label} | {fnum(r, '{:.2f}x')} ({fnum(ops(num))} vs {fnum(ops(den))}) | "
+          f"{spread('ops_per_s', num, den)} | {verdict(r, target)} |")
+    for k in (64, 256):
+        if k not in RANGES:
+            continue
+        for num in ("rb-poll/ndp", "rb-poll/ndp-uring"):
+            r = ratio(med(rg, "ops_per_s", config=num, range=k), med(rg, "ops_per_s", config="local-ndp", range=k))
+            w(f"| range {k} keys: {num} >= 0.9x local-ndp | {fnum(r, '{:.2f}x')} | - | {verdict(r, 0.9)} |")
     w("")
     hp = meta.get("guest_halt_poll_ns")
     w("Event-driven ratios move with the cost of a wake-up, which a virtual machine does not hold "

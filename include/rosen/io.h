@@ -83,6 +83,11 @@ struct rb_disk_opts {
 	/* NDP requests (READ_ND/WRITE_ND) in flight per queue, each holding
 	 * ~28 KiB of state; more wait in the ring.  0: RB_IO_NDP_INFLIGHT. */
 	unsigned ndp_inflight;
+	/* Reads are first tried at once with preadv2(RWF_NOWAIT) on a
+	 * buffered image (a page-cache hit costs one syscall instead of an
+	 * io_uring round trip; a miss goes to io_uring, never waiting):
+	 * true turns that off (--no-inline-reads). */
+	bool no_inline_reads;
 };
 
 #define RB_IO_NDP_INFLIGHT 64u      /* default NDP requests in flight per queue */
@@ -267,6 +272,9 @@ struct rb_disk_metrics {
 	uint64_t verifier_rejections; /* LOADs its verifier refused */
 	uint64_t throttled_ns; /* sum over its I/Os of the time they waited for budget */
 	uint64_t inflight;     /* requests taken from its rings, not given back */
+	/* Reads tried inline (preadv2 RWF_NOWAIT on a buffered image): hits
+	 * served from the page cache; misses then went through io_uring. */
+	uint64_t inline_hits, inline_misses;
 };
 #define RB_IO_PROG_SAMPLE_EVERY 64u
 void rb_disk_metrics(const struct rb_disk *d, struct rb_disk_metrics *out);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -138,6 +139,37 @@ struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *r
 	return sqe;
 }
 
+bool rb_io_read_inline(struct rb_worker *w, struct rb_io_req *req, int fd, const struct iovec *iov,
+		       int iovcnt, uint64_t off, uint64_t want)
+{
+	struct rb_disk *d = req->q->disk;
+
+	if (fd != d->fd_buffered || w->inl_n == RB_IO_INLINE_MAX ||
+	    !atomic_load_explicit(&d->inline_reads, memory_order_relaxed) || !rb_io_fault_inline_ok(w))
+		return false;
+	ssize_t n = preadv2(fd, iov, iovcnt, (off_t)off, RWF_NOWAIT);
+	rb_io_clock_stale(w); /* a syscall: the next request reads the clock */
+	if (n != (ssize_t)want) {
+		if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
+			/* A file that cannot do RWF_NOWAIT: not again. */
+			atomic_store_explicit(&d->inline_reads, false, memory_order_relaxed);
+			rb_info(d->name, "%s cannot be read without waiting (RWF_NOWAIT: %s): every read goes through io_uring",
+				d->path, strerror(errno));
+		}
+		/* A miss (EAGAIN), a part cached (short) or an error: the whole
+		 * read through io_uring, which reports what is wrong. */
+		rb_io_count(&req->q->st.inline_misses, 1);
+		return false;
+	}
+	rb_io_count(&req->q->st.inline_hits, 1);
+	/* In flight until reap() hands its result over, like an SQE. */
+	req->sqes++;
+	req->idle_s = 0;
+	w->sq_inflight++;
+	w->inl[(w->inl_head + w->inl_n++) % RB_IO_INLINE_MAX] = (struct rb_io_inline){req, (int)n};
+	return true;
+}
+
 /* The readv/writev of `bytes` at `off` into/from b->iov.  false: no SQE. */
 static bool prep_rw(struct rb_worker *w, struct rb_io_req *req, uint64_t off, uint64_t bytes)
 {
@@ -151,10 +183,13 @@ static bool prep_rw(struct rb_worker *w, struct rb_io_req *req, uint64_t off, ui
 	if (d->direct && (!iov_aligned(b->iov, b->iovcnt, d->dio_align) ||
 			  (off | bytes) & (d->dio_align - 1)))
 		fd = d->fd_buffered;
+	req->expected = bytes;
+	if (b->hdr.type != RB_VIRTIO_BLK_T_OUT &&
+	    rb_io_read_inline(w, req, fd, b->iov, b->iovcnt, off, bytes))
+		return true;
 	struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
 	if (!sqe)
 		return false;
-	req->expected = bytes;
 	if (b->hdr.type == RB_VIRTIO_BLK_T_OUT)
 		io_uring_prep_writev(sqe, fd, b->iov, b->iovcnt, off);
 	else

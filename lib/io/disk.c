@@ -185,6 +185,7 @@ int rb_disk_open(const struct rb_disk_opts *o, struct rb_workers *workers, struc
 	}
 
 	d->uncharged_program_io = o->uncharged_program_io;
+	atomic_init(&d->inline_reads, !o->no_inline_reads);
 	d->ndp_inflight = o->ndp_inflight ? o->ndp_inflight : RB_IO_NDP_INFLIGHT;
 	if (d->ndp_inflight > RB_IO_NDP_INFLIGHT_MAX)
 		d->ndp_inflight = RB_IO_NDP_INFLIGHT_MAX;

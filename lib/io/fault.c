@@ -340,6 +340,22 @@ void rb_io_fault_sqes(struct rb_worker *w)
 	}
 }
 
+bool rb_io_fault_inline_ok(struct rb_worker *w)
+{
+	bool ok;
+
+	(void)w;
+	pthread_once(&env_once, load_env);
+	pthread_mutex_lock(&lock);
+	/* With a rule armed every read goes to io_uring, where the rules
+	 * act; otherwise an inline read is traced as a read submitted. */
+	ok = n_rules == 0;
+	if (ok)
+		stats.read_sqes++;
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
 void rb_io_fault_cqe(struct rb_worker *w, struct io_uring_cqe *cqe)
 {
 	struct rb_io_req *req = (struct rb_io_req *)(uintptr_t)cqe->user_data;

@@ -91,6 +91,9 @@ struct rb_io_qstats {
 	_Atomic uint64_t ndp_bytes_read, ndp_bytes_written;
 	_Atomic uint64_t prog_insns, prog_run_ns, prog_sampled;
 	_Atomic uint64_t inflight;
+	/* Reads tried inline (rb_io_read_inline): served from the page
+	 * cache, or not (a miss, a short read: io_uring did them). */
+	_Atomic uint64_t inline_hits, inline_misses;
 };
 
 struct rb_io_ndp; /* ndp_io.c: state of an NDP request */
@@ -210,6 +213,9 @@ struct rb_disk {
 	 * VM (whatever its number of queues), shared by its workers. */
 	struct rb_log_limit log_limit;
 	unsigned ndp_inflight;      /* NDP states per queue (rb_disk_opts) */
+	/* Reads on fd_buffered are tried inline first (rb_io_read_inline);
+	 * cleared for good if the file cannot do RWF_NOWAIT. */
+	_Atomic bool inline_reads;
 	/* LOADs of this VM queued for or running on the loader: capped at
 	 * RB_NDP_LOADS_PER_VM, so one guest cannot fill the daemon's queue. */
 	atomic_uint loads_pending;
@@ -253,6 +259,9 @@ void rb_io_throttle_flush(struct rb_worker *w, struct rb_io_queue *q);
 uint64_t rb_io_throttle_next_ns(const struct rb_worker *w);
 uint64_t rb_io_now_ns(void);
 
+/* Inline reads waiting for their worker's reap() (at most). */
+#define RB_IO_INLINE_MAX 64u
+
 struct rb_worker {
 	struct rb_workers *pool;
 	unsigned id;
@@ -292,6 +301,13 @@ struct rb_worker {
 	uint64_t clock_ns, clock_last, busy_since;
 	struct rb_io_queue *queues[RB_IO_MAX_QUEUES_PER_WORKER];
 	unsigned nq;
+	/* Reads served inline (rb_io_read_inline), their results waiting for
+	 * reap() like CQEs, in order: a FIFO of inl_n entries from inl_head. */
+	struct rb_io_inline {
+		struct rb_io_req *req;
+		int res;
+	} inl[RB_IO_INLINE_MAX];
+	unsigned inl_head, inl_n;
 };
 
 /*
@@ -383,7 +399,14 @@ static inline int rb_io_watch_done(struct rb_io_req *req, int res)
 #ifdef RB_FAULT_HOOKS
 void rb_io_fault_sqes(struct rb_worker *w);
 void rb_io_fault_cqe(struct rb_worker *w, struct io_uring_cqe *cqe);
+/* Whether a read may be done inline now (no rule armed); counts it. */
+bool rb_io_fault_inline_ok(struct rb_worker *w);
 #else
+static inline bool rb_io_fault_inline_ok(struct rb_worker *w)
+{
+	(void)w;
+	return true;
+}
 static inline void rb_io_fault_sqes(struct rb_worker *w)
 {
 	(void)w;
@@ -405,6 +428,16 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
 void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* The one submission point of every storage I/O (blk.c). */
 struct io_uring_sqe *rb_io_submit_point(struct rb_worker *w, struct rb_io_req *req);
+/*
+ * A read of `want` bytes at off into iov, done at once if fd is the disk's
+ * buffered fd and the page cache holds all of it (preadv2 RWF_NOWAIT: it
+ * never waits for the device); its result then reaches the request's
+ * completion through reap(), as a CQE would.  false: not done (a miss, a
+ * short read, inline reads off, the FIFO full): submit it to io_uring.
+ * Only for reads admitted like an SQE (throttle, device slot).
+ */
+bool rb_io_read_inline(struct rb_worker *w, struct rb_io_req *req, int fd, const struct iovec *iov,
+		       int iovcnt, uint64_t off, uint64_t want);
 /* Runs q's deferred NDP chains while its credit lasts; returns how many. */
 unsigned rb_ndp_io_run_deferred(struct rb_worker *w, struct rb_io_queue *q);
 /* Ends q's deferred NDP chains (the queue is stopping): IO_ERROR. */

@@ -82,6 +82,8 @@ void rb_disk_metrics(const struct rb_disk *d, struct rb_disk_metrics *m)
 		m->prog_run_ns += LOAD(prog_run_ns);
 		m->prog_sampled_requests += LOAD(prog_sampled);
 		m->inflight += LOAD(inflight);
+		m->inline_hits += LOAD(inline_hits);
+		m->inline_misses += LOAD(inline_misses);
 #undef LOAD
 	}
 	m->verifier_rejections = rb_ndp_table_verifier_rejections(d->progs);

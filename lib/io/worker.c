@@ -112,6 +112,20 @@ static unsigned reap(struct rb_worker *w)
 	unsigned n = 0;
 
 	rb_io_clock_stale(w);
+	/* Reads done inline, in the order they were done.  Handling one may
+	 * do the next (an NDP chain's next hop): as many as the queue's
+	 * program credit allows, then the chain is deferred (ndp_io.c). */
+	while (w->inl_n) {
+		struct rb_io_inline e = w->inl[w->inl_head];
+
+		w->inl_head = (w->inl_head + 1) % RB_IO_INLINE_MAX;
+		w->inl_n--;
+		w->sq_inflight--;
+		int res = rb_io_watch_done(e.req, e.res);
+		rb_io_slot_done(w, e.req);
+		rb_blk_io_done(w, e.req, res);
+		n++;
+	}
 	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
 		rb_io_fault_cqe(w, cqe); /* test builds: trace, inject */
 		struct rb_io_req *req = io_uring_cqe_get_data(cqe);
