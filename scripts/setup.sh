@@ -9,7 +9,7 @@ PACKAGES=(
   clang-19 llvm-19 libclang-rt-19-dev
   qemu-system-x86 qemu-system-common cpio xz-utils e2fsprogs
   linux-headers-amd64 make
-  gnuplot-nox
+  gnuplot-nox fio
   libjson-c-dev
   libfuse3-dev fuse3
 )

@@ -71,6 +71,8 @@ for dir in "${dirs[@]}"; do
     python3 tests/cli/test_metrics.py --build "$dir"
   run_suite "$kind: cli (control socket, rosenctl, --config)" \
     python3 tests/cli/test_control.py --build "$dir"
+  run_suite "$kind: cli (inline page-cache reads: hits, misses, NDP rounds)" \
+    python3 tests/cli/test_inline_reads.py --build "$dir"
   run_suite "$kind: cli (throttling: caps, bursts, NDP hops, groups, drains)" \
     python3 tests/cli/test_throttle.py --build "$dir"
   run_suite "$kind: cli (bpfkv: every mode, rosenbridged, qsd)" \

@@ -12,7 +12,14 @@ Configurations, each a fresh backend process per run:
                           defaults, aio=threads: the named baseline) and
   qsd with aio=io_uring + client --notify event   (qsd's fastest file
                           backend, a second reference; --no-qsd-io-uring)
-  rosenbridged --poll   + client --notify poll    reported apart
+  rosenbridged --poll   + client --notify poll    reported apart, and the
+                          same with --no-inline-reads (every read through
+                          io_uring) to show what inline reads are worth
+  fio, no backend: its own io_uring loop (and psync, pread, at QD1) on the
+                          same file, --invalidate=0: the ceiling a
+                          vhost-user backend is measured against (issue 16:
+                          polled rosenbridged >= 0.9x fio io_uring at QD1);
+                          skipped with a note when fio is missing (--no-fio)
 
 CSV on stdout (one row per run), a summary with the ratios on stderr.
 Target (issue 4): rosenbridged >= 1.5x qsd IOPS per backend core.
@@ -22,6 +29,7 @@ import argparse
 import csv
 import ctypes
 import io
+import json
 import os
 import shutil
 import signal
@@ -49,7 +57,11 @@ CONFIGS = [
     ("qsd/event", "qsd", "event", "event"),
     ("qsd-io_uring/event", "qsd-io_uring", "event", "event"),
     ("rosenbridged/poll", "rosenbridged", "poll", "poll"),
+    ("rosenbridged/poll-uring", "rosenbridged", "poll-uring", "poll"),
+    ("fio-io_uring/none", "fio", "io_uring", "none"),
+    ("fio-psync/none", "fio", "psync", "none"),
 ]
+FIO_TARGET = 0.9  # issue 16: polled rosenbridged >= 0.9x fio io_uring, QD1
 
 children = []  # every process we started, for cleanup on any exit
 
@@ -187,7 +199,10 @@ def start_backend(a, backend, mode, image, sock, logf):
         os.unlink(sock)
     if backend == "rosenbridged":
         args = [a.rosenbridged, "--disk", image, "--socket", sock, "--queues", "1",
-                "--cache", "buffered", "--workers", "1", "--" + mode]
+                "--cache", "buffered", "--workers", "1",
+                "--poll" if mode == "poll-uring" else "--" + mode]
+        if mode == "poll-uring":
+            args.append("--no-inline-reads")
     else:
         args = [a.qsd,
                 "--blockdev", f"driver=file,node-name=d0,filename={image},cache.direct=off"
@@ -214,7 +229,45 @@ def run_client(a, sock, qd, notify):
     return dict(zip(rows[0], rows[1]))
 
 
+def run_fio(a, image, qd, engine):
+    """fio's own loop on the image: no backend, the ceiling.  A row like
+    one_run's (its CPU is the client's; there is no backend)."""
+    args = [a.fio, "--name=ceiling", f"--filename={image}", "--rw=randread", f"--bs={BS}",
+            f"--iodepth={qd}", f"--ioengine={engine}", "--direct=0", "--invalidate=0",
+            "--time_based", f"--runtime={a.seconds}", "--norandommap", "--randrepeat=0",
+            "--output-format=json"]
+    m0, w0 = machine_busy_ticks(), time.monotonic()
+    p = spawn(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=a.seconds + 60)
+    finally:
+        stop(p)
+    m1, w1 = machine_busy_ticks(), time.monotonic()
+    if p.returncode != 0:
+        raise RuntimeError(f"fio failed (status {p.returncode}): {err.strip()}")
+    job = json.loads(out[out.index("{"):])["jobs"][0]
+    rd = job["read"]
+    ios = int(rd["total_ios"])
+    secs = job["job_runtime"] / 1000.0
+    cpu_s = (job["usr_cpu"] + job["sys_cpu"]) / 100.0 * secs
+    others = max(0.0, ((m1 - m0) / CLK_TCK - cpu_s) / (w1 - w0))
+    pct = rd["clat_ns"].get("percentile", {})
+    return {
+        "backend": "fio", "mode": engine, "notify": "none", "round": 0, "bs": BS, "qd": qd,
+        "threads": 1, "seconds": secs, "ios": ios, "iops": float(rd["iops"]),
+        "mean_us": rd["lat_ns"]["mean"] / 1000.0, "p50_us": pct.get("50.000000", 0) / 1000.0,
+        "p99_us": pct.get("99.000000", 0) / 1000.0, "p999_us": pct.get("99.900000", 0) / 1000.0,
+        "client_cpu_us_per_io": cpu_s * 1e6 / ios if ios else float("nan"),
+        "backend_cpu_us_per_io": 0.0, "backend_cores": 0.0, "iops_per_backend_core": float("inf"),
+        "others_cores": others,
+    }
+
+
 def one_run(a, name, backend, mode, notify, qd, rnd, image, sock, logf):
+    if backend == "fio":
+        row = run_fio(a, image, qd, mode)
+        row["round"] = rnd
+        return row
     logf.write(f"==== {name} qd={qd} round={rnd}\n")
     logf.flush()
     p = start_backend(a, backend, mode, image, sock, logf)
@@ -280,8 +333,9 @@ def summary(a, rows, image_mib, resident, load0):
             rs = by.get((name, qd))
             if not rs:
                 continue
-            label = {"qsd": "qsd", "qsd-io_uring": "qsd aio=io_uring"}.get(
-                backend, f"rosenbridged --{mode}") + f" / {notify}"
+            label = {"qsd": "qsd", "qsd-io_uring": "qsd aio=io_uring", "fio": f"fio {mode} (no backend)"}.get(
+                backend, "rosenbridged --poll --no-inline-reads" if mode == "poll-uring"
+                else f"rosenbridged --{mode}") + ("" if backend == "fio" else f" / {notify}")
             log(f"  {label:<30} {qd:>3} {median_of(rs, 'iops'):>9.0f} {median_of(rs, 'mean_us'):>8.1f}"
                 f" {median_of(rs, 'p99_us'):>8.1f} {median_of(rs, 'backend_cpu_us_per_io'):>13.2f}"
                 f" {median_of(rs, 'backend_cores'):>13.2f} {median_of(rs, 'iops_per_backend_core'):>17.0f}"
@@ -314,6 +368,20 @@ def summary(a, rows, image_mib, resident, load0):
         if r:
             log(f"  QD{qd:<3} IOPS {r[0]:5.2f}x qsd   IOPS per backend core {r[1]:5.2f}x qsd")
     log()
+    fio = by.get(("fio-io_uring/none", 1))
+    if fio:
+        log("the ceiling: fio's own loop on the same file (no backend, no virtqueue), QD1:")
+        for mine, what in (("rosenbridged/poll", "rosenbridged --poll"),
+                           ("rosenbridged/poll-uring", "rosenbridged --poll --no-inline-reads")):
+            for base, bwhat in (("fio-io_uring/none", "fio io_uring"), ("fio-psync/none", "fio psync")):
+                r = ratios(mine, base, 1)
+                if r:
+                    verdict = ""
+                    if base == "fio-io_uring/none" and mine == "rosenbridged/poll":
+                        verdict = f"   target (issue 16) >= {FIO_TARGET}x: " + \
+                            ("met" if r[0] >= FIO_TARGET else "MISSED")
+                    log(f"  {what:<40} vs {bwhat:<13} IOPS {r[0]:5.2f}x{verdict}")
+        log()
     noisy = max(r["others_cores"] for r in rows)
     log(f"others = cores used by other processes during the run (shared machine);"
         f" highest: {noisy:.2f}" + (": the machine was busy, numbers are noisy"
@@ -342,6 +410,8 @@ def main():
     ap.add_argument("--qsd", default=shutil.which("qemu-storage-daemon") or "qemu-storage-daemon")
     ap.add_argument("--no-qsd-io-uring", action="store_true",
                     help="skip the second qsd configuration (aio=io_uring)")
+    ap.add_argument("--fio", default=shutil.which("fio") or "fio", help="fio binary (the ceiling)")
+    ap.add_argument("--no-fio", action="store_true", help="skip the fio ceiling runs")
     ap.add_argument("--csv", help="also write the CSV to this file")
     ap.add_argument("--keep-logs", action="store_true", help="keep the backends' logs")
     a = ap.parse_args()
@@ -355,6 +425,10 @@ def main():
         if not (os.access(path, os.X_OK) or shutil.which(path)):
             ap.error(f"{what} not found at {path} (build first, or pass --{what})")
 
+    if not a.no_fio and not (os.access(a.fio, os.X_OK) or shutil.which(a.fio)):
+        log(f"bench/blk: fio not found ({a.fio}): the ceiling runs are skipped "
+            "(scripts/setup.sh installs it; --no-fio says so explicitly)")
+        a.no_fio = True
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
 
@@ -390,6 +464,8 @@ def main():
                 for qd in QDS:
                     for name, backend, mode, notify in CONFIGS:
                         if backend == "qsd-io_uring" and a.no_qsd_io_uring:
+                            continue
+                        if backend == "fio" and (a.no_fio or (mode == "psync" and qd != 1)):
                             continue
                         row = one_run(a, name, backend, mode, notify, qd, rnd, image, sock, logf)
                         rows.append(row)
