@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "gds.h"
 #include "metrics.h"
 
 #define MAX_DISKS 64
@@ -123,6 +124,9 @@ static void usage(FILE *f)
 		"                         every VM's disk activity: another address (IPv4, or\n"
 		"                         [IPv6]) must be named, and is logged as a warning\n"
 		"                         (docs/metrics.md)\n"
+		"  --gpu N                the CUDA GPU (ordinal N) GPU regions live on (REG_GPU's\n"
+		"                         cuda target; docs/gds.md); without it, or without\n"
+		"                         libcuda.so.1, those requests answer NO_GPU\n"
 		"  --uncharged-program-io for the fairness experiment only (bench/fairness):\n"
 		"                         NDP program hops are not charged to the throttle\n"
 		"  --help                 this text\n"
@@ -141,6 +145,10 @@ static void usage(FILE *f)
 		"loads them again); docs/robustness.md, \"Restart without loss\".\n",
 		RB_IO_MAX_WORKERS, 1000u, RB_IO_NDP_INFLIGHT_MAX, RB_IO_NDP_INFLIGHT, 28u);
 }
+
+/* --gpu N (RosenGDS: gds.c). */
+static unsigned gds_gpu;
+static bool gds_gpu_set;
 
 static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
@@ -258,6 +266,11 @@ static int parse_args(int argc, char **argv, struct config *c)
 			i++;
 		} else if (!strcmp(a, "--allow-unsealed-memory")) {
 			c->allow_unsealed_memory = true;
+		} else if (!strcmp(a, "--gpu")) {
+			if (parse_uint("--gpu", v, 0, 1023, &gds_gpu))
+				return -1;
+			gds_gpu_set = true;
+			i++;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
 			c->uncharged_program_io = true;
 		} else if (!strcmp(a, "--workers")) {
@@ -473,6 +486,8 @@ int main(int argc, char **argv)
 		rb_err("rosenbridged", "out of memory");
 		goto out;
 	}
+	if (gds_gpu_set)
+		rb_gds_setup((int)gds_gpu); /* a GPU that is not there: NO_GPU, not an exit */
 	if (rb_workers_new(cfg.workers, cfg.mode, &workers, err, sizeof(err))) {
 		rb_err("rosenbridged", "%s", err);
 		goto out;
