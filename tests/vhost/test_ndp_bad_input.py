@@ -404,7 +404,7 @@ def t_probe_ok(c):
     r = c.do(ndp_probe(c.fe.mem), S_OK, NDP_PROBE.size + 1)
     f = NDP_PROBE.unpack(r.wpart(0))
     want = (vc.NDP_MAGIC, vc.NDP_VERSION, 16, 1 << 20, 4096, 4096, 4096, 1024, 0b1110,
-            vc.NDP_CAP_FILES, vc.NDP_MAX_FILES, vc.NDP_MAX_EXTENTS)
+            vc.NDP_CAP_FILES | vc.NDP_CAP_GDS, vc.NDP_MAX_FILES, vc.NDP_MAX_EXTENTS)
     check(f == want, "PROBE answered %r, expected %r" % (f, want))
     check(r.wpart(0)[48:] == bytes(16), "PROBE reserved words are not zero")
 
