@@ -84,6 +84,9 @@ for dir in "${dirs[@]}"; do
   run_suite "$kind: vhost ndp bad input (hostile frontend)" \
     python3 tests/vhost/test_ndp_bad_input.py --daemon "$dir/app/rosenbridged/rosenbridged" \
       --programs "$dir/tests/programs"
+  run_suite "$kind: RosenGDS (GPU regions, GPU reads 4 KiB..64 MiB, hostile retargets)" \
+    python3 tests/vhost/test_gds.py --daemon "$dir/app/rosenbridged/rosenbridged" \
+      --programs "$dir/tests/programs" --progs "$dir/progs"
   run_suite "$kind: vhost inflight tracking (restart without loss, hostile areas)" \
     python3 tests/vhost/test_inflight.py --daemon "$dir/app/rosenbridged/rosenbridged"
   run_suite "$kind: librosen client across daemon kills (reconnect, STATE_LOST)" \

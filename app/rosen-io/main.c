@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gds.h"
+
 #define CHUNK (1u << 20) /* bytes per request for read/write */
 
 static void usage(FILE *f)
@@ -52,6 +54,13 @@ static void usage(FILE *f)
 		"                          on success (default hop limit 64)\n"
 		"                          OBJECT may be a bare name (bpfkv_xrp_lookup.o):\n"
 		"                          the project's programs are found from anywhere\n"
+		"  gds-read OFFSET LENGTH [--target host|cuda]\n"
+		"                          RosenGDS: have the device allocate a GPU region\n"
+		"                          (default host memory; cuda: the daemon's GPU), read\n"
+		"                          LENGTH bytes (512..64 MiB) at OFFSET into it with one\n"
+		"                          READ_ND through progs/gds_map.o, print the region's\n"
+		"                          CRC-32 (GPU_SUM) and that of the same range read the\n"
+		"                          normal way; exit 0 only when they match\n"
 		"  bench --rw randread|randwrite|read|write --bs N --qd N --seconds S\n"
 		"        [--threads T] [--notify event|poll]\n"
 		"                          one CSV header and one row on stdout:\n"
@@ -84,7 +93,7 @@ static int parse_u64(const char *what, const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_aligned(const char *what, const char *s, uint64_t *out)
+int parse_aligned(const char *what, const char *s, uint64_t *out)
 {
 	if (parse_u64(what, s, out))
 		return -1;
@@ -260,7 +269,7 @@ static int parse_type(const char *s, uint32_t *type)
 	return 0;
 }
 
-static int load_prog(struct rb_guest_dev *d, const char *obj_name, const char *section,
+int load_prog(struct rb_guest_dev *d, const char *obj_name, const char *section,
 		     uint32_t type, uint32_t *handle)
 {
 	char *obj = find_object(obj_name), log[4096];
@@ -674,6 +683,13 @@ int main(int argc, char **argv)
 		}
 		if (parse_aligned("OFFSET", args[2], &off))
 			return 2;
+	} else if (!strcmp(cmd, "gds-read")) {
+		struct rb_guest_dev *d = open_dev(uri, notify, 1);
+		if (!d)
+			return 1;
+		int ret = cmd_gds_read(d, nargs - 2, args + 2);
+		rb_guest_close(d);
+		return ret;
 	} else if (!strcmp(cmd, "ndp-load") || !strcmp(cmd, "ndp-unload") || !strcmp(cmd, "xrp")) {
 		uint64_t h = 0;
 		if ((!strcmp(cmd, "ndp-load") && nargs != 5) || (!strcmp(cmd, "ndp-unload") && nargs != 3)) {

@@ -111,6 +111,10 @@ static void usage(FILE *f)
 		"                         [IPv6]) must be named, and is logged as a warning\n"
 		"                         (docs/metrics.md); the same text is the control\n"
 		"                         socket's `metrics` method\n"
+		"  --gpu N                the CUDA GPU (ordinal N) GPU regions live on (REG_GPU's\n"
+		"                         cuda target; docs/gds.md); without it, or without\n"
+		"                         libcuda.so.1, those requests answer NO_GPU (the\n"
+		"                         host-memory target works everywhere)\n"
 		"  --no-inline-reads      every read goes through io_uring. By default a read\n"
 		"                         of a buffered image (--cache buffered, or direct\n"
 		"                         without O_DIRECT) is first tried at once with\n"
@@ -314,6 +318,7 @@ int config_parse_args(int argc, char **argv, struct config *c)
 	c->workers = 1;
 	c->mode = RB_IO_POLL;
 	c->io_timeout = 60;
+	c->gpu = -1;
 	c->log_level = -1;
 	c->log_format = -1;
 	/* --config first, wherever it is: the flags then go on top. */
@@ -431,6 +436,12 @@ int config_parse_args(int argc, char **argv, struct config *c)
 			c->check_only = true;
 		} else if (!strcmp(a, "--allow-unsealed-memory")) {
 			c->allow_unsealed_memory = true;
+		} else if (!strcmp(a, "--gpu")) {
+			unsigned g;
+			if (parse_uint("--gpu", v, 0, 1023, &g))
+				return -1;
+			c->gpu = (int)g;
+			i++;
 		} else if (!strcmp(a, "--no-inline-reads")) {
 			c->no_inline_reads = true;
 		} else if (!strcmp(a, "--uncharged-program-io")) {
@@ -722,6 +733,10 @@ static int load_top(struct json_object *root, struct config *c, char *err, size_
 			rc = want_uint(v, key, 1, 86400, &c->stats_interval, err, errlen);
 		} else if (!strcmp(key, "ndp-inflight")) {
 			rc = want_uint(v, key, 1, RB_IO_NDP_INFLIGHT_MAX, &c->ndp_inflight, err, errlen);
+		} else if (!strcmp(key, "gpu")) {
+			unsigned g = 0;
+			rc = want_uint(v, key, 0, 1023, &g, err, errlen);
+			c->gpu = (int)g;
 		} else if (!strcmp(key, "inline-reads")) {
 			rc = want_bool(v, key, &b, err, errlen);
 			c->no_inline_reads = !b;
@@ -742,7 +757,7 @@ static int load_top(struct json_object *root, struct config *c, char *err, size_
 			rc = load_disks(v, c, err, errlen);
 		} else {
 			snprintf(err, errlen,
-				 "%s: unknown key (known: workers, mode, worker-depth, io-timeout, metrics-listen, control, log-level, log-format, throttle-file, stats-interval, ndp-inflight, inline-reads, allow-unsealed-memory, groups, disks)",
+				 "%s: unknown key (known: workers, mode, worker-depth, io-timeout, metrics-listen, control, log-level, log-format, throttle-file, stats-interval, ndp-inflight, inline-reads, gpu, allow-unsealed-memory, groups, disks)",
 				 key);
 			rc = -EINVAL;
 		}

@@ -51,7 +51,8 @@ struct config {
 	unsigned io_timeout;     /* seconds; 0: never cancel */
 	char *metrics_listen;    /* owned; --metrics-listen; NULL: no HTTP endpoint */
 	bool allow_unsealed_memory;
-	bool no_inline_reads;    /* --no-inline-reads: every read through io_uring */
+	bool no_inline_reads;
+	int gpu;                 /* --gpu N: the CUDA device for GPU regions; -1: none */    /* --no-inline-reads: every read through io_uring */
 	unsigned ndp_inflight;   /* per queue; 0: the default */
 	int log_level;           /* -1: not given */
 	int log_format;          /* -1: not given */

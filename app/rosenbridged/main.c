@@ -26,6 +26,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "device.h"
+#include "gds.h"
 #include "metrics.h"
 
 /* The limits of the --throttle-file for the disks: a disk named there and
@@ -221,6 +222,8 @@ int main(int argc, char **argv)
 		rb_err("rosenbridged", "out of memory");
 		goto out;
 	}
+	if (cfg.gpu >= 0)
+		rb_gds_setup(cfg.gpu); /* a GPU that is not there: NO_GPU, not an exit */
 	if (rb_workers_new(cfg.workers, cfg.mode, &dm.workers, err, sizeof(err))) {
 		rb_err("rosenbridged", "%s", err);
 		goto out;

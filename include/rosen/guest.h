@@ -198,6 +198,45 @@ int rb_guest_write_nd(struct rb_guest_dev *dev, unsigned q, const struct rb_gues
 int rb_guest_submit_nd(struct rb_guest_dev *dev, unsigned q, bool write,
 		       const struct rb_guest_nd *nd, struct rb_guest_nd_result *res, void *user);
 
+/* ---- RosenGDS: storage into GPU memory (docs/gds.md) ---------------------- */
+
+#define RB_GUEST_GPU_HOST 1u /* a host-memory region the device allocates */
+#define RB_GUEST_GPU_CUDA 2u /* a region in the device's CUDA GPU memory */
+
+/*
+ * Has the device allocate a zeroed GPU region of `size` bytes (a multiple
+ * of 512, at most 256 MiB; 8 regions and 512 MiB per VM) on `target`.
+ * 0 with *key set; -ENODEV (the device has no GPU: NO_GPU), -ENOSPC (the
+ * VM's limits, or no memory), -EINVAL (size or target refused), -ENOTSUP
+ * (no RosenGDS in the device, or a kernel-driven transport).  Regions do
+ * not survive a device restart (their keys then answer -ESTALE).
+ */
+int rb_guest_ndp_reg_gpu(struct rb_guest_dev *dev, unsigned q, uint32_t target, uint64_t size,
+			 uint32_t *key);
+/* 0, -ENOENT (no such region), -ESTALE (from before a device restart). */
+int rb_guest_ndp_unreg_gpu(struct rb_guest_dev *dev, unsigned q, uint32_t key);
+/* The CRC-32 (zlib's) of [offset, offset + len) of a region, as the device
+ * reads it back (len 1..64 MiB).  0, -ENOENT, -ESTALE, -ERANGE (outside the
+ * region), -EINVAL, -EIO. */
+int rb_guest_ndp_gpu_sum(struct rb_guest_dev *dev, unsigned q, uint32_t key, uint64_t offset,
+			 uint64_t len, uint32_t *crc);
+
+struct rb_guest_gds {
+	uint32_t handle;     /* an sq program that names the destination
+			      * (progs/gds_map.c) */
+	uint64_t offset;     /* disk byte offset, multiple of 512 */
+	uint32_t len;        /* bytes, multiple of 512, 512..64 MiB */
+	const void *meta;    /* what the program reads (gds_map: struct
+			      * gds_map_meta), <= 4096 bytes */
+	uint32_t meta_len;
+};
+
+/* A GPU read: one READ_ND whose data go to the region the program names,
+ * never through this process.  0 when the request reached the device
+ * (res->status says how it ended: OK, hops 1, bytes len), or -errno. */
+int rb_guest_read_gds(struct rb_guest_dev *dev, unsigned q, const struct rb_guest_gds *g,
+		      struct rb_guest_nd_result *res);
+
 #ifdef __cplusplus
 }
 #endif

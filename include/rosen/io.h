@@ -222,7 +222,8 @@ enum rb_io_rtype {
 	RB_IO_RT_READ, RB_IO_RT_WRITE, RB_IO_RT_FLUSH, RB_IO_RT_DISCARD, RB_IO_RT_WRITE_ZEROES,
 	RB_IO_RT_GET_ID, RB_IO_RT_NDP_PROBE, RB_IO_RT_NDP_LOAD, RB_IO_RT_NDP_UNLOAD,
 	RB_IO_RT_READ_ND, RB_IO_RT_WRITE_ND, RB_IO_RT_REG_MEM, RB_IO_RT_UNREG_MEM,
-	RB_IO_RT_REG_FILE, RB_IO_RT_UNREG_FILE,
+	RB_IO_RT_REG_FILE, RB_IO_RT_UNREG_FILE, RB_IO_RT_REG_GPU, RB_IO_RT_UNREG_GPU,
+	RB_IO_RT_GPU_SUM,
 	RB_IO_RT_OTHER, /* an unknown type, or a chain too malformed to have one */
 	RB_IO_NR_RTYPES
 };
@@ -243,7 +244,7 @@ enum rb_io_rstatus {
 	RB_IO_RS_OK, RB_IO_RS_IOERR, RB_IO_RS_UNSUPP, RB_IO_RS_MALFORMED,
 	RB_IO_RS_NDP, /* first NDP status (1, bad-request) */
 };
-#define RB_IO_NR_RSTATUS (RB_IO_RS_NDP + 14u) /* NDP statuses 1..14 (RB_NDP_S_STATE_LOST) */
+#define RB_IO_NR_RSTATUS (RB_IO_RS_NDP + 15u) /* NDP statuses 1..15 (RB_NDP_S_NO_GPU) */
 /* "ok", "ioerr", "unsupp", "malformed", then the NDP status names. */
 const char *rb_io_rstatus_name(unsigned s);
 

@@ -12,6 +12,7 @@
 #define ROSEN_NDP_H
 
 #include <rosen/bpf.h>
+#include <rosen/gpu.h>
 #include <rosen/virtio.h>
 #include <rosen/virtio_ndp.h>
 #include <rosen/xrp.h>
@@ -144,7 +145,7 @@ const struct rb_bpf_type *rb_ndp_bpf_type(uint32_t prog_type);
 /* "sq", "cq", "xrp" (or "?"), and back (0 for an unknown name). */
 const char *rb_ndp_prog_type_name(uint32_t prog_type);
 uint32_t rb_ndp_prog_type_parse(const char *name);
-/* Registers the NDP helpers (rosen/prog.h, ids 200..204): for tools that
+/* Registers the NDP helpers (rosen/prog.h, ids 200..205): for tools that
  * load NDP programs outside a table. */
 int rb_ndp_register_helpers(struct rb_bpf_helpers *h);
 
@@ -199,6 +200,29 @@ uint32_t rb_ndp_unreg_file(struct rb_ndp_table *t, uint32_t key);
 struct rb_ndp_file *rb_ndp_file_acquire(struct rb_ndp_table *t, uint32_t key);
 void rb_ndp_file_release(struct rb_ndp_file *f);
 unsigned rb_ndp_file_count(struct rb_ndp_table *t);
+
+/* ---- GPU regions (per VM; RosenGDS, docs/gds.md) ----------------------------- */
+
+/* Checks a REG_GPU: flags 0, target HOST or CUDA, size a multiple of 512 in
+ * 512..RB_NDP_MAX_GPU_REGION_BYTES.  0, or -EINVAL with err saying which
+ * rule it broke.  No side effects. */
+int rb_ndp_gpu_reg_check(const struct rb_ndp_reg_gpu *rg, char *err, size_t errlen);
+/* Checks a GPU_SUM: reserved 0, len 1..RB_NDP_MAX_GPU_READ, offset + len
+ * not wrapping.  0 or -EINVAL with err.  No side effects. */
+int rb_ndp_gpu_sum_check(const struct rb_ndp_gpu_sum *gs, char *err, size_t errlen);
+/* Allocates a region rb_ndp_gpu_reg_check() accepted, accounted to the VM:
+ * RB_NDP_S_OK with *key (never 0), RB_NDP_S_LIMIT (RB_NDP_MAX_GPU_REGIONS
+ * regions or RB_NDP_MAX_GPU_BYTES bytes already, or no memory),
+ * RB_NDP_S_NO_GPU (CUDA target, no GPU); err says why when not OK. */
+uint32_t rb_ndp_reg_gpu(struct rb_ndp_table *t, const struct rb_ndp_reg_gpu *rg, uint32_t *key,
+			char *err, size_t errlen);
+/* RB_NDP_S_OK, RB_NDP_S_NO_MEMORY (unknown key) or RB_NDP_S_STATE_LOST.
+ * Reads running into the region finish into it; new ones no longer find it. */
+uint32_t rb_ndp_unreg_gpu(struct rb_ndp_table *t, uint32_t key);
+/* A reference to the VM's region `key` (rb_gpu_region_put), or NULL. */
+struct rb_gpu_region *rb_ndp_gpu_acquire(struct rb_ndp_table *t, uint32_t key);
+/* Regions the VM holds, and their bytes (may be NULL). */
+unsigned rb_ndp_gpu_count(struct rb_ndp_table *t, uint64_t *bytes);
 
 /* ---- requests ---------------------------------------------------------------- */
 
@@ -265,6 +289,21 @@ struct rb_ndp_exec {
 	uint32_t mem_key[RB_NDP_MAX_REGIONS];
 	uint8_t *mem_host[RB_NDP_MAX_REGIONS];
 	uint64_t mem_len[RB_NDP_MAX_REGIONS];
+	/* A GPU read (RB_NDP_IO_F_GPU): its sq program names the destination
+	 * with the gpu_target helper, which looks it up in `table` and holds
+	 * it here (the caller puts it with rb_gpu_region_put when the request
+	 * ends); dest_err is the status of the helper's last refusal.  On
+	 * RB_NDP_STEP_IO the read is [gpu_off, gpu_off + gpu_len) of the disk
+	 * into [dest_off, dest_off + gpu_len) of dest, checked; the caller
+	 * performs it and calls rb_ndp_exec_gpu_done(). */
+	bool gpu;
+	struct rb_ndp_table *table;
+	struct rb_gpu_region *dest;
+	uint32_t dest_key;
+	uint64_t dest_off;
+	uint32_t dest_err;
+	uint64_t gpu_off;
+	uint32_t gpu_len;
 	/* I/Os to issue next (disk offsets): each lands in data at
 	 * data_off[i].  They serve the program's n_req I/Os of this round,
 	 * the first at ctx_off (a file offset on a file request); a program
@@ -289,6 +328,9 @@ int rb_ndp_exec_start(struct rb_ndp_exec *x, uint64_t off, uint32_t len);
 /* All n_io I/Os finished (res = 0, or the first -errno): runs the cq/xrp
  * hook.  Returns an enum rb_ndp_step. */
 int rb_ndp_exec_io_done(struct rb_ndp_exec *x, int res);
+/* The GPU read finished (res = 0, or the first -errno): ends the request.
+ * Returns RB_NDP_STEP_DONE. */
+int rb_ndp_exec_gpu_done(struct rb_ndp_exec *x, int res);
 /* All n_io I/Os finished but the device is stopping the request's queue:
  * counts the round's hops, runs nothing, and ends the request with
  * RB_NDP_S_IO_ERROR ("the queue stopped").  Returns RB_NDP_STEP_DONE. */

@@ -51,7 +51,7 @@ struct rb_ndp_sqe {
 #define RB_NDP_SQE_CURRENT 0xffffffffu
 
 /*
- * Helpers (ids 200..204).  They range-check as they go, so a program learns
+ * Helpers (ids 200..205).  They range-check as they go, so a program learns
  * of a bad I/O when it asks, not only when the request ends.  A failing
  * helper changes nothing but what it documents: an out-buffer is filled on
  * success and zeroed on failure, never left holding older bytes.
@@ -66,8 +66,18 @@ struct rb_ndp_sqe {
  *               or (__u64)-34 when it is outside the disk
  *   mem_trans:  (id 204) a pointer into guest memory the VM registered, or
  *               NULL (unknown key, range outside the registration)
- * They serve sq and cq programs; the verifier refuses an xrp program that
- * calls one.
+ *   gpu_target: (id 205, sq programs only) on a GPU read (RB_NDP_IO_F_GPU,
+ *               rosen/virtio_ndp.h), the read (next I/O 0) lands at [off,
+ *               off + its length) of the VM's GPU or host region `key`
+ *               (REG_GPU) instead of a buffer; the program never gets a
+ *               pointer to it.  0, or -22 (EINVAL: not a GPU read), -2
+ *               (ENOENT: no region with that key on this VM), -116
+ *               (ESTALE: a key from before the daemon restarted), -34
+ *               (ERANGE: off not a multiple of 512, or the range leaves the
+ *               region).  Checked again, against the final length, when the
+ *               program returns.
+ * They serve sq and cq programs (gpu_target: sq only); the verifier
+ * refuses an xrp program that calls one.
  */
 #ifdef __bpf__
 static long (*const rb_ndp_get_sqe)(struct rb_ndp_ctx *ctx, __u32 idx,
@@ -80,12 +90,14 @@ static __u64 (*const rb_ndp_disk_trans)(struct rb_ndp_ctx *ctx, __u64 off) = (vo
  * under key (REG_MEM), or 0 (NULL) when it is not inside it. */
 static void *(*const rb_ndp_mem_trans)(struct rb_ndp_ctx *ctx, __u32 key, __u64 off,
 				       __u64 len) = (void *)204;
+static long (*const rb_ndp_gpu_target)(struct rb_ndp_ctx *ctx, __u32 key, __u64 off) = (void *)205;
 #endif
 #define RB_NDP_HELPER_GET_SQE 200
 #define RB_NDP_HELPER_NEW_SQE 201
 #define RB_NDP_HELPER_SET_SQE 202
 #define RB_NDP_HELPER_DISK_TRANS 203
 #define RB_NDP_HELPER_MEM_TRANS 204
+#define RB_NDP_HELPER_GPU_TARGET 205
 
 #ifndef SEC
 #define SEC(name) __attribute__((section(name), used))

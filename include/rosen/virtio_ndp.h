@@ -33,6 +33,9 @@ enum {
 	RB_NDP_T_UNREG_MEM = RB_NDP_T_BASE + 7,
 	RB_NDP_T_REG_FILE = RB_NDP_T_BASE + 8,   /* version 2 */
 	RB_NDP_T_UNREG_FILE = RB_NDP_T_BASE + 9, /* version 2 */
+	RB_NDP_T_REG_GPU = RB_NDP_T_BASE + 10,   /* version 4 */
+	RB_NDP_T_UNREG_GPU = RB_NDP_T_BASE + 11, /* version 4 */
+	RB_NDP_T_GPU_SUM = RB_NDP_T_BASE + 12,   /* version 4 */
 };
 
 #define RB_NDP_MAGIC 0x5044534eu /* "NDSP" */
@@ -40,7 +43,9 @@ enum {
  * 3: STATE_LOST: handles and keys name the device instance that gave them
  *    out; one from an instance that has since restarted answers STATE_LOST
  *    (load / register again), never NO_PROGRAM. */
-#define RB_NDP_VERSION 3u
+/* 4: RosenGDS: REG_GPU/UNREG_GPU/GPU_SUM, RB_NDP_IO_F_GPU (a READ_ND of up
+ *    to 64 MiB into a registered GPU or host region), NO_GPU, caps GDS/CUDA. */
+#define RB_NDP_VERSION 4u
 
 /* Program types, named "sq", "cq" and "xrp" everywhere. */
 enum rb_ndp_prog_type {
@@ -80,6 +85,10 @@ struct rb_ndp_probe {
 
 /* Capabilities (rb_ndp_probe.caps). */
 #define RB_NDP_CAP_FILES (1u << 0) /* REG_FILE, file requests */
+#define RB_NDP_CAP_GDS (1u << 1)   /* REG_GPU (host target), UNREG_GPU, GPU_SUM,
+                                    * RB_NDP_IO_F_GPU reads (version 4) */
+#define RB_NDP_CAP_CUDA (1u << 2)  /* REG_GPU's CUDA target: the device has a
+                                    * GPU (rosenbridged --gpu N, libcuda found) */
 
 /*
  * LOAD: readable = header, struct rb_ndp_load, then elf_len bytes of ELF;
@@ -141,7 +150,22 @@ struct rb_ndp_io {
  * the flag: BAD_REQUEST).
  */
 #define RB_NDP_IO_F_FILE (1u << 0)
-#define RB_NDP_IO_F_KNOWN RB_NDP_IO_F_FILE
+/*
+ * A GPU read (RB_NDP_IO_F_GPU, READ_ND only, version 4): the first I/O is
+ * io_len bytes, 512..RB_NDP_MAX_GPU_READ (a multiple of 512), at byte
+ * header.sector * 512 of the disk, and its data land in a registered GPU
+ * or host region (REG_GPU), never in the request: data_len must be 0.  The
+ * program must be an sq program; it names the destination with the
+ * rb_ndp_gpu_target helper (include/rosen/prog.h) and may rewrite the read
+ * (next_off[0]/next_len[0], n_next 1, same limits).  The device performs
+ * it as many storage reads of at most 1 MiB; result.bytes is io_len and
+ * hops is 1.  Not with RB_NDP_IO_F_FILE (BAD_REQUEST).  A program that
+ * asks for the read without a destination ends the request with the
+ * status of the helper's last refusal (NO_MEMORY: unknown key, another
+ * VM's; STATE_LOST; OUT_OF_RANGE), or FAULT when it never asked.
+ */
+#define RB_NDP_IO_F_GPU (1u << 1)
+#define RB_NDP_IO_F_KNOWN (RB_NDP_IO_F_FILE | RB_NDP_IO_F_GPU)
 
 /*
  * REG_FILE: readable = header, struct rb_ndp_reg_file, then exactly
@@ -204,6 +228,64 @@ struct rb_ndp_unreg_mem {
 	rb_ndp_u32 reserved;
 };
 
+/*
+ * REG_GPU (version 4): readable = header, struct rb_ndp_reg_gpu; writable =
+ * struct rb_ndp_reg_result, status byte.  The device allocates a region of
+ * `size` bytes (a multiple of 512, 512..RB_NDP_MAX_GPU_REGION_BYTES),
+ * zeroed, on the VM's behalf, in host memory (RB_NDP_GPU_HOST: always
+ * there) or in the device's GPU memory (RB_NDP_GPU_CUDA: NO_GPU when the
+ * device has none), accounted to the VM and freed by UNREG_GPU or with
+ * the disk.  A bad size, target or flags: BAD_REQUEST; over
+ * RB_NDP_MAX_GPU_REGIONS regions or RB_NDP_MAX_GPU_BYTES bytes for the
+ * VM, or no memory: LIMIT.  In a real deployment the GPU is the VM's
+ * (VFIO) and the device maps its memory; here the device allocates it
+ * (docs/gds.md).  UNREG_GPU: readable = header, struct rb_ndp_unreg_gpu;
+ * writable = u32 NDP status (OK, NO_MEMORY: unknown key, STATE_LOST),
+ * status byte; reads already running into the region finish into it.
+ */
+#define RB_NDP_MAX_GPU_REGIONS 8u                 /* regions per VM */
+#define RB_NDP_MAX_GPU_REGION_BYTES (256u << 20)  /* bytes per region */
+#define RB_NDP_MAX_GPU_BYTES (512ull << 20)       /* bytes of all regions of a VM */
+#define RB_NDP_MAX_GPU_READ (64u << 20)           /* bytes per GPU read, GPU_SUM */
+
+enum rb_ndp_gpu_target {
+	RB_NDP_GPU_HOST = 1, /* host memory the device allocates */
+	RB_NDP_GPU_CUDA = 2, /* device memory of the daemon's CUDA GPU */
+};
+
+struct rb_ndp_reg_gpu {
+	rb_ndp_u64 size;   /* bytes, multiple of 512 */
+	rb_ndp_u32 target; /* enum rb_ndp_gpu_target */
+	rb_ndp_u32 flags;  /* none defined: must be 0 */
+};
+
+struct rb_ndp_unreg_gpu {
+	rb_ndp_u32 key;
+	rb_ndp_u32 reserved;
+};
+
+/*
+ * GPU_SUM (version 4): readable = header, struct rb_ndp_gpu_sum; writable =
+ * struct rb_ndp_gpu_sum_result, status byte.  The CRC-32 (ISO-HDLC: the
+ * one zlib's crc32() and Python's zlib.crc32 compute) of [offset, offset +
+ * len) of a region, read back from the device's memory (CUDA: after a
+ * device-to-host copy), so a client can check what landed.  len
+ * 1..RB_NDP_MAX_GPU_READ (else BAD_REQUEST); the range must lie in the
+ * region (else OUT_OF_RANGE); unknown key: NO_MEMORY; STATE_LOST.
+ */
+struct rb_ndp_gpu_sum {
+	rb_ndp_u32 key;
+	rb_ndp_u32 reserved; /* must be 0 */
+	rb_ndp_u64 offset;
+	rb_ndp_u64 len;
+};
+
+struct rb_ndp_gpu_sum_result {
+	rb_ndp_u32 status; /* enum rb_ndp_status */
+	rb_ndp_u32 reserved;
+	rb_ndp_u64 sum;    /* the CRC-32 when status is OK, else 0 */
+};
+
 struct rb_ndp_result {
 	rb_ndp_u32 status;  /* enum rb_ndp_status */
 	rb_ndp_u32 hops;    /* storage I/Os performed */
@@ -233,6 +315,8 @@ enum rb_ndp_status {
 	                           * device before it restarted: programs and
 	                           * registrations did not survive; load or
 	                           * register again and retry (version 3) */
+	RB_NDP_S_NO_GPU = 15,     /* REG_GPU with the CUDA target: the device
+	                           * has no GPU (version 4) */
 };
 
 /*
@@ -264,6 +348,7 @@ static inline const char *rb_ndp_status_name(rb_ndp_u32 s)
 	case RB_NDP_S_READ_ONLY: return "read-only";
 	case RB_NDP_S_STALE_LAYOUT: return "stale-layout";
 	case RB_NDP_S_STATE_LOST: return "state-lost";
+	case RB_NDP_S_NO_GPU: return "no-gpu";
 	}
 	return "unknown";
 }
@@ -275,6 +360,10 @@ _Static_assert(sizeof(struct rb_ndp_io) == 32, "rb_ndp_io is 32 bytes");
 _Static_assert(sizeof(struct rb_ndp_reg_file) == 16, "rb_ndp_reg_file is 16 bytes");
 _Static_assert(sizeof(struct rb_ndp_extent) == 24, "rb_ndp_extent is 24 bytes");
 _Static_assert(sizeof(struct rb_ndp_unreg_file) == 8, "rb_ndp_unreg_file is 8 bytes");
+_Static_assert(sizeof(struct rb_ndp_reg_gpu) == 16, "rb_ndp_reg_gpu is 16 bytes");
+_Static_assert(sizeof(struct rb_ndp_unreg_gpu) == 8, "rb_ndp_unreg_gpu is 8 bytes");
+_Static_assert(sizeof(struct rb_ndp_gpu_sum) == 24, "rb_ndp_gpu_sum is 24 bytes");
+_Static_assert(sizeof(struct rb_ndp_gpu_sum_result) == 16, "rb_ndp_gpu_sum_result is 16 bytes");
 #endif
 
 #endif /* ROSEN_VIRTIO_NDP_H */

@@ -200,6 +200,12 @@ uint32_t rb_guest_ndp_dev_mem(struct rb_guest_dev *dev, uint32_t user, bool forg
 uint32_t rb_guest_ndp_dev_file(struct rb_guest_dev *dev, uint32_t user, bool forget);
 unsigned rb_guest_ndp_generation(struct rb_guest_dev *dev);
 int rb_guest_ndp_restore(struct rb_guest_dev *dev, unsigned q, unsigned gen);
+/* One NDP request staged in DMA memory: a header of `type` at `sector`,
+ * then `in`; the device's writable part (out_len bytes) copied to `out`.
+ * 0 with *vstatus the virtio status byte, or -errno (-ENOTSUP: no NDP, or
+ * a kernel-driven transport). */
+int rb_guest_ndp_xfer(struct rb_guest_dev *dev, unsigned q, uint32_t type, uint64_t sector,
+		      const void *in, size_t in_len, void *out, size_t out_len, uint8_t *vstatus);
 void rb_guest_ndp_state_free(struct rb_guest_dev *dev);
 
 #endif

@@ -910,3 +910,31 @@ static int unreg_file_one(struct rb_guest_dev *d, unsigned q, uint32_t key)
 	stage_free(d, &s);
 	return rc;
 }
+
+/* ---- one staged request, for the other NDP files (gds.c) ------------------- */
+
+int rb_guest_ndp_xfer(struct rb_guest_dev *d, unsigned q, uint32_t type, uint64_t sector,
+		      const void *in, size_t in_len, void *out, size_t out_len, uint8_t *vstatus)
+{
+	struct stage s;
+	uint32_t used;
+	int rc = need_ndp(d);
+
+	if (rc)
+		return rc;
+	if (d->t->direct) {
+		rb_guest_seterr("the %s transport does not send this NDP request", d->t->name);
+		return -ENOTSUP;
+	}
+	if (stage_alloc_in(d, q < d->nq ? &d->q[q] : NULL, &s, 16 + in_len, out_len)) {
+		rb_guest_seterr("no DMA memory for an NDP request");
+		return -ENOMEM;
+	}
+	put_hdr(s.mem, type, sector);
+	memcpy(s.mem + 16, in, in_len);
+	rc = stage_send(d, q, &s, &used, vstatus);
+	if (rc == 0)
+		memcpy(out, s.mem + s.rlen, out_len);
+	stage_free(d, &s);
+	return rc;
+}

@@ -88,6 +88,9 @@ static uint8_t rtype_of(uint32_t type)
 	case RB_NDP_T_UNREG_MEM: return RB_IO_RT_UNREG_MEM;
 	case RB_NDP_T_REG_FILE: return RB_IO_RT_REG_FILE;
 	case RB_NDP_T_UNREG_FILE: return RB_IO_RT_UNREG_FILE;
+	case RB_NDP_T_REG_GPU: return RB_IO_RT_REG_GPU;
+	case RB_NDP_T_UNREG_GPU: return RB_IO_RT_UNREG_GPU;
+	case RB_NDP_T_GPU_SUM: return RB_IO_RT_GPU_SUM;
 	}
 	return RB_IO_RT_OTHER;
 }

@@ -424,6 +424,13 @@ void rb_blk_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* ndp_io.c: NDP request types (RB_NDP_T_*). */
 void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type);
 void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res);
+/* Answers an NDP request: writes the virtio status byte (status NULL: no
+ * room for one), gives the chain back with `used` bytes, frees its state;
+ * and the NDP status it ended with, for metrics. */
+void rb_ndp_io_finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t used);
+void rb_ndp_io_outcome(struct rb_io_req *req, uint32_t ndp_status);
+/* gds_ctl.c: REG_GPU, UNREG_GPU and GPU_SUM (RosenGDS). */
+void rb_gds_ctl(struct rb_io_req *req, uint32_t type);
 /* The loader is done with an NDP LOAD (its eventfd read completed). */
 void rb_ndp_load_done(struct rb_worker *w, struct rb_io_req *req, int res);
 /* The one submission point of every storage I/O (blk.c). */

@@ -43,6 +43,9 @@ const char *rb_io_rtype_name(unsigned t)
 		[RB_IO_RT_UNREG_MEM] = "unreg_mem",
 		[RB_IO_RT_REG_FILE] = "reg_file",
 		[RB_IO_RT_UNREG_FILE] = "unreg_file",
+		[RB_IO_RT_REG_GPU] = "reg_gpu",
+		[RB_IO_RT_UNREG_GPU] = "unreg_gpu",
+		[RB_IO_RT_GPU_SUM] = "gpu_sum",
 		[RB_IO_RT_OTHER] = "other",
 	};
 

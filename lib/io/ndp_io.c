@@ -39,14 +39,30 @@ struct rb_io_ndp {
 	uint64_t io_bytes[2];
 	bool timed;
 	uint64_t prog_ns;
+	/* A GPU read (RB_NDP_IO_F_GPU): done in rounds of up to RB_GDS_ROUND
+	 * storage reads of at most RB_GPU_CHUNK bytes, straight into a host
+	 * region, or into a stager's pinned slots whose contents are then
+	 * copied to the device asynchronously while the next round reads
+	 * (the rounds alternate between the two halves of the slots). */
+	bool gds;
+	uint64_t gds_pos;   /* bytes of the read done by earlier rounds */
+	unsigned gds_round; /* rounds done */
+	struct rb_gpu_stager *stager;
 	struct rb_ndp_req r; /* large: last */
 };
+
+#define RB_GDS_ROUND 4u
+_Static_assert(2 * RB_GDS_ROUND == RB_GPU_STAGE_SLOTS, "two halves of the stager's slots");
+_Static_assert(RB_GDS_ROUND <= RB_NDP_MAX_NEXT_IOS, "a round fits the executor's I/O slots");
+
+#define outcome rb_ndp_io_outcome
+#define finish rb_ndp_io_finish
 
 #define NDP_STATE_BYTES ((sizeof(struct rb_io_ndp) + 4095) & ~(size_t)4095)
 
 /* The outcome of an NDP request answered with virtio status OK: its NDP
  * status (enum rb_ndp_status), for metrics. */
-static void outcome(struct rb_io_req *req, uint32_t ndp_status)
+void rb_ndp_io_outcome(struct rb_io_req *req, uint32_t ndp_status)
 {
 	req->rstatus = ndp_status == RB_NDP_S_OK ? RB_IO_RS_OK
 		       : ndp_status < RB_IO_NR_RSTATUS - RB_IO_RS_NDP + 1
@@ -54,8 +70,19 @@ static void outcome(struct rb_io_req *req, uint32_t ndp_status)
 			       : RB_IO_RS_IOERR;
 }
 
+/* What an ND request holds beyond its program and file: its GPU region
+ * and stager. */
+static void release_gpu(struct rb_io_ndp *n)
+{
+	rb_gpu_stager_put(n->stager); /* waits for its copies first */
+	n->stager = NULL;
+	rb_gpu_region_put(n->x.dest);
+	n->x.dest = NULL;
+	n->gds = false;
+}
+
 /* Writes the virtio status byte, gives the chain back, frees the state. */
-static void finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t used)
+void rb_ndp_io_finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t used)
 {
 	if (status)
 		*status = st;
@@ -70,6 +97,7 @@ static void finish(struct rb_io_req *req, uint8_t *status, uint8_t st, uint32_t 
 		req->ndp->x.prog = NULL;
 		rb_ndp_file_release(req->ndp->x.file);
 		req->ndp->x.file = NULL;
+		release_gpu(req->ndp);
 		/* Back to the queue's pool, for its next NDP request. */
 		req->ndp->pool_next = req->q->ndp_pool;
 		req->q->ndp_pool = req->ndp;
@@ -91,7 +119,9 @@ static void do_probe(struct rb_io_req *req)
 		.max_meta = RB_NDP_MAX_META, .max_scratch = RB_NDP_MAX_SCRATCH,
 		.max_data = RB_NDP_MAX_DATA, .max_hops = RB_NDP_MAX_HOPS,
 		.prog_types = (1u << RB_NDP_PROG_SQ) | (1u << RB_NDP_PROG_CQ) | (1u << RB_NDP_PROG_XRP),
-		.caps = RB_NDP_CAP_FILES, .max_files = RB_NDP_MAX_FILES,
+		.caps = RB_NDP_CAP_FILES | RB_NDP_CAP_GDS |
+			(rb_gpu_cuda_available() ? RB_NDP_CAP_CUDA : 0),
+		.max_files = RB_NDP_MAX_FILES,
 		.max_extents = RB_NDP_MAX_EXTENTS,
 	};
 
@@ -563,6 +593,7 @@ static void nd_stopped(struct rb_io_req *req)
 		n->x.prog = NULL;
 		rb_ndp_file_release(n->x.file);
 		n->x.file = NULL;
+		release_gpu(n);
 		n->pool_next = req->q->ndp_pool; /* as finish() does */
 		req->q->ndp_pool = n;
 		req->ndp = NULL;
@@ -583,6 +614,17 @@ static void nd_submit(struct rb_worker *w, struct rb_io_req *req)
 	nd_submit_charged(w, req);
 }
 
+/* Where chunk i of the current GPU round lands: the host region itself,
+ * or a stager slot (NULL when that slot's last copy failed). */
+static uint8_t *gds_buf(struct rb_io_ndp *n, unsigned i)
+{
+	uint64_t at = n->gds_pos + (uint64_t)i * RB_GPU_CHUNK;
+
+	if (!n->stager)
+		return rb_gpu_region_host(n->x.dest) + n->x.dest_off + at;
+	return rb_gpu_stager_slot(n->stager, (n->gds_round % 2) * RB_GDS_ROUND + i);
+}
+
 /* Submits the I/Os of the current round (admitted already). */
 static void nd_issue(struct rb_worker *w, struct rb_io_req *req)
 {
@@ -593,29 +635,36 @@ static void nd_issue(struct rb_worker *w, struct rb_io_req *req)
 	n->first_err = 0;
 	n->got = 0;
 	for (unsigned i = 0; i < n->x.n_io; i++) {
-		uint8_t *buf = n->data + n->x.data_off[i];
+		uint8_t *buf = n->gds ? gds_buf(n, i) : n->data + n->x.data_off[i];
 		/* A page-cache hit is read at once; its result comes back
-		 * through reap() (the program runs there, not here). */
-		if (!n->write_first) {
+		 * through reap() (the program runs there, not here).  GPU
+		 * reads go through their staging (gds.c): io_uring only. */
+		if (!n->write_first && !n->gds) {
 			struct iovec iov = {buf, n->x.io_len[i]};
 			if (rb_io_read_inline(w, req, d->fd, &iov, 1, n->x.io_off[i], n->x.io_len[i])) {
 				n->pending++;
 				continue;
 			}
 		}
-		struct io_uring_sqe *sqe = rb_io_submit_point(w, req);
+		struct io_uring_sqe *sqe = buf ? rb_io_submit_point(w, req) : NULL;
 		if (!sqe) {
 			rb_io_unadmit(w, req, n->x.n_io - i);
-			/* Nothing of this round is in flight yet only if i == 0. */
-			n->first_err = -EBUSY;
+			/* Nothing of this round is in flight yet only if i == 0.
+			 * (No buffer: a stager slot whose last copy failed.) */
+			n->first_err = buf ? -EBUSY : -EIO;
 			if (n->pending == 0)
-				rb_ndp_io_done(w, req, -EBUSY);
+				rb_ndp_io_done(w, req, n->first_err);
 			return;
 		}
-		if (n->write_first)
-			io_uring_prep_write(sqe, d->fd, buf, n->x.io_len[i], n->x.io_off[i]);
-		else
-			io_uring_prep_read(sqe, d->fd, buf, n->x.io_len[i], n->x.io_off[i]);
+		int fd = d->fd;
+		if (n->gds && d->direct &&
+		    (((uintptr_t)buf | n->x.io_off[i] | n->x.io_len[i]) & (d->dio_align - 1)))
+			fd = d->fd_buffered; /* a region offset O_DIRECT cannot take */
+		if (n->write_first) {
+			io_uring_prep_write(sqe, fd, buf, n->x.io_len[i], n->x.io_off[i]);
+		} else {
+			io_uring_prep_read(sqe, fd, buf, n->x.io_len[i], n->x.io_off[i]);
+		}
 		n->pending++;
 	}
 }
@@ -679,6 +728,84 @@ static struct rb_io_ndp *ndp_state_get(struct rb_io_queue *q)
 
 static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_ndp *n);
 
+/* ---- GPU reads (RosenGDS: docs/gds.md) ----------------------------------------- */
+
+/* Queues the next round of a GPU read as the executor's I/Os and submits
+ * it through the same throttle and submission point as every read. */
+static void gds_round(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_io_ndp *n = req->ndp;
+	struct rb_ndp_exec *x = &n->x;
+	uint64_t at = n->gds_pos;
+
+	x->n_io = 0;
+	while (x->n_io < RB_GDS_ROUND && at < x->gpu_len) {
+		uint64_t left = x->gpu_len - at;
+		uint32_t len = left < RB_GPU_CHUNK ? (uint32_t)left : RB_GPU_CHUNK;
+		x->io_off[x->n_io] = x->gpu_off + at;
+		x->io_len[x->n_io] = len;
+		x->data_off[x->n_io] = 0;
+		x->n_io++;
+		at += len;
+	}
+	nd_submit(w, req);
+}
+
+/* The executor accepted a GPU read (x->dest, gpu_off, gpu_len checked). */
+static void gds_start(struct rb_worker *w, struct rb_io_req *req)
+{
+	struct rb_io_ndp *n = req->ndp;
+	struct rb_ndp_exec *x = &n->x;
+
+	n->gds = true;
+	if (rb_gpu_region_kind(x->dest) == RB_GPU_CUDA) {
+		char err[200];
+		n->stager = rb_gpu_stager_get(err, sizeof(err));
+		if (!n->stager) {
+			snprintf(x->msg, sizeof(x->msg), "GPU read: %s", err);
+			x->status = rb_gpu_cuda_available() ? RB_NDP_S_LIMIT : RB_NDP_S_NO_GPU;
+			nd_complete(req);
+			return;
+		}
+	}
+	gds_round(w, req);
+}
+
+/* A round of a GPU read finished (round: 0 or the first -errno, retries
+ * done): CUDA: its slots' copies go to the stream; then the next round,
+ * or the end of the request once the copies are done. */
+static void gds_round_done(struct rb_worker *w, struct rb_io_req *req, int round)
+{
+	struct rb_io_ndp *n = req->ndp;
+	struct rb_ndp_exec *x = &n->x;
+	char err[200];
+	uint64_t at = n->gds_pos;
+
+	for (unsigned i = 0; round == 0 && n->stager && i < x->n_io; i++) {
+		if (rb_gpu_stager_copy(n->stager, (n->gds_round % 2) * RB_GDS_ROUND + i, x->dest,
+				       x->dest_off + at, x->io_len[i], err, sizeof(err))) {
+			rb_io_storage_log(req->q, "GPU read: %s", err);
+			round = -EIO;
+		}
+		at += x->io_len[i];
+	}
+	if (round == 0) {
+		for (unsigned i = 0; i < x->n_io; i++)
+			n->gds_pos += x->io_len[i];
+		n->gds_round++;
+		if (n->gds_pos < x->gpu_len) {
+			gds_round(w, req);
+			return;
+		}
+		if (n->stager && rb_gpu_stager_sync(n->stager, err, sizeof(err))) {
+			rb_io_storage_log(req->q, "GPU read: %s", err);
+			round = -EIO;
+		}
+	}
+	rb_ndp_exec_gpu_done(x, round);
+	nd_complete(req);
+}
+
 /* A READ_ND/WRITE_ND popped from the ring: it starts with state from the
  * pool, or waits for one behind the queue's older waiters. */
 static void nd_start(struct rb_worker *w, struct rb_io_req *req)
@@ -718,6 +845,10 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 	n->io_bytes[0] = n->io_bytes[1] = 0;
 	n->timed = false;
 	n->prog_ns = 0;
+	n->gds = false;
+	n->gds_pos = 0;
+	n->gds_round = 0;
+	n->stager = NULL;
 	req->ndp = n;
 	/* n->r.type is this request's only when the parser got that far. */
 	int perr = rb_ndp_req_parse(&req->chain, &n->r, &can_reply, err, sizeof(err));
@@ -781,6 +912,8 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 		}
 	}
 	x->capacity_bytes = rb_io_capacity(d) * RB_VIRTIO_BLK_SECTOR;
+	x->table = d->progs;
+	x->gpu = n->r.io.flags & RB_NDP_IO_F_GPU;
 	map_registrations(req, x);
 	x->max_hops = n->r.io.max_hops;
 	/* A fixed-size metadata region (what the verifier assumes), zero
@@ -821,6 +954,10 @@ static void nd_begin(struct rb_worker *w, struct rb_io_req *req, struct rb_io_nd
 	}
 	if (step == RB_NDP_STEP_DONE) {
 		nd_complete(req);
+		return;
+	}
+	if (x->gpu) {
+		gds_start(w, req);
 		return;
 	}
 	if (n->write_first)
@@ -949,6 +1086,10 @@ void rb_ndp_io_done(struct rb_worker *w, struct rb_io_req *req, int res)
 		nd_stopped(req);
 		return;
 	}
+	if (n->gds) { /* no program runs between the rounds of a GPU read */
+		gds_round_done(w, req, round);
+		return;
+	}
 	/* No credit left this round, or older chains of the queue waiting
 	 * (FIFO: none overtakes another): the program runs in a later round. */
 	if (req->q->defer_head || req->q->ndp_credit <= 0) {
@@ -986,6 +1127,11 @@ void rb_ndp_io_start(struct rb_worker *w, struct rb_io_req *req, uint32_t type)
 		return;
 	case RB_NDP_T_UNREG_FILE:
 		do_unreg_file(req);
+		return;
+	case RB_NDP_T_REG_GPU:
+	case RB_NDP_T_UNREG_GPU:
+	case RB_NDP_T_GPU_SUM:
+		rb_gds_ctl(req, type);
 		return;
 	}
 	struct rb_virtq_chain *c = &req->chain;

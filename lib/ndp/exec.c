@@ -20,6 +20,11 @@ static int done(struct rb_ndp_exec *x, uint32_t status)
 	return RB_NDP_STEP_DONE;
 }
 
+int rb_ndp_exec_done(struct rb_ndp_exec *x, uint32_t status)
+{
+	return done(x, status);
+}
+
 /* A file request: one program I/O [off, off + len) becomes disk pieces at
  * io_off/io_len[k..], landing from data offset `at`.  Returns the number of
  * pieces, or 0 with the request ended. */
@@ -193,6 +198,8 @@ static int native_verdict(struct rb_ndp_exec *x, uint64_t r0)
 		off[i] = c->next_off[i];
 		len[i] = c->next_len[i];
 	}
+	if (x->gpu) /* one read, up to 64 MiB, into a region (gpu.c) */
+		return rb_ndp_gpu_verdict(x, n, off, len);
 	return queue_ios(x, n, off, len);
 }
 
@@ -210,6 +217,12 @@ int rb_ndp_exec_start(struct rb_ndp_exec *x, uint64_t off, uint32_t len)
 	x->msg[0] = 0;
 	if (!x->max_hops || x->max_hops > RB_NDP_MAX_HOPS)
 		x->max_hops = x->max_hops ? RB_NDP_MAX_HOPS : RB_NDP_DEFAULT_HOPS;
+	if (x->gpu && x->prog->type != RB_NDP_PROG_SQ) {
+		snprintf(x->msg, sizeof(x->msg),
+			 "a GPU read needs an sq program that names its destination; program %u is %s",
+			 x->prog->handle, rb_ndp_prog_type_name(x->prog->type));
+		return done(x, RB_NDP_S_WRONG_TYPE);
+	}
 	if (x->prog->type != RB_NDP_PROG_SQ)
 		return queue_ios(x, 1, &off, &len);
 	fill_ctx(x, off, len);
@@ -424,5 +437,7 @@ int rb_ndp_register_helpers(struct rb_bpf_helpers *h)
 					       h_disk_trans);
 	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_MEM_TRANS, "rb_ndp_mem_trans",
 					       h_mem_trans);
+	rc = rc ? rc : rb_bpf_helpers_register(h, RB_NDP_HELPER_GPU_TARGET, "rb_ndp_gpu_target",
+					       rb_ndp_h_gpu_target);
 	return rc;
 }

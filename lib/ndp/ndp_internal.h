@@ -29,5 +29,15 @@ struct rb_ndp_file {
 	struct rb_ndp_extent ext[]; /* validated: rb_ndp_file_check() */
 };
 
+/* A VM's GPU regions (gpu.c), hung off its table. */
+struct rb_ndp_gpu_set;
+struct rb_ndp_gpu_set *rb_ndp_gpu_set_new(void);
+void rb_ndp_gpu_set_free(struct rb_ndp_gpu_set *g);
+struct rb_ndp_gpu_set *rb_ndp_table_gpu(struct rb_ndp_table *t);
+/* gpu.c: the gpu_target helper and a GPU read's verdict (exec.c). */
+uint64_t rb_ndp_h_gpu_target(struct rb_bpf_call *call, uint64_t ctx, uint64_t key, uint64_t off,
+			     uint64_t a4, uint64_t a5);
+int rb_ndp_gpu_verdict(struct rb_ndp_exec *x, unsigned n, const uint64_t *off, const uint32_t *len);
+int rb_ndp_exec_done(struct rb_ndp_exec *x, uint32_t status);
 
 #endif

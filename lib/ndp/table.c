@@ -38,6 +38,7 @@ struct rb_ndp_table {
 	uint32_t file_generation;
 	/* LOADs the verifier refused (not malformed objects): metrics. */
 	_Atomic uint64_t verifier_rejections;
+	struct rb_ndp_gpu_set *gpu; /* GPU regions (gpu.c): their own lock */
 };
 
 /* Handles and file keys: epoch (12 bits) | generation (16) | slot (4). */
@@ -77,7 +78,9 @@ struct rb_ndp_table *rb_ndp_table_new(const char *vm_name)
 	if (!t)
 		return NULL;
 	t->helpers = rb_bpf_helpers_new();
-	if (!t->helpers || rb_ndp_register_helpers(t->helpers)) {
+	t->gpu = rb_ndp_gpu_set_new();
+	if (!t->helpers || !t->gpu || rb_ndp_register_helpers(t->helpers)) {
+		rb_ndp_gpu_set_free(t->gpu);
 		rb_bpf_helpers_free(t->helpers);
 		free(t);
 		return NULL;
@@ -100,6 +103,7 @@ void rb_ndp_table_free(struct rb_ndp_table *t)
 			rb_ndp_release(t->slot[i]);
 	for (unsigned i = 0; i < RB_NDP_MAX_FILES; i++)
 		rb_ndp_file_release(t->file[i]);
+	rb_ndp_gpu_set_free(t->gpu); /* regions in use live until their reads end */
 	rb_bpf_helpers_free(t->helpers);
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->log_limit.lock);
@@ -204,6 +208,11 @@ uint32_t rb_ndp_load(struct rb_ndp_table *t, uint32_t type, const void *elf, siz
 		 rb_bpf_prog_is_jitted(bpf) ? "compiled to x86-64" : "interpreted");
 	vm_log(t, RB_LOG_INFO, "program %u: %s", p->handle, log);
 	return RB_NDP_S_OK;
+}
+
+struct rb_ndp_gpu_set *rb_ndp_table_gpu(struct rb_ndp_table *t)
+{
+	return t->gpu;
 }
 
 uint64_t rb_ndp_table_verifier_rejections(struct rb_ndp_table *t)

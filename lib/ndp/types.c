@@ -59,7 +59,14 @@ static const struct rb_bpf_helper_proto native_helpers[] = {
 	 * guest memory. */
 	{RB_NDP_HELPER_MEM_TRANS, "rb_ndp_mem_trans", {ARG_CTX, ARG_NUM, ARG_NUM, ARG_NUM},
 	 RB_BPF_RET_MEM_OR_NULL, 4, true, "guest memory"},
+	/* gpu_target(ctx, key, off): sq only (last, so cq's table stops
+	 * before it).  Scalars in, a scalar out: the program never holds a
+	 * pointer to a region, so there is nothing for it to dereference. */
+	{RB_NDP_HELPER_GPU_TARGET, "rb_ndp_gpu_target", {ARG_CTX, ARG_NUM, ARG_NUM}, RB_BPF_RET_SCALAR,
+	 0, false, NULL},
 };
+#define N_NATIVE_HELPERS (sizeof(native_helpers) / sizeof(native_helpers[0]))
+_Static_assert(RB_NDP_HELPER_GPU_TARGET == 205, "gpu_target is the last native helper");
 
 static const struct rb_bpf_type sq_type = {
 	"sq", sizeof(struct rb_ndp_ctx), native_regions, 3, native_fields,
@@ -70,7 +77,7 @@ static const struct rb_bpf_type sq_type = {
 static const struct rb_bpf_type cq_type = {
 	"cq", sizeof(struct rb_ndp_ctx), native_regions, 3, native_fields,
 	sizeof(native_fields) / sizeof(native_fields[0]), native_helpers,
-	sizeof(native_helpers) / sizeof(native_helpers[0]),
+	N_NATIVE_HELPERS - 1, /* all but gpu_target */
 };
 
 /* XRP: {char *data; int done; u64 next_addr[16]; u64 size[16]; char *scratch;} */

@@ -104,13 +104,22 @@ int rb_ndp_req_parse(struct rb_virtq_chain *chain, struct rb_ndp_req *r, bool *c
 		errf(err, errlen, "file request (flags 0x%x) without a file key", io->flags);
 		return -EINVAL;
 	}
+	/* A GPU read: its data go to a region, never into the request. */
+	bool gpu = io->flags & RB_NDP_IO_F_GPU;
+	if (gpu && (r->type != RB_NDP_T_READ_ND || (io->flags & RB_NDP_IO_F_FILE) || io->data_len)) {
+		errf(err, errlen,
+		     "GPU read (flags 0x%x): READ_ND only, not on a file, with data_len 0 (got %u)",
+		     io->flags, io->data_len);
+		return -EINVAL;
+	}
+	uint32_t max_io = gpu ? RB_NDP_MAX_GPU_READ : RB_NDP_MAX_DATA;
 	if (io->meta_len > RB_NDP_MAX_META || io->scratch_len > RB_NDP_MAX_SCRATCH ||
-	    io->data_len > RB_NDP_MAX_DATA || io->io_len == 0 || io->io_len > RB_NDP_MAX_DATA ||
+	    io->data_len > RB_NDP_MAX_DATA || io->io_len == 0 || io->io_len > max_io ||
 	    io->io_len % RB_VIRTIO_BLK_SECTOR || io->max_hops > RB_NDP_MAX_HOPS) {
 		errf(err, errlen,
 		     "limits: meta %u (max %u), scratch %u (max %u), data %u (max %u), first I/O %u (512..%u, multiple of 512), hops %u (max %u)",
 		     io->meta_len, RB_NDP_MAX_META, io->scratch_len, RB_NDP_MAX_SCRATCH, io->data_len,
-		     RB_NDP_MAX_DATA, io->io_len, RB_NDP_MAX_DATA, io->max_hops, RB_NDP_MAX_HOPS);
+		     RB_NDP_MAX_DATA, io->io_len, max_io, io->max_hops, RB_NDP_MAX_HOPS);
 		return -EINVAL;
 	}
 	bool write = r->type == RB_NDP_T_WRITE_ND;

@@ -359,7 +359,8 @@ TEST(metrics_names_and_latency_buckets_are_fixed)
 	CHECK(strcmp(rb_io_rstatus_name(RB_IO_RS_IOERR), "ioerr") == 0);
 	CHECK(strcmp(rb_io_rstatus_name(RB_IO_RS_MALFORMED), "malformed") == 0);
 	CHECK(strcmp(rb_io_rstatus_name(RB_IO_RS_NDP + RB_NDP_S_HOP_LIMIT - 1), "hop-limit") == 0);
-	CHECK(strcmp(rb_io_rstatus_name(RB_IO_NR_RSTATUS - 1), "state-lost") == 0);
+	CHECK(strcmp(rb_io_rstatus_name(RB_IO_NR_RSTATUS - 1), "no-gpu") == 0);
+	CHECK(strcmp(rb_io_rtype_name(RB_IO_RT_GPU_SUM), "gpu_sum") == 0);
 	CHECK_EQ_U64(rb_io_lat_bound_ns[0], 10000);
 	CHECK_EQ_U64(rb_io_lat_bound_ns[RB_IO_LAT_BUCKETS - 1], 10000000000ull);
 	for (unsigned b = 1; b < RB_IO_LAT_BUCKETS; b++)

@@ -404,7 +404,7 @@ def t_probe_ok(c):
     r = c.do(ndp_probe(c.fe.mem), S_OK, NDP_PROBE.size + 1)
     f = NDP_PROBE.unpack(r.wpart(0))
     want = (vc.NDP_MAGIC, vc.NDP_VERSION, 16, 1 << 20, 4096, 4096, 4096, 1024, 0b1110,
-            vc.NDP_CAP_FILES, vc.NDP_MAX_FILES, vc.NDP_MAX_EXTENTS)
+            vc.NDP_CAP_FILES | vc.NDP_CAP_GDS, vc.NDP_MAX_FILES, vc.NDP_MAX_EXTENTS)
     check(f == want, "PROBE answered %r, expected %r" % (f, want))
     check(r.wpart(0)[48:] == bytes(16), "PROBE reserved words are not zero")
 
@@ -1500,11 +1500,15 @@ def main():
         R("read_nd_io_len_4608", nd_bad(LIMITS + r".*first I/O 4608 ", io_len=4608, data_len=512))
         R("read_nd_max_hops_1025", nd_bad(LIMITS + r".*hops 1025 ", max_hops=1025))
         R("read_nd_file_flag_without_key", nd_bad(r"file request \(flags 0x1\) without a file key", flags=1))
-        R("read_nd_reserved_flags", nd_bad(r"reserved fields set \(flags 0x2, file_key 0\)", flags=2))
+        # (bit 1 is RB_NDP_IO_F_GPU since version 4: tests/vhost/test_gds.py)
+        R("read_nd_reserved_flags", nd_bad(r"reserved fields set \(flags 0x4, file_key 0\)", flags=4))
+        R("read_nd_gpu_flag_with_data", nd_bad(
+            r"GPU read \(flags 0x2\): READ_ND only, not on a file, with data_len 0 \(got 512\)", flags=2))
+        R("read_nd_gpu_flag_on_a_file", nd_bad(r"GPU read \(flags 0x3\)", flags=3, file_key=5))
         R("read_nd_reserved_flags_high", nd_bad(r"reserved fields set \(flags 0x80000000, file_key 0\)",
                                                 flags=0x80000000))
-        R("read_nd_reserved_flags_with_file", nd_bad(r"reserved fields set \(flags 0x3, file_key 5\)",
-                                                     flags=3, file_key=5))
+        R("read_nd_reserved_flags_with_file", nd_bad(r"reserved fields set \(flags 0x5, file_key 5\)",
+                                                     flags=5, file_key=5))
         R("read_nd_file_key_without_flag", nd_bad(r"reserved fields set \(flags 0x0, file_key 1\)",
                                                   reserved=1))
         R("read_nd_readable_shorter_than_fixed", t_nd_readable_shorter_than_fixed)

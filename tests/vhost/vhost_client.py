@@ -975,8 +975,11 @@ NDP_T_REG_MEM = NDP_T_BASE + 6
 NDP_T_UNREG_MEM = NDP_T_BASE + 7
 NDP_T_REG_FILE = NDP_T_BASE + 8
 NDP_T_UNREG_FILE = NDP_T_BASE + 9
+NDP_T_REG_GPU = NDP_T_BASE + 10
+NDP_T_UNREG_GPU = NDP_T_BASE + 11
+NDP_T_GPU_SUM = NDP_T_BASE + 12
 NDP_MAGIC = 0x5044534E
-NDP_VERSION = 3
+NDP_VERSION = 4
 
 NDP_PROG_SQ = 1
 NDP_PROG_CQ = 2
@@ -995,7 +998,16 @@ NDP_MAX_REGION_BYTES = 1 << 30
 NDP_MAX_FILES = 16
 NDP_MAX_EXTENTS = 16384
 NDP_CAP_FILES = 1 << 0
+NDP_CAP_GDS = 1 << 1
+NDP_CAP_CUDA = 1 << 2
 NDP_IO_F_FILE = 1 << 0
+NDP_IO_F_GPU = 1 << 1
+NDP_GPU_HOST = 1
+NDP_GPU_CUDA = 2
+NDP_MAX_GPU_REGIONS = 8
+NDP_MAX_GPU_REGION_BYTES = 256 << 20
+NDP_MAX_GPU_BYTES = 512 << 20
+NDP_MAX_GPU_READ = 64 << 20
 
 NDP_S_OK = 0
 NDP_S_BAD_REQUEST = 1
@@ -1012,9 +1024,10 @@ NDP_S_NO_MEMORY = 11
 NDP_S_READ_ONLY = 12
 NDP_S_STALE_LAYOUT = 13
 NDP_S_STATE_LOST = 14
+NDP_S_NO_GPU = 15
 NDP_STATUS_NAMES = ("ok", "bad-request", "no-program", "hop-limit", "budget", "fault",
                     "io-error", "out-of-range", "rejected", "limit", "wrong-type", "no-memory",
-                    "read-only", "stale-layout", "state-lost")
+                    "read-only", "stale-layout", "state-lost", "no-gpu")
 
 NDP_PROBE = struct.Struct("<12I16x")       # magic version max_programs max_elf_bytes
                                            # max_meta max_scratch max_data max_hops prog_types
@@ -1031,6 +1044,10 @@ NDP_UNREG_MEM = struct.Struct("<II")       # key reserved
 NDP_REG_FILE = struct.Struct("<QII")       # file_size n_extents flags
 NDP_EXTENT = struct.Struct("<QQQ")         # file_off disk_off len
 NDP_UNREG_FILE = struct.Struct("<II")      # key reserved
+NDP_REG_GPU = struct.Struct("<QII")        # size target flags
+NDP_UNREG_GPU = struct.Struct("<II")       # key reserved
+NDP_GPU_SUM = struct.Struct("<IIQQ")       # key reserved offset len
+NDP_GPU_SUM_RESULT = struct.Struct("<IIQ")  # status reserved sum (CRC-32)
 U32 = struct.Struct("<I")
 
 
@@ -1206,3 +1223,17 @@ def ndp_reg_file(mem, file_size, extents, n_extents=None, flags=0, tail=b"", **k
 
 def ndp_unreg_file(mem, key, **kw):
     return NdpReq(mem, NDP_T_UNREG_FILE, [NDP_UNREG_FILE.pack(key, 0)], [4], **kw)
+
+
+def ndp_reg_gpu(mem, size, target=NDP_GPU_HOST, flags=0, **kw):
+    return NdpReq(mem, NDP_T_REG_GPU, [NDP_REG_GPU.pack(size, target, flags)], [NDP_REG_RESULT.size],
+                  **kw)
+
+
+def ndp_unreg_gpu(mem, key, **kw):
+    return NdpReq(mem, NDP_T_UNREG_GPU, [NDP_UNREG_GPU.pack(key, 0)], [4], **kw)
+
+
+def ndp_gpu_sum(mem, key, offset, length, reserved=0, **kw):
+    return NdpReq(mem, NDP_T_GPU_SUM, [NDP_GPU_SUM.pack(key, reserved, offset, length)],
+                  [NDP_GPU_SUM_RESULT.size], **kw)
