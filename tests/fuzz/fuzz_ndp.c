@@ -419,12 +419,61 @@ static void reg_file(struct fz *f, struct rb_ndp_table *t, uint64_t cap, uint32_
 		keys[(*nk)++] = key;
 }
 
+/* ---- GPU regions (RosenGDS) ------------------------------------------------------- */
+
+/* REG_GPU's and GPU_SUM's checks against the rules the header states, and
+ * a region registered (host target, at most 1 MiB: an input stays fast),
+ * counted against the VM's limits and maybe unregistered. */
+static void gpu_region(struct fz *f, struct rb_ndp_table *t)
+{
+	uint32_t v = fz_u32(f);
+	struct rb_ndp_reg_gpu rg = {
+		.size = v & 1 ? (uint64_t)fz_u32(f) << (v >> 28) : (uint64_t)fz_u16(f) * 512,
+		.target = fz_u8(f) % 4,
+		.flags = v & 2 ? fz_u32(f) : 0,
+	};
+	char err[256];
+	uint32_t key = 0;
+	uint64_t bytes = 0;
+
+	if (rb_ndp_gpu_reg_check(&rg, err, sizeof(err)) == 0) {
+		if (rg.size == 0 || rg.size % 512 || rg.size > RB_NDP_MAX_GPU_REGION_BYTES || rg.flags ||
+		    (rg.target != RB_NDP_GPU_HOST && rg.target != RB_NDP_GPU_CUDA))
+			fz_bug(T, "REG_GPU of %llu bytes, target %u, flags %u accepted",
+			       (unsigned long long)rg.size, rg.target, rg.flags);
+		if (rg.size <= (1u << 20)) {
+			uint32_t st = rb_ndp_reg_gpu(t, &rg, &key, err, sizeof(err));
+			if (st == RB_NDP_S_OK && !key)
+				fz_bug(T, "REG_GPU gave key 0");
+			if (st == RB_NDP_S_OK && rg.target == RB_NDP_GPU_CUDA)
+				fz_bug(T, "a CUDA region without a GPU");
+			unsigned n = rb_ndp_gpu_count(t, &bytes);
+			if (n > RB_NDP_MAX_GPU_REGIONS || bytes > RB_NDP_MAX_GPU_BYTES)
+				fz_bug(T, "%u GPU regions, %llu bytes", n, (unsigned long long)bytes);
+			if (st == RB_NDP_S_OK && (v & 4) && rb_ndp_unreg_gpu(t, key) != RB_NDP_S_OK)
+				fz_bug(T, "UNREG_GPU of a key just given refused");
+		}
+	} else if (!err[0]) {
+		fz_bug(T, "a REG_GPU refusal without a message");
+	}
+	struct rb_ndp_gpu_sum gs = {.key = key, .reserved = v & 8 ? fz_u32(f) : 0,
+				    .offset = v & 16 ? fz_u64(f) : fz_u32(f), .len = v & 32 ? fz_u64(f) : fz_u32(f)};
+	err[0] = 0;
+	if (rb_ndp_gpu_sum_check(&gs, err, sizeof(err)) == 0) {
+		if (gs.reserved || gs.len == 0 || gs.len > RB_NDP_MAX_GPU_READ || gs.offset + gs.len < gs.offset)
+			fz_bug(T, "GPU_SUM at %llu, %llu bytes accepted", (unsigned long long)gs.offset,
+			       (unsigned long long)gs.len);
+	} else if (!err[0]) {
+		fz_bug(T, "a GPU_SUM refusal without a message");
+	}
+}
+
 /* ---- the sequence ------------------------------------------------------------------ */
 
 static void one_request(struct fz *f, struct rb_ndp_table *t, uint64_t cap, uint32_t *handles,
 			unsigned *nh, uint32_t *fkeys, unsigned *nf)
 {
-	uint8_t op = fz_u8(f) % 8;
+	uint8_t op = fz_u8(f) % 9;
 	char log[RB_NDP_LOG_MAX];
 
 	if (g_verbose)
@@ -482,6 +531,9 @@ static void one_request(struct fz *f, struct rb_ndp_table *t, uint64_t cap, uint
 	}
 	case 5:
 		reg_file(f, t, cap, fkeys, nf);
+		break;
+	case 8:
+		gpu_region(f, t);
 		break;
 	case 6: { /* UNREG_FILE, or translate through a file still held */
 		uint32_t v = fz_u32(f);
