@@ -203,21 +203,6 @@ static uint64_t v_capacity(struct rb_device *d, const struct rb_disk_metrics *m)
 	return rb_disk_capacity_sectors(rb_device_disk(d)) * 512u;
 }
 
-static void inline_reads(struct text *t, struct rb_device *const *devs, unsigned ndevs,
-			 const struct rb_disk_metrics *m)
-{
-	static const char name[] = "rosen_inline_reads_total";
-
-	family(t, name, "counter",
-	       "Reads of a buffered image tried at once (preadv2 RWF_NOWAIT): result=hit, served from the page cache; result=miss, then done through io_uring.");
-	for (unsigned i = 0; i < ndevs; i++) {
-		disk_sample(t, name, rb_device_name(devs[i]));
-		printf_(t, ",result=\"hit\"} %" PRIu64 "\n", m[i].inline_hits);
-		disk_sample(t, name, rb_device_name(devs[i]));
-		printf_(t, ",result=\"miss\"} %" PRIu64 "\n", m[i].inline_misses);
-	}
-}
-
 static void requests(struct text *t, struct rb_device *const *devs, unsigned ndevs,
 		     const struct rb_disk_metrics *m)
 {
@@ -276,19 +261,49 @@ static void latency(struct text *t, struct rb_device *const *devs, unsigned ndev
 	}
 }
 
+/* A counter per disk split by one more label of two values, (label=
+ * values[0], label=values[1]): value(m, 0) and value(m, 1). */
+static void per_disk_split(struct text *t, struct rb_device *const *devs, unsigned ndevs,
+			   const struct rb_disk_metrics *m, const char *name, const char *help,
+			   const char *label, const char *const values[2],
+			   uint64_t (*value)(const struct rb_disk_metrics *m, unsigned which))
+{
+	family(t, name, "counter", help);
+	for (unsigned i = 0; i < ndevs; i++)
+		for (unsigned k = 0; k < 2; k++) {
+			disk_sample(t, name, rb_device_name(devs[i]));
+			printf_(t, ",%s=\"%s\"} %" PRIu64 "\n", label, values[k], value(&m[i], k));
+		}
+}
+
+static uint64_t v_bytes(const struct rb_disk_metrics *m, unsigned which)
+{
+	return which ? m->bytes_written : m->bytes_read;
+}
+
+static uint64_t v_inline(const struct rb_disk_metrics *m, unsigned which)
+{
+	return which ? m->inline_misses : m->inline_hits;
+}
+
 static void bytes(struct text *t, struct rb_device *const *devs, unsigned ndevs,
 		  const struct rb_disk_metrics *m)
 {
-	static const char name[] = "rosen_bytes_total";
+	static const char *const dir[2] = {"read", "write"};
 
-	family(t, name, "counter",
-	       "Bytes moved between storage and the daemon for the guest: its reads and writes and every I/O of its NDP requests.");
-	for (unsigned i = 0; i < ndevs; i++) {
-		disk_sample(t, name, rb_device_name(devs[i]));
-		printf_(t, ",direction=\"read\"} %" PRIu64 "\n", m[i].bytes_read);
-		disk_sample(t, name, rb_device_name(devs[i]));
-		printf_(t, ",direction=\"write\"} %" PRIu64 "\n", m[i].bytes_written);
-	}
+	per_disk_split(t, devs, ndevs, m, "rosen_bytes_total",
+		       "Bytes moved between storage and the daemon for the guest: its reads and writes and every I/O of its NDP requests.",
+		       "direction", dir, v_bytes);
+}
+
+static void inline_reads(struct text *t, struct rb_device *const *devs, unsigned ndevs,
+			 const struct rb_disk_metrics *m)
+{
+	static const char *const result[2] = {"hit", "miss"};
+
+	per_disk_split(t, devs, ndevs, m, "rosen_inline_reads_total",
+		       "Reads of a buffered image tried at once (preadv2 RWF_NOWAIT): result=hit, served from the page cache; result=miss, then done through io_uring.",
+		       "result", result, v_inline);
 }
 
 static void workers_busy(struct text *t, struct rb_workers *w)
