@@ -512,26 +512,12 @@ int config_parse_args(int argc, char **argv, struct config *c)
 
 /* ---- JSON ----------------------------------------------------------------------- */
 
-static const char *jtype_name(struct json_object *v)
-{
-	switch (json_object_get_type(v)) {
-	case json_type_null: return "null";
-	case json_type_boolean: return "a boolean";
-	case json_type_double: return "a fraction";
-	case json_type_int: return "a number";
-	case json_type_object: return "an object";
-	case json_type_array: return "an array";
-	case json_type_string: return "a string";
-	}
-	return "?";
-}
-
 static int want_str(struct json_object *v, const char *path, const char **out, char *err,
 		    size_t errlen)
 {
 	if (!json_object_is_type(v, json_type_string) || !json_object_get_string_len(v)) {
 		snprintf(err, errlen, "%s: must be a non-empty string, not %s", path,
-			 json_object_is_type(v, json_type_string) ? "an empty one" : jtype_name(v));
+			 json_object_is_type(v, json_type_string) ? "an empty one" : rb_rpc_json_type_name(v));
 		return -EINVAL;
 	}
 	*out = json_object_get_string(v);
@@ -541,7 +527,7 @@ static int want_str(struct json_object *v, const char *path, const char **out, c
 static int want_bool(struct json_object *v, const char *path, bool *out, char *err, size_t errlen)
 {
 	if (!json_object_is_type(v, json_type_boolean)) {
-		snprintf(err, errlen, "%s: must be true or false, not %s", path, jtype_name(v));
+		snprintf(err, errlen, "%s: must be true or false, not %s", path, rb_rpc_json_type_name(v));
 		return -EINVAL;
 	}
 	*out = json_object_get_boolean(v);
@@ -556,7 +542,7 @@ static int want_uint(struct json_object *v, const char *path, unsigned lo, unsig
 	if (!json_object_is_type(v, json_type_int) || n < lo || n > hi) {
 		snprintf(err, errlen, "%s: must be an integer in %u..%u%s%s", path, lo, hi,
 			 json_object_is_type(v, json_type_int) ? "" : ", not ",
-			 json_object_is_type(v, json_type_int) ? "" : jtype_name(v));
+			 json_object_is_type(v, json_type_int) ? "" : rb_rpc_json_type_name(v));
 		return -EINVAL;
 	}
 	*out = (unsigned)n;
@@ -699,7 +685,7 @@ static int load_top(struct json_object *root, struct config *c, char *err, size_
 	bool b = false;
 
 	if (!json_object_is_type(root, json_type_object)) {
-		snprintf(err, errlen, "the file must hold one JSON object, not %s", jtype_name(root));
+		snprintf(err, errlen, "the file must hold one JSON object, not %s", rb_rpc_json_type_name(root));
 		return -EINVAL;
 	}
 	json_object_object_foreach(root, key, v) {

@@ -78,6 +78,9 @@ void rb_rpc_line_col(const char *text, size_t off, unsigned *line, unsigned *col
 
 /* ---- Parameters: each names the parameter on -32602 --------------------- */
 
+/* What a JSON value is, for messages: "a string", "a number", "null", ... */
+const char *rb_rpc_json_type_name(struct json_object *v);
+
 /* Refuses a parameter not in `known` (NULL-terminated). */
 int rb_rpc_params_known(struct json_object *params, const char *const *known,
 			struct rb_rpc_error *e);

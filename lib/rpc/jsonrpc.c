@@ -200,7 +200,7 @@ char *rb_rpc_format_error(struct json_object *id, const struct rb_rpc_error *e, 
 
 /* ---- parameters -------------------------------------------------------------- */
 
-static const char *type_name(struct json_object *v)
+const char *rb_rpc_json_type_name(struct json_object *v)
 {
 	switch (json_object_get_type(v)) {
 	case json_type_null: return "null";
@@ -260,7 +260,7 @@ int rb_rpc_param_str(struct json_object *params, const char *key, bool required,
 	if (!json_object_is_type(v, json_type_string))
 		return rb_rpc_fail(e, RB_RPC_INVALID_PARAMS,
 				   "invalid params: parameter '%s' must be a string, not %s", key,
-				   type_name(v));
+				   rb_rpc_json_type_name(v));
 	*out = json_object_get_string(v);
 	return 0;
 }
@@ -277,7 +277,7 @@ int rb_rpc_param_bool(struct json_object *params, const char *key, bool required
 	if (!json_object_is_type(v, json_type_boolean))
 		return rb_rpc_fail(e, RB_RPC_INVALID_PARAMS,
 				   "invalid params: parameter '%s' must be true or false, not %s", key,
-				   type_name(v));
+				   rb_rpc_json_type_name(v));
 	*out = json_object_get_boolean(v);
 	return 0;
 }
@@ -294,7 +294,7 @@ int rb_rpc_param_uint(struct json_object *params, const char *key, bool required
 	if (!json_object_is_type(v, json_type_int))
 		return rb_rpc_fail(e, RB_RPC_INVALID_PARAMS,
 				   "invalid params: parameter '%s' must be an integer, not %s", key,
-				   type_name(v));
+				   rb_rpc_json_type_name(v));
 	/* json-c keeps integers as int64 or uint64: read both ways. */
 	errno = 0;
 	int64_t s = json_object_get_int64(v);
