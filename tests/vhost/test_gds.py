@@ -493,6 +493,36 @@ def t_unreg_then_sum_region_freed(c):
     c.zeros(new, 0, MiB, "a new region")
 
 
+def t_gpu_sum_flood_does_not_starve_other_vms(c):
+    """A VM that fills its ring with 64 MiB GPU_SUMs (each tens of ms of the
+    worker it shares with other VMs) must not hold that worker for all of
+    them at once: another VM's read is served after about one, not after
+    the whole flood (each sum is charged to its queue's program credit)."""
+    key = c.reg_ok(64 * MiB)
+    t0 = time.monotonic()
+    check(c.sum(key, 0, 64 * MiB)[0] == NDP_S_OK, "GPU_SUM")
+    one = max(time.monotonic() - t0, 0.001)
+    fe, other = c.fe(), c.fe("other")
+    n = 32
+    reqs = [ndp_gpu_sum(fe.mem, key, 0, 64 * MiB) for _ in range(n)]
+    for r in reqs:
+        fe.submit(0, r, indirect=True)
+    time.sleep(min(one / 2, 0.05))  # the worker is in the flood now
+    blk = vc.BlkReq(other.mem, vc.T_IN, 8, in_len=4096)
+    t1 = time.monotonic()
+    other.submit(0, blk)
+    got = other.vqs[0].wait_used(1, timeout=n * one * 4 + 30)
+    waited = time.monotonic() - t1
+    check(got and blk.status_byte() == S_OK, "the other VM's read did not complete")
+    done = fe.vqs[0].wait_used(n, timeout=n * one * 4 + 30)
+    check(len(done) == n, "%d of %d GPU_SUMs completed" % (len(done), n))
+    for r in reqs:
+        check(NDP_GPU_SUM_RESULT.unpack(r.wpart(0))[0] == NDP_S_OK, "a flooded GPU_SUM failed")
+    print("# one 64 MiB GPU_SUM %.3f s; the other VM's read waited %.3f s behind %d" % (one, waited, n))
+    check(waited < 6 * one, "the other VM's read waited %.3f s behind %d GPU_SUMs of %.3f s each: "
+          "one VM's GPU_SUMs hold the shared worker" % (waited, n, one))
+
+
 class Suite:
     def __init__(self, args):
         self.args = args
@@ -643,6 +673,7 @@ def main():
         R("gds_map_miss_and_short_entry", t_map_miss)
         R("unreg_frees_region_new_one_zeroed", t_unreg_then_sum_region_freed)
         R("key_from_before_a_daemon_restart", t_restart_key)
+        R("gpu_sum_flood_does_not_starve_other_vms", t_gpu_sum_flood_does_not_starve_other_vms)
         name = "daemon_exits_0_on_sigterm"
         if not s.only or s.only.search(name):
             rc = s.d.stop()
