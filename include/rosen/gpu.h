@@ -53,6 +53,8 @@ int rb_gpu_region_new(uint32_t kind, uint64_t size, struct rb_gpu_region **out, 
 void rb_gpu_region_get(struct rb_gpu_region *r);
 /* Drops a reference; the last frees the memory.  NULL: nothing. */
 void rb_gpu_region_put(struct rb_gpu_region *r);
+/* Whether a reference other than the caller's one is held. */
+bool rb_gpu_region_shared(const struct rb_gpu_region *r);
 uint64_t rb_gpu_region_size(const struct rb_gpu_region *r);
 uint32_t rb_gpu_region_kind(const struct rb_gpu_region *r);
 /* RB_GPU_HOST: the region's memory (page-aligned); RB_GPU_CUDA: NULL. */

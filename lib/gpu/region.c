@@ -91,6 +91,11 @@ void rb_gpu_region_put(struct rb_gpu_region *r)
 	free(r);
 }
 
+bool rb_gpu_region_shared(const struct rb_gpu_region *r)
+{
+	return atomic_load(&r->refs) > 1;
+}
+
 uint64_t rb_gpu_region_size(const struct rb_gpu_region *r)
 {
 	return r->size;

@@ -99,6 +99,11 @@ void rb_gds_ctl(struct rb_io_req *req, uint32_t type)
 			res.sum = rc == 0 ? crc : 0;
 			rb_gpu_region_put(r);
 			rb_io_clock_stale(req->q->worker); /* up to tens of ms */
+			/* Worker CPU like a program's: charged to the queue's
+			 * credit (a byte summed as an instruction), so a ring
+			 * full of sums takes one per round, not the worker
+			 * that other VMs share for all of them. */
+			req->q->ndp_credit -= (int64_t)gs.len;
 		}
 		if (res.status != RB_NDP_S_OK)
 			rb_io_guest_log(req->q, "GPU_SUM refused (%s): %s", rb_ndp_status_name(res.status), err);

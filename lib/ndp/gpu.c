@@ -92,6 +92,20 @@ int rb_ndp_gpu_sum_check(const struct rb_ndp_gpu_sum *gs, char *err, size_t errl
 
 /* ---- the VM's regions ------------------------------------------------------------ */
 
+/* A region unregistered while a read or GPU_SUM still held it keeps its
+ * slot and its bytes (key 0: nothing finds it again) until the last holder
+ * lets go; then, here, under the lock, the VM gets them back.  Otherwise
+ * REG_GPU, read, UNREG_GPU over and over would hold any number of regions. */
+static void reap_unregistered(struct rb_ndp_gpu_set *g)
+{
+	for (unsigned i = 0; i < RB_NDP_MAX_GPU_REGIONS; i++)
+		if (g->reg[i] && !g->key[i] && !rb_gpu_region_shared(g->reg[i])) {
+			g->bytes -= rb_gpu_region_size(g->reg[i]);
+			rb_gpu_region_put(g->reg[i]);
+			g->reg[i] = NULL;
+		}
+}
+
 static int find(const struct rb_ndp_gpu_set *g, uint32_t key)
 {
 	unsigned slot = key & ((1u << GPU_SLOT_BITS) - 1);
@@ -110,6 +124,7 @@ uint32_t rb_ndp_reg_gpu(struct rb_ndp_table *t, const struct rb_ndp_reg_gpu *rg,
 
 	*key = 0;
 	pthread_mutex_lock(&g->lock);
+	reap_unregistered(g);
 	for (unsigned i = 0; i < RB_NDP_MAX_GPU_REGIONS; i++)
 		if (!g->reg[i]) {
 			slot = i;
@@ -145,20 +160,16 @@ uint32_t rb_ndp_reg_gpu(struct rb_ndp_table *t, const struct rb_ndp_reg_gpu *rg,
 uint32_t rb_ndp_unreg_gpu(struct rb_ndp_table *t, uint32_t key)
 {
 	struct rb_ndp_gpu_set *g = rb_ndp_table_gpu(t);
-	struct rb_gpu_region *r = NULL;
 
 	pthread_mutex_lock(&g->lock);
 	int s = find(g, key);
 	if (s >= 0) {
-		r = g->reg[s];
-		g->reg[s] = NULL;
 		g->key[s] = 0;
-		g->bytes -= rb_gpu_region_size(r);
+		reap_unregistered(g); /* at once unless a read holds it */
 	}
 	pthread_mutex_unlock(&g->lock);
-	if (!r)
+	if (s < 0)
 		return rb_ndp_missing(key, RB_NDP_S_NO_MEMORY);
-	rb_gpu_region_put(r);
 	return RB_NDP_S_OK;
 }
 
@@ -183,6 +194,7 @@ unsigned rb_ndp_gpu_count(struct rb_ndp_table *t, uint64_t *bytes)
 	unsigned n = 0;
 
 	pthread_mutex_lock(&g->lock);
+	reap_unregistered(g);
 	for (unsigned i = 0; i < RB_NDP_MAX_GPU_REGIONS; i++)
 		n += g->reg[i] != NULL;
 	if (bytes)

@@ -493,6 +493,90 @@ def t_unreg_then_sum_region_freed(c):
     c.zeros(new, 0, MiB, "a new region")
 
 
+def t_gpu_sum_flood_does_not_starve_other_vms(c):
+    """A VM that fills its ring with 64 MiB GPU_SUMs (each tens of ms of the
+    worker it shares with other VMs) must not hold that worker for all of
+    them at once: another VM's read is served after about one, not after
+    the whole flood (each sum is charged to its queue's program credit)."""
+    key = c.reg_ok(64 * MiB)
+    t0 = time.monotonic()
+    check(c.sum(key, 0, 64 * MiB)[0] == NDP_S_OK, "GPU_SUM")
+    one = max(time.monotonic() - t0, 0.001)
+    fe, other = c.fe(), c.fe("other")
+    n = 32
+    reqs = [ndp_gpu_sum(fe.mem, key, 0, 64 * MiB) for _ in range(n)]
+    for r in reqs:
+        fe.submit(0, r, indirect=True)
+    time.sleep(min(one / 2, 0.05))  # the worker is in the flood now
+    blk = vc.BlkReq(other.mem, vc.T_IN, 8, in_len=4096)
+    t1 = time.monotonic()
+    other.submit(0, blk)
+    got = other.vqs[0].wait_used(1, timeout=n * one * 4 + 30)
+    waited = time.monotonic() - t1
+    check(got and blk.status_byte() == S_OK, "the other VM's read did not complete")
+    done = fe.vqs[0].wait_used(n, timeout=n * one * 4 + 30)
+    check(len(done) == n, "%d of %d GPU_SUMs completed" % (len(done), n))
+    for r in reqs:
+        check(NDP_GPU_SUM_RESULT.unpack(r.wpart(0))[0] == NDP_S_OK, "a flooded GPU_SUM failed")
+    print("# one 64 MiB GPU_SUM %.3f s; the other VM's read waited %.3f s behind %d" % (one, waited, n))
+    check(waited < 6 * one, "the other VM's read waited %.3f s behind %d GPU_SUMs of %.3f s each: "
+          "one VM's GPU_SUMs hold the shared worker" % (waited, n, one))
+
+
+def t_unreg_in_flight_still_counts(c):
+    """A region unregistered while a GPU read into it is in flight lives
+    until the read ends (reference counted); until then it must still
+    count against the VM's 512 MiB, or REG_GPU, read, UNREG_GPU over and
+    over holds the memory of any number of regions.  A daemon of its own
+    throttles the disk (1 MiB/s) so that the read stays in flight."""
+    import shutil
+    tmp = tempfile.mkdtemp(prefix="rb-gds-held-")
+    d = fe = None
+    try:
+        d = nbi.Daemon(c.s.args.daemon, tmp, c.s.args.verbose, layout=(("main", False),))
+        d.stop()
+        d.args += ["--throttle", "bps-total=1048576"]
+        d.start()
+
+        def connect():
+            return Frontend(d.disks["main"].sock, timeout=5.0, mem_size=16 * MiB, queue_size=64)
+
+        def reg(fe, size):
+            r = ndp_reg_gpu(fe.mem, size, HOST, 0)
+            check(fe.run(1, r) == (S_OK, NDP_REG_RESULT.size + 1), "REG_GPU")
+            return NDP_REG_RESULT.unpack(r.wpart(0))
+
+        fe = connect()
+        ra, a = reg(fe, 256 * MiB)
+        rb, b = reg(fe, 256 * MiB)
+        check(ra == rb == NDP_S_OK, "two regions of 256 MiB")
+        r = ndp_load(fe.mem, SQ, c.s.gds_map, "gds_map")
+        fe.run(1, r, timeout=30)
+        h, nst = load_result(r)[:2]
+        check(nst == NDP_S_OK, "LOAD gds_map")
+        rd = ndp_io(fe.mem, NDP_T_READ_ND, h, 0, 64 * MiB, meta=gds_meta(0, [(0, 64 * MiB, a, 0)]),
+                    scratch=bytes(8), data_len=0, flags=NDP_IO_F_GPU)
+        fe.submit(0, rd)
+        time.sleep(0.3)
+        check(not fe.vqs[0].poll_used(), "the throttled 64 MiB read ended at once")
+        u = ndp_unreg_gpu(fe.mem, a)
+        check(fe.run(1, u) == (S_OK, 5) and U32.unpack(u.wpart(0))[0] == NDP_S_OK, "UNREG_GPU")
+        nst, key = reg(fe, 256 * MiB)
+        check(nst == NDP_S_LIMIT, "REG_GPU of 256 MiB while an unregistered 256 MiB region is still "
+              "held by a read: %s (the VM would hold 768 MiB)" % vc.ndp_status_name(nst))
+        fe.close()  # the queue stops: the read ends, the region goes
+        fe = None
+        fe = connect()
+        nst, key = reg(fe, 256 * MiB)
+        check(nst == NDP_S_OK, "REG_GPU once the read ended: %s" % vc.ndp_status_name(nst))
+    finally:
+        if fe:
+            fe.close()
+        if d:
+            d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class Suite:
     def __init__(self, args):
         self.args = args
@@ -643,6 +727,8 @@ def main():
         R("gds_map_miss_and_short_entry", t_map_miss)
         R("unreg_frees_region_new_one_zeroed", t_unreg_then_sum_region_freed)
         R("key_from_before_a_daemon_restart", t_restart_key)
+        R("gpu_sum_flood_does_not_starve_other_vms", t_gpu_sum_flood_does_not_starve_other_vms)
+        R("unreg_while_read_in_flight_still_counts", t_unreg_in_flight_still_counts)
         name = "daemon_exits_0_on_sigterm"
         if not s.only or s.only.search(name):
             rc = s.d.stop()
