@@ -87,6 +87,7 @@ struct rb_bpf_prog {
 	void *jit_code;  /* x86-64 code (read+exec), or NULL */
 	size_t jit_size;
 	bool jit_checked;
+	bool jit_full_ctx; /* the JIT'd code reads the run context (calls, checks) */
 	bool has_calls; /* calls helpers (directly or through callx) */
 	struct rb_bpf_fact *facts; /* n_insns, from the verifier; NULL if none */
 };

@@ -325,15 +325,17 @@ TEST(helpers_calls_and_budgets_match)
 	run_both(deep, 2, h, NULL, 0, 0, &ri, &rj, after);
 	CHECK(ri.status == RB_BPF_E_DEPTH && rj.status == RB_BPF_E_DEPTH);
 
-	/* budget: the JIT charges per block, at most one block earlier */
+	/* budget: exact in instructions, the same stopping instruction */
 	struct rb_bpf_insn loop[] = {INS(0xb7, 0, 0, 0, 0), INS(0x07, 0, 0, 0, 1), INS(0x55, 0, 0, -2, 1000),
 				     INS(0x95, 0, 0, 0, 0)};
 	REQUIRE(run_both(loop, 4, h, NULL, 0, 0, &ri, &rj, after) == 0);
 	CHECK_EQ_U64(rj.r0, 1000);
+	CHECK_EQ_U64(rj.executed, ri.executed);
 	CHECK(run_both(loop, 4, h, NULL, 0, 1500, &ri, &rj, after) == 0);
 	CHECK(ri.status == RB_BPF_E_BUDGET && rj.status == RB_BPF_E_BUDGET);
-	CHECK(ri.pc == 1 || ri.pc == 2);
-	CHECK_EQ_U64(rj.pc, 1);
+	CHECK_EQ_U64(ri.pc, 2); /* 1 + 749 x 2 + 1: the 750th r0 += 1 ran, its jump did not */
+	CHECK_EQ_U64(rj.pc, ri.pc);
+	CHECK_EQ_U64(rj.executed, 1500);
 	struct rb_bpf_insn forever[] = {INS(0x05, 0, 0, -1, 0)};
 	run_both(forever, 1, h, NULL, 0, 0, &ri, &rj, after);
 	CHECK(rj.status == RB_BPF_E_BUDGET);
