@@ -74,7 +74,7 @@ struct fixup {
 	uint8_t kind;    /* FIX_INSN, FIX_LABEL */
 };
 
-enum { FIX_INSN, FIX_LABEL };
+enum { FIX_INSN, FIX_LABEL, FIX_SLOW /* a superblock's slow copy, exact budget */ };
 enum {
 	L_EPILOGUE, L_ZERO_FRAME, L_CHECK_READ, L_CHECK_WRITE, L_FAIL, L_STOP, L_BUDGET, L_COUNT
 };
@@ -139,6 +139,7 @@ struct jit {
 	uint8_t *npred;
 	uint32_t *rest, *sb_end, *sb_total, *fold;
 	uint32_t *slow_at; /* at a head: where its jl to the slow copy is, or 0 */
+	uint32_t *slow_entry; /* at a head: its slow copy, entered with the exact budget */
 	/* Emission state: instructions charged ahead of the one being
 	 * emitted (refunded when it leaves or fails), and whether this is a
 	 * superblock's exact slow copy. */
@@ -379,18 +380,22 @@ static void jmp_adjusted(struct jit *j, uint8_t cc, uint32_t target, uint8_t kin
  * A jump to instruction t that leaves the current superblock.  In the
  * fast code the instructions charged ahead (cur_rest) are given back on
  * the way, unless t's own charge was lowered by as much (t has no other
- * way in); in a slow copy, which charges exactly, t's lowered charge is
- * made up instead.
+ * way in); a slow copy, which charges exactly, goes on in t's slow copy
+ * when t's charge was lowered.
  */
 static void branch_to(struct jit *j, uint8_t cc, uint32_t t)
 {
-	int32_t delta;
-
+	if (j->slow && j->fold[t]) {
+		/* t's fast code may skip its check (its charge, lowered, can
+		 * be <= 0): an exact budget goes on in t's slow copy. */
+		jmp_to(j, cc, t, FIX_SLOW);
+		return;
+	}
 	if (j->slow)
-		delta = -(int32_t)j->fold[t];
+		jmp_to(j, cc, t, FIX_INSN);
 	else
-		delta = j->fold[t] && j->fold[t] == j->cur_rest ? 0 : (int32_t)j->cur_rest;
-	jmp_adjusted(j, cc, t, FIX_INSN, delta);
+		jmp_adjusted(j, cc, t, FIX_INSN,
+			     j->fold[t] && j->fold[t] == j->cur_rest ? 0 : (int32_t)j->cur_rest);
 }
 
 /* Status flags beside the kind (status & 0xff). */
@@ -1191,7 +1196,9 @@ static int plan_blocks(struct jit *j)
 	j->sb_total = calloc(n + 1, sizeof(uint32_t));
 	j->fold = calloc(n + 1, sizeof(uint32_t));
 	j->slow_at = calloc(n + 1, sizeof(uint32_t));
-	if (!j->pflags || !j->npred || !j->rest || !j->sb_end || !j->sb_total || !j->fold || !j->slow_at)
+	j->slow_entry = calloc(n + 1, sizeof(uint32_t));
+	if (!j->pflags || !j->npred || !j->rest || !j->sb_end || !j->sb_total || !j->fold || !j->slow_at ||
+	    !j->slow_entry)
 		return -ENOMEM;
 	uint8_t *f = j->pflags, *np = j->npred;
 
@@ -1639,14 +1646,17 @@ static int emit_slow(struct jit *j, char *err, size_t errlen)
 
 	j->slow = true;
 	for (size_t h = 0; h < p->n_insns && !j->oom; h++) {
-		if (!j->slow_at[h])
+		if (!j->slow_at[h] && !j->fold[h])
 			continue;
 		size_t end = j->sb_end[h];
-		int32_t rel = (int32_t)(j->len - (j->slow_at[h] + 4));
-		memcpy(j->buf + j->slow_at[h], &rel, 4);
-		/* The true budget: the head took sb_total - fold from a budget
-		 * that was fold short already. */
-		budget_add(j, j->sb_total[h]);
+		if (j->slow_at[h]) {
+			int32_t rel = (int32_t)(j->len - (j->slow_at[h] + 4));
+			memcpy(j->buf + j->slow_at[h], &rel, 4);
+			/* The true budget: the head took sb_total - fold from a
+			 * budget that was fold short already. */
+			budget_add(j, j->sb_total[h]);
+		}
+		j->slow_entry[h] = (uint32_t)j->len;
 		size_t pc;
 		for (pc = h; pc < end; pc += is_lddw(&p->insns[pc]) ? 2 : 1) {
 			budget_sub(j, 1);
@@ -1696,7 +1706,8 @@ static int compile(struct jit *j, char *err, size_t errlen)
 		return -ENOMEM;
 	for (size_t i = 0; i < j->nfix; i++) {
 		const struct fixup *f = &j->fix[i];
-		uint32_t to = f->kind == FIX_INSN ? j->insn_off[f->target] : j->label[f->target];
+		uint32_t to = f->kind == FIX_INSN ? j->insn_off[f->target]
+			      : f->kind == FIX_SLOW ? j->slow_entry[f->target] : j->label[f->target];
 		int32_t rel = (int32_t)(to - (f->at + 4));
 		memcpy(j->buf + f->at, &rel, 4);
 	}
@@ -1755,6 +1766,7 @@ int rb_bpf_jit_ex(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, unsigned fla
 	free(j.sb_total);
 	free(j.fold);
 	free(j.slow_at);
+	free(j.slow_entry);
 	return rc;
 }
 
