@@ -89,6 +89,7 @@ struct rb_bpf_prog {
 	bool jit_checked;
 	bool jit_full_ctx; /* the JIT'd code reads the run context (calls, checks) */
 	bool has_calls; /* calls helpers (directly or through callx) */
+	bool uses_stack; /* names r10 or makes a local call: needs a stack frame */
 	struct rb_bpf_fact *facts; /* n_insns, from the verifier; NULL if none */
 };
 

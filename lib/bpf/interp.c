@@ -48,15 +48,43 @@ static inline bool span_lookup(const struct rb_bpf_call *c, uint64_t a, uint64_t
 	return false;
 }
 
-/* Slow path of the access check: finds the span holding [a, a+sz) and makes
- * it the cached one. */
-static bool __attribute__((noinline))
-find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
-	  uint64_t *lo, uint64_t *span)
+/* A span found by the slow path.  Span 0 is never hit by the fast check:
+ * {1, 0} says no span holds the access, {0, 0} (debug mode) that one does
+ * but must not be cached. */
+struct span {
+	uint64_t lo, span;
+};
+#define SPAN_MISSED(f) ((f).span == 0 && (f).lo != 0)
+
+/* Slow path of the access check: finds the span holding [a, a+sz), which
+ * becomes the cached one.  Returned in registers, so that the cache (never
+ * address-taken) stays in registers in the interpreter's loop. */
+static struct span __attribute__((noinline))
+find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write)
 {
-	if (RB_UNLIKELY(c->dbg))
-		return debug_find_span(c, a, sz, write, lo, span);
-	return span_lookup(c, a, sz, write, lo, span);
+	struct span r = {0, 0};
+
+	if (RB_UNLIKELY(c->dbg)) {
+		if (!debug_find_span(c, a, sz, write, &r.lo, &r.span))
+			r = (struct span){1, 0};
+		return r;
+	}
+	if (!span_lookup(c, a, sz, write, &r.lo, &r.span))
+		r = (struct span){1, 0};
+	return r;
+}
+
+/* Zeroes one 512-byte frame with 16-byte stores: a memset this small
+ * becomes rep stos, whose start-up cost was most of a short run. */
+static inline void zero_frame(uint64_t addr)
+{
+	typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
+	v2 *q = (v2 *)(uintptr_t)addr;
+
+	for (unsigned i = 0; i < RB_BPF_STACK_SIZE / 16; i += 4) {
+		q[i] = q[i + 1] = q[i + 2] = q[i + 3] = (v2){0, 0};
+		__asm__ volatile("" : : "r"(q) : "memory"); /* stays stores, not memset */
+	}
 }
 
 static inline uint64_t sdiv64(uint64_t a, uint64_t b)
@@ -232,21 +260,29 @@ void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
 #define CHECK_READ(a, sz)                                                   \
 	do {                                                                \
 		if (RB_UNLIKELY(!((a) - rlo < rspan &&                      \
-				  rspan - ((a) - rlo) >= (sz))) &&          \
-		    !find_span(&call, (a), (sz), false, &rlo, &rspan)) {    \
-			fault_addr = (a);                                   \
-			fault_size = (sz);                                  \
-			goto out_fault_read;                                \
+				  rspan - ((a) - rlo) >= (sz)))) {          \
+			struct span f_ = find_span(&call, (a), (sz), false); \
+			if (SPAN_MISSED(f_)) {                              \
+				fault_addr = (a);                           \
+				fault_size = (sz);                          \
+				goto out_fault_read;                        \
+			}                                                   \
+			rlo = f_.lo;                                        \
+			rspan = f_.span;                                    \
 		}                                                           \
 	} while (0)
 #define CHECK_WRITE(a, sz)                                                  \
 	do {                                                                \
 		if (RB_UNLIKELY(!((a) - wlo < wspan &&                      \
-				  wspan - ((a) - wlo) >= (sz))) &&          \
-		    !find_span(&call, (a), (sz), true, &wlo, &wspan)) {     \
-			fault_addr = (a);                                   \
-			fault_size = (sz);                                  \
-			goto out_fault_write;                               \
+				  wspan - ((a) - wlo) >= (sz)))) {          \
+			struct span f_ = find_span(&call, (a), (sz), true); \
+			if (SPAN_MISSED(f_)) {                              \
+				fault_addr = (a);                           \
+				fault_size = (sz);                          \
+				goto out_fault_write;                       \
+			}                                                   \
+			wlo = f_.lo;                                        \
+			wspan = f_.span;                                    \
 		}                                                           \
 	} while (0)
 
@@ -418,13 +454,18 @@ static int interp(const struct rb_bpf_prog *prog,
 	uint32_t helper_id;
 	const char *what;
 
-	call.stack_hi = (uint64_t)(uintptr_t)((dbg ? dbg->stack : stack) + sizeof(stack));
-	call.stack_lo = call.stack_hi - RB_BPF_STACK_SIZE;
 	/* Zero each frame as it comes into use: a program must never read
-	 * what an earlier run (of another VM's program) left there. */
-	memset((void *)(uintptr_t)call.stack_lo, 0, RB_BPF_STACK_SIZE);
+	 * what an earlier run (of another VM's program) left there.  A
+	 * program that never names r10 nor makes a local call (which moves
+	 * it) has no way to the stack: it gets none (an empty live stack, so
+	 * not even a guessed address reaches it), and nothing is zeroed. */
+	uint64_t frame = prog->uses_stack || dbg ? RB_BPF_STACK_SIZE : 0;
+	call.stack_hi = (uint64_t)(uintptr_t)((dbg ? dbg->stack : stack) + sizeof(stack));
+	call.stack_lo = call.stack_hi - frame;
+	if (frame)
+		zero_frame(call.stack_lo);
 	rb_bpf_fill_spans(&call, prog, opts);
-	uint64_t rlo = call.stack_lo, rspan = RB_BPF_STACK_SIZE;
+	uint64_t rlo = call.stack_lo, rspan = frame;
 	uint64_t wlo = rlo, wspan = rspan;
 
 	for (int i = 0; i < 5; i++)
@@ -583,7 +624,7 @@ call_local:
 	if (RB_UNLIKELY(call.dbg))
 		debug_new_frame(&call);
 	else
-		memset((void *)(uintptr_t)call.stack_lo, 0, RB_BPF_STACK_SIZE);
+		zero_frame(call.stack_lo);
 	ins += ins->imm + 1;
 	DISPATCH();
 
@@ -661,33 +702,46 @@ const void *const *rb_bpf_interp_handlers(void)
 	return table;
 }
 
+static __attribute__((noinline, cold)) int bad_opts(struct rb_bpf_result *res)
+{
+	res->status = RB_BPF_E_ARG;
+	res->r0 = 0;
+	res->pc = 0;
+	res->executed = 0;
+	snprintf(res->msg, sizeof(res->msg), "bad run options");
+	return -EINVAL;
+}
+
+static inline bool opts_ok(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts)
+{
+	return prog && opts && opts->n_regions <= RB_BPF_MAX_REGIONS &&
+	       (!opts->n_regions || opts->regions);
+}
+
 static int check_opts(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 		      struct rb_bpf_result *res)
 {
+	if (RB_UNLIKELY(!opts_ok(prog, opts)))
+		return bad_opts(res);
 	/* Not a memset of the whole result: this is on every run's path. */
 	res->status = RB_BPF_OK;
 	res->r0 = 0;
 	res->pc = 0;
 	res->executed = 0;
 	res->msg[0] = 0;
-	if (!prog || !opts || opts->n_regions > RB_BPF_MAX_REGIONS ||
-	    (opts->n_regions && !opts->regions)) {
-		res->status = RB_BPF_E_ARG;
-		snprintf(res->msg, sizeof(res->msg), "bad run options");
-		return -EINVAL;
-	}
 	return 0;
 }
 
+/* The entry point rosenbridged uses: the JIT'd code when there is some
+ * (rb_bpf_run_jit() fills the whole result itself), else the interpreter. */
 int rb_bpf_run(const struct rb_bpf_prog *prog,
 	       const struct rb_bpf_run_opts *opts, struct rb_bpf_result *res)
 {
-	int rc = check_opts(prog, opts, res);
-
-	if (rc)
-		return rc;
+	if (RB_UNLIKELY(!opts_ok(prog, opts)))
+		return bad_opts(res);
 	if (prog->jit_code)
 		return rb_bpf_run_jit(prog, opts, res);
+	check_opts(prog, opts, res);
 	return interp(prog, opts, res, NULL, NULL);
 }
 

@@ -431,6 +431,8 @@ static int prepare(struct rb_bpf_prog *p, const unsigned *index)
 		op->handler = handlers[index[pc]];
 		if (index[pc] == (RB_BPF_JMP | RB_BPF_CALL) || index[pc] == RB_XOP_CALLX)
 			p->has_calls = true;
+		if (index[pc] == RB_XOP_CALL_LOCAL || in->dst == 10 || in->src == 10)
+			p->uses_stack = true;
 		op->dst = in->dst;
 		op->src = in->src;
 		op->off = in->off;
