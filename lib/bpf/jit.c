@@ -51,6 +51,7 @@ struct rb_jit_ctx {
 	uint32_t refund; /* a failure: instructions charged ahead but not run */
 	uint64_t fault_addr, fault_size;
 	uint64_t helper_id;
+	const struct rb_bpf_run_opts *opts; /* for a failure's message */
 };
 
 /*
@@ -1008,38 +1009,33 @@ static uint32_t frame_depth(const struct jit *j, size_t pc)
 /*
  * Zeroes [rbp - depth, rbp): so that no run sees what an earlier run (of
  * another guest's program) or an earlier callee left there, even if the
- * verifier wrongly believed a slot written.  Small frames: a store per
- * qword (cheaper than rep stos's start-up); larger ones: rep stosq at
- * entry (rax/rcx/rdi are not loaded yet), an r10/r11 loop at a local call
- * (where r1..r5 hold the arguments).
+ * verifier wrongly believed a slot written.  16-byte stores (rep stos's
+ * start-up cost more than a whole short run on this machine), and the
+ * BPF registers untouched (at a local call r1..r5 hold the arguments).
  */
 static void zero_stack(struct jit *j, uint32_t depth, bool entry)
 {
+	(void)entry;
 	if (depth == 0)
 		return;
-	if (depth <= 128 || !entry)
+	if (depth % 16) { /* the odd qword at the bottom */
 		rr(j, false, OP(0x31), R10, R10, false); /* xor r10d, r10d */
-	if (depth <= 128) { /* -128 is the last disp8 */
-		for (uint32_t k = 8; k <= depth; k += 8) {
-			emit(j, OP(0x4c, 0x89, 0x55)); /* mov [rbp + disp8], r10 */
+		rm_mem(j, true, OP(0x89), R10, RBP, -(int32_t)depth, false);
+	}
+	if (depth < 16)
+		return;
+	/* 16-byte stores of xmm0 (caller-saved, unused by the program):
+	 * straight-line code, no rep stos start-up, no loop. */
+	emit(j, OP(0x66, 0x0f, 0xef, 0xc0)); /* pxor xmm0, xmm0 */
+	for (uint32_t k = 16; k <= depth; k += 16) {
+		if (k <= 128) {
+			emit(j, OP(0x0f, 0x11, 0x45)); /* movups [rbp + disp8], xmm0 */
 			e1(j, (uint8_t)(256 - k));
+		} else {
+			emit(j, OP(0x0f, 0x11, 0x85)); /* movups [rbp + disp32], xmm0 */
+			e4(j, (uint32_t)-(int32_t)k);
 		}
-		return;
 	}
-	if (entry) {
-		rm_mem(j, true, OP(0x8d), RDI, RBP, -(int32_t)depth, false);
-		rr(j, false, OP(0x31), RAX, RAX, false);
-		mov_imm64(j, RCX, depth / 8);
-		emit(j, OP(0xf3, 0x48, 0xab)); /* rep stosq */
-		return;
-	}
-	mov_imm64(j, R11, (uint64_t)-(int64_t)depth);
-	size_t loop = j->len;
-	emit(j, OP(0x4e, 0x89, 0x54, 0x1d, 0x00)); /* mov [rbp + r11], r10 */
-	rr(j, true, OP(0x83), 0, R11, false);      /* add r11, 8 */
-	e1(j, 8);
-	e1(j, 0x75);                               /* jnz loop */
-	e1(j, (uint8_t)(loop - (j->len + 1)));
 }
 
 /* Moves BPF r1..r5 into the helper's argument registers (call, a1..a5). */
@@ -1352,13 +1348,8 @@ static void emit_prologue(struct jit *j)
 	}
 	if (j->checked) {
 		/* A run must never read what an earlier run left on the stack;
-		 * verified programs are proven not to read before writing.
-		 * rep stosq: rdi = frame, rcx = 64 qwords, rax = 0 (rsi, the
-		 * arguments, survives). */
-		rm_mem(j, true, OP(0x8d), RDI, RBP, -(int32_t)RB_BPF_STACK_SIZE, false);
-		rr(j, false, OP(0x31), RAX, RAX, false);
-		mov_imm64(j, RCX, RB_BPF_STACK_SIZE / 8);
-		emit(j, OP(0xf3, 0x48, 0xab));
+		 * verified programs are proven not to read before writing. */
+		zero_stack(j, RB_BPF_STACK_SIZE, true);
 	} else if (j->harden) {
 		zero_stack(j, frame_depth(j, 0), true);
 	}
@@ -1783,10 +1774,12 @@ bool rb_bpf_prog_is_jitted(const struct rb_bpf_prog *p)
 }
 
 /* Why a run failed, for a person (off the hot path). */
-static __attribute__((noinline, cold)) int jit_failed(const struct rb_bpf_prog *prog,
-						    const struct rb_jit_ctx *c, uint64_t budget,
-						    int64_t b, struct rb_bpf_result *res)
+static __attribute__((noinline, cold)) int jit_failed(const struct rb_jit_ctx *c,
+						    struct rb_bpf_result *res)
 {
+	const struct rb_bpf_prog *prog = c->call.prog;
+	uint64_t budget = c->opts->budget ? c->opts->budget : RB_BPF_DEFAULT_BUDGET;
+	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
 	uint32_t kind = c->status & 0xff;
 
 	res->r0 = 0;
@@ -1836,51 +1829,71 @@ static __attribute__((noinline, cold)) int jit_failed(const struct rb_bpf_prog *
 	}
 }
 
-/* The context a program with calls or run-time checks reads. */
-static __attribute__((noinline)) void jit_full_ctx(struct rb_jit_ctx *c, const struct rb_bpf_prog *prog,
-						   const struct rb_bpf_run_opts *opts)
+/* Calls the code: only the result lives across the call (no callee-saved
+ * registers to save around it); a failure finds the rest in the context. */
+static inline __attribute__((always_inline)) int run_code(const struct rb_bpf_prog *prog,
+							  const struct rb_bpf_run_opts *opts,
+							  struct rb_bpf_result *res,
+							  struct rb_jit_ctx *c)
 {
+	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
+	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
+
 	c->call.prog = prog;
-	c->call.user = opts->user;
-	c->call.stop = false;
-	c->call.failed = false;
-	c->call.msg[0] = 0;
-	c->call.dbg = NULL;
-	c->depth = 0;
-	c->helpers = prog->helper_fn;
+	c->opts = opts;
+	res->executed = (uint64_t)b;
+	struct rb_jit_ret r = ((rb_jit_fn)prog->jit_code)(c, opts->args, b);
+	if (RB_UNLIKELY(r.left < 0))
+		return jit_failed(c, res);
+	res->status = RB_BPF_OK;
+	res->r0 = r.r0;
+	res->pc = 0;
+	res->executed -= (uint64_t)r.left;
+	res->msg[0] = 0;
+	return 0;
+}
+
+/* Generated code carries no type signature before its entry, so clang's
+ * -fsanitize=function (part of UBSan) would read before the code page. */
+#if defined(__clang__)
+#define NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
+#else
+#define NO_SANITIZE_FUNCTION
+#endif
+
+/* A program with calls or run-time checks: its context filled first. */
+static NO_SANITIZE_FUNCTION __attribute__((noinline)) int
+run_jit_full(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+	     struct rb_bpf_result *res)
+{
+	struct rb_jit_ctx c;
+
+	c.call.user = opts->user;
+	c.call.stop = false;
+	c.call.failed = false;
+	c.call.msg[0] = 0;
+	c.call.dbg = NULL;
+	c.depth = 0;
+	c.helpers = prog->helper_fn;
 	/* The regions are only looked at by run-time checks and helpers. */
-	rb_bpf_fill_spans(&c->call, prog, opts);
+	rb_bpf_fill_spans(&c.call, prog, opts);
 	/* The stack lives on the native stack inside the generated code,
 	 * which sets stack_lo/hi and the caches from its own frame. */
+	return run_code(prog, opts, res, &c);
 }
 
 /*
  * The entry point of every JIT'd run: a lean program (no calls, no
  * run-time checks) gets nothing but its arguments and budget, in
  * registers; the context is only written by the code when it fails.
- * Generated code carries no type signature before its entry, so clang's
- * -fsanitize=function (part of UBSan) would read before the code page.
  */
-#if defined(__clang__)
-__attribute__((no_sanitize("function")))
-#endif
+NO_SANITIZE_FUNCTION
 int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 		   struct rb_bpf_result *res)
 {
-	rb_jit_fn fn = (rb_jit_fn)prog->jit_code;
 	struct rb_jit_ctx c;
-	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
-	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
 
 	if (prog->jit_full_ctx)
-		jit_full_ctx(&c, prog, opts);
-	struct rb_jit_ret r = fn(&c, opts->args, b);
-	if (RB_UNLIKELY(r.left < 0))
-		return jit_failed(prog, &c, budget, b, res);
-	res->status = RB_BPF_OK;
-	res->r0 = r.r0;
-	res->pc = 0;
-	res->executed = (uint64_t)(b - r.left);
-	res->msg[0] = 0;
-	return 0;
+		return run_jit_full(prog, opts, res);
+	return run_code(prog, opts, res, &c);
 }
