@@ -1298,7 +1298,12 @@ static void plan_frame(struct jit *j)
 	}
 	j->lean = lean;
 	j->mentions_fp = j->uses[10];
-	j->uses[0] = j->uses[1] = true;
+	/* r0 is the result; r1..r5 are a helper's arguments (what the run's
+	 * options gave, unless the program wrote them), otherwise loaded only
+	 * when the program names them. */
+	j->uses[0] = true;
+	for (int r = 1; p->has_calls && r <= 5; r++)
+		j->uses[r] = true;
 	if (p->has_calls || !lean)
 		j->uses[10] = true;
 	if (!lean)
@@ -1829,9 +1834,18 @@ static __attribute__((noinline, cold)) int jit_failed(const struct rb_jit_ctx *c
 	}
 }
 
+/* Generated code carries no type signature before its entry, so clang's
+ * -fsanitize=function (part of UBSan) would read before the code page: the
+ * function that holds the call must say so (inlining does not carry it). */
+#if defined(__clang__)
+#define NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
+#else
+#define NO_SANITIZE_FUNCTION
+#endif
+
 /* Calls the code: only the result lives across the call (no callee-saved
  * registers to save around it); a failure finds the rest in the context. */
-static inline __attribute__((always_inline)) int run_code(const struct rb_bpf_prog *prog,
+static inline NO_SANITIZE_FUNCTION __attribute__((always_inline)) int run_code(const struct rb_bpf_prog *prog,
 							  const struct rb_bpf_run_opts *opts,
 							  struct rb_bpf_result *res,
 							  struct rb_jit_ctx *c)
@@ -1852,14 +1866,6 @@ static inline __attribute__((always_inline)) int run_code(const struct rb_bpf_pr
 	res->msg[0] = 0;
 	return 0;
 }
-
-/* Generated code carries no type signature before its entry, so clang's
- * -fsanitize=function (part of UBSan) would read before the code page. */
-#if defined(__clang__)
-#define NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
-#else
-#define NO_SANITIZE_FUNCTION
-#endif
 
 /* A program with calls or run-time checks: its context filled first. */
 static NO_SANITIZE_FUNCTION __attribute__((noinline)) int
