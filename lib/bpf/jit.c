@@ -36,22 +36,28 @@ static const uint8_t bpf2x86[11] = {RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, 
 /* What the generated code reads and writes while it runs. */
 /*
  * What the generated code reads and writes while it runs.  A lean program
- * (unchecked, no helper or local calls) touches none of it unless it
- * fails: rb_bpf_run_jit() then fills nothing before the call.
+ * (no helper or local calls, no run-time checks) only ever writes the
+ * head, and only when it fails: its run's context is the head alone, and
+ * rb_bpf_run_jit() fills nothing of it before the call.
  */
-struct rb_jit_ctx {
-	struct rb_bpf_call call; /* first: helpers receive &ctx->call */
-	uint64_t rlo, rspan, wlo, wspan; /* last region hit, for reads/writes */
-	int64_t budget;                  /* instructions left (a failure, or no register for it) */
-	uint64_t depth;                  /* local call depth */
-	uint64_t saved_rsp;
-	const rb_bpf_helper_fn *helpers;
+struct rb_jit_head {
+	int64_t budget;  /* instructions left (a failure, or no register for it) */
 	uint32_t pc;     /* instruction of a failure */
 	uint32_t status; /* enum rb_bpf_status of a failure */
 	uint32_t refund; /* a failure: instructions charged ahead but not run */
+	const struct rb_bpf_prog *prog;     /* for a failure's message */
+	const struct rb_bpf_run_opts *opts;
+};
+
+struct rb_jit_ctx {
+	struct rb_jit_head h;
+	struct rb_bpf_call call; /* helpers receive &ctx->call */
+	uint64_t rlo, rspan, wlo, wspan; /* last region hit, for reads/writes */
+	uint64_t depth;                  /* local call depth */
+	uint64_t saved_rsp;
+	const rb_bpf_helper_fn *helpers;
 	uint64_t fault_addr, fault_size;
 	uint64_t helper_id;
-	const struct rb_bpf_run_opts *opts; /* for a failure's message */
 };
 
 /*
@@ -66,6 +72,7 @@ struct rb_jit_ret {
 typedef struct rb_jit_ret (*rb_jit_fn)(struct rb_jit_ctx *ctx, const uint64_t *args, int64_t budget);
 
 #define OFF(f) ((int32_t)offsetof(struct rb_jit_ctx, f))
+#define CALL_OFF(f) ((int32_t)(offsetof(struct rb_jit_ctx, call) + offsetof(struct rb_bpf_call, f)))
 
 /* ---- code buffer ----------------------------------------------------------------- */
 
@@ -329,7 +336,7 @@ static void budget_add(struct jit *j, int64_t delta)
 	if (j->budget_reg >= 0)
 		rr(j, true, OP(0x81), 0, j->budget_reg, false);
 	else
-		rm_mem(j, true, OP(0x81), 0, CTXREG, OFF(budget), false);
+		rm_mem(j, true, OP(0x81), 0, CTXREG, OFF(h.budget), false);
 	e4(j, (uint32_t)(int32_t)delta);
 }
 
@@ -339,7 +346,7 @@ static void budget_sub(struct jit *j, uint32_t n)
 	if (j->budget_reg >= 0)
 		rr(j, true, OP(0x81), 5, j->budget_reg, false);
 	else
-		rm_mem(j, true, OP(0x81), 5, CTXREG, OFF(budget), false);
+		rm_mem(j, true, OP(0x81), 5, CTXREG, OFF(h.budget), false);
 	e4(j, n);
 }
 
@@ -441,9 +448,9 @@ static uint64_t jit_slow_check(struct rb_jit_ctx *c, uint64_t addr, uint64_t inf
 			return 1;
 		}
 	}
-	c->pc = (uint32_t)(info >> 8) & 0xffffff;
-	c->refund = (uint32_t)(info >> 32);
-	c->status = RB_BPF_E_FAULT;
+	c->h.pc = (uint32_t)(info >> 8) & 0xffffff;
+	c->h.refund = (uint32_t)(info >> 32);
+	c->h.status = RB_BPF_E_FAULT;
 	c->fault_addr = addr;
 	c->fault_size = size | (write ? 0x100 : 0);
 	return 0;
@@ -1046,7 +1053,7 @@ static void helper_args(struct jit *j)
 	mov_rr(j, true, RCX, RDX); /* a3 */
 	mov_rr(j, true, RDX, RSI); /* a2 */
 	mov_rr(j, true, RSI, RDI); /* a1 */
-	mov_rr(j, true, RDI, CTXREG); /* &ctx->call */
+	rm_mem(j, true, OP(0x8d), RDI, CTXREG, OFF(call), false); /* lea rdi, &ctx->call */
 }
 
 static void emit_helper_call(struct jit *j, const struct rb_bpf_insn *in, unsigned idx, uint32_t pc)
@@ -1081,10 +1088,10 @@ static void emit_helper_call(struct jit *j, const struct rb_bpf_insn *in, unsign
 		if (j->uses[r])
 			rr(j, false, OP(0x31), bpf2x86[r], bpf2x86[r], false);
 	/* The helper may have failed or stopped the program. */
-	rm_mem(j, false, OP(0x80), 7, CTXREG, (int32_t)offsetof(struct rb_bpf_call, failed), false);
+	rm_mem(j, false, OP(0x80), 7, CTXREG, CALL_OFF(failed), false);
 	e1(j, 0);
 	fail_if(j, CC_NE, pc, RB_BPF_E_HELPER);
-	rm_mem(j, false, OP(0x80), 7, CTXREG, (int32_t)offsetof(struct rb_bpf_call, stop), false);
+	rm_mem(j, false, OP(0x80), 7, CTXREG, CALL_OFF(stop), false);
 	e1(j, 0);
 	jmp_adjusted(j, CC_NE, L_STOP, FIX_LABEL, (int32_t)j->cur_rest);
 }
@@ -1093,10 +1100,10 @@ static void set_stack_lo(struct jit *j)
 {
 	/* call.stack_lo = rbp - 512; the read/write caches = the live stack */
 	rm_mem(j, true, OP(0x8d), R11, RBP, -(int32_t)RB_BPF_STACK_SIZE, false);
-	store_ctx(j, R11, (int32_t)offsetof(struct rb_bpf_call, stack_lo));
+	store_ctx(j, R11, CALL_OFF(stack_lo));
 	store_ctx(j, R11, OFF(rlo));
 	store_ctx(j, R11, OFF(wlo));
-	load_ctx(j, R10, (int32_t)offsetof(struct rb_bpf_call, stack_hi));
+	load_ctx(j, R10, CALL_OFF(stack_hi));
 	rr(j, true, OP(0x29), R11, R10, false); /* r10 = hi - lo */
 	store_ctx(j, R10, OFF(rspan));
 	store_ctx(j, R10, OFF(wspan));
@@ -1340,7 +1347,7 @@ static void emit_prologue(struct jit *j)
 	if (j->budget_reg >= 0)
 		mov_rr(j, true, j->budget_reg, RDX);
 	else
-		store_ctx(j, RDX, OFF(budget));
+		store_ctx(j, RDX, OFF(h.budget));
 	if (j->uses[10]) {
 		/* rbp = top of the BPF stack area */
 		rm_mem(j, true, OP(0x8d), RBP, RSP, (int32_t)j->frame_bytes, false);
@@ -1348,7 +1355,7 @@ static void emit_prologue(struct jit *j)
 	/* The live-stack bounds serve run-time checks, helpers and local
 	 * calls only. */
 	if (j->checked || j->prog->has_calls || j->has_local_calls) {
-		store_ctx(j, RBP, (int32_t)offsetof(struct rb_bpf_call, stack_hi));
+		store_ctx(j, RBP, CALL_OFF(stack_hi));
 		set_stack_lo(j);
 	}
 	if (j->checked) {
@@ -1403,7 +1410,7 @@ static void emit_return(struct jit *j)
 	if (j->budget_reg >= 0)
 		mov_rr(j, true, RDX, j->budget_reg);
 	else
-		load_ctx(j, RDX, OFF(budget));
+		load_ctx(j, RDX, OFF(h.budget));
 	emit_tail(j);
 }
 
@@ -1451,11 +1458,11 @@ static void emit_stubs(struct jit *j)
 		uint32_t here = (uint32_t)j->len;
 		int32_t rel = (int32_t)(here - (j->stub[i].at + 4));
 		memcpy(j->buf + j->stub[i].at, &rel, 4);
-		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(pc), false);
+		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.pc), false);
 		e4(j, j->stub[i].pc);
-		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(status), false);
+		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.status), false);
 		e4(j, j->stub[i].status);
-		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(refund), false);
+		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.refund), false);
 		e4(j, j->stub[i].refund);
 		jmp_to(j, 0xff, L_FAIL, FIX_LABEL);
 	}
@@ -1472,22 +1479,22 @@ static void emit_stubs(struct jit *j)
 	/* L_BUDGET: a slow copy found the budget spent before the
 	 * instruction in r10. */
 	j->label[L_BUDGET] = (uint32_t)j->len;
-	rm_mem(j, false, OP(0x89), R10, CTXREG, OFF(pc), false);
-	rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(status), false);
+	rm_mem(j, false, OP(0x89), R10, CTXREG, OFF(h.pc), false);
+	rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.status), false);
 	e4(j, RB_BPF_E_BUDGET);
-	rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(refund), false);
+	rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.refund), false);
 	e4(j, 0);
 	jmp_to(j, 0xff, L_FAIL, FIX_LABEL);
 
 	/* L_STOP: a helper ended the program: r0 = stop value. */
 	j->label[L_STOP] = (uint32_t)j->len;
-	load_ctx(j, RAX, (int32_t)offsetof(struct rb_bpf_call, stop_value));
+	load_ctx(j, RAX, CALL_OFF(stop_value));
 	jmp_to(j, 0xff, L_EPILOGUE, FIX_LABEL);
 
 	/* L_FAIL: status, pc and refund recorded; the budget left too. */
 	j->label[L_FAIL] = (uint32_t)j->len;
 	if (j->budget_reg >= 0)
-		store_ctx(j, j->budget_reg, OFF(budget));
+		store_ctx(j, j->budget_reg, OFF(h.budget));
 	mov_imm64(j, RDX, (uint64_t)-1);
 	emit_tail(j);
 
@@ -1778,55 +1785,58 @@ bool rb_bpf_prog_is_jitted(const struct rb_bpf_prog *p)
 	return p->jit_code != NULL;
 }
 
-/* Why a run failed, for a person (off the hot path). */
-static __attribute__((noinline, cold)) int jit_failed(const struct rb_jit_ctx *c,
+/* Why a run failed, for a person (off the hot path).  The fields past the
+ * head are only read where a lean program cannot fail (faults of the
+ * checked mode, helpers). */
+static __attribute__((noinline, cold)) int jit_failed(const struct rb_jit_head *h,
 						    struct rb_bpf_result *res)
 {
-	const struct rb_bpf_prog *prog = c->call.prog;
-	uint64_t budget = c->opts->budget ? c->opts->budget : RB_BPF_DEFAULT_BUDGET;
+	const struct rb_jit_ctx *c = (const struct rb_jit_ctx *)h;
+	const struct rb_bpf_prog *prog = h->prog;
+	uint64_t budget = h->opts->budget ? h->opts->budget : RB_BPF_DEFAULT_BUDGET;
 	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
-	uint32_t kind = c->status & 0xff;
+	uint32_t kind = h->status & 0xff;
 
 	res->r0 = 0;
-	res->pc = c->pc;
-	res->executed = (uint64_t)(b - c->budget) - c->refund;
+	res->pc = h->pc;
+	res->executed = (uint64_t)(b - h->budget) - h->refund;
 	switch (kind) {
 	case RB_BPF_E_BUDGET:
 		res->status = RB_BPF_E_BUDGET;
 		res->executed = budget;
 		snprintf(res->msg, sizeof(res->msg), "insn %u: instruction budget of %" PRIu64 " exhausted",
-			 c->pc, budget);
+			 h->pc, budget);
 		return -E2BIG;
 	case RB_BPF_E_FAULT:
 		res->status = RB_BPF_E_FAULT;
-		if (c->status & ST_UNREACHABLE)
+		if (h->status & ST_UNREACHABLE)
 			snprintf(res->msg, sizeof(res->msg),
 				 "insn %u: reached an instruction the verifier proved unreachable "
-				 "(stopped by the JIT's hardening: a verifier bug)", c->pc);
-		else if (c->status & ST_OUT_OF_RANGE)
+				 "(stopped by the JIT's hardening: a verifier bug)", h->pc);
+		else if (h->status & ST_OUT_OF_RANGE)
 			snprintf(res->msg, sizeof(res->msg),
 				 "insn %u: a number added to a pointer is outside the range the verifier "
-				 "proved (stopped by the JIT's hardening: a verifier bug)", c->pc);
-		else if (c->status & ST_MISALIGNED)
-			snprintf(res->msg, sizeof(res->msg), "insn %u: misaligned atomic access", c->pc);
+				 "proved (stopped by the JIT's hardening: a verifier bug)", h->pc);
+		else if (h->status & ST_MISALIGNED)
+			snprintf(res->msg, sizeof(res->msg), "insn %u: misaligned atomic access", h->pc);
 		else
 			snprintf(res->msg, sizeof(res->msg),
 				 "insn %u: %s %" PRIu64 " bytes at 0x%" PRIx64 " outside the memory granted to the program",
-				 c->pc, (c->fault_size & 0x100) ? "write of" : "read of", c->fault_size & 0xff,
+				 h->pc, (c->fault_size & 0x100) ? "write of" : "read of", c->fault_size & 0xff,
 				 c->fault_addr);
 		return -EFAULT;
 	case RB_BPF_E_DEPTH:
 		res->status = RB_BPF_E_DEPTH;
 		snprintf(res->msg, sizeof(res->msg), "insn %u: local calls nested deeper than %u frames",
-			 c->pc, RB_BPF_MAX_FRAMES);
+			 h->pc, RB_BPF_MAX_FRAMES);
 		return -EINVAL;
 	default:
 		res->status = RB_BPF_E_HELPER;
-		if (c->status & ST_CALLX_UNKNOWN)
+		if (h->status & ST_CALLX_UNKNOWN)
 			snprintf(res->msg, sizeof(res->msg), "insn %u: callx to unknown helper %" PRIu64,
-				 c->pc, c->helper_id);
+				 h->pc, c->helper_id);
 		else
-			snprintf(res->msg, sizeof(res->msg), "insn %u: helper %s: %s", c->pc,
+			snprintf(res->msg, sizeof(res->msg), "insn %u: helper %s: %s", h->pc,
 				 prog->helpers && c->helper_id < RB_BPF_MAX_HELPERS
 					 ? prog->helpers->slot[c->helper_id].name : "?",
 				 c->call.msg);
@@ -1844,21 +1854,20 @@ static __attribute__((noinline, cold)) int jit_failed(const struct rb_jit_ctx *c
 #endif
 
 /* Calls the code: only the result lives across the call (no callee-saved
- * registers to save around it); a failure finds the rest in the context. */
-static inline NO_SANITIZE_FUNCTION __attribute__((always_inline)) int run_code(const struct rb_bpf_prog *prog,
-							  const struct rb_bpf_run_opts *opts,
-							  struct rb_bpf_result *res,
-							  struct rb_jit_ctx *c)
+ * registers to save around it); a failure finds the rest in the head. */
+static inline NO_SANITIZE_FUNCTION __attribute__((always_inline)) int
+run_code(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+	 struct rb_bpf_result *res, struct rb_jit_head *h)
 {
 	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
 	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
 
-	c->call.prog = prog;
-	c->opts = opts;
+	h->prog = prog;
+	h->opts = opts;
 	res->executed = (uint64_t)b;
-	struct rb_jit_ret r = ((rb_jit_fn)prog->jit_code)(c, opts->args, b);
+	struct rb_jit_ret r = ((rb_jit_fn)prog->jit_code)((struct rb_jit_ctx *)h, opts->args, b);
 	if (RB_UNLIKELY(r.left < 0))
-		return jit_failed(c, res);
+		return jit_failed(h, res);
 	res->status = RB_BPF_OK;
 	res->r0 = r.r0;
 	res->pc = 0;
@@ -1867,13 +1876,14 @@ static inline NO_SANITIZE_FUNCTION __attribute__((always_inline)) int run_code(c
 	return 0;
 }
 
-/* A program with calls or run-time checks: its context filled first. */
+/* A program with calls or run-time checks: its whole context filled first. */
 static NO_SANITIZE_FUNCTION __attribute__((noinline)) int
 run_jit_full(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 	     struct rb_bpf_result *res)
 {
 	struct rb_jit_ctx c;
 
+	c.call.prog = prog;
 	c.call.user = opts->user;
 	c.call.stop = false;
 	c.call.failed = false;
@@ -1885,21 +1895,22 @@ run_jit_full(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 	rb_bpf_fill_spans(&c.call, prog, opts);
 	/* The stack lives on the native stack inside the generated code,
 	 * which sets stack_lo/hi and the caches from its own frame. */
-	return run_code(prog, opts, res, &c);
+	return run_code(prog, opts, res, &c.h);
 }
 
 /*
  * The entry point of every JIT'd run: a lean program (no calls, no
  * run-time checks) gets nothing but its arguments and budget, in
- * registers; the context is only written by the code when it fails.
+ * registers, and a context of a few bytes that the code only writes when
+ * the program fails.
  */
 NO_SANITIZE_FUNCTION
 int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 		   struct rb_bpf_result *res)
 {
-	struct rb_jit_ctx c;
+	struct rb_jit_head h;
 
 	if (prog->jit_full_ctx)
 		return run_jit_full(prog, opts, res);
-	return run_code(prog, opts, res, &c);
+	return run_code(prog, opts, res, &h);
 }

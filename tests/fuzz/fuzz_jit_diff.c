@@ -543,10 +543,12 @@ static void calibrate(void)
 	if (res.status == RB_BPF_OK && fp < (uintptr_t)top && fp > (uintptr_t)g_reg[R_STACK].body) {
 		/* Frames of the call chain above the BPF area, the area, and
 		 * room under it for what local calls push (5 registers and a
-		 * return address per level) and prologues that save more
-		 * registers than this one. */
+		 * return address per level), prologues that save more
+		 * registers than this one, and the C code that formats a
+		 * failure's message once the JIT'd code has returned (ASan's
+		 * snprintf takes more than the area). */
 		size_t above = (size_t)((uintptr_t)top - fp);
-		g_tight_size = (above + RB_BPF_MAX_FRAMES * RB_BPF_STACK_SIZE + 512 + 15) & ~(size_t)15;
+		g_tight_size = (above + RB_BPF_MAX_FRAMES * RB_BPF_STACK_SIZE + 1024 + 15) & ~(size_t)15;
 	}
 	rb_bpf_prog_free(g_prog);
 	g_prog = NULL;
