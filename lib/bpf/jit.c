@@ -880,14 +880,10 @@ static void cmp_imm(struct jit *j, int r, int64_t v)
  * node search's inner loop, and turns a verifier bug into a clear fault
  * rather than a silently different result.
  */
-static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const struct rb_bpf_fact *f,
-			   uint32_t pc)
+/* The check of emit_ptr_arith(): n (an x86 register) in [lo, hi]. */
+static void range_check(struct jit *j, int n, const struct rb_bpf_fact *f, uint32_t pc)
 {
-	bool sub = (in->code & 0xf0) == RB_BPF_SUB, num_dst = f->flags & RB_FACT_NUM_IS_DST;
-	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
-	int n = num_dst ? d : s;
 	int64_t lo = f->lo, hi = f->hi < f->lo ? f->lo : f->hi; /* inconsistent: just lo */
-	static const uint8_t op_add = 0x01, op_sub = 0x29;
 
 	if (lo == 0) {
 		cmp_imm(j, n, hi);
@@ -908,7 +904,32 @@ static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const st
 			fail_if(j, CC_G, pc, RB_BPF_E_FAULT | ST_OUT_OF_RANGE);
 		}
 	}
+}
+
+static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const struct rb_bpf_fact *f,
+			   uint32_t pc)
+{
+	bool sub = (in->code & 0xf0) == RB_BPF_SUB, num_dst = f->flags & RB_FACT_NUM_IS_DST;
+	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	static const uint8_t op_add = 0x01, op_sub = 0x29;
+
+	range_check(j, num_dst ? d : s, f, pc);
 	rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
+}
+
+/* lea d, [base + index] (64-bit). */
+static void lea_sum(struct jit *j, int d, int base, int index)
+{
+	e1(j, (uint8_t)(0x48 | ((d & 8) ? 4 : 0) | ((index & 8) ? 2 : 0) | ((base & 8) ? 1 : 0)));
+	e1(j, 0x8d);
+	if ((base & 7) == RBP) { /* rbp/r13 as a base need a displacement */
+		e1(j, (uint8_t)(0x44 | ((d & 7) << 3)));
+		e1(j, (uint8_t)(((index & 7) << 3) | (base & 7)));
+		e1(j, 0);
+	} else {
+		e1(j, (uint8_t)(0x04 | ((d & 7) << 3)));
+		e1(j, (uint8_t)(((index & 7) << 3) | (base & 7)));
+	}
 }
 
 /* The instruction with its source register replaced by the number k
@@ -1597,6 +1618,36 @@ static uint32_t jcc_over_ja(const struct jit *j, size_t pc)
 	return jump_target(ja, pc + 1);
 }
 
+/*
+ * "d = s; d += x" (clang's way to form a pointer plus an offset) as one
+ * "lea d, [s + x]", after the range check of x when x is the number the
+ * verifier saw added to a pointer: when the add is no jump's target and
+ * neither has a fact that changes its code.  True when it emitted them.
+ */
+static bool mov_add_lea(struct jit *j, size_t pc)
+{
+	const struct rb_bpf_prog *p = j->prog;
+	const struct rb_bpf_insn *mov = &p->insns[pc], *add = &p->insns[pc + 1];
+
+	if (pc + 1 >= p->n_insns || mov->code != (RB_BPF_ALU64 | RB_BPF_MOV | RB_BPF_X) || mov->off ||
+	    add->code != (RB_BPF_ALU64 | RB_BPF_ADD | RB_BPF_X) || add->dst != mov->dst ||
+	    add->src == mov->dst || (j->pflags[pc + 1] & P_LEAD))
+		return false;
+	const struct rb_bpf_fact *f = j->facts ? &j->facts[pc + 1] : NULL;
+	if (j->facts) {
+		const struct rb_bpf_fact *m = &j->facts[pc];
+		if (!(m->flags & RB_FACT_SEEN) || (m->flags & RB_FACT_SRC_CONST) || !(f->flags & RB_FACT_SEEN) ||
+		    (f->flags & (RB_FACT_SRC_CONST | RB_FACT_NUM_IS_DST)))
+			return false;
+	}
+	if (f && (f->flags & RB_FACT_PTR_ARITH)) {
+		j->cur_rest = j->rest[pc + 1];
+		range_check(j, bpf2x86[add->src], f, (uint32_t)pc + 1);
+	}
+	lea_sum(j, bpf2x86[mov->dst], bpf2x86[mov->src], bpf2x86[add->src]);
+	return true;
+}
+
 /* The fast code: each superblock charged once at its head. */
 static int emit_fast(struct jit *j, char *err, size_t errlen)
 {
@@ -1616,6 +1667,13 @@ static int emit_fast(struct jit *j, char *err, size_t errlen)
 			} else {
 				budget_add(j, -charge); /* gives back what it was overcharged */
 			}
+		}
+		if (mov_add_lea(j, pc)) { /* two instructions, one lea */
+			j->insn_off[pc + 1] = j->insn_off[pc];
+			pc++;
+			if (j->oom)
+				break;
+			continue;
 		}
 		uint32_t over = jcc_over_ja(j, pc);
 		int rc = emit_insn(j, pc, over, err, errlen);

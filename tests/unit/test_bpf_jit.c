@@ -589,6 +589,51 @@ TEST(a_fault_in_the_middle_of_a_superblock_reports_the_instructions_run)
 	rb_bpf_prog_free(pj);
 }
 
+/* "d = s; d += x" is one lea in the JIT: every register as d, s and x
+ * (r10 as s, taken back out, and r7/r13 as a base need their own
+ * encodings), checked and unchecked, against the interpreter. */
+TEST(mov_then_add_as_one_lea_matches_for_every_register)
+{
+	struct rb_bpf_insn code[32];
+	int bad = 0;
+
+	for (uint8_t d = 0; d <= 9 && bad < 5; d++)
+		for (uint8_t s = 0; s <= 10; s++)
+			for (uint8_t x = 0; x <= 9; x++) {
+				if (x == d)
+					continue;
+				size_t n = 0;
+				for (uint8_t r = 0; r <= 9; r++)
+					code[n++] = INS(0xb7, r, 0, 0, (int32_t)(0x1000 * (r + 1) + r));
+				code[n++] = INS(0xbf, d, s, 0, 0);
+				code[n++] = INS(0x0f, d, x, 0, 0);
+				if (s == 10) /* the stack address differs between engines */
+					code[n++] = INS(0x1f, d, 10, 0, 0);
+				for (uint8_t r = 1; r <= 9; r++)
+					code[n++] = INS(0x27, 0, 0, 0, 3), code[n++] = INS(0x0f, 0, r, 0, 0);
+				code[n++] = INS(0x95, 0, 0, 0, 0);
+				struct rb_bpf_prog *p[3];
+				struct rb_bpf_result r[3];
+				char err[256];
+				for (int m = 0; m < 3; m++) {
+					REQUIRE(rb_bpf_prog_new(code, n, NULL, NULL, &p[m], err, sizeof(err)) == 0);
+					if (m)
+						REQUIRE(rb_bpf_jit(p[m], m == 1 ? RB_BPF_JIT_CHECKED : RB_BPF_JIT_UNCHECKED,
+								   err, sizeof(err)) == 0);
+					struct rb_bpf_run_opts o = {0};
+					rb_bpf_run(p[m], &o, &r[m]);
+					rb_bpf_prog_free(p[m]);
+				}
+				for (int m = 1; m < 3; m++)
+					if (r[m].status != RB_BPF_OK || r[m].r0 != r[0].r0 || r[m].executed != r[0].executed) {
+						RT_FAIL_AT("r%u = r%u; r%u += r%u: JIT mode %d gave 0x%llx (%s), interpreter 0x%llx",
+							   d, s, d, x, m, (unsigned long long)r[m].r0, r[m].msg,
+							   (unsigned long long)r[0].r0);
+						bad++;
+					}
+			}
+}
+
 TEST(unchecked_jit_runs_verified_style_code)
 {
 	/* Sum 8 u64 of memory: unchecked mode (no per-access checks). */
@@ -911,6 +956,15 @@ TEST(hardening_pointer_offsets_stay_in_the_proven_range)
 		{"ptr += num, lo = INT64_MIN", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 1, 2, 0, 0),
 						INS(0x79, 0, 1, 0, 0), INS(0x95, 0, 0, 0, 0)},
 		 0, INT64_MIN, 8, 1 << 20, 8},
+		/* r3 = r1; r3 += r2: one lea after the check */
+		{"p = ptr; p += num", {INS(0x79, 2, 1, 0, 0), INS(0xbf, 3, 1, 0, 0), INS(0x0f, 3, 2, 0, 0),
+				       INS(0x79, 0, 3, 0, 0), INS(0x95, 0, 0, 0, 0)}, 0, 0, 8, 1 << 20, 8},
+		{"p = ptr; p += num, lo > 0", {INS(0x79, 2, 1, 0, 0), INS(0xbf, 3, 1, 0, 0),
+					       INS(0x0f, 3, 2, 0, 0), INS(0x79, 0, 3, 0, 0),
+					       INS(0x95, 0, 0, 0, 0)}, 0, 8, 16, 1 << 20, 8},
+		{"p = ptr; p += num, below lo", {INS(0x79, 2, 1, 0, 0), INS(0xbf, 3, 1, 0, 0),
+						 INS(0x0f, 3, 2, 0, 0), INS(0x79, 0, 3, 0, 0),
+						 INS(0x95, 0, 0, 0, 0)}, 0, 8, 16, 0, 8},
 	};
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		/* num -= ptr is r1 = -r1; r2 -= r1 (the number minus -mem) */
