@@ -1254,13 +1254,19 @@ static int plan_blocks(struct jit *j)
 			np[next]++;
 		pc = next - 1;
 	}
-	/* Heads: leaders other than those entered only by falling through a
-	 * conditional jump or returning from a helper call. */
+	/* Heads: leaders other than those entered only by returning from a
+	 * helper call or falling through a conditional jump whose target
+	 * nothing else enters (that target's charge absorbs what the jump
+	 * leaves unrun: a jump to a block with other ways in, a loop's back
+	 * edge typically, ends the superblock instead of paying a stub). */
 	for (size_t pc = 0; pc < n; pc++) {
 		if (f[pc] & P_SLOT2 || !(f[pc] & P_LEAD))
 			continue;
-		bool cont = pc > 0 && !(f[pc] & (P_TARGET | P_NOFOLD)) && !(f[pc - 1] & P_SLOT2) &&
-			    (is_cond_jump(&p->insns[pc - 1]) || is_helper_call(&p->insns[pc - 1]));
+		const struct rb_bpf_insn *prev = pc > 0 ? &p->insns[pc - 1] : NULL;
+		bool cont = prev && !(f[pc] & (P_TARGET | P_NOFOLD)) && !(f[pc - 1] & P_SLOT2) &&
+			    (is_helper_call(prev) ||
+			     (is_cond_jump(prev) && np[jump_target(prev, pc - 1)] == 1 &&
+			      !(f[jump_target(prev, pc - 1)] & P_NOFOLD)));
 		if (!cont)
 			f[pc] |= P_HEAD;
 	}
@@ -1611,7 +1617,7 @@ static uint32_t jcc_over_ja(const struct jit *j, size_t pc)
 		return UINT32_MAX;
 	const struct rb_bpf_insn *ja = &p->insns[pc + 1];
 	if ((ja->code != (RB_BPF_JMP | RB_BPF_JA) && ja->code != (RB_BPF_JMP32 | RB_BPF_JA)) ||
-	    (j->pflags[pc + 1] & P_TARGET))
+	    (j->pflags[pc + 1] & (P_TARGET | P_HEAD)))
 		return UINT32_MAX;
 	if (j->facts && (!(j->facts[pc].flags & RB_FACT_SEEN) || !(j->facts[pc + 1].flags & RB_FACT_SEEN)))
 		return UINT32_MAX;
