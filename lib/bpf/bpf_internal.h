@@ -147,6 +147,30 @@ struct rb_bpf_interp_debug {
 int rb_bpf_run_interp_debug(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 			    struct rb_bpf_interp_debug *dbg, struct rb_bpf_result *res);
 
+/* budget.c: the instruction budget's plan (see rb_bpf_plan_budget()). */
+enum {
+	RB_PLAN_LEAD = 1,    /* starts a basic block */
+	RB_PLAN_TARGET = 2,  /* a jump or local-call target, or pc 0 */
+	RB_PLAN_HEAD = 4,    /* starts a superblock: the budget is charged here */
+	RB_PLAN_SLOT2 = 8,   /* second slot of an lddw */
+	RB_PLAN_NOFOLD = 16, /* entered some other way than one jump edge */
+};
+struct rb_bpf_plan {
+	uint8_t *flags;    /* RB_PLAN_*, per pc */
+	uint8_t *npred;    /* ways in (jump edges, falling through), saturating */
+	uint32_t *rest;    /* instructions of its superblock after pc */
+	uint32_t *sb_end;  /* at a head: the first pc past its superblock */
+	uint32_t *sb_total; /* at a head: its superblock's instructions */
+	uint32_t *fold;    /* at a head: what its one way in charged ahead (its
+	                    * charge is sb_total - fold) */
+};
+int rb_bpf_plan_budget(const struct rb_bpf_prog *p, struct rb_bpf_plan *plan);
+void rb_bpf_plan_free(struct rb_bpf_plan *plan);
+bool rb_bpf_is_branch(const struct rb_bpf_insn *in);
+bool rb_bpf_is_lddw(const struct rb_bpf_insn *in);
+bool rb_bpf_is_cond_jump(const struct rb_bpf_insn *in);
+uint32_t rb_bpf_jump_target(const struct rb_bpf_insn *in, size_t pc);
+
 /* jit.c */
 int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 		   struct rb_bpf_result *res);

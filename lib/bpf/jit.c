@@ -89,11 +89,8 @@ enum {
 
 /* Per-instruction plan (plan_blocks()). */
 enum {
-	P_LEAD = 1,    /* starts a basic block */
-	P_TARGET = 2,  /* a jump or local-call target, or pc 0 */
-	P_HEAD = 4,    /* starts a superblock: the budget is charged here */
-	P_SLOT2 = 8,   /* second slot of an lddw */
-	P_NOFOLD = 16, /* entered some other way than one jump edge */
+	P_LEAD = RB_PLAN_LEAD, P_TARGET = RB_PLAN_TARGET, P_HEAD = RB_PLAN_HEAD,
+	P_SLOT2 = RB_PLAN_SLOT2, P_NOFOLD = RB_PLAN_NOFOLD,
 };
 
 struct jit {
@@ -143,8 +140,8 @@ struct jit {
 	 * superblock after each pc, the end and size of each superblock
 	 * (at its head), and what a head's charge leaves to its one entry
 	 * edge (fold). */
+	struct rb_bpf_plan plan;
 	uint8_t *pflags;
-	uint8_t *npred;
 	uint32_t *rest, *sb_end, *sb_total, *fold;
 	uint32_t *slow_at; /* at a head: where its jl to the slow copy is, or 0 */
 	uint32_t *slow_entry; /* at a head: its slow copy, entered with the exact budget */
@@ -1163,138 +1160,27 @@ static void emit_local_call(struct jit *j, const struct rb_bpf_insn *in, uint32_
 
 /* ---- basic blocks and the budget plan --------------------------------------------- */
 
-static bool is_branch(const struct rb_bpf_insn *in)
-{
-	uint8_t cls = in->code & 7;
-	return cls == RB_BPF_JMP || cls == RB_BPF_JMP32;
-}
+#define is_branch rb_bpf_is_branch
+#define is_lddw rb_bpf_is_lddw
+#define is_cond_jump rb_bpf_is_cond_jump
+#define jump_target rb_bpf_jump_target
 
-static bool is_lddw(const struct rb_bpf_insn *in)
-{
-	return in->code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW);
-}
-
-/* A conditional jump (JMP/JMP32 other than ja, call and exit). */
-static bool is_cond_jump(const struct rb_bpf_insn *in)
-{
-	uint8_t op = in->code & 0xf0;
-	return is_branch(in) && op != RB_BPF_JA && op != RB_BPF_CALL && op != RB_BPF_EXIT;
-}
-
-/* A helper call (call or callx): it returns to the next instruction. */
-static bool is_helper_call(const struct rb_bpf_insn *in)
-{
-	return in->code == (RB_BPF_JMP | RB_BPF_CALL) && in->src != RB_BPF_CALL_LOCAL;
-}
-
-static uint32_t jump_target(const struct rb_bpf_insn *in, size_t pc)
-{
-	if (in->code == (RB_BPF_JMP32 | RB_BPF_JA) || (in->code & 0xf0) == RB_BPF_CALL)
-		return (uint32_t)((int64_t)pc + 1 + in->imm);
-	return (uint32_t)((int64_t)pc + 1 + in->off);
-}
-
-/*
- * The budget plan.  The budget counts instructions exactly, as the
- * interpreter does, but is not charged per instruction or even per basic
- * block: a superblock (a block and the blocks that follow it only by
- * falling through a conditional jump or returning from a helper) is
- * charged in one subtraction at its head, and the instructions it did not
- * run are given back where it leaves early (a side exit, a helper that
- * stops or fails the program, a fault).  A side exit to a block that
- * nothing else enters gives them back by lowering that block's own charge
- * (fold), so the loop exit costs nothing.  When a head's charge does not
- * fit the budget left, the superblock runs in an exact slow copy that
- * charges each instruction and stops at the first one the budget does not
- * cover, the instruction the interpreter stops at.
- */
+/* The budget plan (budget.c), and what only the JIT needs beside it. */
 static int plan_blocks(struct jit *j)
 {
-	const struct rb_bpf_prog *p = j->prog;
-	size_t n = p->n_insns;
+	size_t n = j->prog->n_insns;
+	int rc = rb_bpf_plan_budget(j->prog, &j->plan);
 
-	j->pflags = calloc(n + 1, 1);
-	j->npred = calloc(n + 1, 1);
-	j->rest = calloc(n + 1, sizeof(uint32_t));
-	j->sb_end = calloc(n + 1, sizeof(uint32_t));
-	j->sb_total = calloc(n + 1, sizeof(uint32_t));
-	j->fold = calloc(n + 1, sizeof(uint32_t));
+	if (rc)
+		return rc;
+	j->pflags = j->plan.flags;
+	j->rest = j->plan.rest;
+	j->sb_end = j->plan.sb_end;
+	j->sb_total = j->plan.sb_total;
+	j->fold = j->plan.fold;
 	j->slow_at = calloc(n + 1, sizeof(uint32_t));
 	j->slow_entry = calloc(n + 1, sizeof(uint32_t));
-	if (!j->pflags || !j->npred || !j->rest || !j->sb_end || !j->sb_total || !j->fold || !j->slow_at ||
-	    !j->slow_entry)
-		return -ENOMEM;
-	uint8_t *f = j->pflags, *np = j->npred;
-
-	f[0] |= P_LEAD | P_TARGET | P_NOFOLD;
-	for (size_t pc = 0; pc < n; pc++) {
-		const struct rb_bpf_insn *in = &p->insns[pc];
-		size_t next = pc + (is_lddw(in) ? 2 : 1);
-
-		if (is_lddw(in))
-			f[pc + 1] |= P_SLOT2;
-		bool falls = true;
-		if (is_branch(in)) {
-			uint8_t op = in->code & 0xf0;
-			f[next] |= P_LEAD;
-			if (op == RB_BPF_EXIT || op == RB_BPF_JA)
-				falls = false;
-			if (op == RB_BPF_JA || is_cond_jump(in)) {
-				uint32_t t = jump_target(in, pc);
-				f[t] |= P_LEAD | P_TARGET;
-				if (np[t] < 255)
-					np[t]++;
-			} else if (op == RB_BPF_CALL && in->src == RB_BPF_CALL_LOCAL) {
-				uint32_t t = jump_target(in, pc);
-				f[t] |= P_LEAD | P_TARGET | P_NOFOLD; /* a function entry */
-				f[next] |= P_NOFOLD;                   /* a return point */
-			}
-		}
-		if (falls && next < n && np[next] < 255)
-			np[next]++;
-		pc = next - 1;
-	}
-	/* Heads: leaders other than those entered only by returning from a
-	 * helper call or falling through a conditional jump whose target
-	 * nothing else enters (that target's charge absorbs what the jump
-	 * leaves unrun: a jump to a block with other ways in, a loop's back
-	 * edge typically, ends the superblock instead of paying a stub). */
-	for (size_t pc = 0; pc < n; pc++) {
-		if (f[pc] & P_SLOT2 || !(f[pc] & P_LEAD))
-			continue;
-		const struct rb_bpf_insn *prev = pc > 0 ? &p->insns[pc - 1] : NULL;
-		bool cont = prev && !(f[pc] & (P_TARGET | P_NOFOLD)) && !(f[pc - 1] & P_SLOT2) &&
-			    (is_helper_call(prev) ||
-			     (is_cond_jump(prev) && np[jump_target(prev, pc - 1)] == 1 &&
-			      !(f[jump_target(prev, pc - 1)] & P_NOFOLD)));
-		if (!cont)
-			f[pc] |= P_HEAD;
-	}
-	for (size_t h = 0; h < n; h++) {
-		if (!(f[h] & P_HEAD))
-			continue;
-		size_t e = h;
-		uint32_t total = 0;
-		do {
-			total++;
-			e += is_lddw(&p->insns[e]) ? 2 : 1;
-		} while (e < n && !(f[e] & P_HEAD));
-		j->sb_end[h] = (uint32_t)e;
-		j->sb_total[h] = total;
-		uint32_t done = 0;
-		for (size_t pc = h; pc < e; pc += is_lddw(&p->insns[pc]) ? 2 : 1)
-			j->rest[pc] = total - ++done;
-		h = e - 1;
-	}
-	for (size_t pc = 0; pc < n; pc++) {
-		const struct rb_bpf_insn *in = &p->insns[pc];
-		if (f[pc] & P_SLOT2 || !is_cond_jump(in) || !j->rest[pc])
-			continue;
-		uint32_t t = jump_target(in, pc);
-		if (np[t] == 1 && !(f[t] & P_NOFOLD))
-			j->fold[t] = j->rest[pc];
-	}
-	return 0;
+	return j->slow_at && j->slow_entry ? 0 : -ENOMEM;
 }
 
 /* ---- whole program ------------------------------------------------------------------ */
@@ -1826,12 +1712,7 @@ int rb_bpf_jit_ex(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, unsigned fla
 	free(j.stub);
 	free(j.edge);
 	free(j.insn_off);
-	free(j.pflags);
-	free(j.npred);
-	free(j.rest);
-	free(j.sb_end);
-	free(j.sb_total);
-	free(j.fold);
+	rb_bpf_plan_free(&j.plan);
 	free(j.slow_at);
 	free(j.slow_entry);
 	return rc;
