@@ -42,6 +42,8 @@ enum rb_bpf_xop {
 	RB_XOP_A64_ADD, RB_XOP_A64_OR, RB_XOP_A64_AND, RB_XOP_A64_XOR,
 	RB_XOP_A64_FADD, RB_XOP_A64_FOR, RB_XOP_A64_FAND, RB_XOP_A64_FXOR,
 	RB_XOP_A64_XCHG, RB_XOP_A64_CMPXCHG,
+	RB_XOP_HEAD,    /* a superblock's head: charge the budget, then the op */
+	RB_XOP_STEP,    /* the stepping ops: one instruction charged at a time */
 	RB_XOP_INVALID, /* never reached: validation rejects it */
 	RB_XOP_COUNT,
 };
@@ -76,10 +78,24 @@ struct rb_bpf_fact {
 	uint64_t k;           /* SRC_CONST */
 };
 
+/* The interpreter's view of a superblock's head (budget.c). */
+struct rb_bpf_head {
+	int32_t charge; /* instructions of its superblock less fold */
+	uint32_t fold;  /* charged ahead by its one way in */
+};
+
 struct rb_bpf_prog {
 	struct rb_bpf_insn *insns; /* as loaded (for disasm, later verifier) */
 	size_t n_insns;
-	struct rb_bpf_op *ops;     /* prepared for the interpreter */
+	struct rb_bpf_op *ops;     /* prepared for the interpreter (heads charge) */
+	/* The same ops stepping one charged instruction at a time (when a
+	 * head's charge does not fit the budget left), each op's own handler,
+	 * the heads' charges and what each pc's superblock runs after it (given
+	 * back when the run stops there).  n_insns + 1 entries. */
+	struct rb_bpf_op *step_ops;
+	const void **real;
+	struct rb_bpf_head *heads;
+	uint32_t *rest;
 	const struct rb_bpf_helpers *helpers;
 	rb_bpf_helper_fn helper_fn[RB_BPF_MAX_HELPERS]; /* snapshot at load */
 	void *data[RB_BPF_DATA_KINDS]; /* program-owned copies, 8-aligned */

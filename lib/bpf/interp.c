@@ -20,6 +20,14 @@ struct frame {
 };
 
 #define DEBUG_PATH __attribute__((noinline, cold))
+
+/* A run that ends at pc in the fast ops was charged for the rest of its
+ * superblock: given back (the stepping ops charged exactly). */
+static inline uint64_t refund(const struct rb_bpf_prog *prog, const struct rb_bpf_op *base,
+			      uint32_t pc)
+{
+	return base == prog->ops ? prog->rest[pc] : 0;
+}
 static DEBUG_PATH bool debug_find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz,
 				       bool write, uint64_t *lo, uint64_t *span);
 
@@ -244,18 +252,19 @@ void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
 #define K ((uint64_t)(int64_t)ins->imm)
 #define K32 ((uint32_t)ins->imm)
 
-#define DISPATCH()                                                          \
-	do {                                                                \
-		if (RB_UNLIKELY(remaining == 0))                            \
-			goto out_budget;                                    \
-		remaining--;                                                \
-		goto *ins->handler;                                         \
-	} while (0)
+/*
+ * No budget work per instruction: a superblock's head op charges the whole
+ * superblock (charge_head), and when that does not fit, the run goes on in
+ * the stepping ops, whose every handler charges one instruction (step).
+ * ins points into prog->ops or prog->step_ops (base: the one in use).
+ */
+#define DISPATCH() goto *ins->handler
 #define NEXT()                                                              \
 	do {                                                                \
 		ins++;                                                      \
 		DISPATCH();                                                 \
 	} while (0)
+#define PC() ((uint32_t)(ins - base))
 
 #define CHECK_READ(a, sz)                                                   \
 	do {                                                                \
@@ -424,6 +433,8 @@ static int interp(const struct rb_bpf_prog *prog,
 	[base + 8] = &&a##W##_xchg, [base + 9] = &&a##W##_cmpxchg
 		ATOMIC_ENTRIES(32, RB_XOP_A32_ADD),
 		ATOMIC_ENTRIES(64, RB_XOP_A64_ADD),
+		[RB_XOP_HEAD] = &&charge_head,
+		[RB_XOP_STEP] = &&step,
 	};
 #pragma GCC diagnostic pop
 
@@ -448,7 +459,11 @@ static int interp(const struct rb_bpf_prog *prog,
 	call.dbg = dbg;
 	const struct rb_bpf_op *ins = prog->ops;
 	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
-	uint64_t remaining = budget;
+	/* Fast ops: what is left once the current superblock runs to its
+	 * end (never < 0); stepping ops: what is left, exactly. */
+	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
+	int64_t remaining = b;
+	const struct rb_bpf_op *base = prog->ops;
 	uint64_t fault_addr = 0, fault_size = 0;
 	rb_bpf_helper_fn fn;
 	uint32_t helper_id;
@@ -474,9 +489,32 @@ static int interp(const struct rb_bpf_prog *prog,
 	if (RB_UNLIKELY(dbg)) {
 		debug_start(&call, r);
 		rspan = wspan = 0; /* every access takes the slow path */
+		/* The reference the tests compare with: one instruction
+		 * charged at a time, all the way. */
+		base = ins = prog->step_ops;
 	}
 
 	DISPATCH();
+
+charge_head: {
+	size_t pc = (size_t)(ins - prog->ops); /* heads are fast ops */
+	const struct rb_bpf_head *hd = &prog->heads[pc];
+	if (RB_UNLIKELY(remaining < hd->charge)) {
+		/* The superblock may not fit: on, one instruction at a time,
+		 * from the exact budget (its one way in charged fold ahead). */
+		remaining += hd->fold;
+		base = prog->step_ops;
+		ins = base + pc;
+		goto step;
+	}
+	remaining -= hd->charge;
+	goto *prog->real[pc];
+}
+step:
+	if (RB_UNLIKELY(remaining == 0))
+		goto out_budget;
+	remaining--;
+	goto *prog->real[ins - base];
 
 	ALU64_OPS(add, +)
 	ALU64_OPS(sub, -)
@@ -582,8 +620,8 @@ callx:
 	helper_id = (uint32_t)D;
 	if (D >= RB_BPF_MAX_HELPERS || !(fn = prog->helper_fn[D])) {
 		snprintf(res->msg, sizeof(res->msg),
-			 "insn %td: callx r%u to unknown helper %" PRIu64,
-			 ins - prog->ops, ins->dst, D);
+			 "insn %u: callx r%u to unknown helper %" PRIu64,
+			 PC(), ins->dst, D);
 		res->status = RB_BPF_E_HELPER;
 		goto out_err;
 	}
@@ -594,8 +632,8 @@ do_helper:
 	if (RB_UNLIKELY(call.dbg))
 		debug_after_helper(&call, r);
 	if (RB_UNLIKELY(call.failed)) {
-		snprintf(res->msg, sizeof(res->msg), "insn %td: helper %s: %s",
-			 ins - prog->ops,
+		snprintf(res->msg, sizeof(res->msg), "insn %u: helper %s: %s",
+			 PC(),
 			 prog->helpers ? prog->helpers->slot[helper_id].name : "?",
 			 call.msg);
 		res->status = RB_BPF_E_HELPER;
@@ -610,8 +648,8 @@ do_helper:
 call_local:
 	if (depth + 1 >= RB_BPF_MAX_FRAMES) {
 		snprintf(res->msg, sizeof(res->msg),
-			 "insn %td: local calls nested deeper than %u frames",
-			 ins - prog->ops, RB_BPF_MAX_FRAMES);
+			 "insn %u: local calls nested deeper than %u frames",
+			 PC(), RB_BPF_MAX_FRAMES);
 		res->status = RB_BPF_E_DEPTH;
 		goto out_err;
 	}
@@ -633,6 +671,9 @@ exit_:
 		goto out_ok;
 	depth--;
 	ins = frames[depth].ret;
+	/* A call made in the fast ops returns to them, to a head (exact
+	 * budget: a return point folds nothing). */
+	base = ins >= prog->step_ops && ins <= prog->step_ops + prog->n_insns ? prog->step_ops : prog->ops;
 	memcpy(&r[6], frames[depth].saved, sizeof(frames[depth].saved));
 	r[10] = frames[depth].fp;
 	call.stack_lo = r[10] - RB_BPF_STACK_SIZE;
@@ -645,8 +686,8 @@ exit_:
 
 op_invalid:
 	/* Unreachable for validated programs; fail safe all the same. */
-	snprintf(res->msg, sizeof(res->msg), "insn %td: invalid instruction",
-		 ins - prog->ops);
+	snprintf(res->msg, sizeof(res->msg), "insn %u: invalid instruction",
+		 PC());
 	res->status = RB_BPF_E_ARG;
 	goto out_err;
 
@@ -658,39 +699,39 @@ out_fault_write:
 	goto out_fault;
 out_fault_align:
 	snprintf(res->msg, sizeof(res->msg),
-		 "insn %td: misaligned %" PRIu64 "-byte atomic access at 0x%" PRIx64,
-		 ins - prog->ops, fault_size, fault_addr);
+		 "insn %u: misaligned %" PRIu64 "-byte atomic access at 0x%" PRIx64,
+		 PC(), fault_size, fault_addr);
 	res->status = RB_BPF_E_FAULT;
 	goto out_err;
 out_fault:
 	if (RB_UNLIKELY(call.dbg && call.dbg->unwritten_read))
 		what = "read of never-written stack:";
 	snprintf(res->msg, sizeof(res->msg),
-		 "insn %td: %s %" PRIu64 " bytes at 0x%" PRIx64
+		 "insn %u: %s %" PRIu64 " bytes at 0x%" PRIx64
 		 " outside the memory granted to the program",
-		 ins - prog->ops, what, fault_size, fault_addr);
+		 PC(), what, fault_size, fault_addr);
 	res->status = RB_BPF_E_FAULT;
 	goto out_err;
 
 out_budget:
 	snprintf(res->msg, sizeof(res->msg),
-		 "insn %td: instruction budget of %" PRIu64 " exhausted",
-		 ins - prog->ops, budget);
+		 "insn %u: instruction budget of %" PRIu64 " exhausted",
+		 PC(), budget);
 	res->status = RB_BPF_E_BUDGET;
-	res->pc = (uint32_t)(ins - prog->ops);
+	res->pc = (uint32_t)(PC());
 	res->executed = budget;
 	return -E2BIG;
 
 out_err:
-	res->pc = (uint32_t)(ins - prog->ops);
-	res->executed = budget - remaining;
+	res->pc = (uint32_t)(PC());
+	res->executed = (uint64_t)(b - remaining) - refund(prog, base, PC());
 	return res->status == RB_BPF_E_FAULT ? -EFAULT : -EINVAL;
 
 out_ok:
 	res->status = RB_BPF_OK;
 	res->r0 = r[0];
-	res->pc = (uint32_t)(ins - prog->ops);
-	res->executed = budget - remaining;
+	res->pc = (uint32_t)(PC());
+	res->executed = (uint64_t)(b - remaining) - refund(prog, base, PC());
 	return 0;
 }
 

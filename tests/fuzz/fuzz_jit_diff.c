@@ -192,8 +192,8 @@ static void guard_sections(struct rb_bpf_prog *p, bool left)
 			continue;
 		if (in->src == RB_BPF_PSEUDO_DATA) {
 			uint64_t addr = (uint64_t)(uintptr_t)p->data[in->imm] + (uint32_t)p->insns[pc + 1].imm;
-			p->ops[pc].imm = (int32_t)(uint32_t)addr;
-			p->ops[pc + 1].imm = (int32_t)(uint32_t)(addr >> 32);
+			p->ops[pc].imm = p->step_ops[pc].imm = (int32_t)(uint32_t)addr;
+			p->ops[pc + 1].imm = p->step_ops[pc + 1].imm = (int32_t)(uint32_t)(addr >> 32);
 		}
 		pc++;
 	}

@@ -443,23 +443,31 @@ static size_t rand_loop_prog(struct rb_bpf_insn *code, bool local)
 }
 
 /* Runs `p` on a fresh copy of `mem0` (always at the same address: r1 is
- * a helper's argument): the result and the memory after. */
-static void run_copy(const struct rb_bpf_prog *p, bool interp, const uint8_t *mem0, uint8_t *after,
+ * a helper's argument): the result and the memory after.  `how`: 0 the
+ * interpreter, 1 rb_bpf_run (the JIT'd code), 2 the interpreter's debug
+ * mode, which charges every instruction on its own (the reference). */
+static void run_copy(const struct rb_bpf_prog *p, int how, const uint8_t *mem0, uint8_t *after,
 		     uint64_t budget, struct rb_bpf_result *r)
 {
 	static uint8_t mem[64];
+	static struct rb_bpf_interp_debug dbg;
 	memcpy(mem, mem0, 64);
 	struct rb_bpf_region reg = {(uintptr_t)mem, 64, true};
 	struct rb_bpf_run_opts o = {.args = {(uintptr_t)mem, 64}, .regions = &reg, .n_regions = 1,
 				    .budget = budget};
-	if (interp)
+	if (how == 0) {
 		rb_bpf_run_interp(p, &o, r);
-	else
+	} else if (how == 1) {
 		rb_bpf_run(p, &o, r);
+	} else {
+		dbg.seed = 42;
+		dbg.n_args = 5;
+		rb_bpf_run_interp_debug(p, &o, &dbg, r);
+	}
 	memcpy(after, mem, 64);
 }
 
-TEST(budget_is_exact_in_every_jit_mode_at_every_boundary)
+TEST(budget_is_exact_in_the_interpreter_and_every_jit_mode_at_every_boundary)
 {
 	struct rb_bpf_helpers *h = rb_bpf_helpers_new();
 	REQUIRE(h);
@@ -485,24 +493,27 @@ TEST(budget_is_exact_in_every_jit_mode_at_every_boundary)
 					      m == 2 ? RB_BPF_JIT_NO_HARDENING : 0, err, sizeof(err)) == 0);
 		}
 		struct rb_bpf_result ri, rj;
-		run_copy(pi, true, mem0, mi, 0, &ri);
+		run_copy(pi, 2, mem0, mi, 0, &ri);
 		if (ri.status != RB_BPF_OK) {
 			RT_FAIL_AT("program %d: %s", t, ri.msg);
 			bad++;
 		}
 		uint64_t total = ri.executed;
-		/* Every budget from 1 to one past what it needs. */
+		/* Every budget from 1 to one past what it needs: the
+		 * interpreter (superblocks) and the three JIT modes against
+		 * the interpreter charging each instruction on its own. */
 		for (uint64_t b = 1; b <= total + 1 && bad < 5; b++) {
-			run_copy(pi, true, mem0, mi, b, &ri);
-			for (int m = 0; m < 3; m++) {
-				run_copy(pj[m], false, mem0, mj, b, &rj);
+			run_copy(pi, 2, mem0, mi, b, &ri);
+			for (int m = 0; m < 4; m++) {
+				run_copy(m == 3 ? pi : pj[m], m == 3 ? 0 : 1, mem0, mj, b, &rj);
 				runs++;
 				if (ri.status != rj.status || ri.executed != rj.executed ||
 				    (ri.status != RB_BPF_OK && ri.pc != rj.pc) ||
 				    (ri.status == RB_BPF_OK && ri.r0 != rj.r0) || memcmp(mi, mj, 64)) {
-					RT_FAIL_AT("program %d, JIT mode %d, budget %" PRIu64 " of %" PRIu64
-						   ": interpreter %s at insn %u after %" PRIu64 " (%s), JIT %s at insn %u after %" PRIu64 " (%s)%s",
-						   t, m, b, total, rb_bpf_status_name(ri.status), ri.pc, ri.executed, ri.msg,
+					RT_FAIL_AT("program %d, %s %d, budget %" PRIu64 " of %" PRIu64
+						   ": reference %s at insn %u after %" PRIu64 " (%s), engine %s at insn %u after %" PRIu64 " (%s)%s",
+						   t, m == 3 ? "interpreter" : "JIT mode", m,
+						   b, total, rb_bpf_status_name(ri.status), ri.pc, ri.executed, ri.msg,
 						   rb_bpf_status_name(rj.status), rj.pc, rj.executed, rj.msg,
 						   memcmp(mi, mj, 64) ? ", memory differs" : "");
 					if (getenv("JIT_DEBUG") && !bad) {
