@@ -78,10 +78,13 @@ struct rb_bpf_fact {
 	uint64_t k;           /* SRC_CONST */
 };
 
-/* The interpreter's view of a superblock's head (budget.c). */
+/* Beside each prepared instruction (same index, same size, so that the
+ * interpreter finds it from the op's address with one add): its own
+ * handler, and at a superblock's head what the head charges (budget.c). */
 struct rb_bpf_head {
-	int32_t charge; /* instructions of its superblock less fold */
-	uint32_t fold;  /* charged ahead by its one way in */
+	const void *real; /* the op's handler (ops[pc] of a head charges first) */
+	int32_t charge;   /* instructions of its superblock less fold */
+	uint32_t fold;    /* charged ahead by its one way in */
 };
 
 struct rb_bpf_prog {
@@ -89,11 +92,10 @@ struct rb_bpf_prog {
 	size_t n_insns;
 	struct rb_bpf_op *ops;     /* prepared for the interpreter (heads charge) */
 	/* The same ops stepping one charged instruction at a time (when a
-	 * head's charge does not fit the budget left), each op's own handler,
-	 * the heads' charges and what each pc's superblock runs after it (given
+	 * head's charge does not fit the budget left), each op's own handler
+	 * and head's charge, and what each pc's superblock runs after it (given
 	 * back when the run stops there).  n_insns + 1 entries. */
 	struct rb_bpf_op *step_ops;
-	const void **real;
 	struct rb_bpf_head *heads;
 	uint32_t *rest;
 	const struct rb_bpf_helpers *helpers;

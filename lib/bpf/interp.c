@@ -464,6 +464,8 @@ static int interp(const struct rb_bpf_prog *prog,
 	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
 	int64_t remaining = b;
 	const struct rb_bpf_op *base = prog->ops;
+	const uintptr_t head_at = (uintptr_t)prog->heads - (uintptr_t)prog->ops;
+	const uintptr_t step_head_at = (uintptr_t)prog->heads - (uintptr_t)prog->step_ops;
 	uint64_t fault_addr = 0, fault_size = 0;
 	rb_bpf_helper_fn fn;
 	uint32_t helper_id;
@@ -497,24 +499,24 @@ static int interp(const struct rb_bpf_prog *prog,
 	DISPATCH();
 
 charge_head: {
-	size_t pc = (size_t)(ins - prog->ops); /* heads are fast ops */
-	const struct rb_bpf_head *hd = &prog->heads[pc];
+	/* heads[pc] sits head_at bytes from ops[pc] (heads are fast ops) */
+	const struct rb_bpf_head *hd = (const struct rb_bpf_head *)((uintptr_t)ins + head_at);
 	if (RB_UNLIKELY(remaining < hd->charge)) {
 		/* The superblock may not fit: on, one instruction at a time,
 		 * from the exact budget (its one way in charged fold ahead). */
 		remaining += hd->fold;
+		ins = prog->step_ops + (ins - prog->ops);
 		base = prog->step_ops;
-		ins = base + pc;
 		goto step;
 	}
 	remaining -= hd->charge;
-	goto *prog->real[pc];
+	goto *hd->real;
 }
 step:
 	if (RB_UNLIKELY(remaining == 0))
 		goto out_budget;
 	remaining--;
-	goto *prog->real[ins - base];
+	goto *((const struct rb_bpf_head *)((uintptr_t)ins + step_head_at))->real;
 
 	ALU64_OPS(add, +)
 	ALU64_OPS(sub, -)

@@ -426,15 +426,16 @@ static int prepare_budget(struct rb_bpf_prog *p, const void *const *handlers)
 
 	if (rb_bpf_plan_budget(p, &plan))
 		return -ENOMEM;
+	_Static_assert(sizeof(struct rb_bpf_head) == sizeof(struct rb_bpf_op),
+		       "the interpreter finds a head from its op's address");
 	p->step_ops = malloc((n + 1) * sizeof(*p->step_ops));
-	p->real = malloc((n + 1) * sizeof(*p->real));
 	p->heads = calloc(n + 1, sizeof(*p->heads));
-	if (!p->step_ops || !p->real || !p->heads) {
+	if (!p->step_ops || !p->heads) {
 		rb_bpf_plan_free(&plan);
 		return -ENOMEM;
 	}
 	for (size_t pc = 0; pc <= n; pc++) {
-		p->real[pc] = p->ops[pc].handler;
+		p->heads[pc].real = p->ops[pc].handler;
 		p->step_ops[pc] = p->ops[pc];
 		p->step_ops[pc].handler = handlers[RB_XOP_STEP];
 		if (pc < n && (plan.flags[pc] & RB_PLAN_HEAD)) {
@@ -553,7 +554,6 @@ void rb_bpf_prog_free(struct rb_bpf_prog *p)
 		free(p->data[k]);
 	free(p->ops);
 	free(p->step_ops);
-	free(p->real);
 	free(p->heads);
 	free(p->rest);
 	free(p->insns);
