@@ -224,8 +224,8 @@ enum rb_bpf_jit_mode {
 /*
  * Compiles the program to x86-64 machine code (in memory never writable
  * and executable at once); rb_bpf_run() then runs the code.  The budget is
- * charged per basic block, so a program may stop up to one block earlier
- * than in the interpreter.  0 or -errno with a message.
+ * exact, as in the interpreter: the same instructions counted, the same
+ * stopping instruction.  0 or -errno with a message.
  */
 int rb_bpf_jit(struct rb_bpf_prog *prog, enum rb_bpf_jit_mode mode, char *err, size_t errlen);
 

@@ -42,6 +42,8 @@ enum rb_bpf_xop {
 	RB_XOP_A64_ADD, RB_XOP_A64_OR, RB_XOP_A64_AND, RB_XOP_A64_XOR,
 	RB_XOP_A64_FADD, RB_XOP_A64_FOR, RB_XOP_A64_FAND, RB_XOP_A64_FXOR,
 	RB_XOP_A64_XCHG, RB_XOP_A64_CMPXCHG,
+	RB_XOP_HEAD,    /* a superblock's head: charge the budget, then the op */
+	RB_XOP_STEP,    /* the stepping ops: one instruction charged at a time */
 	RB_XOP_INVALID, /* never reached: validation rejects it */
 	RB_XOP_COUNT,
 };
@@ -76,10 +78,26 @@ struct rb_bpf_fact {
 	uint64_t k;           /* SRC_CONST */
 };
 
+/* Beside each prepared instruction (same index, same size, so that the
+ * interpreter finds it from the op's address with one add): its own
+ * handler, and at a superblock's head what the head charges (budget.c). */
+struct rb_bpf_head {
+	const void *real; /* the op's handler (ops[pc] of a head charges first) */
+	int32_t charge;   /* instructions of its superblock less fold */
+	uint32_t fold;    /* charged ahead by its one way in */
+};
+
 struct rb_bpf_prog {
 	struct rb_bpf_insn *insns; /* as loaded (for disasm, later verifier) */
 	size_t n_insns;
-	struct rb_bpf_op *ops;     /* prepared for the interpreter */
+	struct rb_bpf_op *ops;     /* prepared for the interpreter (heads charge) */
+	/* The same ops stepping one charged instruction at a time (when a
+	 * head's charge does not fit the budget left), each op's own handler
+	 * and head's charge, and what each pc's superblock runs after it (given
+	 * back when the run stops there).  n_insns + 1 entries. */
+	struct rb_bpf_op *step_ops;
+	struct rb_bpf_head *heads;
+	uint32_t *rest;
 	const struct rb_bpf_helpers *helpers;
 	rb_bpf_helper_fn helper_fn[RB_BPF_MAX_HELPERS]; /* snapshot at load */
 	void *data[RB_BPF_DATA_KINDS]; /* program-owned copies, 8-aligned */
@@ -87,7 +105,9 @@ struct rb_bpf_prog {
 	void *jit_code;  /* x86-64 code (read+exec), or NULL */
 	size_t jit_size;
 	bool jit_checked;
+	bool jit_full_ctx; /* the JIT'd code reads the run context (calls, checks) */
 	bool has_calls; /* calls helpers (directly or through callx) */
+	bool uses_stack; /* names r10 or makes a local call: needs a stack frame */
 	struct rb_bpf_fact *facts; /* n_insns, from the verifier; NULL if none */
 };
 
@@ -144,6 +164,30 @@ struct rb_bpf_interp_debug {
 };
 int rb_bpf_run_interp_debug(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 			    struct rb_bpf_interp_debug *dbg, struct rb_bpf_result *res);
+
+/* budget.c: the instruction budget's plan (see rb_bpf_plan_budget()). */
+enum {
+	RB_PLAN_LEAD = 1,    /* starts a basic block */
+	RB_PLAN_TARGET = 2,  /* a jump or local-call target, or pc 0 */
+	RB_PLAN_HEAD = 4,    /* starts a superblock: the budget is charged here */
+	RB_PLAN_SLOT2 = 8,   /* second slot of an lddw */
+	RB_PLAN_NOFOLD = 16, /* entered some other way than one jump edge */
+};
+struct rb_bpf_plan {
+	uint8_t *flags;    /* RB_PLAN_*, per pc */
+	uint8_t *npred;    /* ways in (jump edges, falling through), saturating */
+	uint32_t *rest;    /* instructions of its superblock after pc */
+	uint32_t *sb_end;  /* at a head: the first pc past its superblock */
+	uint32_t *sb_total; /* at a head: its superblock's instructions */
+	uint32_t *fold;    /* at a head: what its one way in charged ahead (its
+	                    * charge is sb_total - fold) */
+};
+int rb_bpf_plan_budget(const struct rb_bpf_prog *p, struct rb_bpf_plan *plan);
+void rb_bpf_plan_free(struct rb_bpf_plan *plan);
+bool rb_bpf_is_branch(const struct rb_bpf_insn *in);
+bool rb_bpf_is_lddw(const struct rb_bpf_insn *in);
+bool rb_bpf_is_cond_jump(const struct rb_bpf_insn *in);
+uint32_t rb_bpf_jump_target(const struct rb_bpf_insn *in, size_t pc);
 
 /* jit.c */
 int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,

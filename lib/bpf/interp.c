@@ -20,6 +20,14 @@ struct frame {
 };
 
 #define DEBUG_PATH __attribute__((noinline, cold))
+
+/* A run that ends at pc in the fast ops was charged for the rest of its
+ * superblock: given back (the stepping ops charged exactly). */
+static inline uint64_t refund(const struct rb_bpf_prog *prog, const struct rb_bpf_op *base,
+			      uint32_t pc)
+{
+	return base == prog->ops ? prog->rest[pc] : 0;
+}
 static DEBUG_PATH bool debug_find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz,
 				       bool write, uint64_t *lo, uint64_t *span);
 
@@ -48,15 +56,43 @@ static inline bool span_lookup(const struct rb_bpf_call *c, uint64_t a, uint64_t
 	return false;
 }
 
-/* Slow path of the access check: finds the span holding [a, a+sz) and makes
- * it the cached one. */
-static bool __attribute__((noinline))
-find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write,
-	  uint64_t *lo, uint64_t *span)
+/* A span found by the slow path.  Span 0 is never hit by the fast check:
+ * {1, 0} says no span holds the access, {0, 0} (debug mode) that one does
+ * but must not be cached. */
+struct span {
+	uint64_t lo, span;
+};
+#define SPAN_MISSED(f) ((f).span == 0 && (f).lo != 0)
+
+/* Slow path of the access check: finds the span holding [a, a+sz), which
+ * becomes the cached one.  Returned in registers, so that the cache (never
+ * address-taken) stays in registers in the interpreter's loop. */
+static struct span __attribute__((noinline))
+find_span(const struct rb_bpf_call *c, uint64_t a, uint64_t sz, bool write)
 {
-	if (RB_UNLIKELY(c->dbg))
-		return debug_find_span(c, a, sz, write, lo, span);
-	return span_lookup(c, a, sz, write, lo, span);
+	struct span r = {0, 0};
+
+	if (RB_UNLIKELY(c->dbg)) {
+		if (!debug_find_span(c, a, sz, write, &r.lo, &r.span))
+			r = (struct span){1, 0};
+		return r;
+	}
+	if (!span_lookup(c, a, sz, write, &r.lo, &r.span))
+		r = (struct span){1, 0};
+	return r;
+}
+
+/* Zeroes one 512-byte frame with 16-byte stores: a memset this small
+ * becomes rep stos, whose start-up cost was most of a short run. */
+static inline void zero_frame(uint64_t addr)
+{
+	typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
+	v2 *q = (v2 *)(uintptr_t)addr;
+
+	for (unsigned i = 0; i < RB_BPF_STACK_SIZE / 16; i += 4) {
+		q[i] = q[i + 1] = q[i + 2] = q[i + 3] = (v2){0, 0};
+		__asm__ volatile("" : : "r"(q) : "memory"); /* stays stores, not memset */
+	}
 }
 
 static inline uint64_t sdiv64(uint64_t a, uint64_t b)
@@ -216,37 +252,46 @@ void rb_bpf_fill_spans(struct rb_bpf_call *c, const struct rb_bpf_prog *prog,
 #define K ((uint64_t)(int64_t)ins->imm)
 #define K32 ((uint32_t)ins->imm)
 
-#define DISPATCH()                                                          \
-	do {                                                                \
-		if (RB_UNLIKELY(remaining == 0))                            \
-			goto out_budget;                                    \
-		remaining--;                                                \
-		goto *ins->handler;                                         \
-	} while (0)
+/*
+ * No budget work per instruction: a superblock's head op charges the whole
+ * superblock (charge_head), and when that does not fit, the run goes on in
+ * the stepping ops, whose every handler charges one instruction (step).
+ * ins points into prog->ops or prog->step_ops (base: the one in use).
+ */
+#define DISPATCH() goto *ins->handler
 #define NEXT()                                                              \
 	do {                                                                \
 		ins++;                                                      \
 		DISPATCH();                                                 \
 	} while (0)
+#define PC() ((uint32_t)(ins - base))
 
 #define CHECK_READ(a, sz)                                                   \
 	do {                                                                \
 		if (RB_UNLIKELY(!((a) - rlo < rspan &&                      \
-				  rspan - ((a) - rlo) >= (sz))) &&          \
-		    !find_span(&call, (a), (sz), false, &rlo, &rspan)) {    \
-			fault_addr = (a);                                   \
-			fault_size = (sz);                                  \
-			goto out_fault_read;                                \
+				  rspan - ((a) - rlo) >= (sz)))) {          \
+			struct span f_ = find_span(&call, (a), (sz), false); \
+			if (SPAN_MISSED(f_)) {                              \
+				fault_addr = (a);                           \
+				fault_size = (sz);                          \
+				goto out_fault_read;                        \
+			}                                                   \
+			rlo = f_.lo;                                        \
+			rspan = f_.span;                                    \
 		}                                                           \
 	} while (0)
 #define CHECK_WRITE(a, sz)                                                  \
 	do {                                                                \
 		if (RB_UNLIKELY(!((a) - wlo < wspan &&                      \
-				  wspan - ((a) - wlo) >= (sz))) &&          \
-		    !find_span(&call, (a), (sz), true, &wlo, &wspan)) {     \
-			fault_addr = (a);                                   \
-			fault_size = (sz);                                  \
-			goto out_fault_write;                               \
+				  wspan - ((a) - wlo) >= (sz)))) {          \
+			struct span f_ = find_span(&call, (a), (sz), true); \
+			if (SPAN_MISSED(f_)) {                              \
+				fault_addr = (a);                           \
+				fault_size = (sz);                          \
+				goto out_fault_write;                       \
+			}                                                   \
+			wlo = f_.lo;                                        \
+			wspan = f_.span;                                    \
 		}                                                           \
 	} while (0)
 
@@ -388,6 +433,8 @@ static int interp(const struct rb_bpf_prog *prog,
 	[base + 8] = &&a##W##_xchg, [base + 9] = &&a##W##_cmpxchg
 		ATOMIC_ENTRIES(32, RB_XOP_A32_ADD),
 		ATOMIC_ENTRIES(64, RB_XOP_A64_ADD),
+		[RB_XOP_HEAD] = &&charge_head,
+		[RB_XOP_STEP] = &&step,
 	};
 #pragma GCC diagnostic pop
 
@@ -412,19 +459,30 @@ static int interp(const struct rb_bpf_prog *prog,
 	call.dbg = dbg;
 	const struct rb_bpf_op *ins = prog->ops;
 	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
-	uint64_t remaining = budget;
+	/* Fast ops: what is left once the current superblock runs to its
+	 * end (never < 0); stepping ops: what is left, exactly. */
+	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
+	int64_t remaining = b;
+	const struct rb_bpf_op *base = prog->ops;
+	const uintptr_t head_at = (uintptr_t)prog->heads - (uintptr_t)prog->ops;
+	const uintptr_t step_head_at = (uintptr_t)prog->heads - (uintptr_t)prog->step_ops;
 	uint64_t fault_addr = 0, fault_size = 0;
 	rb_bpf_helper_fn fn;
 	uint32_t helper_id;
 	const char *what;
 
-	call.stack_hi = (uint64_t)(uintptr_t)((dbg ? dbg->stack : stack) + sizeof(stack));
-	call.stack_lo = call.stack_hi - RB_BPF_STACK_SIZE;
 	/* Zero each frame as it comes into use: a program must never read
-	 * what an earlier run (of another VM's program) left there. */
-	memset((void *)(uintptr_t)call.stack_lo, 0, RB_BPF_STACK_SIZE);
+	 * what an earlier run (of another VM's program) left there.  A
+	 * program that never names r10 nor makes a local call (which moves
+	 * it) has no way to the stack: it gets none (an empty live stack, so
+	 * not even a guessed address reaches it), and nothing is zeroed. */
+	uint64_t frame = prog->uses_stack || dbg ? RB_BPF_STACK_SIZE : 0;
+	call.stack_hi = (uint64_t)(uintptr_t)((dbg ? dbg->stack : stack) + sizeof(stack));
+	call.stack_lo = call.stack_hi - frame;
+	if (frame)
+		zero_frame(call.stack_lo);
 	rb_bpf_fill_spans(&call, prog, opts);
-	uint64_t rlo = call.stack_lo, rspan = RB_BPF_STACK_SIZE;
+	uint64_t rlo = call.stack_lo, rspan = frame;
 	uint64_t wlo = rlo, wspan = rspan;
 
 	for (int i = 0; i < 5; i++)
@@ -433,9 +491,32 @@ static int interp(const struct rb_bpf_prog *prog,
 	if (RB_UNLIKELY(dbg)) {
 		debug_start(&call, r);
 		rspan = wspan = 0; /* every access takes the slow path */
+		/* The reference the tests compare with: one instruction
+		 * charged at a time, all the way. */
+		base = ins = prog->step_ops;
 	}
 
 	DISPATCH();
+
+charge_head: {
+	/* heads[pc] sits head_at bytes from ops[pc] (heads are fast ops) */
+	const struct rb_bpf_head *hd = (const struct rb_bpf_head *)((uintptr_t)ins + head_at);
+	if (RB_UNLIKELY(remaining < hd->charge)) {
+		/* The superblock may not fit: on, one instruction at a time,
+		 * from the exact budget (its one way in charged fold ahead). */
+		remaining += hd->fold;
+		ins = prog->step_ops + (ins - prog->ops);
+		base = prog->step_ops;
+		goto step;
+	}
+	remaining -= hd->charge;
+	goto *hd->real;
+}
+step:
+	if (RB_UNLIKELY(remaining == 0))
+		goto out_budget;
+	remaining--;
+	goto *((const struct rb_bpf_head *)((uintptr_t)ins + step_head_at))->real;
 
 	ALU64_OPS(add, +)
 	ALU64_OPS(sub, -)
@@ -541,8 +622,8 @@ callx:
 	helper_id = (uint32_t)D;
 	if (D >= RB_BPF_MAX_HELPERS || !(fn = prog->helper_fn[D])) {
 		snprintf(res->msg, sizeof(res->msg),
-			 "insn %td: callx r%u to unknown helper %" PRIu64,
-			 ins - prog->ops, ins->dst, D);
+			 "insn %u: callx r%u to unknown helper %" PRIu64,
+			 PC(), ins->dst, D);
 		res->status = RB_BPF_E_HELPER;
 		goto out_err;
 	}
@@ -553,8 +634,8 @@ do_helper:
 	if (RB_UNLIKELY(call.dbg))
 		debug_after_helper(&call, r);
 	if (RB_UNLIKELY(call.failed)) {
-		snprintf(res->msg, sizeof(res->msg), "insn %td: helper %s: %s",
-			 ins - prog->ops,
+		snprintf(res->msg, sizeof(res->msg), "insn %u: helper %s: %s",
+			 PC(),
 			 prog->helpers ? prog->helpers->slot[helper_id].name : "?",
 			 call.msg);
 		res->status = RB_BPF_E_HELPER;
@@ -569,8 +650,8 @@ do_helper:
 call_local:
 	if (depth + 1 >= RB_BPF_MAX_FRAMES) {
 		snprintf(res->msg, sizeof(res->msg),
-			 "insn %td: local calls nested deeper than %u frames",
-			 ins - prog->ops, RB_BPF_MAX_FRAMES);
+			 "insn %u: local calls nested deeper than %u frames",
+			 PC(), RB_BPF_MAX_FRAMES);
 		res->status = RB_BPF_E_DEPTH;
 		goto out_err;
 	}
@@ -583,7 +664,7 @@ call_local:
 	if (RB_UNLIKELY(call.dbg))
 		debug_new_frame(&call);
 	else
-		memset((void *)(uintptr_t)call.stack_lo, 0, RB_BPF_STACK_SIZE);
+		zero_frame(call.stack_lo);
 	ins += ins->imm + 1;
 	DISPATCH();
 
@@ -592,6 +673,9 @@ exit_:
 		goto out_ok;
 	depth--;
 	ins = frames[depth].ret;
+	/* A call made in the fast ops returns to them, to a head (exact
+	 * budget: a return point folds nothing). */
+	base = ins >= prog->step_ops && ins <= prog->step_ops + prog->n_insns ? prog->step_ops : prog->ops;
 	memcpy(&r[6], frames[depth].saved, sizeof(frames[depth].saved));
 	r[10] = frames[depth].fp;
 	call.stack_lo = r[10] - RB_BPF_STACK_SIZE;
@@ -604,8 +688,8 @@ exit_:
 
 op_invalid:
 	/* Unreachable for validated programs; fail safe all the same. */
-	snprintf(res->msg, sizeof(res->msg), "insn %td: invalid instruction",
-		 ins - prog->ops);
+	snprintf(res->msg, sizeof(res->msg), "insn %u: invalid instruction",
+		 PC());
 	res->status = RB_BPF_E_ARG;
 	goto out_err;
 
@@ -617,39 +701,39 @@ out_fault_write:
 	goto out_fault;
 out_fault_align:
 	snprintf(res->msg, sizeof(res->msg),
-		 "insn %td: misaligned %" PRIu64 "-byte atomic access at 0x%" PRIx64,
-		 ins - prog->ops, fault_size, fault_addr);
+		 "insn %u: misaligned %" PRIu64 "-byte atomic access at 0x%" PRIx64,
+		 PC(), fault_size, fault_addr);
 	res->status = RB_BPF_E_FAULT;
 	goto out_err;
 out_fault:
 	if (RB_UNLIKELY(call.dbg && call.dbg->unwritten_read))
 		what = "read of never-written stack:";
 	snprintf(res->msg, sizeof(res->msg),
-		 "insn %td: %s %" PRIu64 " bytes at 0x%" PRIx64
+		 "insn %u: %s %" PRIu64 " bytes at 0x%" PRIx64
 		 " outside the memory granted to the program",
-		 ins - prog->ops, what, fault_size, fault_addr);
+		 PC(), what, fault_size, fault_addr);
 	res->status = RB_BPF_E_FAULT;
 	goto out_err;
 
 out_budget:
 	snprintf(res->msg, sizeof(res->msg),
-		 "insn %td: instruction budget of %" PRIu64 " exhausted",
-		 ins - prog->ops, budget);
+		 "insn %u: instruction budget of %" PRIu64 " exhausted",
+		 PC(), budget);
 	res->status = RB_BPF_E_BUDGET;
-	res->pc = (uint32_t)(ins - prog->ops);
+	res->pc = (uint32_t)(PC());
 	res->executed = budget;
 	return -E2BIG;
 
 out_err:
-	res->pc = (uint32_t)(ins - prog->ops);
-	res->executed = budget - remaining;
+	res->pc = (uint32_t)(PC());
+	res->executed = (uint64_t)(b - remaining) - refund(prog, base, PC());
 	return res->status == RB_BPF_E_FAULT ? -EFAULT : -EINVAL;
 
 out_ok:
 	res->status = RB_BPF_OK;
 	res->r0 = r[0];
-	res->pc = (uint32_t)(ins - prog->ops);
-	res->executed = budget - remaining;
+	res->pc = (uint32_t)(PC());
+	res->executed = (uint64_t)(b - remaining) - refund(prog, base, PC());
 	return 0;
 }
 
@@ -661,33 +745,46 @@ const void *const *rb_bpf_interp_handlers(void)
 	return table;
 }
 
+static __attribute__((noinline, cold)) int bad_opts(struct rb_bpf_result *res)
+{
+	res->status = RB_BPF_E_ARG;
+	res->r0 = 0;
+	res->pc = 0;
+	res->executed = 0;
+	snprintf(res->msg, sizeof(res->msg), "bad run options");
+	return -EINVAL;
+}
+
+static inline bool opts_ok(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts)
+{
+	return prog && opts && opts->n_regions <= RB_BPF_MAX_REGIONS &&
+	       (!opts->n_regions || opts->regions);
+}
+
 static int check_opts(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
 		      struct rb_bpf_result *res)
 {
+	if (RB_UNLIKELY(!opts_ok(prog, opts)))
+		return bad_opts(res);
 	/* Not a memset of the whole result: this is on every run's path. */
 	res->status = RB_BPF_OK;
 	res->r0 = 0;
 	res->pc = 0;
 	res->executed = 0;
 	res->msg[0] = 0;
-	if (!prog || !opts || opts->n_regions > RB_BPF_MAX_REGIONS ||
-	    (opts->n_regions && !opts->regions)) {
-		res->status = RB_BPF_E_ARG;
-		snprintf(res->msg, sizeof(res->msg), "bad run options");
-		return -EINVAL;
-	}
 	return 0;
 }
 
+/* The entry point rosenbridged uses: the JIT'd code when there is some
+ * (rb_bpf_run_jit() fills the whole result itself), else the interpreter. */
 int rb_bpf_run(const struct rb_bpf_prog *prog,
 	       const struct rb_bpf_run_opts *opts, struct rb_bpf_result *res)
 {
-	int rc = check_opts(prog, opts, res);
-
-	if (rc)
-		return rc;
+	if (RB_UNLIKELY(!opts_ok(prog, opts)))
+		return bad_opts(res);
 	if (prog->jit_code)
 		return rb_bpf_run_jit(prog, opts, res);
+	check_opts(prog, opts, res);
 	return interp(prog, opts, res, NULL, NULL);
 }
 

@@ -34,21 +34,45 @@ static const uint8_t bpf2x86[11] = {RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, 
 #define STACK_BYTES (RB_BPF_MAX_FRAMES * RB_BPF_STACK_SIZE)
 
 /* What the generated code reads and writes while it runs. */
+/*
+ * What the generated code reads and writes while it runs.  A lean program
+ * (no helper or local calls, no run-time checks) only ever writes the
+ * head, and only when it fails: its run's context is the head alone, and
+ * rb_bpf_run_jit() fills nothing of it before the call.
+ */
+struct rb_jit_head {
+	int64_t budget;  /* instructions left (a failure, or no register for it) */
+	uint32_t pc;     /* instruction of a failure */
+	uint32_t status; /* enum rb_bpf_status of a failure */
+	uint32_t refund; /* a failure: instructions charged ahead but not run */
+	const struct rb_bpf_prog *prog;     /* for a failure's message */
+	const struct rb_bpf_run_opts *opts;
+};
+
 struct rb_jit_ctx {
-	struct rb_bpf_call call; /* first: helpers receive &ctx->call */
-	uint64_t args[5];
+	struct rb_jit_head h;
+	struct rb_bpf_call call; /* helpers receive &ctx->call */
 	uint64_t rlo, rspan, wlo, wspan; /* last region hit, for reads/writes */
-	int64_t budget;                  /* instructions left */
 	uint64_t depth;                  /* local call depth */
 	uint64_t saved_rsp;
 	const rb_bpf_helper_fn *helpers;
-	uint32_t pc;     /* instruction of a failure */
-	uint32_t status; /* enum rb_bpf_status of a failure */
 	uint64_t fault_addr, fault_size;
 	uint64_t helper_id;
 };
 
+/*
+ * The generated code's signature: r1..r5 from args[], `budget` instructions
+ * at most; r0 in rax and the budget left in rdx, or rdx = -1 when the
+ * program failed (ctx->status, pc, budget and refund say how).
+ */
+struct rb_jit_ret {
+	uint64_t r0;
+	int64_t left;
+};
+typedef struct rb_jit_ret (*rb_jit_fn)(struct rb_jit_ctx *ctx, const uint64_t *args, int64_t budget);
+
 #define OFF(f) ((int32_t)offsetof(struct rb_jit_ctx, f))
+#define CALL_OFF(f) ((int32_t)(offsetof(struct rb_jit_ctx, call) + offsetof(struct rb_bpf_call, f)))
 
 /* ---- code buffer ----------------------------------------------------------------- */
 
@@ -58,9 +82,15 @@ struct fixup {
 	uint8_t kind;    /* FIX_INSN, FIX_LABEL */
 };
 
-enum { FIX_INSN, FIX_LABEL };
+enum { FIX_INSN, FIX_LABEL, FIX_SLOW /* a superblock's slow copy, exact budget */ };
 enum {
-	L_EPILOGUE, L_ZERO_FRAME, L_CHECK_READ, L_CHECK_WRITE, L_FAIL, L_STOP, L_COUNT
+	L_EPILOGUE, L_ZERO_FRAME, L_CHECK_READ, L_CHECK_WRITE, L_FAIL, L_STOP, L_BUDGET, L_COUNT
+};
+
+/* Per-instruction plan (plan_blocks()). */
+enum {
+	P_LEAD = RB_PLAN_LEAD, P_TARGET = RB_PLAN_TARGET, P_HEAD = RB_PLAN_HEAD,
+	P_SLOT2 = RB_PLAN_SLOT2, P_NOFOLD = RB_PLAN_NOFOLD,
 };
 
 struct jit {
@@ -85,15 +115,41 @@ struct jit {
 	unsigned n_saved;
 	uint32_t frame_bytes;
 	bool uses[11];
-	/* A callee-saved register the program leaves free holds the budget
-	 * (a memory counter costs a store-forward per block), or -1. */
+	/* A register the program leaves free holds the budget (a memory
+	 * counter costs a store-forward per block), or -1: r9 when nothing
+	 * else needs it, else a callee-saved one. */
 	int budget_reg;
+	/* Lean: unchecked, no local calls: rsp never moves after the
+	 * prologue, so the epilogue need not restore it. */
+	bool lean;
 	const struct rb_bpf_prog *prog;
-	/* Out-of-line failure stubs: (position of rel32 to patch, pc, status). */
+	/* Out-of-line failure stubs: (position of rel32 to patch, pc, status,
+	 * instructions charged ahead of pc that it did not run). */
 	struct {
-		uint32_t at, pc, status;
+		uint32_t at, pc, status, refund;
 	} *stub;
 	size_t nstub, capstub;
+	/* Out-of-line edges that change the budget: add delta, jump on. */
+	struct {
+		uint32_t at, target;
+		int32_t delta;
+		uint8_t kind;
+	} *edge;
+	size_t nedge, capedge;
+	/* The budget plan (plan_blocks()): flags, instructions of its
+	 * superblock after each pc, the end and size of each superblock
+	 * (at its head), and what a head's charge leaves to its one entry
+	 * edge (fold). */
+	struct rb_bpf_plan plan;
+	uint8_t *pflags;
+	uint32_t *rest, *sb_end, *sb_total, *fold;
+	uint32_t *slow_at; /* at a head: where its jl to the slow copy is, or 0 */
+	uint32_t *slow_entry; /* at a head: its slow copy, entered with the exact budget */
+	/* Emission state: instructions charged ahead of the one being
+	 * emitted (refunded when it leaves or fails), and whether this is a
+	 * superblock's exact slow copy. */
+	uint32_t cur_rest;
+	bool slow;
 };
 
 static void emit(struct jit *j, const void *p, size_t n)
@@ -264,8 +320,87 @@ static void fail_if(struct jit *j, uint8_t cc, uint32_t pc, uint32_t status)
 	j->stub[j->nstub].at = (uint32_t)j->len;
 	j->stub[j->nstub].pc = pc;
 	j->stub[j->nstub].status = status;
+	j->stub[j->nstub].refund = j->cur_rest;
 	j->nstub++;
 	e4(j, 0);
+}
+
+/* budget += delta (a refund, or a charge when negative; flags not used). */
+static void budget_add(struct jit *j, int64_t delta)
+{
+	if (delta == 0)
+		return;
+	if (j->budget_reg >= 0)
+		rr(j, true, OP(0x81), 0, j->budget_reg, false);
+	else
+		rm_mem(j, true, OP(0x81), 0, CTXREG, OFF(h.budget), false);
+	e4(j, (uint32_t)(int32_t)delta);
+}
+
+/* budget -= n, setting the flags (jl: it ran out). */
+static void budget_sub(struct jit *j, uint32_t n)
+{
+	if (j->budget_reg >= 0)
+		rr(j, true, OP(0x81), 5, j->budget_reg, false);
+	else
+		rm_mem(j, true, OP(0x81), 5, CTXREG, OFF(h.budget), false);
+	e4(j, n);
+}
+
+/* A (conditional) jump through an out-of-line stub that adds delta to the
+ * budget first. */
+static void jmp_adjusted(struct jit *j, uint8_t cc, uint32_t target, uint8_t kind, int32_t delta)
+{
+	if (delta == 0) {
+		jmp_to(j, cc, target, kind);
+		return;
+	}
+	if (j->oom)
+		return;
+	if (j->nedge == j->capedge) {
+		size_t cap = j->capedge ? j->capedge * 2 : 64; /* as in add_fix() */
+		void *ne = realloc(j->edge, cap * sizeof(*j->edge));
+		if (!ne) {
+			j->oom = true;
+			return;
+		}
+		j->edge = ne;
+		j->capedge = cap;
+	}
+	if (cc == 0xff) {
+		e1(j, 0xe9);
+	} else {
+		e1(j, 0x0f);
+		e1(j, (uint8_t)(0x80 + cc));
+	}
+	j->edge[j->nedge].at = (uint32_t)j->len;
+	j->edge[j->nedge].target = target;
+	j->edge[j->nedge].delta = delta;
+	j->edge[j->nedge].kind = kind;
+	j->nedge++;
+	e4(j, 0);
+}
+
+/*
+ * A jump to instruction t that leaves the current superblock.  In the
+ * fast code the instructions charged ahead (cur_rest) are given back on
+ * the way, unless t's own charge was lowered by as much (t has no other
+ * way in); a slow copy, which charges exactly, goes on in t's slow copy
+ * when t's charge was lowered.
+ */
+static void branch_to(struct jit *j, uint8_t cc, uint32_t t)
+{
+	if (j->slow && j->fold[t]) {
+		/* t's fast code may skip its check (its charge, lowered, can
+		 * be <= 0): an exact budget goes on in t's slow copy. */
+		jmp_to(j, cc, t, FIX_SLOW);
+		return;
+	}
+	if (j->slow)
+		jmp_to(j, cc, t, FIX_INSN);
+	else
+		jmp_adjusted(j, cc, t, FIX_INSN,
+			     j->fold[t] && j->fold[t] == j->cur_rest ? 0 : (int32_t)j->cur_rest);
 }
 
 /* Status flags beside the kind (status & 0xff). */
@@ -277,7 +412,7 @@ enum { CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7, CC_S = 8, 
 /* ---- C called from generated code ----------------------------------------------- */
 
 /* Slow path of an access check: finds the region, refreshes the cache.
- * info = pc << 8 | write << 4 | size.  1 when allowed. */
+ * info = refund << 32 | pc << 8 | write << 4 | size.  1 when allowed. */
 static uint64_t jit_slow_check(struct rb_jit_ctx *c, uint64_t addr, uint64_t info)
 {
 	uint64_t size = info & 15;
@@ -310,8 +445,9 @@ static uint64_t jit_slow_check(struct rb_jit_ctx *c, uint64_t addr, uint64_t inf
 			return 1;
 		}
 	}
-	c->pc = (uint32_t)(info >> 8);
-	c->status = RB_BPF_E_FAULT;
+	c->h.pc = (uint32_t)(info >> 8) & 0xffffff;
+	c->h.refund = (uint32_t)(info >> 32);
+	c->h.status = RB_BPF_E_FAULT;
 	c->fault_addr = addr;
 	c->fault_size = size | (write ? 0x100 : 0);
 	return 0;
@@ -341,7 +477,7 @@ static void addr_of(struct jit *j, int base, int16_t off, unsigned size, bool wr
 	e1(j, 0);
 	/* slow: */
 	j->buf[j1 + 1] = (uint8_t)(j->len - (j1 + 2));
-	mov_imm64(j, R10, (uint64_t)pc << 8 | (write ? 16 : 0) | size);
+	mov_imm64(j, R10, (uint64_t)j->cur_rest << 32 | (uint64_t)pc << 8 | (write ? 16 : 0) | size);
 	call_label(j, write ? L_CHECK_WRITE : L_CHECK_READ);
 	/* ok: */
 	j->buf[j2 + 1] = (uint8_t)(j->len - (j2 + 2));
@@ -671,12 +807,14 @@ static int emit_alu(struct jit *j, const struct rb_bpf_insn *in, unsigned idx, i
 	return -EINVAL;
 }
 
-static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc, int s)
+/* The conditional jump, to `target` (its own target, or with `invert`
+ * the other way: the peephole in compile()). */
+static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, int s, bool invert,
+		     uint32_t target)
 {
 	bool is32 = (in->code & 7) == RB_BPF_JMP32, x = in->code & RB_BPF_X;
 	int d = bpf2x86[in->dst];
 	uint8_t op = in->code & 0xf0, cc;
-	uint32_t target = pc + 1 + (uint32_t)(int32_t)in->off;
 
 	if (op == RB_BPF_JSET) {
 		if (x) {
@@ -685,7 +823,7 @@ static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc, i
 			rr(j, !is32, OP(0xf7), 0, d, false);
 			e4(j, (uint32_t)in->imm);
 		}
-		jmp_to(j, CC_NE, target, FIX_INSN);
+		branch_to(j, invert ? CC_E : CC_NE, target);
 		return;
 	}
 	if (x) {
@@ -706,7 +844,7 @@ static void emit_jcc(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc, i
 	case RB_BPF_JSLT: cc = CC_L; break;
 	default: cc = CC_LE; break;
 	}
-	jmp_to(j, cc, target, FIX_INSN);
+	branch_to(j, invert ? cc ^ 1 : cc, target); /* x86 conditions pair up by the low bit */
 }
 
 /* ---- hardening of unchecked code (defence in depth) -------------------------------- */
@@ -739,18 +877,20 @@ static void cmp_imm(struct jit *j, int r, int64_t v)
  * node search's inner loop, and turns a verifier bug into a clear fault
  * rather than a silently different result.
  */
-static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const struct rb_bpf_fact *f,
-			   uint32_t pc)
+/* The check of emit_ptr_arith(): n (an x86 register) in [lo, hi]. */
+static void range_check(struct jit *j, int n, const struct rb_bpf_fact *f, uint32_t pc)
 {
-	bool sub = (in->code & 0xf0) == RB_BPF_SUB, num_dst = f->flags & RB_FACT_NUM_IS_DST;
-	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
-	int n = num_dst ? d : s;
 	int64_t lo = f->lo, hi = f->hi < f->lo ? f->lo : f->hi; /* inconsistent: just lo */
-	static const uint8_t op_add = 0x01, op_sub = 0x29;
 
 	if (lo == 0) {
 		cmp_imm(j, n, hi);
 		fail_if(j, CC_A, pc, RB_BPF_E_FAULT | ST_OUT_OF_RANGE); /* unsigned: < 0 too */
+	} else if (lo > INT32_MIN && lo <= INT32_MAX && (uint64_t)hi - (uint64_t)lo <= INT32_MAX) {
+		/* n - lo <= hi - lo, unsigned: one compare and branch, not two */
+		rm_mem(j, true, OP(0x8d), R10, n, (int32_t)-lo, false); /* lea r10, [n - lo] */
+		rr(j, true, OP(0x81), 7, R10, false);
+		e4(j, (uint32_t)((uint64_t)hi - (uint64_t)lo));
+		fail_if(j, CC_A, pc, RB_BPF_E_FAULT | ST_OUT_OF_RANGE);
 	} else if (lo != INT64_MIN || hi != INT64_MAX) {
 		if (lo != INT64_MIN) {
 			cmp_imm(j, n, lo);
@@ -761,7 +901,32 @@ static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const st
 			fail_if(j, CC_G, pc, RB_BPF_E_FAULT | ST_OUT_OF_RANGE);
 		}
 	}
+}
+
+static void emit_ptr_arith(struct jit *j, const struct rb_bpf_insn *in, const struct rb_bpf_fact *f,
+			   uint32_t pc)
+{
+	bool sub = (in->code & 0xf0) == RB_BPF_SUB, num_dst = f->flags & RB_FACT_NUM_IS_DST;
+	int d = bpf2x86[in->dst], s = bpf2x86[in->src];
+	static const uint8_t op_add = 0x01, op_sub = 0x29;
+
+	range_check(j, num_dst ? d : s, f, pc);
 	rr(j, true, sub ? &op_sub : &op_add, 1, s, d, false);
+}
+
+/* lea d, [base + index] (64-bit). */
+static void lea_sum(struct jit *j, int d, int base, int index)
+{
+	e1(j, (uint8_t)(0x48 | ((d & 8) ? 4 : 0) | ((index & 8) ? 2 : 0) | ((base & 8) ? 1 : 0)));
+	e1(j, 0x8d);
+	if ((base & 7) == RBP) { /* rbp/r13 as a base need a displacement */
+		e1(j, (uint8_t)(0x44 | ((d & 7) << 3)));
+		e1(j, (uint8_t)(((index & 7) << 3) | (base & 7)));
+		e1(j, 0);
+	} else {
+		e1(j, (uint8_t)(0x04 | ((d & 7) << 3)));
+		e1(j, (uint8_t)(((index & 7) << 3) | (base & 7)));
+	}
 }
 
 /* The instruction with its source register replaced by the number k
@@ -838,18 +1003,19 @@ static int emit_alu_hardened(struct jit *j, const struct rb_bpf_insn *in, unsign
 }
 
 /* A conditional jump X whose source was proven constant: compares with k. */
-static void emit_jcc_hardened(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc)
+static void emit_jcc_hardened(struct jit *j, const struct rb_bpf_insn *in, uint32_t pc, bool invert,
+			      uint32_t target)
 {
 	const struct rb_bpf_fact *f = j->facts ? &j->facts[pc] : NULL;
 	struct rb_bpf_insn kin;
 
 	if (!f || !(in->code & RB_BPF_X) || !(f->flags & RB_FACT_SRC_CONST)) {
-		emit_jcc(j, in, pc, bpf2x86[in->src]);
+		emit_jcc(j, in, bpf2x86[in->src], invert, target);
 	} else if (k_form(in, f->k, (in->code & 7) == RB_BPF_JMP, &kin)) {
-		emit_jcc(j, &kin, pc, 0);
+		emit_jcc(j, &kin, 0, invert, target);
 	} else {
 		mov_imm64(j, R11, f->k);
-		emit_jcc(j, in, pc, R11);
+		emit_jcc(j, in, R11, invert, target);
 	}
 }
 
@@ -868,38 +1034,33 @@ static uint32_t frame_depth(const struct jit *j, size_t pc)
 /*
  * Zeroes [rbp - depth, rbp): so that no run sees what an earlier run (of
  * another guest's program) or an earlier callee left there, even if the
- * verifier wrongly believed a slot written.  Small frames: a store per
- * qword (cheaper than rep stos's start-up); larger ones: rep stosq at
- * entry (rax/rcx/rdi are not loaded yet), an r10/r11 loop at a local call
- * (where r1..r5 hold the arguments).
+ * verifier wrongly believed a slot written.  16-byte stores (rep stos's
+ * start-up cost more than a whole short run on this machine), and the
+ * BPF registers untouched (at a local call r1..r5 hold the arguments).
  */
 static void zero_stack(struct jit *j, uint32_t depth, bool entry)
 {
+	(void)entry;
 	if (depth == 0)
 		return;
-	if (depth <= 128 || !entry)
+	if (depth % 16) { /* the odd qword at the bottom */
 		rr(j, false, OP(0x31), R10, R10, false); /* xor r10d, r10d */
-	if (depth <= 128) { /* -128 is the last disp8 */
-		for (uint32_t k = 8; k <= depth; k += 8) {
-			emit(j, OP(0x4c, 0x89, 0x55)); /* mov [rbp + disp8], r10 */
+		rm_mem(j, true, OP(0x89), R10, RBP, -(int32_t)depth, false);
+	}
+	if (depth < 16)
+		return;
+	/* 16-byte stores of xmm0 (caller-saved, unused by the program):
+	 * straight-line code, no rep stos start-up, no loop. */
+	emit(j, OP(0x66, 0x0f, 0xef, 0xc0)); /* pxor xmm0, xmm0 */
+	for (uint32_t k = 16; k <= depth; k += 16) {
+		if (k <= 128) {
+			emit(j, OP(0x0f, 0x11, 0x45)); /* movups [rbp + disp8], xmm0 */
 			e1(j, (uint8_t)(256 - k));
+		} else {
+			emit(j, OP(0x0f, 0x11, 0x85)); /* movups [rbp + disp32], xmm0 */
+			e4(j, (uint32_t)-(int32_t)k);
 		}
-		return;
 	}
-	if (entry) {
-		rm_mem(j, true, OP(0x8d), RDI, RBP, -(int32_t)depth, false);
-		rr(j, false, OP(0x31), RAX, RAX, false);
-		mov_imm64(j, RCX, depth / 8);
-		emit(j, OP(0xf3, 0x48, 0xab)); /* rep stosq */
-		return;
-	}
-	mov_imm64(j, R11, (uint64_t)-(int64_t)depth);
-	size_t loop = j->len;
-	emit(j, OP(0x4e, 0x89, 0x54, 0x1d, 0x00)); /* mov [rbp + r11], r10 */
-	rr(j, true, OP(0x83), 0, R11, false);      /* add r11, 8 */
-	e1(j, 8);
-	e1(j, 0x75);                               /* jnz loop */
-	e1(j, (uint8_t)(loop - (j->len + 1)));
 }
 
 /* Moves BPF r1..r5 into the helper's argument registers (call, a1..a5). */
@@ -910,7 +1071,7 @@ static void helper_args(struct jit *j)
 	mov_rr(j, true, RCX, RDX); /* a3 */
 	mov_rr(j, true, RDX, RSI); /* a2 */
 	mov_rr(j, true, RSI, RDI); /* a1 */
-	mov_rr(j, true, RDI, CTXREG); /* &ctx->call */
+	rm_mem(j, true, OP(0x8d), RDI, CTXREG, OFF(call), false); /* lea rdi, &ctx->call */
 }
 
 static void emit_helper_call(struct jit *j, const struct rb_bpf_insn *in, unsigned idx, uint32_t pc)
@@ -945,22 +1106,22 @@ static void emit_helper_call(struct jit *j, const struct rb_bpf_insn *in, unsign
 		if (j->uses[r])
 			rr(j, false, OP(0x31), bpf2x86[r], bpf2x86[r], false);
 	/* The helper may have failed or stopped the program. */
-	rm_mem(j, false, OP(0x80), 7, CTXREG, (int32_t)offsetof(struct rb_bpf_call, failed), false);
+	rm_mem(j, false, OP(0x80), 7, CTXREG, CALL_OFF(failed), false);
 	e1(j, 0);
 	fail_if(j, CC_NE, pc, RB_BPF_E_HELPER);
-	rm_mem(j, false, OP(0x80), 7, CTXREG, (int32_t)offsetof(struct rb_bpf_call, stop), false);
+	rm_mem(j, false, OP(0x80), 7, CTXREG, CALL_OFF(stop), false);
 	e1(j, 0);
-	jmp_to(j, CC_NE, L_STOP, FIX_LABEL);
+	jmp_adjusted(j, CC_NE, L_STOP, FIX_LABEL, (int32_t)j->cur_rest);
 }
 
 static void set_stack_lo(struct jit *j)
 {
 	/* call.stack_lo = rbp - 512; the read/write caches = the live stack */
 	rm_mem(j, true, OP(0x8d), R11, RBP, -(int32_t)RB_BPF_STACK_SIZE, false);
-	store_ctx(j, R11, (int32_t)offsetof(struct rb_bpf_call, stack_lo));
+	store_ctx(j, R11, CALL_OFF(stack_lo));
 	store_ctx(j, R11, OFF(rlo));
 	store_ctx(j, R11, OFF(wlo));
-	load_ctx(j, R10, (int32_t)offsetof(struct rb_bpf_call, stack_hi));
+	load_ctx(j, R10, CALL_OFF(stack_hi));
 	rr(j, true, OP(0x29), R11, R10, false); /* r10 = hi - lo */
 	store_ctx(j, R10, OFF(rspan));
 	store_ctx(j, R10, OFF(wspan));
@@ -997,57 +1158,29 @@ static void emit_local_call(struct jit *j, const struct rb_bpf_insn *in, uint32_
 	set_stack_lo(j);
 }
 
-/* ---- basic blocks and budget ---------------------------------------------------- */
+/* ---- basic blocks and the budget plan --------------------------------------------- */
 
-static bool is_branch(const struct rb_bpf_insn *in)
+#define is_branch rb_bpf_is_branch
+#define is_lddw rb_bpf_is_lddw
+#define is_cond_jump rb_bpf_is_cond_jump
+#define jump_target rb_bpf_jump_target
+
+/* The budget plan (budget.c), and what only the JIT needs beside it. */
+static int plan_blocks(struct jit *j)
 {
-	uint8_t cls = in->code & 7;
-	return cls == RB_BPF_JMP || cls == RB_BPF_JMP32;
-}
+	size_t n = j->prog->n_insns;
+	int rc = rb_bpf_plan_budget(j->prog, &j->plan);
 
-/* Leaders: 0, jump and call targets, and what follows a branch. */
-static uint8_t *find_leaders(const struct rb_bpf_prog *p)
-{
-	uint8_t *lead = calloc(p->n_insns + 1, 1);
-
-	if (!lead)
-		return NULL;
-	lead[0] = 1;
-	for (size_t pc = 0; pc < p->n_insns; pc++) {
-		const struct rb_bpf_insn *in = &p->insns[pc];
-		if (in->code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW)) {
-			pc++;
-			continue;
-		}
-		if (!is_branch(in))
-			continue;
-		lead[pc + 1] = 1;
-		uint8_t op = in->code & 0xf0;
-		if (op == RB_BPF_EXIT || (op == RB_BPF_CALL && in->src != RB_BPF_CALL_LOCAL))
-			continue;
-		int64_t t;
-		if (in->code == (RB_BPF_JMP32 | RB_BPF_JA) || op == RB_BPF_CALL)
-			t = (int64_t)pc + 1 + in->imm;
-		else
-			t = (int64_t)pc + 1 + in->off;
-		if (t >= 0 && (size_t)t < p->n_insns)
-			lead[t] = 1;
-	}
-	return lead;
-}
-
-static uint32_t block_len(const struct rb_bpf_prog *p, const uint8_t *lead, size_t pc)
-{
-	uint32_t n = 0;
-
-	for (size_t i = pc; i < p->n_insns; i++) {
-		if (i != pc && lead[i])
-			break;
-		n++;
-		if (p->insns[i].code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW))
-			i++;
-	}
-	return n;
+	if (rc)
+		return rc;
+	j->pflags = j->plan.flags;
+	j->rest = j->plan.rest;
+	j->sb_end = j->plan.sb_end;
+	j->sb_total = j->plan.sb_total;
+	j->fold = j->plan.fold;
+	j->slow_at = calloc(n + 1, sizeof(uint32_t));
+	j->slow_entry = calloc(n + 1, sizeof(uint32_t));
+	return j->slow_at && j->slow_entry ? 0 : -ENOMEM;
 }
 
 /* ---- whole program ------------------------------------------------------------------ */
@@ -1058,21 +1191,39 @@ static uint32_t block_len(const struct rb_bpf_prog *p, const uint8_t *lead, size
  * zeroed).  A verified program without local calls saves only the
  * registers it mentions and reserves the stack only if it uses r10 or
  * calls helpers (which get the stack bounds): the per-run entry is most of
- * the cost of a short program.
+ * the cost of a short program.  The budget lives in r9 when nothing else
+ * uses it (no helper calls, division or fetching atomic), else in a
+ * callee-saved register the program leaves free, else in memory.
  */
 static void plan_frame(struct jit *j)
 {
 	const struct rb_bpf_prog *p = j->prog;
 	bool lean = !j->checked && !j->has_local_calls;
+	bool r9_free = lean && !p->has_calls;
 
 	for (size_t pc = 0; pc < p->n_insns; pc++) {
-		j->uses[p->insns[pc].dst] = true;
-		j->uses[p->insns[pc].src & 0xf] = true;
-		if (p->insns[pc].code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW))
+		const struct rb_bpf_insn *in = &p->insns[pc];
+		unsigned idx = rb_bpf_op_index(in);
+		uint8_t cls = in->code & 7, op = in->code & 0xf0;
+
+		j->uses[in->dst] = true;
+		j->uses[in->src & 0xf] = true;
+		if ((cls == RB_BPF_ALU || cls == RB_BPF_ALU64) && (op == RB_BPF_DIV || op == RB_BPF_MOD))
+			r9_free = false;
+		if ((idx >= RB_XOP_A32_FOR && idx <= RB_XOP_A32_FXOR) ||
+		    (idx >= RB_XOP_A64_FOR && idx <= RB_XOP_A64_FXOR))
+			r9_free = false;
+		if (is_lddw(in))
 			pc++; /* the second slot holds no registers */
 	}
+	j->lean = lean;
 	j->mentions_fp = j->uses[10];
-	j->uses[0] = j->uses[1] = true;
+	/* r0 is the result; r1..r5 are a helper's arguments (what the run's
+	 * options gave, unless the program wrote them), otherwise loaded only
+	 * when the program names them. */
+	j->uses[0] = true;
+	for (int r = 1; p->has_calls && r <= 5; r++)
+		j->uses[r] = true;
 	if (p->has_calls || !lean)
 		j->uses[10] = true;
 	if (!lean)
@@ -1080,7 +1231,7 @@ static void plan_frame(struct jit *j)
 			j->uses[r] = true;
 	static const uint8_t callee_saved[] = {RBP, RBX, R12, R13, R14, R15};
 	static const int bpf_reg[] = {10, 6, -1, 7, 8, 9};
-	j->budget_reg = -1;
+	j->budget_reg = r9_free ? R9 : -1;
 	for (int i = 5; lean && i >= 1 && j->budget_reg < 0; i--)
 		if (bpf_reg[i] >= 0 && !j->uses[bpf_reg[i]])
 			j->budget_reg = callee_saved[i];
@@ -1088,10 +1239,13 @@ static void plan_frame(struct jit *j)
 	for (unsigned i = 0; i < 6; i++)
 		if (bpf_reg[i] < 0 || j->uses[bpf_reg[i]] || callee_saved[i] == j->budget_reg)
 			j->saved[j->n_saved++] = callee_saved[i];
-	/* n pushes + return address: pad to keep rsp 16-aligned for calls. */
-	j->frame_bytes = (j->uses[10] ? STACK_BYTES : 0) + (j->n_saved % 2 ? 0 : 8);
+	/* n pushes + return address: pad to keep rsp 16-aligned for calls
+	 * (code that calls nothing needs no padding). */
+	bool calls = p->has_calls || !lean;
+	j->frame_bytes = (j->uses[10] ? STACK_BYTES : 0) + (calls && j->n_saved % 2 == 0 ? 8 : 0);
 }
 
+/* Entered as rb_jit_fn: rdi = ctx, rsi = args, rdx = budget. */
 static void emit_prologue(struct jit *j)
 {
 	for (unsigned i = 0; i < j->n_saved; i++)
@@ -1101,9 +1255,12 @@ static void emit_prologue(struct jit *j)
 		e4(j, j->frame_bytes);
 	}
 	mov_rr(j, true, CTXREG, RDI);
-	store_ctx(j, RSP, OFF(saved_rsp));
+	if (!j->lean)
+		store_ctx(j, RSP, OFF(saved_rsp));
 	if (j->budget_reg >= 0)
-		load_ctx(j, j->budget_reg, OFF(budget));
+		mov_rr(j, true, j->budget_reg, RDX);
+	else
+		store_ctx(j, RDX, OFF(h.budget));
 	if (j->uses[10]) {
 		/* rbp = top of the BPF stack area */
 		rm_mem(j, true, OP(0x8d), RBP, RSP, (int32_t)j->frame_bytes, false);
@@ -1111,25 +1268,24 @@ static void emit_prologue(struct jit *j)
 	/* The live-stack bounds serve run-time checks, helpers and local
 	 * calls only. */
 	if (j->checked || j->prog->has_calls || j->has_local_calls) {
-		store_ctx(j, RBP, (int32_t)offsetof(struct rb_bpf_call, stack_hi));
+		store_ctx(j, RBP, CALL_OFF(stack_hi));
 		set_stack_lo(j);
 	}
 	if (j->checked) {
 		/* A run must never read what an earlier run left on the stack;
-		 * verified programs are proven not to read before writing.
-		 * rep stosq: rdi = frame, rcx = 64 qwords, rax = 0. */
-		rm_mem(j, true, OP(0x8d), RDI, RBP, -(int32_t)RB_BPF_STACK_SIZE, false);
-		rr(j, false, OP(0x31), RAX, RAX, false);
-		mov_imm64(j, RCX, RB_BPF_STACK_SIZE / 8);
-		emit(j, OP(0xf3, 0x48, 0xab));
+		 * verified programs are proven not to read before writing. */
+		zero_stack(j, RB_BPF_STACK_SIZE, true);
 	} else if (j->harden) {
 		zero_stack(j, frame_depth(j, 0), true);
 	}
 	/* r1..r5: the caller's arguments (rosenbridged passes the context and
-	 * zeros), never what the registers held. */
+	 * zeros), never what the registers held; r2 (rsi, the pointer to
+	 * them) last. */
 	for (int i = 0; i < 5; i++)
-		if (j->uses[i + 1])
-			load_ctx(j, bpf2x86[i + 1], OFF(args) + 8 * i);
+		if (i != 1 && j->uses[i + 1])
+			rm_mem(j, true, OP(0x8b), bpf2x86[i + 1], RSI, 8 * i, false);
+	if (j->uses[2])
+		rm_mem(j, true, OP(0x8b), RSI, RSI, 8, false);
 	if (!j->checked) {
 		/* Verified programs are proven not to read a register before
 		 * writing it; hardened, a wrong proof still reads 0, not the
@@ -1145,6 +1301,30 @@ static void emit_prologue(struct jit *j)
 	rr(j, false, OP(0x31), R13, R13, false);
 	rr(j, false, OP(0x31), R14, R14, false);
 	rr(j, false, OP(0x31), R15, R15, false);
+}
+
+/* Leaves the generated code: rsp back, registers restored, ret. */
+static void emit_tail(struct jit *j)
+{
+	if (!j->lean)
+		load_ctx(j, RSP, OFF(saved_rsp));
+	if (j->frame_bytes) {
+		rr(j, true, OP(0x81), 0, RSP, false);
+		e4(j, j->frame_bytes);
+	}
+	for (unsigned i = j->n_saved; i-- > 0;)
+		pop(j, j->saved[i]);
+	e1(j, 0xc3);
+}
+
+/* A normal exit: r0 is in rax, the budget left goes to rdx. */
+static void emit_return(struct jit *j)
+{
+	if (j->budget_reg >= 0)
+		mov_rr(j, true, RDX, j->budget_reg);
+	else
+		load_ctx(j, RDX, OFF(h.budget));
+	emit_tail(j);
 }
 
 static void emit_stubs(struct jit *j)
@@ -1186,139 +1366,301 @@ static void emit_stubs(struct jit *j)
 		e1(j, 0xc3);
 	}
 
-	/* Failure stubs: record pc and status, then L_FAIL. */
+	/* Failure stubs: record pc, status and refund, then L_FAIL. */
 	for (size_t i = 0; i < j->nstub; i++) {
 		uint32_t here = (uint32_t)j->len;
 		int32_t rel = (int32_t)(here - (j->stub[i].at + 4));
 		memcpy(j->buf + j->stub[i].at, &rel, 4);
-		/* mov dword [ctx+pc], pc ; mov dword [ctx+status], status */
-		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(pc), false);
+		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.pc), false);
 		e4(j, j->stub[i].pc);
-		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(status), false);
+		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.status), false);
 		e4(j, j->stub[i].status);
+		rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.refund), false);
+		e4(j, j->stub[i].refund);
 		jmp_to(j, 0xff, L_FAIL, FIX_LABEL);
 	}
 
+	/* Edges that adjust the budget on the way. */
+	for (size_t i = 0; i < j->nedge; i++) {
+		uint32_t here = (uint32_t)j->len;
+		int32_t rel = (int32_t)(here - (j->edge[i].at + 4));
+		memcpy(j->buf + j->edge[i].at, &rel, 4);
+		budget_add(j, j->edge[i].delta);
+		jmp_to(j, 0xff, j->edge[i].target, j->edge[i].kind);
+	}
+
+	/* L_BUDGET: a slow copy found the budget spent before the
+	 * instruction in r10. */
+	j->label[L_BUDGET] = (uint32_t)j->len;
+	rm_mem(j, false, OP(0x89), R10, CTXREG, OFF(h.pc), false);
+	rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.status), false);
+	e4(j, RB_BPF_E_BUDGET);
+	rm_mem(j, false, OP(0xc7), 0, CTXREG, OFF(h.refund), false);
+	e4(j, 0);
+	jmp_to(j, 0xff, L_FAIL, FIX_LABEL);
+
 	/* L_STOP: a helper ended the program: r0 = stop value. */
 	j->label[L_STOP] = (uint32_t)j->len;
-	load_ctx(j, RAX, (int32_t)offsetof(struct rb_bpf_call, stop_value));
+	load_ctx(j, RAX, CALL_OFF(stop_value));
 	jmp_to(j, 0xff, L_EPILOGUE, FIX_LABEL);
 
-	/* L_FAIL: status already recorded. */
+	/* L_FAIL: status, pc and refund recorded; the budget left too. */
 	j->label[L_FAIL] = (uint32_t)j->len;
-	/* fall into the epilogue */
-	j->label[L_EPILOGUE] = (uint32_t)j->len;
 	if (j->budget_reg >= 0)
-		store_ctx(j, j->budget_reg, OFF(budget));
-	load_ctx(j, RSP, OFF(saved_rsp));
-	if (j->frame_bytes) {
-		rr(j, true, OP(0x81), 0, RSP, false);
-		e4(j, j->frame_bytes);
+		store_ctx(j, j->budget_reg, OFF(h.budget));
+	mov_imm64(j, RDX, (uint64_t)-1);
+	emit_tail(j);
+
+	j->label[L_EPILOGUE] = (uint32_t)j->len;
+	emit_return(j);
+}
+
+/* One instruction (two slots for lddw).  `invert_to`: a conditional jump
+ * emitted the other way, to that instruction (the peephole in
+ * emit_fast()); UINT32_MAX for none. */
+static int emit_insn(struct jit *j, size_t pc, uint32_t invert_to, char *err, size_t errlen)
+{
+	const struct rb_bpf_prog *p = j->prog;
+	const struct rb_bpf_insn *in = &p->insns[pc];
+	unsigned idx = rb_bpf_op_index(in);
+
+	/* (The peephole's jump is the ja's edge: nothing runs after it.) */
+	j->cur_rest = j->slow ? 0 : j->rest[invert_to != UINT32_MAX ? pc + 1 : pc];
+	if (j->facts && !(j->facts[pc].flags & RB_FACT_SEEN)) {
+		/* The verifier never got here: its real code is never
+		 * emitted, so a wrong jump cannot run unproven code. */
+		fail_if(j, 0xff, (uint32_t)pc, RB_BPF_E_FAULT | ST_UNREACHABLE);
+		return 0;
 	}
-	for (unsigned i = j->n_saved; i-- > 0;)
-		pop(j, j->saved[i]);
-	e1(j, 0xc3);
+	switch (in->code & 7) {
+	case RB_BPF_ALU:
+	case RB_BPF_ALU64:
+		if (emit_alu_hardened(j, in, idx, (uint32_t)pc)) {
+			snprintf(err, errlen, "insn %zu: cannot compile opcode 0x%02x", pc, in->code);
+			return -EINVAL;
+		}
+		break;
+	case RB_BPF_LD: {
+		uint64_t v = (uint64_t)(uint32_t)in->imm | (uint64_t)(uint32_t)p->insns[pc + 1].imm << 32;
+		if (in->src == RB_BPF_PSEUDO_DATA)
+			v = (uint64_t)(uintptr_t)p->data[in->imm] + (uint32_t)p->insns[pc + 1].imm;
+		mov_imm64(j, bpf2x86[in->dst], v);
+		break;
+	}
+	case RB_BPF_LDX:
+		emit_load(j, in, (uint32_t)pc);
+		break;
+	case RB_BPF_ST:
+	case RB_BPF_STX:
+		if ((in->code & 0xe0) == RB_BPF_ATOMIC)
+			emit_atomic(j, in, (uint32_t)pc);
+		else
+			emit_store(j, in, (uint32_t)pc);
+		break;
+	case RB_BPF_JMP:
+	case RB_BPF_JMP32: {
+		uint8_t op = in->code & 0xf0;
+		if (op == RB_BPF_JA) {
+			jmp_to(j, 0xff, jump_target(in, pc), FIX_INSN);
+		} else if (op == RB_BPF_EXIT && !j->has_local_calls) {
+			if (j->lean)
+				emit_return(j);
+			else
+				jmp_to(j, 0xff, L_EPILOGUE, FIX_LABEL);
+		} else if (op == RB_BPF_EXIT) {
+			/* depth 0: leave; else return to the local caller */
+			rm_mem(j, true, OP(0x81), 7, CTXREG, OFF(depth), false);
+			e4(j, 0);
+			jmp_to(j, CC_E, L_EPILOGUE, FIX_LABEL);
+			e1(j, 0xc3);
+		} else if (idx == RB_XOP_CALL_LOCAL) {
+			emit_local_call(j, in, (uint32_t)pc);
+		} else if (op == RB_BPF_CALL) {
+			emit_helper_call(j, in, idx, (uint32_t)pc);
+		} else if (invert_to != UINT32_MAX) {
+			emit_jcc_hardened(j, in, (uint32_t)pc, true, invert_to);
+		} else {
+			emit_jcc_hardened(j, in, (uint32_t)pc, false, jump_target(in, pc));
+		}
+		break;
+	}
+	}
+	return 0;
+}
+
+/*
+ * "if cond goto +1; goto T" as one jump "if !cond goto T" (what clang
+ * emits at the bottom of a loop whose exit test is not the back edge):
+ * when the ja is nothing's target and both were reached.  Returns T or
+ * UINT32_MAX.
+ */
+static uint32_t jcc_over_ja(const struct jit *j, size_t pc)
+{
+	const struct rb_bpf_prog *p = j->prog;
+	const struct rb_bpf_insn *in = &p->insns[pc];
+
+	if (!is_cond_jump(in) || in->off != 1 || pc + 2 >= p->n_insns)
+		return UINT32_MAX;
+	const struct rb_bpf_insn *ja = &p->insns[pc + 1];
+	if ((ja->code != (RB_BPF_JMP | RB_BPF_JA) && ja->code != (RB_BPF_JMP32 | RB_BPF_JA)) ||
+	    (j->pflags[pc + 1] & (P_TARGET | P_HEAD)))
+		return UINT32_MAX;
+	if (j->facts && (!(j->facts[pc].flags & RB_FACT_SEEN) || !(j->facts[pc + 1].flags & RB_FACT_SEEN)))
+		return UINT32_MAX;
+	return jump_target(ja, pc + 1);
+}
+
+/*
+ * "d = s; d += x" (clang's way to form a pointer plus an offset) as one
+ * "lea d, [s + x]", after the range check of x when x is the number the
+ * verifier saw added to a pointer: when the add is no jump's target and
+ * neither has a fact that changes its code.  True when it emitted them.
+ */
+static bool mov_add_lea(struct jit *j, size_t pc)
+{
+	const struct rb_bpf_prog *p = j->prog;
+	const struct rb_bpf_insn *mov = &p->insns[pc], *add = &p->insns[pc + 1];
+
+	if (pc + 1 >= p->n_insns || mov->code != (RB_BPF_ALU64 | RB_BPF_MOV | RB_BPF_X) || mov->off ||
+	    add->code != (RB_BPF_ALU64 | RB_BPF_ADD | RB_BPF_X) || add->dst != mov->dst ||
+	    add->src == mov->dst || (j->pflags[pc + 1] & P_LEAD))
+		return false;
+	const struct rb_bpf_fact *f = j->facts ? &j->facts[pc + 1] : NULL;
+	if (j->facts) {
+		const struct rb_bpf_fact *m = &j->facts[pc];
+		if (!(m->flags & RB_FACT_SEEN) || (m->flags & RB_FACT_SRC_CONST) || !(f->flags & RB_FACT_SEEN) ||
+		    (f->flags & (RB_FACT_SRC_CONST | RB_FACT_NUM_IS_DST)))
+			return false;
+	}
+	if (f && (f->flags & RB_FACT_PTR_ARITH)) {
+		j->cur_rest = j->rest[pc + 1];
+		range_check(j, bpf2x86[add->src], f, (uint32_t)pc + 1);
+	}
+	lea_sum(j, bpf2x86[mov->dst], bpf2x86[mov->src], bpf2x86[add->src]);
+	return true;
+}
+
+/* The fast code: each superblock charged once at its head. */
+static int emit_fast(struct jit *j, char *err, size_t errlen)
+{
+	const struct rb_bpf_prog *p = j->prog;
+
+	for (size_t pc = 0; pc < p->n_insns; pc++) {
+		j->insn_off[pc] = (uint32_t)j->len;
+		if (j->pflags[pc] & P_HEAD) {
+			int64_t charge = (int64_t)j->sb_total[pc] - j->fold[pc];
+			if (charge > 0) {
+				budget_sub(j, (uint32_t)charge);
+				/* jl: the slow copy (emit_slow() patches it) */
+				e1(j, 0x0f);
+				e1(j, 0x80 + CC_L);
+				j->slow_at[pc] = (uint32_t)j->len;
+				e4(j, 0);
+			} else {
+				budget_add(j, -charge); /* gives back what it was overcharged */
+			}
+		}
+		if (mov_add_lea(j, pc)) { /* two instructions, one lea */
+			j->insn_off[pc + 1] = j->insn_off[pc];
+			pc++;
+			if (j->oom)
+				break;
+			continue;
+		}
+		uint32_t over = jcc_over_ja(j, pc);
+		int rc = emit_insn(j, pc, over, err, errlen);
+		if (rc)
+			return rc;
+		if (over != UINT32_MAX) {
+			/* The ja emits nothing; falling through to pc + 2 is the
+			 * jump's taken edge, with its refund unless folded. */
+			uint32_t t = (uint32_t)pc + 2;
+			if (!(j->fold[t] && j->fold[t] == j->rest[pc]))
+				budget_add(j, j->rest[pc]);
+			j->insn_off[++pc] = (uint32_t)j->len;
+		} else if (is_lddw(&p->insns[pc])) {
+			j->insn_off[++pc] = (uint32_t)j->len;
+		}
+		if (j->oom)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * The exact slow copies: for each superblock whose charge can fail, its
+ * instructions again, each charged one at a time (stopping, as the
+ * interpreter does, at the first one the budget does not cover), leaving
+ * to the fast code's heads.
+ */
+static int emit_slow(struct jit *j, char *err, size_t errlen)
+{
+	const struct rb_bpf_prog *p = j->prog;
+
+	j->slow = true;
+	for (size_t h = 0; h < p->n_insns && !j->oom; h++) {
+		if (!j->slow_at[h] && !j->fold[h])
+			continue;
+		size_t end = j->sb_end[h];
+		if (j->slow_at[h]) {
+			int32_t rel = (int32_t)(j->len - (j->slow_at[h] + 4));
+			memcpy(j->buf + j->slow_at[h], &rel, 4);
+			/* The true budget: the head took sb_total - fold from a
+			 * budget that was fold short already. */
+			budget_add(j, j->sb_total[h]);
+		}
+		j->slow_entry[h] = (uint32_t)j->len;
+		size_t pc;
+		for (pc = h; pc < end; pc += is_lddw(&p->insns[pc]) ? 2 : 1) {
+			budget_sub(j, 1);
+			size_t jge = j->len;
+			e1(j, 0x7d); /* jge: still covered */
+			e1(j, 0);
+			mov_imm64(j, R10, pc);
+			jmp_to(j, 0xff, L_BUDGET, FIX_LABEL);
+			j->buf[jge + 1] = (uint8_t)(j->len - (jge + 2));
+			int rc = emit_insn(j, pc, UINT32_MAX, err, errlen);
+			if (rc)
+				return rc;
+		}
+		/* Fall through into the next superblock's fast code. */
+		const struct rb_bpf_insn *last = NULL;
+		for (size_t q = h; q < end; q += is_lddw(&p->insns[q]) ? 2 : 1)
+			last = &p->insns[q];
+		uint8_t op = last->code & 0xf0;
+		if (end < p->n_insns && !(is_branch(last) && (op == RB_BPF_JA || op == RB_BPF_EXIT)))
+			jmp_to(j, 0xff, (uint32_t)end, FIX_INSN);
+		h = end - 1;
+	}
+	j->slow = false;
+	return 0;
 }
 
 static int compile(struct jit *j, char *err, size_t errlen)
 {
 	const struct rb_bpf_prog *p = j->prog;
-	uint8_t *lead = find_leaders(p);
+	int rc;
 
-	if (!lead)
-		return -ENOMEM;
 	for (size_t pc = 0; pc < p->n_insns; pc++)
 		if (rb_bpf_op_index(&p->insns[pc]) == RB_XOP_CALL_LOCAL)
 			j->has_local_calls = true;
+	rc = plan_blocks(j);
+	if (rc)
+		return rc;
 	plan_frame(j);
 	emit_prologue(j);
-	for (size_t pc = 0; pc < p->n_insns; pc++) {
-		const struct rb_bpf_insn *in = &p->insns[pc];
-		unsigned idx = rb_bpf_op_index(in);
-
-		j->insn_off[pc] = (uint32_t)j->len;
-		if (lead[pc]) {
-			/* Charge the block: sub budget, n ; jl out of budget */
-			if (j->budget_reg >= 0)
-				rr(j, true, OP(0x81), 5, j->budget_reg, false);
-			else
-				rm_mem(j, true, OP(0x81), 5, CTXREG, OFF(budget), false);
-			e4(j, block_len(p, lead, pc));
-			fail_if(j, CC_L, (uint32_t)pc, RB_BPF_E_BUDGET);
-		}
-		if (j->facts && !(j->facts[pc].flags & RB_FACT_SEEN)) {
-			/* The verifier never got here: its real code is never
-			 * emitted, so a wrong jump cannot run unproven code. */
-			fail_if(j, 0xff, (uint32_t)pc, RB_BPF_E_FAULT | ST_UNREACHABLE);
-			if (in->code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW))
-				j->insn_off[++pc] = (uint32_t)j->len;
-			if (j->oom)
-				break;
-			continue;
-		}
-		switch (in->code & 7) {
-		case RB_BPF_ALU:
-		case RB_BPF_ALU64:
-			if (emit_alu_hardened(j, in, idx, (uint32_t)pc)) {
-				snprintf(err, errlen, "insn %zu: cannot compile opcode 0x%02x", pc, in->code);
-				free(lead);
-				return -EINVAL;
-			}
-			break;
-		case RB_BPF_LD: {
-			uint64_t v = (uint64_t)(uint32_t)in->imm | (uint64_t)(uint32_t)p->insns[pc + 1].imm << 32;
-			if (in->src == RB_BPF_PSEUDO_DATA)
-				v = (uint64_t)(uintptr_t)p->data[in->imm] + (uint32_t)p->insns[pc + 1].imm;
-			mov_imm64(j, bpf2x86[in->dst], v);
-			pc++;
-			j->insn_off[pc] = (uint32_t)j->len;
-			break;
-		}
-		case RB_BPF_LDX:
-			emit_load(j, in, (uint32_t)pc);
-			break;
-		case RB_BPF_ST:
-		case RB_BPF_STX:
-			if ((in->code & 0xe0) == RB_BPF_ATOMIC)
-				emit_atomic(j, in, (uint32_t)pc);
-			else
-				emit_store(j, in, (uint32_t)pc);
-			break;
-		case RB_BPF_JMP:
-		case RB_BPF_JMP32: {
-			uint8_t op = in->code & 0xf0;
-			if (op == RB_BPF_JA) {
-				uint32_t t = (in->code & 7) == RB_BPF_JMP32 ? (uint32_t)(pc + 1 + in->imm)
-									    : (uint32_t)(pc + 1 + in->off);
-				jmp_to(j, 0xff, t, FIX_INSN);
-			} else if (op == RB_BPF_EXIT && !j->has_local_calls) {
-				jmp_to(j, 0xff, L_EPILOGUE, FIX_LABEL);
-			} else if (op == RB_BPF_EXIT) {
-				/* depth 0: leave; else return to the local caller */
-				rm_mem(j, true, OP(0x81), 7, CTXREG, OFF(depth), false);
-				e4(j, 0);
-				jmp_to(j, CC_E, L_EPILOGUE, FIX_LABEL);
-				e1(j, 0xc3);
-			} else if (idx == RB_XOP_CALL_LOCAL) {
-				emit_local_call(j, in, (uint32_t)pc);
-			} else if (op == RB_BPF_CALL) {
-				emit_helper_call(j, in, idx, (uint32_t)pc);
-			} else {
-				emit_jcc_hardened(j, in, (uint32_t)pc);
-			}
-			break;
-		}
-		}
-		if (j->oom)
-			break;
-	}
-	free(lead);
+	rc = emit_fast(j, err, errlen);
+	if (!rc)
+		rc = emit_slow(j, err, errlen);
+	if (rc)
+		return rc;
 	emit_stubs(j);
 	if (j->oom)
 		return -ENOMEM;
 	for (size_t i = 0; i < j->nfix; i++) {
 		const struct fixup *f = &j->fix[i];
-		uint32_t to = f->kind == FIX_INSN ? j->insn_off[f->target] : j->label[f->target];
+		uint32_t to = f->kind == FIX_INSN ? j->insn_off[f->target]
+			      : f->kind == FIX_SLOW ? j->slow_entry[f->target] : j->label[f->target];
 		int32_t rel = (int32_t)(to - (f->at + 4));
 		memcpy(j->buf + f->at, &rel, 4);
 	}
@@ -1359,6 +1701,7 @@ int rb_bpf_jit_ex(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, unsigned fla
 				p->jit_code = code;
 				p->jit_size = size;
 				p->jit_checked = j.checked;
+				p->jit_full_ctx = j.checked || p->has_calls || j.has_local_calls;
 			}
 		}
 	}
@@ -1367,7 +1710,11 @@ int rb_bpf_jit_ex(struct rb_bpf_prog *p, enum rb_bpf_jit_mode mode, unsigned fla
 	free(j.buf);
 	free(j.fix);
 	free(j.stub);
+	free(j.edge);
 	free(j.insn_off);
+	rb_bpf_plan_free(&j.plan);
+	free(j.slow_at);
+	free(j.slow_entry);
 	return rc;
 }
 
@@ -1383,87 +1730,132 @@ bool rb_bpf_prog_is_jitted(const struct rb_bpf_prog *p)
 	return p->jit_code != NULL;
 }
 
-/* Generated code carries no type signature before its entry, so clang's
- * -fsanitize=function (part of UBSan) would read before the code page. */
-#if defined(__clang__)
-__attribute__((no_sanitize("function")))
-#endif
-int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
-		   struct rb_bpf_result *res)
+/* Why a run failed, for a person (off the hot path).  The fields past the
+ * head are only read where a lean program cannot fail (faults of the
+ * checked mode, helpers). */
+static __attribute__((noinline, cold)) int jit_failed(const struct rb_jit_head *h,
+						    struct rb_bpf_result *res)
 {
-	uint64_t (*fn)(struct rb_jit_ctx *) = (uint64_t (*)(struct rb_jit_ctx *))prog->jit_code;
-	struct rb_jit_ctx c;
-	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
+	const struct rb_jit_ctx *c = (const struct rb_jit_ctx *)h;
+	const struct rb_bpf_prog *prog = h->prog;
+	uint64_t budget = h->opts->budget ? h->opts->budget : RB_BPF_DEFAULT_BUDGET;
+	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
+	uint32_t kind = h->status & 0xff;
 
-	/* Only what the code and the result need (no memset of the whole
-	 * context on the hot path). */
-	c.call.prog = prog;
-	c.call.user = opts->user;
-	c.call.stop = false;
-	c.call.failed = false;
-	c.depth = 0;
-	c.pc = 0;
-	c.status = 0;
-	c.call.msg[0] = 0;
-	/* The regions are only looked at by run-time checks and helpers. */
-	if (prog->jit_checked || prog->has_calls)
-		rb_bpf_fill_spans(&c.call, prog, opts);
-	else
-		c.call.n_spans = 0;
-	memcpy(c.args, opts->args, sizeof(c.args));
-	c.budget = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
-	c.helpers = prog->helper_fn;
-	/* The stack lives on the native stack inside the generated code,
-	 * which sets stack_lo/hi and the caches from its own frame. */
-	uint64_t r0 = fn(&c);
-	res->executed = budget - (uint64_t)(c.budget < 0 ? 0 : c.budget);
-	res->pc = c.pc;
-	if (c.status == 0) {
-		res->status = RB_BPF_OK;
-		res->r0 = r0;
-		return 0;
-	}
-	uint32_t kind = c.status & 0xff;
+	res->r0 = 0;
+	res->pc = h->pc;
+	res->executed = (uint64_t)(b - h->budget) - h->refund;
 	switch (kind) {
 	case RB_BPF_E_BUDGET:
 		res->status = RB_BPF_E_BUDGET;
 		res->executed = budget;
 		snprintf(res->msg, sizeof(res->msg), "insn %u: instruction budget of %" PRIu64 " exhausted",
-			 c.pc, budget);
+			 h->pc, budget);
 		return -E2BIG;
 	case RB_BPF_E_FAULT:
 		res->status = RB_BPF_E_FAULT;
-		if (c.status & ST_UNREACHABLE)
+		if (h->status & ST_UNREACHABLE)
 			snprintf(res->msg, sizeof(res->msg),
 				 "insn %u: reached an instruction the verifier proved unreachable "
-				 "(stopped by the JIT's hardening: a verifier bug)", c.pc);
-		else if (c.status & ST_OUT_OF_RANGE)
+				 "(stopped by the JIT's hardening: a verifier bug)", h->pc);
+		else if (h->status & ST_OUT_OF_RANGE)
 			snprintf(res->msg, sizeof(res->msg),
 				 "insn %u: a number added to a pointer is outside the range the verifier "
-				 "proved (stopped by the JIT's hardening: a verifier bug)", c.pc);
-		else if (c.status & ST_MISALIGNED)
-			snprintf(res->msg, sizeof(res->msg), "insn %u: misaligned atomic access", c.pc);
+				 "proved (stopped by the JIT's hardening: a verifier bug)", h->pc);
+		else if (h->status & ST_MISALIGNED)
+			snprintf(res->msg, sizeof(res->msg), "insn %u: misaligned atomic access", h->pc);
 		else
 			snprintf(res->msg, sizeof(res->msg),
 				 "insn %u: %s %" PRIu64 " bytes at 0x%" PRIx64 " outside the memory granted to the program",
-				 c.pc, (c.fault_size & 0x100) ? "write of" : "read of", c.fault_size & 0xff,
-				 c.fault_addr);
+				 h->pc, (c->fault_size & 0x100) ? "write of" : "read of", c->fault_size & 0xff,
+				 c->fault_addr);
 		return -EFAULT;
 	case RB_BPF_E_DEPTH:
 		res->status = RB_BPF_E_DEPTH;
 		snprintf(res->msg, sizeof(res->msg), "insn %u: local calls nested deeper than %u frames",
-			 c.pc, RB_BPF_MAX_FRAMES);
+			 h->pc, RB_BPF_MAX_FRAMES);
 		return -EINVAL;
 	default:
 		res->status = RB_BPF_E_HELPER;
-		if (c.status & ST_CALLX_UNKNOWN)
+		if (h->status & ST_CALLX_UNKNOWN)
 			snprintf(res->msg, sizeof(res->msg), "insn %u: callx to unknown helper %" PRIu64,
-				 c.pc, c.helper_id);
+				 h->pc, c->helper_id);
 		else
-			snprintf(res->msg, sizeof(res->msg), "insn %u: helper %s: %s", c.pc,
-				 prog->helpers && c.helper_id < RB_BPF_MAX_HELPERS
-					 ? prog->helpers->slot[c.helper_id].name : "?",
-				 c.call.msg);
+			snprintf(res->msg, sizeof(res->msg), "insn %u: helper %s: %s", h->pc,
+				 prog->helpers && c->helper_id < RB_BPF_MAX_HELPERS
+					 ? prog->helpers->slot[c->helper_id].name : "?",
+				 c->call.msg);
 		return -EINVAL;
 	}
+}
+
+/* Generated code carries no type signature before its entry, so clang's
+ * -fsanitize=function (part of UBSan) would read before the code page: the
+ * function that holds the call must say so (inlining does not carry it). */
+#if defined(__clang__)
+#define NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
+#else
+#define NO_SANITIZE_FUNCTION
+#endif
+
+/* Calls the code: only the result lives across the call (no callee-saved
+ * registers to save around it); a failure finds the rest in the head. */
+static inline NO_SANITIZE_FUNCTION __attribute__((always_inline)) int
+run_code(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+	 struct rb_bpf_result *res, struct rb_jit_head *h)
+{
+	uint64_t budget = opts->budget ? opts->budget : RB_BPF_DEFAULT_BUDGET;
+	int64_t b = budget > INT64_MAX ? INT64_MAX : (int64_t)budget;
+
+	h->prog = prog;
+	h->opts = opts;
+	res->executed = (uint64_t)b;
+	struct rb_jit_ret r = ((rb_jit_fn)prog->jit_code)((struct rb_jit_ctx *)h, opts->args, b);
+	if (RB_UNLIKELY(r.left < 0))
+		return jit_failed(h, res);
+	res->status = RB_BPF_OK;
+	res->r0 = r.r0;
+	res->pc = 0;
+	res->executed -= (uint64_t)r.left;
+	res->msg[0] = 0;
+	return 0;
+}
+
+/* A program with calls or run-time checks: its whole context filled first. */
+static NO_SANITIZE_FUNCTION __attribute__((noinline)) int
+run_jit_full(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+	     struct rb_bpf_result *res)
+{
+	struct rb_jit_ctx c;
+
+	c.call.prog = prog;
+	c.call.user = opts->user;
+	c.call.stop = false;
+	c.call.failed = false;
+	c.call.msg[0] = 0;
+	c.call.dbg = NULL;
+	c.depth = 0;
+	c.helpers = prog->helper_fn;
+	/* The regions are only looked at by run-time checks and helpers. */
+	rb_bpf_fill_spans(&c.call, prog, opts);
+	/* The stack lives on the native stack inside the generated code,
+	 * which sets stack_lo/hi and the caches from its own frame. */
+	return run_code(prog, opts, res, &c.h);
+}
+
+/*
+ * The entry point of every JIT'd run: a lean program (no calls, no
+ * run-time checks) gets nothing but its arguments and budget, in
+ * registers, and a context of a few bytes that the code only writes when
+ * the program fails.
+ */
+NO_SANITIZE_FUNCTION
+int rb_bpf_run_jit(const struct rb_bpf_prog *prog, const struct rb_bpf_run_opts *opts,
+		   struct rb_bpf_result *res)
+{
+	struct rb_jit_head h;
+
+	if (prog->jit_full_ctx)
+		return run_jit_full(prog, opts, res);
+	return run_code(prog, opts, res, &h);
 }

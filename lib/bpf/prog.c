@@ -417,6 +417,39 @@ static void *copy_section(const struct rb_bpf_data_section *s, int kind)
 	return p;
 }
 
+/* The budget plan (budget.c) as the interpreter charges it: heads charge
+ * their superblock; a copy of the ops steps one instruction at a time. */
+static int prepare_budget(struct rb_bpf_prog *p, const void *const *handlers)
+{
+	struct rb_bpf_plan plan;
+	size_t n = p->n_insns;
+
+	if (rb_bpf_plan_budget(p, &plan))
+		return -ENOMEM;
+	_Static_assert(sizeof(struct rb_bpf_head) == sizeof(struct rb_bpf_op),
+		       "the interpreter finds a head from its op's address");
+	p->step_ops = malloc((n + 1) * sizeof(*p->step_ops));
+	p->heads = calloc(n + 1, sizeof(*p->heads));
+	if (!p->step_ops || !p->heads) {
+		rb_bpf_plan_free(&plan);
+		return -ENOMEM;
+	}
+	for (size_t pc = 0; pc <= n; pc++) {
+		p->heads[pc].real = p->ops[pc].handler;
+		p->step_ops[pc] = p->ops[pc];
+		p->step_ops[pc].handler = handlers[RB_XOP_STEP];
+		if (pc < n && (plan.flags[pc] & RB_PLAN_HEAD)) {
+			p->heads[pc].charge = (int32_t)plan.sb_total[pc] - (int32_t)plan.fold[pc];
+			p->heads[pc].fold = plan.fold[pc];
+			p->ops[pc].handler = handlers[RB_XOP_HEAD];
+		}
+	}
+	p->rest = plan.rest; /* kept; the rest of the plan is not */
+	plan.rest = NULL;
+	rb_bpf_plan_free(&plan);
+	return 0;
+}
+
 static int prepare(struct rb_bpf_prog *p, const unsigned *index)
 {
 	const void *const *handlers = rb_bpf_interp_handlers();
@@ -431,6 +464,8 @@ static int prepare(struct rb_bpf_prog *p, const unsigned *index)
 		op->handler = handlers[index[pc]];
 		if (index[pc] == (RB_BPF_JMP | RB_BPF_CALL) || index[pc] == RB_XOP_CALLX)
 			p->has_calls = true;
+		if (index[pc] == RB_XOP_CALL_LOCAL || in->dst == 10 || in->src == 10)
+			p->uses_stack = true;
 		op->dst = in->dst;
 		op->src = in->src;
 		op->off = in->off;
@@ -447,7 +482,7 @@ static int prepare(struct rb_bpf_prog *p, const unsigned *index)
 		}
 	}
 	p->ops[p->n_insns].handler = handlers[RB_XOP_INVALID];
-	return 0;
+	return prepare_budget(p, handlers);
 }
 
 int rb_bpf_prog_new(const struct rb_bpf_insn *insns, size_t n_insns,
@@ -518,6 +553,9 @@ void rb_bpf_prog_free(struct rb_bpf_prog *p)
 	for (int k = 0; k < RB_BPF_DATA_KINDS; k++)
 		free(p->data[k]);
 	free(p->ops);
+	free(p->step_ops);
+	free(p->heads);
+	free(p->rest);
 	free(p->insns);
 	free(p->facts);
 	free(p);

@@ -325,19 +325,324 @@ TEST(helpers_calls_and_budgets_match)
 	run_both(deep, 2, h, NULL, 0, 0, &ri, &rj, after);
 	CHECK(ri.status == RB_BPF_E_DEPTH && rj.status == RB_BPF_E_DEPTH);
 
-	/* budget: the JIT charges per block, at most one block earlier */
+	/* budget: exact in instructions, the same stopping instruction */
 	struct rb_bpf_insn loop[] = {INS(0xb7, 0, 0, 0, 0), INS(0x07, 0, 0, 0, 1), INS(0x55, 0, 0, -2, 1000),
 				     INS(0x95, 0, 0, 0, 0)};
 	REQUIRE(run_both(loop, 4, h, NULL, 0, 0, &ri, &rj, after) == 0);
 	CHECK_EQ_U64(rj.r0, 1000);
+	CHECK_EQ_U64(rj.executed, ri.executed);
 	CHECK(run_both(loop, 4, h, NULL, 0, 1500, &ri, &rj, after) == 0);
 	CHECK(ri.status == RB_BPF_E_BUDGET && rj.status == RB_BPF_E_BUDGET);
-	CHECK(ri.pc == 1 || ri.pc == 2);
-	CHECK_EQ_U64(rj.pc, 1);
+	CHECK_EQ_U64(ri.pc, 2); /* 1 + 749 x 2 + 1: the 750th r0 += 1 ran, its jump did not */
+	CHECK_EQ_U64(rj.pc, ri.pc);
+	CHECK_EQ_U64(rj.executed, 1500);
 	struct rb_bpf_insn forever[] = {INS(0x05, 0, 0, -1, 0)};
 	run_both(forever, 1, h, NULL, 0, 0, &ri, &rj, after);
 	CHECK(rj.status == RB_BPF_E_BUDGET);
 	rb_bpf_helpers_free(h);
+}
+
+/* ---- the budget is exact ------------------------------------------------------ */
+
+/*
+ * A random program with loops: r9 = the 64 bytes of memory, r6 counts the
+ * outer loop down; inside, ALU on r0 r3 r4 r5 r7 r8, forward jumps, loads
+ * and stores through r9 and r10, helper calls (r1..r5 rewritten after
+ * them), lddw, the "if c goto +1; goto back" loop bottom clang emits and,
+ * with `local`, a call to a subprogram at the end that runs a loop of its
+ * own.  Every access stays in bounds: the unchecked JIT runs it too.
+ */
+static size_t rand_loop_prog(struct rb_bpf_insn *code, bool local)
+{
+	static const uint8_t regs[] = {0, 3, 4, 5, 7, 8};
+	size_t n = 0, call_at[8];
+	unsigned n_calls = 0;
+
+	code[n++] = INS(0xbf, 9, 1, 0, 0);
+	code[n++] = INS(0xb7, 6, 0, 0, (int32_t)(2 + rnd() % 6));
+	for (unsigned i = 0; i < sizeof(regs); i++)
+		code[n++] = INS(0xb7, regs[i], 0, 0, (int32_t)(rnd() % 100));
+	for (int k = 1; k <= 4; k++) /* no read of unwritten stack (the JIT without hardening) */
+		code[n++] = INS(0x7a, 10, 0, (int16_t)(-8 * k), (int32_t)rnd());
+	size_t top = n;
+	int body = 4 + (int)(rnd() % 14);
+	for (int i = 0; i < body; i++) {
+		uint8_t d = regs[rnd() % sizeof(regs)], s = regs[rnd() % sizeof(regs)];
+		switch (rnd() % 9) {
+		case 0: /* forward conditional jump over 1..2 */
+			if (rnd() % 2)
+				code[n++] = INS((uint8_t)(RB_BPF_JMP | jmp_ops[rnd() % sizeof(jmp_ops)] | RB_BPF_X), d, s,
+						(int16_t)(1 + rnd() % 2), 0);
+			else
+				code[n++] = INS((uint8_t)(RB_BPF_JMP | jmp_ops[rnd() % sizeof(jmp_ops)]), d, 0,
+						(int16_t)(1 + rnd() % 2), (int32_t)(rnd() % 100));
+			code[n++] = INS(0x07, d, 0, 0, (int32_t)(rnd() % 7));
+			code[n++] = INS(0xaf, d, s, 0, 0);
+			break;
+		case 1:
+			code[n++] = INS(0x7b, 9, s, (int16_t)(8 * (rnd() % 8)), 0);
+			break;
+		case 2:
+			code[n++] = INS(0x79, d, 9, (int16_t)(8 * (rnd() % 8)), 0);
+			break;
+		case 3:
+			code[n++] = INS(0x7b, 10, s, (int16_t)(-8 * (1 + rnd() % 4)), 0);
+			code[n++] = INS(0x79, d, 10, (int16_t)(-8 * (1 + rnd() % 4)), 0);
+			break;
+		case 4: /* helper, then r1..r5 are fresh */
+			code[n++] = INS(0x85, 0, 0, 0, 1);
+			for (int r = 1; r <= 5; r++)
+				code[n++] = INS(0xb7, (uint8_t)r, 0, 0, (int32_t)(rnd() % 50));
+			break;
+		case 5:
+			code[n++] = INS(0x18, d, 0, 0, (int32_t)rnd());
+			code[n++] = INS(0, 0, 0, 0, (int32_t)rnd());
+			break;
+		case 6:
+			if (local && n_calls < 8) {
+				call_at[n_calls++] = n;
+				code[n++] = INS(0x85, 0, 1, 0, 0); /* patched below */
+				break;
+			}
+			/* fall through */
+		default: /* add sub mul div or and lsh rsh */
+			if (rnd() % 2)
+				code[n++] = INS((uint8_t)(RB_BPF_ALU64 | alu_ops[rnd() % 8] | RB_BPF_X), d, s, 0, 0);
+			else
+				code[n++] = INS((uint8_t)(RB_BPF_ALU64 | alu_ops[rnd() % 8]), d, 0, 0,
+						(int32_t)(rnd() % 100));
+			break;
+		}
+	}
+	code[n++] = INS(0x07, 6, 0, 0, -1);
+	if (rnd() % 2) {
+		code[n] = INS(0x55, 6, 0, (int16_t)(top - (n + 1)), 0); /* if r6 != 0 goto top */
+		n++;
+	} else {
+		code[n++] = INS(0x15, 6, 0, 1, 0); /* if r6 == 0 goto +1 */
+		code[n] = INS(0x05, 0, 0, (int16_t)(top - (n + 1)), 0);
+		n++;
+	}
+	for (unsigned i = 0; i < sizeof(regs); i++)
+		code[n++] = INS(0xaf, 0, regs[i], 0, 0);
+	code[n++] = INS(0x95, 0, 0, 0, 0);
+	if (n_calls) { /* sub: r0 = sum of 1..(r6 & 7) with a loop of its own */
+		size_t sub = n;
+		code[n++] = INS(0xbf, 7, 6, 0, 0);
+		code[n++] = INS(0x57, 7, 0, 0, 7);
+		code[n++] = INS(0xb7, 0, 0, 0, 0);
+		code[n++] = INS(0x15, 7, 0, 3, 0);
+		code[n++] = INS(0x0f, 0, 7, 0, 0);
+		code[n++] = INS(0x07, 7, 0, 0, -1);
+		code[n++] = INS(0x05, 0, 0, -4, 0);
+		code[n++] = INS(0x95, 0, 0, 0, 0);
+		for (unsigned i = 0; i < n_calls; i++)
+			code[call_at[i]].imm = (int32_t)(sub - (call_at[i] + 1));
+	}
+	return n;
+}
+
+/* Runs `p` on a fresh copy of `mem0` (always at the same address: r1 is
+ * a helper's argument): the result and the memory after.  `how`: 0 the
+ * interpreter, 1 rb_bpf_run (the JIT'd code), 2 the interpreter's debug
+ * mode, which charges every instruction on its own (the reference). */
+static void run_copy(const struct rb_bpf_prog *p, int how, const uint8_t *mem0, uint8_t *after,
+		     uint64_t budget, struct rb_bpf_result *r)
+{
+	static uint8_t mem[64];
+	static struct rb_bpf_interp_debug dbg;
+	memcpy(mem, mem0, 64);
+	struct rb_bpf_region reg = {(uintptr_t)mem, 64, true};
+	struct rb_bpf_run_opts o = {.args = {(uintptr_t)mem, 64}, .regions = &reg, .n_regions = 1,
+				    .budget = budget};
+	if (how == 0) {
+		rb_bpf_run_interp(p, &o, r);
+	} else if (how == 1) {
+		rb_bpf_run(p, &o, r);
+	} else {
+		dbg.seed = 42;
+		dbg.n_args = 5;
+		rb_bpf_run_interp_debug(p, &o, &dbg, r);
+	}
+	memcpy(after, mem, 64);
+}
+
+TEST(budget_is_exact_in_the_interpreter_and_every_jit_mode_at_every_boundary)
+{
+	struct rb_bpf_helpers *h = rb_bpf_helpers_new();
+	REQUIRE(h);
+	rb_bpf_helpers_register(h, 1, "add", h_add);
+	struct rb_bpf_insn code[256];
+	uint8_t mem0[64], mi[64], mj[64];
+	int bad = 0;
+	unsigned long runs = 0;
+
+	for (int t = 0; t < 150 && bad < 5; t++) {
+		size_t n = rand_loop_prog(code, t % 3 == 2);
+		struct rb_bpf_prog *pi, *pj[3];
+		char err[256];
+		for (int i = 0; i < 64; i++)
+			mem0[i] = (uint8_t)rnd();
+		if (rb_bpf_prog_new(code, n, h, NULL, &pi, err, sizeof(err))) {
+			RT_FAIL_AT("program %d: %s", t, err);
+			break;
+		}
+		for (int m = 0; m < 3; m++) {
+			REQUIRE(rb_bpf_prog_new(code, n, h, NULL, &pj[m], err, sizeof(err)) == 0);
+			REQUIRE(rb_bpf_jit_ex(pj[m], m == 0 ? RB_BPF_JIT_CHECKED : RB_BPF_JIT_UNCHECKED,
+					      m == 2 ? RB_BPF_JIT_NO_HARDENING : 0, err, sizeof(err)) == 0);
+		}
+		struct rb_bpf_result ri, rj;
+		run_copy(pi, 2, mem0, mi, 0, &ri);
+		if (ri.status != RB_BPF_OK) {
+			RT_FAIL_AT("program %d: %s", t, ri.msg);
+			bad++;
+		}
+		uint64_t total = ri.executed;
+		/* Every budget from 1 to one past what it needs: the
+		 * interpreter (superblocks) and the three JIT modes against
+		 * the interpreter charging each instruction on its own. */
+		for (uint64_t b = 1; b <= total + 1 && bad < 5; b++) {
+			run_copy(pi, 2, mem0, mi, b, &ri);
+			for (int m = 0; m < 4; m++) {
+				run_copy(m == 3 ? pi : pj[m], m == 3 ? 0 : 1, mem0, mj, b, &rj);
+				runs++;
+				if (ri.status != rj.status || ri.executed != rj.executed ||
+				    (ri.status != RB_BPF_OK && ri.pc != rj.pc) ||
+				    (ri.status == RB_BPF_OK && ri.r0 != rj.r0) || memcmp(mi, mj, 64)) {
+					RT_FAIL_AT("program %d, %s %d, budget %" PRIu64 " of %" PRIu64
+						   ": reference %s at insn %u after %" PRIu64 " (%s), engine %s at insn %u after %" PRIu64 " (%s)%s",
+						   t, m == 3 ? "interpreter" : "JIT mode", m,
+						   b, total, rb_bpf_status_name(ri.status), ri.pc, ri.executed, ri.msg,
+						   rb_bpf_status_name(rj.status), rj.pc, rj.executed, rj.msg,
+						   memcmp(mi, mj, 64) ? ", memory differs" : "");
+					if (getenv("JIT_DEBUG") && !bad) {
+						char line[128];
+						for (size_t i = 0; i < n; i++) {
+							rb_bpf_disasm_insn(code, n, i, h, line, sizeof(line));
+							fprintf(stderr, "      %zu: %s\n", i, line);
+						}
+					}
+					bad++;
+					break;
+				}
+			}
+		}
+		rb_bpf_prog_free(pi);
+		for (int m = 0; m < 3; m++)
+			rb_bpf_prog_free(pj[m]);
+	}
+	CHECK(runs > 10000);
+	rb_bpf_helpers_free(h);
+}
+
+/* A loop whose budget runs out exactly at N instructions: the same stop in
+ * every engine, and N + 1 lets it finish. */
+TEST(budget_runs_out_at_the_same_instruction_in_a_counted_loop)
+{
+	/* r0 = 0; r1 = 10; loop: r0 += r1; r1 -= 1; if r1 != 0 goto loop; exit:
+	 * 2 + 3 x 10 + 1 = 33 instructions. */
+	struct rb_bpf_insn code[] = {INS(0xb7, 0, 0, 0, 0), INS(0xb7, 1, 0, 0, 10), INS(0x0f, 0, 1, 0, 0),
+				     INS(0x07, 1, 0, 0, -1), INS(0x55, 1, 0, -3, 0), INS(0x95, 0, 0, 0, 0)};
+	struct rb_bpf_prog *p[3];
+	char err[256];
+
+	for (int m = 0; m < 3; m++) {
+		REQUIRE(rb_bpf_prog_new(code, 6, NULL, NULL, &p[m], err, sizeof(err)) == 0);
+		if (m)
+			REQUIRE(rb_bpf_jit(p[m], m == 1 ? RB_BPF_JIT_CHECKED : RB_BPF_JIT_UNCHECKED, err,
+					   sizeof(err)) == 0);
+	}
+	for (int m = 0; m < 3; m++) {
+		struct rb_bpf_result r;
+		struct rb_bpf_run_opts o = {.budget = 33};
+		CHECK(rb_bpf_run(p[m], &o, &r) == 0);
+		CHECK_EQ_U64(r.r0, 55);
+		CHECK_EQ_U64(r.executed, 33);
+		o.budget = 32; /* everything but the exit */
+		CHECK(rb_bpf_run(p[m], &o, &r) == -E2BIG);
+		CHECK(r.status == RB_BPF_E_BUDGET);
+		CHECK_EQ_U64(r.pc, 5);
+		CHECK_EQ_U64(r.executed, 32);
+		o.budget = 30; /* 2 + 9 x 3 + 1: stops before the tenth r1 -= 1 */
+		CHECK(rb_bpf_run(p[m], &o, &r) == -E2BIG);
+		CHECK_EQ_U64(r.pc, 3);
+		CHECK_STR_CONTAINS(r.msg, "insn 3: instruction budget of 30 exhausted");
+		rb_bpf_prog_free(p[m]);
+	}
+}
+
+/* A fault charges exactly the instructions run, the faulting one included,
+ * though its superblock was charged whole at its head. */
+TEST(a_fault_in_the_middle_of_a_superblock_reports_the_instructions_run)
+{
+	/* r0 = 0; if r0 != 0 goto +3 (never); r0 = 1; r2 = *(u64 *)(r1 + 64)
+	 * (out of bounds); r0 = 2; exit */
+	uint64_t mem[8] = {0};
+	struct rb_bpf_insn code[] = {INS(0xb7, 0, 0, 0, 0), INS(0x55, 0, 0, 3, 0), INS(0xb7, 0, 0, 0, 1),
+				     INS(0x79, 2, 1, 64, 0), INS(0xb7, 0, 0, 0, 2), INS(0x95, 0, 0, 0, 0)};
+	struct rb_bpf_region reg = {(uintptr_t)mem, sizeof(mem), true};
+	struct rb_bpf_run_opts o = {.args = {(uintptr_t)mem}, .regions = &reg, .n_regions = 1};
+	struct rb_bpf_result ri, rj;
+	struct rb_bpf_prog *pi, *pj;
+	char err[256];
+
+	REQUIRE(rb_bpf_prog_new(code, 6, NULL, NULL, &pi, err, sizeof(err)) == 0);
+	REQUIRE(rb_bpf_prog_new(code, 6, NULL, NULL, &pj, err, sizeof(err)) == 0);
+	REQUIRE(rb_bpf_jit(pj, RB_BPF_JIT_CHECKED, err, sizeof(err)) == 0);
+	CHECK(rb_bpf_run(pi, &o, &ri) == -EFAULT);
+	CHECK(rb_bpf_run(pj, &o, &rj) == -EFAULT);
+	CHECK_EQ_U64(ri.pc, 3);
+	CHECK_EQ_U64(rj.pc, 3);
+	CHECK_EQ_U64(ri.executed, 4);
+	CHECK_EQ_U64(rj.executed, 4);
+	rb_bpf_prog_free(pi);
+	rb_bpf_prog_free(pj);
+}
+
+/* "d = s; d += x" is one lea in the JIT: every register as d, s and x
+ * (r10 as s, taken back out, and r7/r13 as a base need their own
+ * encodings), checked and unchecked, against the interpreter. */
+TEST(mov_then_add_as_one_lea_matches_for_every_register)
+{
+	struct rb_bpf_insn code[32];
+	int bad = 0;
+
+	for (uint8_t d = 0; d <= 9 && bad < 5; d++)
+		for (uint8_t s = 0; s <= 10; s++)
+			for (uint8_t x = 0; x <= 9; x++) {
+				if (x == d)
+					continue;
+				size_t n = 0;
+				for (uint8_t r = 0; r <= 9; r++)
+					code[n++] = INS(0xb7, r, 0, 0, (int32_t)(0x1000 * (r + 1) + r));
+				code[n++] = INS(0xbf, d, s, 0, 0);
+				code[n++] = INS(0x0f, d, x, 0, 0);
+				if (s == 10) /* the stack address differs between engines */
+					code[n++] = INS(0x1f, d, 10, 0, 0);
+				for (uint8_t r = 1; r <= 9; r++)
+					code[n++] = INS(0x27, 0, 0, 0, 3), code[n++] = INS(0x0f, 0, r, 0, 0);
+				code[n++] = INS(0x95, 0, 0, 0, 0);
+				struct rb_bpf_prog *p[3];
+				struct rb_bpf_result r[3];
+				char err[256];
+				for (int m = 0; m < 3; m++) {
+					REQUIRE(rb_bpf_prog_new(code, n, NULL, NULL, &p[m], err, sizeof(err)) == 0);
+					if (m)
+						REQUIRE(rb_bpf_jit(p[m], m == 1 ? RB_BPF_JIT_CHECKED : RB_BPF_JIT_UNCHECKED,
+								   err, sizeof(err)) == 0);
+					struct rb_bpf_run_opts o = {0};
+					rb_bpf_run(p[m], &o, &r[m]);
+					rb_bpf_prog_free(p[m]);
+				}
+				for (int m = 1; m < 3; m++)
+					if (r[m].status != RB_BPF_OK || r[m].r0 != r[0].r0 || r[m].executed != r[0].executed) {
+						RT_FAIL_AT("r%u = r%u; r%u += r%u: JIT mode %d gave 0x%llx (%s), interpreter 0x%llx",
+							   d, s, d, x, m, (unsigned long long)r[m].r0, r[m].msg,
+							   (unsigned long long)r[0].r0);
+						bad++;
+					}
+			}
 }
 
 TEST(unchecked_jit_runs_verified_style_code)
@@ -662,6 +967,15 @@ TEST(hardening_pointer_offsets_stay_in_the_proven_range)
 		{"ptr += num, lo = INT64_MIN", {INS(0x79, 2, 1, 0, 0), INS(0x0f, 1, 2, 0, 0),
 						INS(0x79, 0, 1, 0, 0), INS(0x95, 0, 0, 0, 0)},
 		 0, INT64_MIN, 8, 1 << 20, 8},
+		/* r3 = r1; r3 += r2: one lea after the check */
+		{"p = ptr; p += num", {INS(0x79, 2, 1, 0, 0), INS(0xbf, 3, 1, 0, 0), INS(0x0f, 3, 2, 0, 0),
+				       INS(0x79, 0, 3, 0, 0), INS(0x95, 0, 0, 0, 0)}, 0, 0, 8, 1 << 20, 8},
+		{"p = ptr; p += num, lo > 0", {INS(0x79, 2, 1, 0, 0), INS(0xbf, 3, 1, 0, 0),
+					       INS(0x0f, 3, 2, 0, 0), INS(0x79, 0, 3, 0, 0),
+					       INS(0x95, 0, 0, 0, 0)}, 0, 8, 16, 1 << 20, 8},
+		{"p = ptr; p += num, below lo", {INS(0x79, 2, 1, 0, 0), INS(0xbf, 3, 1, 0, 0),
+						 INS(0x0f, 3, 2, 0, 0), INS(0x79, 0, 3, 0, 0),
+						 INS(0x95, 0, 0, 0, 0)}, 0, 8, 16, 0, 8},
 	};
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		/* num -= ptr is r1 = -r1; r2 -= r1 (the number minus -mem) */
