@@ -253,7 +253,7 @@ def run_fio(a, image, qd, engine):
     others = max(0.0, ((m1 - m0) / CLK_TCK - cpu_s) / (w1 - w0))
     pct = rd["clat_ns"].get("percentile", {})
     return {
-        "backend": "fio", "mode": engine, "notify": "none", "round": 0, "bs": BS, "qd": qd,
+        "backend": f"fio-{engine}", "mode": "none", "notify": "none", "round": 0, "bs": BS, "qd": qd,
         "threads": 1, "seconds": secs, "ios": ios, "iops": float(rd["iops"]),
         "mean_us": rd["lat_ns"]["mean"] / 1000.0, "p50_us": pct.get("50.000000", 0) / 1000.0,
         "p99_us": pct.get("99.000000", 0) / 1000.0, "p999_us": pct.get("99.900000", 0) / 1000.0,
@@ -265,7 +265,7 @@ def run_fio(a, image, qd, engine):
 
 def one_run(a, name, backend, mode, notify, qd, rnd, image, sock, logf):
     if backend == "fio":
-        row = run_fio(a, image, qd, mode)
+        row = run_fio(a, image, qd, mode)  # backend "fio-ENGINE", mode "none": its name
         row["round"] = rnd
         return row
     logf.write(f"==== {name} qd={qd} round={rnd}\n")
@@ -336,6 +336,7 @@ def summary(a, rows, image_mib, resident, load0):
             label = {"qsd": "qsd", "qsd-io_uring": "qsd aio=io_uring", "fio": f"fio {mode} (no backend)"}.get(
                 backend, "rosenbridged --poll --no-inline-reads" if mode == "poll-uring"
                 else f"rosenbridged --{mode}") + ("" if backend == "fio" else f" / {notify}")
+            label = label[:40]
             log(f"  {label:<30} {qd:>3} {median_of(rs, 'iops'):>9.0f} {median_of(rs, 'mean_us'):>8.1f}"
                 f" {median_of(rs, 'p99_us'):>8.1f} {median_of(rs, 'backend_cpu_us_per_io'):>13.2f}"
                 f" {median_of(rs, 'backend_cores'):>13.2f} {median_of(rs, 'iops_per_backend_core'):>17.0f}"
@@ -380,7 +381,10 @@ def summary(a, rows, image_mib, resident, load0):
                     if base == "fio-io_uring/none" and mine == "rosenbridged/poll":
                         verdict = f"   target (issue 16) >= {FIO_TARGET}x: " + \
                             ("met" if r[0] >= FIO_TARGET else "MISSED")
-                    log(f"  {what:<40} vs {bwhat:<13} IOPS {r[0]:5.2f}x{verdict}")
+                    mine_r = {x["round"]: x["iops"] for x in by.get((mine, 1), [])}
+                    base_r = {x["round"]: x["iops"] for x in by.get((base, 1), [])}
+                    per = ", ".join(f"{mine_r[k] / base_r[k]:.2f}" for k in sorted(mine_r) if k in base_r)
+                    log(f"  {what:<40} vs {bwhat:<13} IOPS {r[0]:5.2f}x (per round {per}){verdict}")
         log()
     noisy = max(r["others_cores"] for r in rows)
     log(f"others = cores used by other processes during the run (shared machine);"
