@@ -385,6 +385,30 @@ static void compare(const struct rb_bpf_result *ri, const struct rb_bpf_result *
 				       g_after[r][i], g_at[r][i]);
 }
 
+/*
+ * Whether the program uses r10's value as a number (arithmetic, a store of
+ * it, a comparison) rather than only as the base of its stack accesses.
+ * The two engines' stacks lie at different addresses, so such a program's
+ * results differ between them with nothing wrong: the verifier refuses it
+ * (a pointer leak), and for a refused program run in the checked engines
+ * only the status, the pc and the count are compared.
+ */
+static bool fp_as_value(const struct rb_bpf_insn *insns, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned cls = insns[i].code & 7, x = insns[i].code & RB_BPF_X;
+		if ((cls == RB_BPF_ALU || cls == RB_BPF_ALU64) && x && insns[i].src == 10)
+			return true;
+		if (cls == RB_BPF_STX && insns[i].src == 10)
+			return true;
+		if ((cls == RB_BPF_JMP || cls == RB_BPF_JMP32) && (insns[i].dst == 10 || (x && insns[i].src == 10)))
+			return true;
+		if (cls == RB_BPF_LD && insns[i].code == (RB_BPF_LD | RB_BPF_IMM | RB_BPF_DW))
+			i++; /* the lddw's second slot */
+	}
+	return false;
+}
+
 static void run_both(const uint8_t *fill, size_t fill_len, uint64_t seed, bool accepted,
 		     unsigned flags)
 {
@@ -441,7 +465,8 @@ static void run_both(const uint8_t *fill, size_t fill_len, uint64_t seed, bool a
 	if (ri.executed != rj.executed)
 		report("%s after %" PRIu64 " instructions in the interpreter, %" PRIu64 " in the JIT",
 		       rb_bpf_status_name(ri.status), ri.executed, rj.executed);
-	compare(&ri, &rj, ri.status == RB_BPF_OK);
+	if (accepted || !fp_as_value(g_prog->insns, g_prog->n_insns))
+		compare(&ri, &rj, ri.status == RB_BPF_OK);
 }
 
 static uint64_t fnv1a(const uint8_t *d, size_t n)
